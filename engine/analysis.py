@@ -1,0 +1,495 @@
+"""Validation and shape inference in one pass: diagnostics, port types, parameter counts.
+
+`analyze(graph)` walks the graph (and, recursively, every loop and branch body) in
+topological order, giving every port a `TensorType` with a symbolic batch dim and every
+node its parameter count. It never raises on a user's mistake: problems come back as
+`Diagnostic` records. Only root causes are reported - a node whose inputs are already
+broken stays quiet, so one bad block lights up once, not all the way downstream.
+
+Pure: no torch.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes import lookup
+from nodes.spec import BlockSpec, Port
+from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
+
+from .graph import PATH_SEP, Edge, Graph, Node
+
+SEVERITIES = ("error", "warning", "info")
+MAX_PARAMETERS = 1 << 30          # 4 GiB of float32 weights: refuse before allocating
+MAX_ACTIVATION_VALUES = 1 << 28   # values per sample in one tensor
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    node: str | None = None       # a path for nodes inside regions: "loop1/body/fc"
+    port: str | None = None
+    param: str | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.node or "graph"
+        if self.port:
+            where += f".{self.port}"
+        if self.param:
+            where += f" ({self.param})"
+        return f"{self.severity}: {where}: {self.message} [{self.code}]"
+
+
+class GraphError(ValueError):
+    """The graph has error diagnostics, so it cannot be compiled."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        shown = "; ".join(str(d) for d in diagnostics[:5])
+        more = f" (and {len(diagnostics) - 5} more)" if len(diagnostics) > 5 else ""
+        super().__init__(f"the graph has errors: {shown}{more}")
+
+
+@dataclass
+class Analysis:
+    """What the engine knows about a graph, keyed by node path."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    outputs: dict[str, dict[str, TensorType]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, TensorType]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)   # resolved, with defaults
+    param_counts: dict[str, int] = field(default_factory=dict)
+    order: dict[str, list[str]] = field(default_factory=dict)         # region prefix -> node ids
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def total_params(self) -> int:
+        # Region totals already include their bodies; count only top-level nodes.
+        return sum(c for path, c in self.param_counts.items() if PATH_SEP not in path)
+
+
+def validate(graph: Graph) -> list[Diagnostic]:
+    return analyze(graph).diagnostics
+
+
+def analyze(graph: Graph) -> Analysis:
+    result = Analysis()
+    _Region(graph, "", result, boundary=None).run()
+    if not any(lookup(n.type) and lookup(n.type).kind == "output" for n in graph.nodes):
+        result.diagnostics.append(Diagnostic("no_output", "the graph has no Output block, so the "
+                                             "model would return nothing"))
+    return result
+
+
+def resolved_params(spec: BlockSpec, node: Node) -> dict[str, Any]:
+    values = spec.defaults()
+    values.update({k: spec.param(k).coerce(v) if spec.param(k) else v for k, v in node.params.items()})
+    return values
+
+
+class _Region:
+    """Analysis of one graph or region; `boundary` gives body inputs their types."""
+
+    def __init__(self, graph: Graph, prefix: str, result: Analysis,
+                 boundary: Mapping[str, TensorType | None] | None):
+        self.graph, self.prefix, self.result, self.boundary = graph, prefix, result, boundary
+        self.specs: dict[str, BlockSpec] = {}
+        self.ports: dict[str, tuple[tuple[Port, ...], tuple[Port, ...]]] = {}
+        self.broken: set[str] = set()   # nodes whose outputs are unknown (already reported)
+        self.results: dict[str, TensorType | None] = {}   # body_output id -> type
+
+    # -- reporting --
+
+    def report(self, code: str, message: str, node: str | None = None, *, port: str | None = None,
+               param: str | None = None, severity: str = "error") -> None:
+        path = self.prefix + node if node else (self.prefix.rstrip(PATH_SEP) or None)
+        self.result.diagnostics.append(Diagnostic(code, message, path, port, param, severity))
+
+    def title(self, node: Node) -> str:
+        spec = self.specs.get(node.id)
+        kind = spec.title if spec else node.type
+        return f"{kind} {node.name!r}"
+
+    # -- the pass --
+
+    def run(self) -> dict[str, TensorType | None]:
+        for node in self.graph.nodes:
+            self.check_node(node)
+        incoming = self.check_edges()
+        order = self.toposort(incoming)
+        self.result.order[self.prefix] = order
+        for node_id in order:
+            if node_id not in self.broken:
+                self.infer(self.graph.node(node_id), incoming.get(node_id, {}))
+        self.report_unused(incoming)
+        return self.results
+
+    def check_node(self, node: Node) -> None:
+        spec = lookup(node.type)
+        if spec is None:
+            self.report("unknown_block", f"unknown block type {node.type!r}", node.id)
+            self.broken.add(node.id)
+            return
+        self.specs[node.id] = spec
+        path = self.prefix + node.id
+        for name, value in node.params.items():
+            param = spec.param(name)
+            if param is None:
+                self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
+                            node.id, param=name, severity="warning")
+                continue
+            problem = param.check(value)
+            if problem:
+                code = "param_out_of_range" if problem.startswith(("must be at", "has a dim")) \
+                    else "bad_param"
+                self.report(code, f"{name} {problem} (got {_short_repr(value)})", node.id, param=name)
+                self.broken.add(node.id)
+        params = resolved_params(spec, node)
+        self.result.params[path] = params
+        in_regions = self.boundary is not None
+        if spec.kind in ("input", "output") and in_regions:
+            self.report("misplaced_block", f"{spec.title} belongs in the main graph; inside a body use "
+                        "Body input / Body output", node.id)
+            self.broken.add(node.id)
+        if spec.kind in ("body_input", "body_output") and not in_regions:
+            self.report("misplaced_block", f"{spec.title} only makes sense inside a loop or branch "
+                        "body", node.id)
+            self.broken.add(node.id)
+        for name in spec.regions:
+            if name not in node.regions:
+                self.report("region_signature", f"{self.title(node)} has no {name!r} body", node.id)
+                self.broken.add(node.id)
+        try:
+            self.ports[node.id] = spec.port_lists(node)
+        except Exception as e:  # a dynamic port rule given nonsense params
+            self.report("bad_param", f"cannot work out its ports: {e}", node.id)
+            self.broken.add(node.id)
+
+    def check_edges(self) -> dict[str, dict[str, Edge]]:
+        incoming: dict[str, dict[str, Edge]] = {}
+        for edge in self.graph.edges:
+            (src, out), (dst, inp) = edge.src, edge.dst
+            if src in self.ports and out not in {p.name for p in self.ports[src][1]}:
+                self.report("unknown_port", f"{self.title(self.graph.node(src))} has no output {out!r}",
+                            dst, port=inp)
+                self.broken.add(dst)
+                continue
+            if dst in self.ports and inp not in {p.name for p in self.ports[dst][0]}:
+                self.report("unknown_port", f"{self.title(self.graph.node(dst))} has no input {inp!r}",
+                            dst, port=inp)
+                continue
+            ports = incoming.setdefault(dst, {})
+            if inp in ports:
+                self.report("duplicate_input", f"input {inp!r} is wired twice (from {ports[inp].src[0]} "
+                            f"and {src}); an input takes one wire", dst, port=inp)
+                self.broken.add(dst)
+                continue
+            ports[inp] = edge
+        return incoming
+
+    def toposort(self, incoming: Mapping[str, Mapping[str, Edge]]) -> list[str]:
+        """Kahn's algorithm, ties broken by insertion order so generated code is stable."""
+        position = {n.id: i for i, n in enumerate(self.graph.nodes)}
+        pending = {n.id: len({e.src[0] for e in incoming.get(n.id, {}).values()})
+                   for n in self.graph.nodes}
+        consumers: dict[str, set[str]] = {}
+        for dst, ports in incoming.items():
+            for e in ports.values():
+                consumers.setdefault(e.src[0], set()).add(dst)
+        ready = [(position[i], i) for i, n in pending.items() if n == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, node_id = heapq.heappop(ready)
+            order.append(node_id)
+            for dst in consumers.get(node_id, ()):
+                pending[dst] -= 1
+                if pending[dst] == 0:
+                    heapq.heappush(ready, (position[dst], dst))
+        if len(order) < len(self.graph.nodes):
+            stuck = [n.id for n in self.graph.nodes if pending[n.id] > 0]
+            # Report the cycle once, on its first node; nodes downstream of it stay quiet.
+            self.report("cycle", "wires form a cycle through " + " → ".join(stuck[:6])
+                        + (" …" if len(stuck) > 6 else "") + "; use a Loop block for recurrence",
+                        stuck[0])
+            self.broken.update(stuck)
+            order += stuck
+        return order
+
+    def input_types(self, node: Node, incoming: Mapping[str, Edge]) -> dict[str, TensorType] | None:
+        """Types arriving at each connected input, or None when an upstream node is broken."""
+        types: dict[str, TensorType] = {}
+        missing = []
+        for port in self.ports[node.id][0]:
+            edge = incoming.get(port.name)
+            if edge is None:
+                if not port.optional:
+                    missing.append(port.name)
+                continue
+            src, out = edge.src
+            if src in self.broken:
+                return None
+            t = self.result.outputs.get(self.prefix + src, {}).get(out)
+            if t is None:
+                return None
+            types[port.name] = t
+        if missing:
+            self.report("missing_input", f"{self.title(node)} needs input "
+                        + ", ".join(repr(m) for m in missing), node.id, port=missing[0])
+            return None
+        return types
+
+    def infer(self, node: Node, incoming: Mapping[str, Edge]) -> None:
+        spec = self.specs[node.id]
+        path = self.prefix + node.id
+        params = self.result.params[path]
+        types = self.input_types(node, incoming)
+        if types is None:
+            self.broken.add(node.id)
+            return
+        self.result.inputs[path] = types
+        try:
+            outs = self.outputs_of(node, spec, params, types)
+        except ShapeError as e:
+            self.report(e.code, e.message, node.id, port=e.port, param=e.param)
+            self.broken.add(node.id)
+            return
+        except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as e:
+            self.report("shape_mismatch", f"{spec.title} cannot take these inputs "
+                        f"({', '.join(map(str, types.values()))}): {e}", node.id)
+            self.broken.add(node.id)
+            return
+        if outs is None:
+            self.broken.add(node.id)
+            return
+        out_ports = self.ports[node.id][1]
+        self.result.outputs[path] = {p.name: t for p, t in zip(out_ports, outs, strict=True)}
+        for p, t in zip(out_ports, outs, strict=True):
+            if numel(t.shape) > MAX_ACTIVATION_VALUES:
+                self.report("too_large", f"output {p.name} {fmt_shape(t.shape)} holds "
+                            f"{numel(t.shape):,} values per sample; refusing to allocate it", node.id,
+                            port=p.name)
+                self.broken.add(node.id)
+        if spec.count is not None and path not in self.result.param_counts:
+            self.result.param_counts[path] = spec.count(params, list(types.values()))
+        count = self.result.param_counts.get(path, 0)
+        if count > MAX_PARAMETERS:
+            self.report("too_large", f"{count:,} parameters (~{count * 4 / 2**30:.1f} GiB); refusing to "
+                        "allocate them", node.id)
+            self.broken.add(node.id)
+
+    def outputs_of(self, node: Node, spec: BlockSpec, params: Mapping[str, Any],
+                   types: Mapping[str, TensorType]) -> list[TensorType] | None:
+        kind = spec.kind
+        if kind == "input":
+            return [TensorType((BATCH, *params["shape"]), params["dtype"])]
+        if kind == "output":
+            return []
+        if kind == "body_output":
+            self.results[node.id] = types["x"]
+            return []
+        if kind == "body_input":
+            t = self.boundary.get(node.id)
+            return None if t is None else [t]
+        if kind == "loop":
+            return _infer_loop(self, node, params, types)
+        if kind == "branch":
+            return _infer_branch(self, node, params, types)
+        return spec.infer(params, list(types.values()), list(types))
+
+    def report_unused(self, incoming: Mapping[str, Mapping[str, Edge]]) -> None:
+        used = {e.src[0] for ports in incoming.values() for e in ports.values()}
+        for node in self.graph.nodes:
+            spec = self.specs.get(node.id)
+            if spec and spec.kind not in ("output", "body_output") and node.id not in used \
+                    and node.id not in self.broken and self.ports.get(node.id, ((), ()))[1]:
+                self.report("unused", f"{self.title(node)} feeds nothing, so it has no effect", node.id,
+                            severity="info")
+
+    def sub(self, node: Node, region: str, boundary: Mapping[str, TensorType | None]):
+        """Analyse one body; returns its result types, or None if it has errors."""
+        before = len(self.result.errors)
+        sub = _Region(node.regions[region], f"{self.prefix}{node.id}{PATH_SEP}{region}{PATH_SEP}",
+                      self.result, boundary)
+        results = sub.run()
+        if len(self.result.errors) > before:
+            return None
+        return sub, results
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def boundary_nodes(region: Graph, kind: str) -> list[Node]:
+    return [n for n in region.nodes if n.type == kind]
+
+
+def _role(node: Node, default: str) -> str:
+    role = node.params.get("role", default)
+    return role if isinstance(role, str) else default
+
+
+def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str, TensorType]):
+    body = node.regions["body"]
+    mode = p["mode"]
+    ins = boundary_nodes(body, "body_input")
+    outs = boundary_nodes(body, "body_output")
+    states = {n.id for n in ins if _role(n, "context") == "state"}
+    bad = None
+    for n in ins:
+        if _role(n, "context") == "sequence" and mode != "scan":
+            bad = f"body input {n.id!r} is a sequence, which only a scan loop has"
+    updated: dict[str, str] = {}
+    for n in outs:
+        role = _role(n, "output")
+        if role == "state":
+            target = n.params.get("state", "")
+            if target not in states:
+                bad = f"body output {n.id!r} updates {target!r}, which is not a state body input"
+            elif target in updated:
+                bad = f"state {target!r} is updated by both {updated[target]!r} and {n.id!r}"
+            updated[target] = n.id
+        elif role == "halt" and mode != "while":
+            bad = f"body output {n.id!r} is a halt score, which only a while loop has"
+    for s in sorted(states - set(updated)):
+        bad = f"state {s!r} is never updated: add a Body output with role state and state={s!r}"
+    if mode == "while" and p["halt"] == "per_sample":
+        for n in outs:
+            if _role(n, "output") == "output":
+                bad = (f"body output {n.id!r}: a per-sample while loop returns only its states, so each "
+                       "sample keeps the value of its own last step; make it a state")
+    halts = [n for n in outs if _role(n, "output") == "halt"]
+    if mode == "while" and len(halts) != 1:
+        bad = "a while loop's body needs exactly one Body output with role halt"
+    if not any(_role(n, "context") == "sequence" for n in ins) and mode == "scan":
+        bad = "a scan loop's body needs a Body input with role sequence"
+    if bad:
+        r.report("region_signature", bad, node.id)
+        return None
+
+    dim = p["dim"]
+    boundary: dict[str, TensorType | None] = {}
+    length = None
+    for n in ins:
+        outer = types.get(n.id)
+        role = _role(n, "context")
+        if role == "state" and outer is None:
+            if not types:
+                r.report("region_signature", f"state {n.id!r} starts at zeros, which needs at least one "
+                         "connected input to know the batch size", node.id, port=n.id)
+                return None
+            shape = n.params.get("shape", (16,))
+            outer = TensorType((BATCH, *shape))
+        if role == "sequence":
+            if outer.rank <= dim:
+                r.report("shape_mismatch", f"sequence {n.id!r} {fmt_shape(outer.shape)} has no dim {dim} "
+                         "to scan over", node.id, port=n.id)
+                return None
+            if length is not None and outer.shape[dim] != length:
+                r.report("shape_mismatch", f"sequences differ in length ({length} and "
+                         f"{outer.shape[dim]})", node.id, port=n.id)
+                return None
+            length = outer.shape[dim]
+            outer = outer.with_shape(outer.shape[:dim] + outer.shape[dim + 1:])
+        boundary[n.id] = outer
+    analysed = r.sub(node, "body", boundary)
+    if analysed is None:
+        return None
+    sub, results = analysed
+    for n in outs:
+        if _role(n, "output") == "state":
+            target = n.params["state"]
+            if results.get(n.id) != boundary[target]:
+                r.report("region_signature", f"state {target!r} enters the body as "
+                         f"{boundary[target]} but leaves it as {results.get(n.id)}", node.id, port=target)
+                return None
+        if _role(n, "output") == "halt" and p["halt"] == "per_sample":
+            t = results[n.id]
+            if t.shape not in ((BATCH,), (BATCH, 1)):
+                r.report("shape_mismatch", f"a per-sample halt score must be (B,) or (B, 1), not {t}",
+                         node.id)
+                return None
+    # Bodies count once when weights are shared, once per iteration otherwise.
+    body_count = sum(c for path, c in r.result.param_counts.items()
+                     if path.startswith(sub.prefix) and PATH_SEP not in path[len(sub.prefix):])
+    r.result.param_counts[r.prefix + node.id] = body_count * (1 if p["share_weights"] else
+                                                              loop_iterations(p, length))
+    out_types: list[TensorType] = [boundary[n.id] for n in ins if _role(n, "context") == "state"]
+    for n in outs:
+        if _role(n, "output") == "output":
+            t = results[n.id]
+            if mode == "scan":
+                t = t.with_shape((*t.shape[:dim], length, *t.shape[dim:]))
+            out_types.append(t)
+    if mode == "while":
+        out_types.append(TensorType((BATCH,)))
+    return out_types
+
+
+def loop_iterations(p: Mapping[str, Any], length: int | None) -> int:
+    """The static iteration count used for per-iteration weights."""
+    if p["mode"] == "scan":
+        return int(length)
+    if p["mode"] == "repeat" and p["count_from"] == "param":
+        return p["count"]
+    return p["max_iters"]
+
+
+def _infer_branch(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str, TensorType]):
+    then, other = node.regions["then"], node.regions["else"]
+    sig = {name: ([n.id for n in boundary_nodes(g, "body_input")],
+                  [n.id for n in boundary_nodes(g, "body_output")]) for name, g in
+           (("then", then), ("else", other))}
+    if sig["then"] != sig["else"]:
+        r.report("region_signature", f"then takes {sig['then'][0]} and returns {sig['then'][1]}, but "
+                 f"else takes {sig['else'][0]} and returns {sig['else'][1]}; both bodies need the same "
+                 "inputs and outputs", node.id)
+        return None
+    for g in (then, other):
+        for n in boundary_nodes(g, "body_input") + boundary_nodes(g, "body_output"):
+            role = _role(n, "context" if n.type == "body_input" else "output")
+            if role not in ("context", "output"):
+                r.report("region_signature", f"branch bodies only take context inputs and give plain "
+                         f"outputs; {n.id!r} has role {role!r}", node.id)
+                return None
+    cond = types["cond"]
+    if p["mode"] == "per_sample" and cond.shape not in ((BATCH,), (BATCH, 1)):
+        r.report("shape_mismatch", f"a per-sample condition must be (B,) or (B, 1), not {cond}",
+                 node.id, port="cond")
+        return None
+    boundary = {n.id: types.get(n.id) for n in boundary_nodes(then, "body_input")}
+    both = [r.sub(node, name, boundary) for name in ("then", "else")]
+    if None in both:
+        return None
+    (sub_then, res_then), (sub_else, res_else) = both
+    outs = []
+    for n in boundary_nodes(then, "body_output"):
+        a, b = res_then.get(n.id), res_else.get(n.id)
+        if a != b:
+            r.report("region_signature", f"output {n.id!r} is {a} from then but {b} from else",
+                     node.id, port=n.id)
+            return None
+        if p["mode"] == "per_sample" and not a.batched:
+            r.report("shape_mismatch", f"a per-sample branch mixes batched outputs; {n.id!r} is {a}",
+                     node.id, port=n.id)
+            return None
+        outs.append(a)
+    r.result.param_counts[r.prefix + node.id] = sum(
+        c for path, c in r.result.param_counts.items()
+        for sub in (sub_then, sub_else)
+        if path.startswith(sub.prefix) and PATH_SEP not in path[len(sub.prefix):])
+    return outs

@@ -1,0 +1,526 @@
+"""The code generator: graph → ordered program → Python source.
+
+One generator serves everything: the module the studio and trainer run is the `exec` of
+exactly the text `export_python` writes. The source has one line per node (loops and
+branches a few), names taken from node labels or ids made into legal, unique identifiers,
+literal constructor kwargs, and shape comments.
+
+Safety: no string from a graph file is pasted into code. Names are reduced to
+`[a-z0-9_]` identifiers; values arrive only as `repr` of params already validated against
+their specs (numbers, booleans, tuples of ints, fixed choices); Expression text is
+re-emitted from its checked syntax tree; text that reaches comments or docstrings is
+reduced to harmless printable characters.
+
+With `tap=True` the generator also writes `<Class>_forward(self, tap, ...)` functions whose
+bodies are the same lines with every edge read wrapped in `tap(k, value)`: the trainer's
+gradient-flow probe runs those on sampled steps against the very same module instance.
+
+Pure: no torch.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes import expression, lookup
+from nodes.spec import BlockSpec
+from nodes.types import TensorType
+
+from .analysis import Analysis, GraphError, analyze, boundary_nodes, loop_iterations
+from .graph import PATH_SEP, Edge, Graph, Node
+
+INDENT = "    "
+
+# Attributes every nn.Module already has; a submodule must never shadow one.
+# (tests/test_codegen.py checks this list against torch's nn.Module.)
+MODULE_ATTRIBUTES = frozenset(["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"])
+RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
+    "torch", "nn", "F", "self", "tap", "step", "i"} | MODULE_ATTRIBUTES
+
+
+class Namer:
+    """Legal, unique, non-shadowing identifiers from arbitrary text."""
+
+    def __init__(self, taken: set[str] | None = None):
+        self.taken = set(RESERVED) | (taken or set())
+
+    def __call__(self, text: str, fallback: str = "v") -> str:
+        base = re.sub(r"[^a-z0-9_]+", "_", str(text).lower()).strip("_")[:40].rstrip("_")
+        base = base or fallback
+        if base[0].isdigit():
+            base = f"{fallback}_{base}"
+        name, i = base, 2
+        while name in self.taken:
+            name = f"{base}_{i}"
+            i += 1
+        self.taken.add(name)
+        return name
+
+
+def class_name(text: str, taken: set[str]) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", str(text))
+    name = "".join(w[:1].upper() + w[1:] for w in words)[:60] or "Model"
+    if name[0].isdigit():
+        name = "Model" + name
+    base, i = name, 2
+    while name in taken or name in RESERVED:
+        name = f"{base}{i}"
+        i += 1
+    taken.add(name)
+    return name
+
+
+def safe_text(text: str, limit: int = 80) -> str:
+    """Text for comments and docstrings: printable ASCII without quotes or backslashes."""
+    cleaned = "".join(c if (" " <= c <= "~" and c not in "\\\"'`") else "?" for c in str(text))
+    return cleaned[:limit]
+
+
+def literal(value: Any) -> str:
+    """The repr of a validated param value; refuses anything that is not a plain literal."""
+    if value is None or isinstance(value, bool | int | str):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        inner = ", ".join(literal(v) for v in value)
+        return f"({inner},)" if isinstance(value, tuple) and len(value) == 1 else (
+            f"({inner})" if isinstance(value, tuple) else f"[{inner}]")
+    raise TypeError(f"not a literal: {type(value).__name__}")
+
+
+def call_name(qualified: str) -> str:
+    """`torch.nn.functional.relu` → `F.relu`, `torch.nn.Linear` → `nn.Linear`."""
+    for prefix, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn.")):
+        if qualified.startswith(prefix):
+            return short + qualified[len(prefix):]
+    return qualified
+
+
+def shape_comment(types: list[TensorType]) -> str:
+    return "  # " + ", ".join(str(t) for t in types) if types else ""
+
+
+def mask_for(var: str, rank: int) -> str:
+    """A (B,) mask indexed to broadcast over a rank-`rank` tensor: m[:, None, None]."""
+    return var if rank <= 1 else f"{var}[:, {', '.join(['None'] * (rank - 1))}]"
+
+
+@dataclass
+class Line:
+    text: str
+    node: str | None = None   # node path, for tracebacks and the studio's code highlight
+
+
+@dataclass
+class ClassCode:
+    name: str
+    doc: str
+    args: list[str]
+    arg_comments: list[str]
+    init: list[Line] = field(default_factory=list)
+    body: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class Generated:
+    source: str
+    class_name: str
+    line_nodes: dict[int, str]          # 1-based line number → node path
+    edge_keys: list[str]                # tap index → edge key ("loop1/body/fc.y->act.x")
+    body_classes: list[str]
+
+
+def export_python(graph: Graph, analysis: Analysis | None = None) -> str:
+    """The standalone `model.py` for this graph; it imports only torch."""
+    return generate(graph, analysis).source
+
+
+def generate(graph: Graph, analysis: Analysis | None = None, *, tap: bool = False) -> Generated:
+    """Raises GraphError when the graph has error diagnostics."""
+    analysis = analysis or analyze(graph)
+    if not analysis.ok:
+        raise GraphError(analysis.errors)
+    gen = _Generator(analysis, tap)
+    top = gen.emit_class(graph, "", class_name(graph.name, gen.class_names), top=True)
+    return gen.render(graph, top)
+
+
+class _Generator:
+    def __init__(self, analysis: Analysis, tap: bool):
+        self.analysis = analysis
+        self.tap = tap
+        self.class_names: set[str] = set()
+        self.classes: list[ClassCode] = []   # bodies first, the model last
+        self.edge_keys: list[str] = []
+        self.edge_numbers: dict[str, int] = {}
+        self.uses_functional = False
+
+    # -- classes --
+
+    def emit_class(self, graph: Graph, prefix: str, name: str, *, top: bool,
+                   doc: str = "") -> ClassCode:
+        names = Namer()
+        vars_: dict[tuple[str, str], str] = {}   # (node id, output port) → variable
+        args, arg_comments = [], []
+        kind_of = {n.id: lookup(n.type).kind for n in graph.nodes}
+        entry = "input" if top else "body_input"
+        for n in graph.nodes:
+            if kind_of[n.id] == entry:
+                arg = names(n.name, "x")
+                vars_[(n.id, "y")] = arg
+                args.append(arg)
+                arg_comments.append(f"{arg}: {self.out_types(prefix, n)[0]}")
+        code = ClassCode(name, doc, args, arg_comments)
+        attrs = names  # submodule attributes share the namespace with locals: one name per node
+        incoming: dict[str, dict[str, Edge]] = {}
+        for e in graph.edges:
+            incoming.setdefault(e.dst[0], {})[e.dst[1]] = e
+        results: dict[str, str] = {}
+        for node_id in self.analysis.order[prefix]:
+            node = graph.node(node_id)
+            spec = lookup(node.type)
+            ctx = _NodeContext(self, code, node, spec, prefix, incoming.get(node_id, {}), vars_, attrs)
+            if spec.kind in ("input", "body_input"):
+                continue
+            if spec.kind in ("output", "body_output"):
+                results[node_id] = ctx.use("x")
+                continue
+            ctx.emit()
+        # Results in the order the outputs were placed, which is the order callers unpack.
+        results = [results[n.id] for n in graph.nodes if n.id in results]
+        if len(results) == 1:
+            code.body.append(Line(f"return {results[0]}"))
+        elif results:
+            code.body.append(Line(f"return {', '.join(results)}"))
+        self.classes.append(code)
+        return code
+
+    def out_types(self, prefix: str, node: Node) -> list[TensorType]:
+        return list(self.analysis.outputs.get(prefix + node.id, {}).values())
+
+    def edge_index(self, prefix: str, edge: Edge) -> int:
+        """The tap number of an edge; reading an edge twice (say, in a loop) taps it twice."""
+        key = prefix + edge.key
+        if key not in self.edge_numbers:
+            self.edge_numbers[key] = len(self.edge_keys)
+            self.edge_keys.append(key)
+        return self.edge_numbers[key]
+
+    # -- the file --
+
+    def render(self, graph: Graph, top: ClassCode) -> Generated:
+        out: list[Line] = []
+        out.append(Line(f"# Generated by dprog from the graph {safe_text(graph.name)!s}; "
+                        "edit the graph, not this file."))
+        out.append(Line(f'"""{top.name}: a model built in dprog, in plain PyTorch."""'))
+        out.append(Line(""))
+        out.append(Line("import torch"))
+        if self.uses_functional:
+            out.append(Line("import torch.nn.functional as F"))
+        out.append(Line("from torch import nn"))
+        out.append(Line(""))
+        out.append(Line(f'__all__ = ["{top.name}"]'))
+        for cls in self.classes:
+            out += [Line(""), Line("")]
+            out.append(Line(f"class {cls.name}(nn.Module):"))
+            if cls.doc:
+                out.append(Line(f'{INDENT}"""{cls.doc}"""'))
+                out.append(Line(""))
+            out.append(Line(f"{INDENT}def __init__(self):"))
+            out.append(Line(f"{INDENT * 2}super().__init__()"))
+            out += [Line(INDENT * 2 + ln.text, ln.node) for ln in cls.init]
+            out.append(Line(""))
+            out.append(Line(f"{INDENT}def forward(self{''.join(', ' + a for a in cls.args)}):"))
+            out += self.forward_lines(cls, 2, tap=False)
+        if self.tap:
+            for cls in self.classes:
+                out += [Line(""), Line("")]
+                out.append(Line(f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):"))
+                out += self.forward_lines(cls, 1, tap=True)
+        text = "\n".join(ln.text for ln in out) + "\n"
+        line_nodes = {i + 1: ln.node for i, ln in enumerate(out) if ln.node}
+        return Generated(text, top.name, line_nodes, self.edge_keys,
+                         [c.name for c in self.classes[:-1]])
+
+    def forward_lines(self, cls: ClassCode, depth: int, *, tap: bool) -> list[Line]:
+        lines = [Line(INDENT * depth + "# " + safe_text(c, 120)) for c in cls.arg_comments]
+        for ln in cls.body:
+            text = ln.text
+            # Both renderings come from one list; the tapped one swaps in the tap markers.
+            text = _TAP.sub((lambda m: f"tap({m[1]}, {m[2]})") if tap else (lambda m: m[2]), text)
+            text = _BODY_CALL.sub((lambda m: f"{m[2]}_forward({m[1]}, tap, ") if tap
+                                  else (lambda m: f"{m[1]}("), text)
+            lines.append(Line(INDENT * depth + text, ln.node))
+        return lines
+
+
+# Placeholders the node emitters write; forward_lines renders them for either mode.
+_TAP = re.compile(r"\x00tap(\d+):([A-Za-z_][A-Za-z0-9_]*)\x00")
+_BODY_CALL = re.compile(r"\x00body:([^\x00]+):([A-Za-z_][A-Za-z0-9_]*)\x00\(")
+
+
+class _NodeContext:
+    """Emits the lines of one node."""
+
+    def __init__(self, gen: _Generator, code: ClassCode, node: Node, spec: BlockSpec, prefix: str,
+                 incoming: Mapping[str, Edge], vars_: dict[tuple[str, str], str], names: Namer):
+        self.gen, self.code, self.node, self.spec, self.prefix = gen, code, node, spec, prefix
+        self.incoming, self.vars, self.names = incoming, vars_, names
+        self.path = prefix + node.id
+        self.params = gen.analysis.params[self.path]
+        self.in_types = gen.analysis.inputs.get(self.path, {})
+        self.out_types = list(gen.analysis.outputs.get(self.path, {}).values())
+
+    def use(self, port: str) -> str:
+        """The expression reading input `port`: its variable, marked for an optional tap."""
+        edge = self.incoming[port]
+        var = self.vars[edge.src]
+        return f"\x00tap{self.gen.edge_index(self.prefix, edge)}:{var}\x00"
+
+    def var(self, port: str) -> str:
+        """The plain variable behind input `port`, for reading its shape or device only."""
+        return self.vars[self.incoming[port].src]
+
+    def line(self, text: str, types: list[TensorType] | None = None) -> None:
+        self.code.body.append(Line(text + shape_comment(types or []), self.path))
+
+    def init(self, text: str) -> None:
+        self.code.init.append(Line(text, self.path))
+
+    def outputs(self, ports: list[str] | None = None, *, qualify: bool = False) -> list[str]:
+        """Variables for the node's outputs: its name, or name_port when it has several."""
+        ports = ports if ports is not None else list(self.gen.analysis.outputs.get(self.path, {}))
+        single = len(ports) == 1 and not qualify
+        out = []
+        for port in ports:
+            var = self.names(self.node.name if single else f"{self.node.name}_{port}", self.node.type)
+            self.vars[(self.node.id, port)] = var
+            out.append(var)
+        return out
+
+    def emit(self) -> None:
+        kind = self.spec.kind
+        if kind == "loop":
+            _emit_loop(self)
+        elif kind == "branch":
+            _emit_branch(self)
+        elif self.node.type == "constant":
+            attr = self.outputs()[0]
+            p = self.params
+            self.init(f"self.register_buffer({attr!r}, torch.full({literal(tuple(p['shape']))}, "
+                      f"{literal(p['value'])}), persistent=False)")
+            self.line(f"{attr} = self.{attr}", self.out_types)
+        elif self.node.type == "parameter":
+            attr = self.outputs()[0]
+            p = self.params
+            shape = literal(tuple(p["shape"]))
+            start = {"zeros": f"torch.zeros({shape})", "ones": f"torch.ones({shape})",
+                     "normal": f"torch.randn({shape}) * {literal(p['scale'])}",
+                     "uniform": f"(torch.rand({shape}) * 2 - 1) * {literal(p['scale'])}"}[p["init"]]
+            self.init(f"self.{attr} = nn.Parameter({start})")
+            self.line(f"{attr} = self.{attr}", self.out_types)
+        else:
+            self.emit_op()
+
+    def emit_op(self) -> None:
+        spec, p = self.spec, self.params
+        types = list(self.in_types.values())
+        outs = self.outputs()
+        inputs = {port: self.use(port) for port in self.in_types}
+        if spec.module:
+            attr = outs[0]
+            kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
+            self.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
+            inputs["self"] = f"self.{attr}"
+            template = spec.template or "{self}(" + ", ".join("{" + k + "}" for k in self.in_types) + ")"
+        elif spec.function:
+            name = call_name(spec.function)
+            self.gen.uses_functional |= name.startswith("F.")
+            args = ["{" + k + "}" for k in self.in_types]
+            args += [f"{k}={literal(v)}" for k, v in spec.args(p, types).items()]
+            template = spec.template or f"{name}({', '.join(args)})"
+        elif self.node.type == "expression":
+            names = tuple("abcd"[: p["inputs"]])
+            self.line(f"{', '.join(outs)} = "
+                      + expression.render(p["expr"], names, {k: inputs[k] for k in names}),
+                      self.out_types)
+            return
+        else:
+            template = spec.template
+        if callable(template):
+            template = template(p, types)
+        values = {k: literal(v) for k, v in spec.args(p, types).items()}
+        values.update(inputs)
+        self.line(f"{', '.join(outs)} = {template.format_map(values)}", self.out_types)
+
+
+def _body_call(ctx: _NodeContext, cls: str, module: str, args: list[str]) -> str:
+    return f"\x00body:{module}:{cls}\x00({', '.join(args)})"
+
+
+def _emit_body(ctx: _NodeContext, region: str, doc: str) -> tuple[str, str]:
+    """Generate the body's class; returns (class name, attribute holding its module)."""
+    body = ctx.node.regions[region]
+    cls = class_name(f"{ctx.node.name} {region}", ctx.gen.class_names)
+    prefix = f"{ctx.path}{PATH_SEP}{region}{PATH_SEP}"
+    ctx.gen.emit_class(body, prefix, cls, top=False, doc=doc)
+    attr = ctx.names(f"{ctx.node.name}_{region}" if ctx.spec.kind == "branch" else ctx.node.name,
+                     ctx.node.type)
+    return cls, attr
+
+
+def _role(node: Node, default: str) -> str:
+    return node.params.get("role", default)
+
+
+def _emit_loop(ctx: _NodeContext) -> None:
+    p, node = ctx.params, ctx.node
+    mode = p["mode"]
+    body = node.regions["body"]
+    ins = boundary_nodes(body, "body_input")
+    outs = boundary_nodes(body, "body_output")
+    length = None
+    seq_dim = p["dim"]
+    for n in ins:
+        if _role(n, "context") == "sequence":
+            length = ctx.in_types[n.id].shape[seq_dim]
+    what = {"repeat": f"repeat {p['count']} times" if p["count_from"] == "param"
+            else "repeat count times", "scan": f"scan over dim {seq_dim}",
+            "while": f"while not halted, at most {p['max_iters']} times"}[mode]
+    cls, attr = _emit_body(ctx, "body", f"One iteration of loop {safe_text(node.name)}: {what}.")
+    n_iter = loop_iterations(p, length)
+    shared = p["share_weights"]
+    if shared:
+        ctx.init(f"self.{attr} = {cls}()")
+    else:
+        ctx.init(f"self.{attr} = nn.ModuleList({cls}() for _ in range({n_iter}))")
+    module = f"self.{attr}" if shared else f"self.{attr}[i]"
+    loop_var = "_" if shared else "i"
+
+    ctx.line(f"# {safe_text(node.name)}: {what}")
+    out_ports = [port for port in ctx.gen.analysis.outputs[ctx.path]]
+    out_vars = dict(zip(out_ports, ctx.outputs(out_ports, qualify=True), strict=True))
+    out_types = ctx.gen.analysis.outputs[ctx.path]
+    batch_ref = ctx.var(next(iter(ctx.in_types))) if ctx.in_types else None
+
+    call_args: list[str] = []
+    sequences: list[tuple[str, str]] = []   # (per-step variable, sequence expression)
+    for n in ins:
+        role = _role(n, "context")
+        if role == "state":
+            var = out_vars[n.id]
+            if n.id in ctx.incoming:
+                ctx.line(f"{var} = {ctx.use(n.id)}", [out_types[n.id]])
+            else:
+                dims = ", ".join(str(d) for d in out_types[n.id].shape[1:])
+                ctx.line(f"{var} = {batch_ref}.new_zeros({batch_ref}.shape[0], {dims})",
+                         [out_types[n.id]])
+            call_args.append(var)
+        elif role == "sequence":
+            step = ctx.names(n.name, "x_t")
+            sequences.append((step, f"{ctx.use(n.id)}.unbind({seq_dim})"))
+            call_args.append(step)
+        else:
+            call_args.append(ctx.use(n.id))
+
+    targets: list[str] = []
+    collected: list[tuple[str, str]] = []   # (list variable, output variable)
+    halt_var = None
+    per_sample = mode == "while" and p["halt"] == "per_sample"
+    for n in outs:
+        role = _role(n, "output")
+        if role == "state":
+            state_var = out_vars[n.params["state"]]
+            targets.append(ctx.names(f"{state_var}_next") if per_sample else state_var)
+        elif role == "halt":
+            halt_var = ctx.names(f"{node.name}_halt", "halt")
+            targets.append(halt_var)
+        elif mode == "scan":
+            step_out = ctx.names(f"{out_vars[n.id]}_t")
+            collected.append((ctx.names(f"{out_vars[n.id]}_steps"), out_vars[n.id]))
+            targets.append(step_out)
+        else:
+            targets.append(out_vars[n.id])
+    for list_var, _ in collected:
+        ctx.line(f"{list_var} = []")
+    if mode == "while":
+        it = out_vars["iterations"]
+        ctx.line(f"{it} = {batch_ref}.new_zeros({batch_ref}.shape[0])", [out_types["iterations"]])
+        if per_sample:
+            running = ctx.names(f"{node.name}_running", "running")
+            ctx.line(f"{running} = torch.ones_like({it}, dtype=torch.bool)  # samples not yet halted")
+
+    call = _body_call(ctx, cls, module, call_args)
+    if mode == "scan":
+        steps = [s for s, _ in sequences]
+        source = sequences[0][1] if len(sequences) == 1 else \
+            f"zip({', '.join(e for _, e in sequences)}, strict=True)"
+        head = ", ".join(steps)
+        ctx.line(f"for i, {head} in enumerate({source}):" if not shared and len(steps) == 1 else
+                 f"for i, ({head}) in enumerate({source}):" if not shared else f"for {head} in {source}:")
+    elif mode == "repeat" and p["count_from"] == "input":
+        count = ctx.names(f"{node.name}_count", "count")
+        ctx.line(f"{count} = int({ctx.use('count')}.max().clamp(1, {p['max_iters']}))")
+        ctx.line(f"for {loop_var} in range({count}):")
+    else:
+        ctx.line(f"for {loop_var} in range({n_iter if mode == 'repeat' else p['max_iters']}):")
+    ctx.line(f"{INDENT}{', '.join(targets)} = {call}")
+    for (list_var, _), target in zip(collected, [t for t, n in zip(targets, outs, strict=True)
+                                                  if _role(n, "output") == "output"], strict=True):
+        ctx.line(f"{INDENT}{list_var}.append({target})")
+    if mode == "while":
+        if per_sample:
+            for n, target in zip(outs, targets, strict=True):
+                if _role(n, "output") == "state":
+                    state_var = out_vars[n.params["state"]]
+                    rank = out_types[n.params["state"]].rank
+                    ctx.line(f"{INDENT}{state_var} = torch.where({mask_for(running, rank)}, {target}, "
+                             f"{state_var})  # halted samples keep theirs")
+            ctx.line(f"{INDENT}{it} = {it} + {running}")
+            ctx.line(f"{INDENT}{running} = {running} & ({halt_var}.reshape(-1) <= {literal(p['threshold'])})")
+            ctx.line(f"{INDENT}if not {running}.any():")
+            ctx.line(f"{INDENT * 2}break")
+        else:
+            ctx.line(f"{INDENT}{it} = {it} + 1")
+            ctx.line(f"{INDENT}if {halt_var}.mean() > {literal(p['threshold'])}:")
+            ctx.line(f"{INDENT * 2}break")
+    for list_var, var in collected:
+        ctx.line(f"{var} = torch.stack({list_var}, dim={seq_dim})", [out_types[
+            next(port for port, v in out_vars.items() if v == var)]])
+
+
+def _emit_branch(ctx: _NodeContext) -> None:
+    p, node = ctx.params, ctx.node
+    then_cls, then_attr = _emit_body(ctx, "then", f"Branch {safe_text(node.name)}, taken where the "
+                                     f"condition exceeds {p['threshold']!r}.")
+    else_cls, else_attr = _emit_body(ctx, "else", f"Branch {safe_text(node.name)}, taken elsewhere.")
+    ctx.init(f"self.{then_attr} = {then_cls}()")
+    ctx.init(f"self.{else_attr} = {else_cls}()")
+    args = [ctx.use(n.id) for n in boundary_nodes(node.regions["then"], "body_input")]
+    cond = ctx.use("cond")
+    outs = ctx.outputs()
+    out_types = ctx.out_types
+    threshold = literal(p["threshold"])
+    then_call = _body_call(ctx, then_cls, f"self.{then_attr}", args)
+    else_call = _body_call(ctx, else_cls, f"self.{else_attr}", args)
+    if p["mode"] == "hard":
+        ctx.line(f"if {cond}.mean() > {threshold}:  # one body for the whole batch")
+        ctx.line(f"{INDENT}{', '.join(outs)} = {then_call}")
+        ctx.line("else:")
+        ctx.line(f"{INDENT}{', '.join(outs)} = {else_call}")
+        return
+    mask = ctx.names(f"{node.name}_mask", "mask")
+    ctx.line(f"{mask} = {cond}.reshape(-1) > {threshold}  # (B,) which samples take then")
+    then_vars = [ctx.names(f"then_{v}") for v in outs]
+    else_vars = [ctx.names(f"else_{v}") for v in outs]
+    ctx.line(f"{', '.join(then_vars)} = {then_call}")
+    ctx.line(f"{', '.join(else_vars)} = {else_call}")
+    for var, a, b, t in zip(outs, then_vars, else_vars, out_types, strict=True):
+        ctx.line(f"{var} = torch.where({mask_for(mask, t.rank)}, {a}, {b})", [t])
+

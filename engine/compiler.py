@@ -1,0 +1,103 @@
+"""Compile a graph into a live `torch.nn.Module`: generate the source, then exec it.
+
+The text exec'd here is byte for byte what `export_python` returns. It is registered with
+`linecache` under a `<dprog:...>` file name, so tracebacks show the real generated lines,
+and `node_for_exception` maps a runtime error back to the node whose line raised it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nodes import lookup
+
+from .analysis import Analysis
+from .codegen import Generated, generate
+from .graph import Graph
+
+# file name → generated code, for mapping tracebacks back to nodes
+_SOURCES: dict[str, Generated] = {}
+
+
+@dataclass(frozen=True)
+class CompiledClass:
+    cls: type[nn.Module]
+    generated: Generated
+    filename: str
+    namespace: dict
+
+
+def compile_class(graph: Graph, analysis: Analysis | None = None, *, tap: bool = False) -> CompiledClass:
+    return _load(generate(graph, analysis, tap=tap))
+
+
+def compile_graph(graph: Graph, analysis: Analysis | None = None) -> nn.Module:
+    """A fresh instance of the graph's module, initialised from the torch RNG as usual."""
+    return compile_class(graph, analysis).cls()
+
+
+_LOADED: dict[str, CompiledClass] = {}   # by source text: recompiling an unchanged graph is free
+
+
+def _load(generated: Generated) -> CompiledClass:
+    hit = _LOADED.get(generated.source)
+    if hit is not None:
+        return hit
+    source = generated.source
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    filename = f"<dprog:{generated.class_name}:{digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict = {"__name__": f"dprog_generated_{digest}"}
+    exec(compile(source, filename, "exec"), namespace)  # the generator's own output; see codegen.py
+    _SOURCES[filename] = generated
+    loaded = CompiledClass(namespace[generated.class_name], generated, filename, namespace)
+    if len(_LOADED) >= 64:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[source] = loaded
+    return loaded
+
+
+def node_for_exception(exc: BaseException) -> str | None:
+    """The path of the node whose generated line raised `exc`, if it came from generated code."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        generated = _SOURCES.get(code.co_filename)
+        if generated is not None:
+            found = generated.line_nodes.get(tb.tb_lineno, found)
+        tb = tb.tb_next
+    return found
+
+
+def tapped_forward(compiled: CompiledClass) -> Callable:
+    """`<Class>_forward(module, tap, *inputs)` from a class compiled with tap=True."""
+    return compiled.namespace[f"{compiled.generated.class_name}_forward"]
+
+
+def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, ...]:
+    """Random inputs the compiled module accepts, one per Input block, in argument order.
+
+    Integer inputs stay below the smallest vocabulary of the Embeddings they feed.
+    """
+    tensors = []
+    for node in graph.nodes:
+        spec = lookup(node.type)
+        if spec is None or spec.kind != "input":
+            continue
+        params = {**spec.defaults(), **node.params}
+        shape = (batch_size, *params["shape"])
+        if params["dtype"] == "long":
+            vocab = [graph.node(e.dst[0]).params.get("num_embeddings", 100)
+                     for e in graph.outgoing(node.id) if graph.node(e.dst[0]).type == "embedding"]
+            tensors.append(torch.randint(0, min(vocab, default=10), shape, generator=generator))
+        else:
+            tensors.append(torch.randn(shape, generator=generator))
+    return tuple(tensors)

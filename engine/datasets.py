@@ -1,0 +1,863 @@
+"""Datasets for the trainer: built-in toy problems, scikit-learn's bundled sets and user files.
+
+`load_dataset(spec, seed)` turns the `dataset` section of a graph file's training setup into
+a `Dataset`: numpy arrays already split into a training and a validation part, in the dtypes
+the trainer hands to torch as they are (float32 features, int64 class ids, float32 regression
+targets). This module never imports torch; numpy is imported at the top, scikit-learn
+(about 1.5 s) only inside the loaders that need it, so importing the module stays cheap.
+
+What it guarantees:
+- The same spec and seed give identical arrays. Generation and split are both seeded from
+  `seed`; a `seed` key in the spec overrides the argument. `Dataset.spec` holds the resolved
+  spec (defaults filled in, seed included), so `load_dataset(dataset.spec)` rebuilds the
+  same data (relative paths again resolve against `base_dir`).
+- Every user mistake (unknown dataset or option, an option of the wrong type or out of range,
+  a bad file) raises `DatasetError`, a ValueError whose message names the dataset, option,
+  file, line and column concerned. Errors from numpy, csv or zipfile never leak out raw.
+- Files are read without pickle. The header of every .npy array (alone or inside an .npz) is
+  parsed first, and arrays of Python objects are refused before any of their bytes are
+  read, so a hostile file cannot run code.
+
+Decisions:
+- Split: the validation part gets ceil(n * val_fraction) samples. Classification splits are
+  stratified whenever stratifying is possible (each class has at least 2 samples and each part
+  has room for every class); otherwise the split is a plain shuffled one.
+- moons, circles, spirals and xor give raw coordinates with no preprocessing. iris features
+  are standardized (zero mean, unit variance) with the training part's mean and std, so the
+  validation part stays unseen; csv does the same when its option `standardize` is true.
+- digits: pixel values 0..16 are divided by 16; each image has shape (1, 8, 8), channel
+  first as torch's Conv2d wants it, or (64,) with `flatten`.
+- CSV: the first non-empty line is the header. Lines are numbered as a text editor numbers
+  them (the header is usually line 1). Fully empty lines are skipped; an empty cell is an
+  error. Task rule when `task` is "auto": classification if the target column holds any
+  non-numeric cell, or only integer values with at most 20 distinct ones; regression
+  otherwise. Class ids follow the sorted order of the distinct target values (numeric order
+  for numbers, string order for text), and `class_names` keeps their text.
+- npz/npy: with `task` "auto", integer or bool targets mean classification with the ids as
+  stored (num_classes = max id + 1), string targets are mapped to ids as in CSV, and float
+  targets mean regression. 1-D features and 1-D regression targets get one value per
+  sample: (N,) -> (N, 1).
+- Size guards: n_samples in 10..1,000,000, at most 1,000,000 rows from a file, at most
+  20,000,000 values for a generated sequence set, at most 2 GiB per array read from a file.
+- Relative file paths resolve against `base_dir` (the graph file's folder) when given, else
+  against the current directory.
+- `BUILTIN` lists the generated and bundled datasets; `FILE_FORMATS` lists csv, npz and npy.
+  Both are plain dicts of `DatasetInfo`, so a UI builds its option widgets from them.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, BinaryIO
+
+import numpy as np
+
+TASKS = ("classification", "regression")
+MIN_SAMPLES = 10
+MAX_SAMPLES = 1_000_000
+# The adding and parity problems allocate n_samples * length values; keep that bounded too.
+MAX_SEQUENCE_VALUES = 20_000_000
+# A file's header may claim any shape; refuse giant arrays before allocating for them.
+MAX_ARRAY_BYTES = 2 << 30
+MAX_AUTO_CLASSES = 20
+MAX_CLASSES = 100_000
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class DatasetError(ValueError):
+    """A dataset spec or file the trainer cannot use; the message says which one and why."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class Dataset:
+    """A dataset split into training and validation parts; checks its invariants when built.
+
+    Shapes: x_train is (N, *input_shape); y_train is (N,) int64 class ids for classification
+    or (N, *target_shape) float32 for regression. Features are float32, or int64 token ids
+    for sequence tasks that need them.
+    """
+
+    name: str
+    task: str
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_val: np.ndarray = field(repr=False)
+    y_val: np.ndarray = field(repr=False)
+    num_classes: int | None
+    input_shape: tuple[int, ...]
+    target_shape: tuple[int, ...]
+    description: str
+    class_names: tuple[str, ...] | None = None
+    spec: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        def bad(what: str) -> DatasetError:
+            return DatasetError(f"dataset '{self.name}': {what}")
+
+        if self.task not in TASKS:
+            raise bad(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "classification" and (self.num_classes is None or self.num_classes < 1):
+            raise bad("a classification dataset needs num_classes >= 1")
+        if self.task == "regression" and self.num_classes is not None:
+            raise bad("a regression dataset has num_classes None")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise bad(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        for part, x, y in (("train", self.x_train, self.y_train), ("val", self.x_val, self.y_val)):
+            if x.dtype not in (np.float32, np.int64):
+                raise bad(f"x_{part} must be float32 or int64, got {x.dtype}")
+            if x.shape[1:] != self.input_shape:
+                raise bad(f"x_{part} has shape {x.shape}, not (N, *{self.input_shape})")
+            if len(x) != len(y):
+                raise bad(f"x_{part} has {len(x)} samples but y_{part} has {len(y)}")
+            if y.shape[1:] != self.target_shape:
+                raise bad(f"y_{part} has shape {y.shape}, not (N, *{self.target_shape})")
+            if self.task == "classification":
+                if y.dtype != np.int64:
+                    raise bad(f"y_{part} must hold int64 class ids, got {y.dtype}")
+                if y.size and (y.min() < 0 or y.max() >= self.num_classes):
+                    raise bad(f"y_{part} holds ids outside 0..{self.num_classes - 1}")
+            elif y.dtype != np.float32:
+                raise bad(f"y_{part} must be float32 regression targets, got {y.dtype}")
+
+    @property
+    def is_2d(self) -> bool:
+        """True for 2-D points: the studio draws a decision boundary for these."""
+        return self.input_shape == (2,)
+
+
+# ---- option specs ---------------------------------------------------------------------------
+
+_KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a dataset: its JSON type, default, allowed range or choices, and doc.
+
+    `kind` is the Python type of the JSON value: int options refuse floats and booleans, float
+    options accept integers. A default of None means "not set"; a `required` option must be set.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[str, ...] = ()
+    required: bool = False
+
+    def check(self, value: Any, dataset: str) -> Any:
+        """The value, validated (ints given to a float option become floats)."""
+        where = f"dataset '{dataset}' option '{self.name}'"
+        if value is None:
+            if self.required:
+                raise DatasetError(
+                    f"dataset '{dataset}' needs the option '{self.name}': {self.doc}")
+            if self.default is None:
+                return None
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        # bool is a subclass of int in Python, but `true` is never a sample count in JSON.
+        if not isinstance(value, self.kind) or (self.kind is not bool and isinstance(value, bool)):
+            raise DatasetError(
+                f"{where} must be {_KIND_WORDS[self.kind]}, got {value!r} ({type(value).__name__})"
+            )
+        if self.kind is float and not math.isfinite(value):
+            raise DatasetError(f"{where} must be a finite number, got {value!r}")
+        if self.minimum is not None:
+            if self.exclusive_minimum and value <= self.minimum:
+                raise DatasetError(f"{where} must be greater than {self.minimum:g}, got {value!r}")
+            if value < self.minimum:
+                raise DatasetError(f"{where} must be at least {self.minimum:,g}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise DatasetError(f"{where} must be at most {self.maximum:,.12g}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise DatasetError(f"{where} must be one of {', '.join(self.choices)}; got {value!r}")
+        return value
+
+
+def _n_samples(default: int = 1000) -> Option:
+    return Option("n_samples", int, default, "number of samples generated",
+                  minimum=MIN_SAMPLES, maximum=MAX_SAMPLES)
+
+
+def _noise(default: float, doc: str) -> Option:
+    return Option("noise", float, default, doc, minimum=0.0, maximum=10.0)
+
+
+_VAL_FRACTION = Option("val_fraction", float, 0.2, "share of the samples held out for validation",
+                       minimum=0.0, maximum=0.9, exclusive_minimum=True)
+_SEED = Option("seed", int, None, "overrides the trainer's seed for generation and split",
+               minimum=0, maximum=MAX_SEED)
+_TASK = Option("task", str, "auto", "classification or regression; auto decides from the targets",
+               choices=("auto", *TASKS))
+_X_DTYPE = Option("x_dtype", str, "float32",
+                  "float32 features, or int64 token ids for models that embed them",
+                  choices=("float32", "int64"))
+_COMMON = (_VAL_FRACTION, _SEED)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset as UIs and the CLI list it: title, task, options; `load` builds it."""
+
+    name: str
+    title: str
+    task: str  # "classification", "regression", or "from file"
+    options: tuple[Option, ...]
+    doc: str
+    load: Callable[[_Request], Dataset] = field(repr=False, compare=False)
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a loader gets: its resolved options (JSON values, "name" and "seed" included)."""
+
+    info: DatasetInfo
+    opts: Mapping[str, Any]
+    seed: int
+    base_dir: Path | None
+
+    def path(self, key: str) -> Path:
+        """The file named by option `key`, resolved; DatasetError unless that file exists."""
+        path = Path(self.opts[key]).expanduser()
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        path = path.absolute()
+        where = f"dataset '{self.info.name}' option '{key}'"
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+            raise DatasetError(f"{where}: cannot use path {str(path)!r}: {e}") from None
+        if not exists:
+            raise DatasetError(f"{where}: file not found: {path}")
+        if is_dir:
+            raise DatasetError(f"{where}: {path} is a directory, not a file")
+        return path
+
+
+# ---- the shared tail: split, standardize, build -----------------------------------------------
+
+def _split(x: np.ndarray, y: np.ndarray, task: str, val_fraction: float, seed: int,
+           name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    n = len(y)
+    # round() first so 0.2 * 1000 cannot become 200.00000000000003 and ceil to 201.
+    n_val = math.ceil(round(n * val_fraction, 9))
+    n_train = n - n_val
+    if n_train < 1 or n_val < 1:
+        raise DatasetError(f"dataset '{name}' has only {n} samples: too few to hold out "
+                           f"val_fraction={val_fraction:g} for validation and keep some for "
+                           "training")
+    stratify = None
+    if task == "classification":
+        counts = np.bincount(y)
+        present = counts[counts > 0]
+        if present.min() >= 2 and min(n_val, n_train) >= len(present):
+            stratify = y
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, y, test_size=n_val, random_state=seed, stratify=stratify)
+    return x_train, x_val, y_train, y_val
+
+
+def _standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x_train.mean(axis=0, dtype=np.float64)
+    std = x_train.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0  # a constant feature becomes 0 rather than NaN
+    return (x_train - mean) / std, (x_val - mean) / std
+
+
+def _finish(req: _Request, task: str, x: np.ndarray, y: np.ndarray, *, num_classes: int | None,
+            description: str, class_names: Sequence[str] | None = None,
+            standardize: bool = False, name: str | None = None) -> Dataset:
+    """Split, optionally standardize, cast to the trainer's dtypes and build the Dataset."""
+    name = name or req.info.name
+    if task == "classification":
+        y = y.astype(np.int64)
+    elif y.ndim == 1:
+        y = y.reshape(-1, 1)  # (N,) -> (N, 1): one regression target per sample
+    x_train, x_val, y_train, y_val = _split(x, y, task, req.opts["val_fraction"], req.seed, name)
+    if standardize:
+        x_train, x_val = _standardize(x_train, x_val)
+    x_dtype = np.int64 if x.dtype == np.int64 else np.float32
+    y_dtype = np.int64 if task == "classification" else np.float32
+    return Dataset(
+        name=name,
+        task=task,
+        x_train=np.ascontiguousarray(x_train, dtype=x_dtype),
+        y_train=np.ascontiguousarray(y_train, dtype=y_dtype),
+        x_val=np.ascontiguousarray(x_val, dtype=x_dtype),
+        y_val=np.ascontiguousarray(y_val, dtype=y_dtype),
+        num_classes=num_classes,
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        target_shape=tuple(int(d) for d in y.shape[1:]),
+        description=description,
+        class_names=tuple(class_names) if class_names is not None else None,
+        spec=MappingProxyType(dict(req.opts)),
+    )
+
+
+# ---- built-in datasets -------------------------------------------------------------------------
+
+def _load_moons(req: _Request) -> Dataset:
+    from sklearn.datasets import make_moons
+
+    n, noise = req.opts["n_samples"], req.opts["noise"]
+    x, y = make_moons(n_samples=n, noise=noise, random_state=req.seed)
+    return _finish(req, "classification", x, y, num_classes=2,
+                   description=f"two moons, {n} points, noise {noise:g}")
+
+
+def _load_circles(req: _Request) -> Dataset:
+    from sklearn.datasets import make_circles
+
+    n, noise, factor = req.opts["n_samples"], req.opts["noise"], req.opts["factor"]
+    x, y = make_circles(n_samples=n, noise=noise, factor=factor, random_state=req.seed)
+    return _finish(req, "classification", x, y, num_classes=2,
+                   description=f"two circles, {n} points, noise {noise:g}, factor {factor:g}")
+
+
+def _load_spirals(req: _Request) -> Dataset:
+    n, noise, turns = req.opts["n_samples"], req.opts["noise"], req.opts["turns"]
+    rng = np.random.default_rng(req.seed)
+    y = np.arange(n) % 2  # alternate the classes: balanced to within one point
+    # Archimedean spiral: arc length grows like t², so t = sqrt(u) spaces points evenly along
+    # each arm. Starting at t = 0.15 keeps the two arms apart where they meet at the centre.
+    t = np.sqrt(rng.uniform(0.15**2, 1.0, n))
+    angle = 2 * np.pi * turns * t + np.pi * y  # the second arm is the first turned by 180°
+    x = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1)  # (N, 2), radius <= 1
+    x += noise * rng.standard_normal(x.shape)
+    return _finish(req, "classification", x, y, num_classes=2,
+                   description=f"two spirals, {n} points, {turns:g} turns, noise {noise:g}")
+
+
+def _load_xor(req: _Request) -> Dataset:
+    n, noise = req.opts["n_samples"], req.opts["noise"]
+    rng = np.random.default_rng(req.seed)
+    x = rng.uniform(-1.0, 1.0, (n, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)  # class 1 where sign(x0 * x1) is positive
+    x += noise * rng.standard_normal(x.shape)  # jitter after labelling: points cross the axes
+    return _finish(req, "classification", x, y, num_classes=2,
+                   description=f"xor, {n} points in [-1, 1]², noise {noise:g}")
+
+
+def _load_regression1d(req: _Request) -> Dataset:
+    n, noise = req.opts["n_samples"], req.opts["noise"]
+    rng = np.random.default_rng(req.seed)
+    x = rng.uniform(-2.0, 2.0, (n, 1))  # (N, 1)
+    y = np.sin(3.0 * x) + noise * rng.standard_normal((n, 1))  # (N, 1)
+    return _finish(req, "regression", x, y, num_classes=None,
+                   description=f"y = sin(3x) + noise, {n} points on [-2, 2], noise {noise:g}")
+
+
+def _sequence_size(req: _Request) -> tuple[int, int]:
+    n, length = req.opts["n_samples"], req.opts["length"]
+    if n * length > MAX_SEQUENCE_VALUES:
+        raise DatasetError(f"dataset '{req.info.name}': n_samples * length = {n * length:,} "
+                           f"exceeds {MAX_SEQUENCE_VALUES:,}; lower n_samples or length")
+    return n, length
+
+
+def _load_adding(req: _Request) -> Dataset:
+    n, length = _sequence_size(req)
+    rng = np.random.default_rng(req.seed)
+    values = rng.uniform(0.0, 1.0, (n, length))  # (N, T)
+    # Two distinct marked steps per sequence: the first two of a random permutation.
+    marked = np.argsort(rng.random((n, length)), axis=1)[:, :2]  # (N, 2)
+    markers = np.zeros((n, length))
+    np.put_along_axis(markers, marked, 1.0, axis=1)
+    x = np.stack([values, markers], axis=-1)  # (N, T, 2): value, marker
+    y = (values * markers).sum(axis=1, keepdims=True)  # (N, 1)
+    return _finish(req, "regression", x, y, num_classes=None,
+                   description=f"adding problem, {n} sequences of length {length}")
+
+
+def _load_parity(req: _Request) -> Dataset:
+    n, length = _sequence_size(req)
+    rng = np.random.default_rng(req.seed)
+    bits = rng.integers(0, 2, (n, length))  # (N, T)
+    y = bits.sum(axis=1) % 2
+    x = bits[:, :, None].astype(np.float32)  # (N, T) -> (N, T, 1): one feature per step
+    return _finish(req, "classification", x, y, num_classes=2, class_names=("even", "odd"),
+                   description=f"parity, {n} bit strings of length {length}")
+
+
+def _load_digits(req: _Request) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.data / 16.0  # (N, 64), pixel values 0..16 -> [0, 1]
+    if not req.opts["flatten"]:
+        x = x.reshape(-1, 1, 8, 8)  # (N, 64) -> (N, C=1, H=8, W=8)
+    shape = "64 features" if req.opts["flatten"] else "1×8×8 images"
+    return _finish(req, "classification", x, bunch.target, num_classes=10,
+                   class_names=[str(d) for d in range(10)],
+                   description=f"handwritten digits, {len(x)} {shape} in [0, 1], 10 classes")
+
+
+def _load_iris(req: _Request) -> Dataset:
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    return _finish(req, "classification", bunch.data, bunch.target, num_classes=3,
+                   class_names=[str(s) for s in bunch.target_names], standardize=True,
+                   description=f"iris flowers, {len(bunch.data)} samples, "
+                               "4 standardized features, 3 classes")
+
+
+# ---- user files -------------------------------------------------------------------------------
+
+def _cell_number(cell: str, path: Path, line: int, column: str) -> float:
+    where = f"{path}, line {line}, column '{column}'"
+    text = cell.strip()
+    if not text:
+        raise DatasetError(f"{where}: empty cell; every feature and target needs a value")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DatasetError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise DatasetError(f"{where}: {text!r} is not a finite number")
+    return value
+
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
+    """The header, its line number and the data rows as (line number, cells)."""
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        # utf-8-sig: spreadsheet programs often start the file with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            try:
+                for cells in reader:
+                    if not cells:
+                        continue  # an empty line
+                    # line_num counts physical lines, so a quoted multi-line cell still
+                    # leaves the right number for the next record.
+                    line = reader.line_num
+                    if header is None:
+                        header, header_line = [c.strip() for c in cells], line
+                    elif len(cells) != len(header):
+                        raise DatasetError(
+                            f"{path}, line {line}: {_count(len(cells), 'cell')}, but the "
+                            f"header on line {header_line} has {len(header)} columns")
+                    elif len(rows) == MAX_SAMPLES:
+                        raise DatasetError(f"{path} has more than {MAX_SAMPLES:,} rows")
+                    else:
+                        rows.append((line, cells))
+            except csv.Error as e:
+                raise DatasetError(f"{path}, line {reader.line_num}: malformed CSV: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"{path} is not UTF-8 text (byte {e.start}); is it a CSV file?") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+    if header is None:
+        raise DatasetError(f"{path} is empty; a CSV dataset needs a header line and data rows")
+    if not rows:
+        raise DatasetError(f"{path} has a header but no data rows")
+    if len(header) < 2:
+        raise DatasetError(f"{path} has a single column; it needs feature columns and a target "
+                           f"(if its cells are not separated by {delimiter!r}, set the option "
+                           "delimiter)")
+    return header, header_line, rows
+
+
+def _class_ids(labels: Sequence[Any], names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Ids in sorted order of the distinct labels, and each class's name."""
+    classes = sorted(set(labels))
+    index = {label: i for i, label in enumerate(classes)}
+    name_of = dict(zip(labels, names, strict=True))
+    return np.array([index[label] for label in labels], np.int64), [name_of[c] for c in classes]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _load_csv(req: _Request) -> Dataset:
+    path = req.path("path")
+    header, header_line, rows = _read_csv(path, req.opts["delimiter"])
+    target = req.opts["target"] if req.opts["target"] is not None else header[-1]
+    if header.count(target) != 1:
+        if target in header:
+            raise DatasetError(f"{path}: the header names column '{target}' more than once")
+        hint = difflib.get_close_matches(target, header, n=1)
+        raise DatasetError(
+            f"{path}: no column named '{target}'"
+            + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            + f"; the header on line {header_line} names: {', '.join(header)}")
+    t = header.index(target)
+    features = [j for j in range(len(header)) if j != t]
+
+    x = np.empty((len(rows), len(features)))  # (N, F), float64 until the split
+    for i, (line, cells) in enumerate(rows):
+        for k, j in enumerate(features):
+            x[i, k] = _cell_number(cells[j], path, line, header[j])
+
+    labels = [cells[t].strip() for _, cells in rows]
+    for (line, _), label in zip(rows, labels, strict=True):
+        if not label:
+            raise DatasetError(f"{path}, line {line}, column '{target}': empty target cell")
+    numeric = all(_is_number(label) for label in labels)
+    numbers: list[float] = []
+    if numeric or req.opts["task"] == "regression":
+        # Names the first cell that is not a finite number: a numeric target must be all numbers.
+        numbers = [_cell_number(label, path, line, target)
+                   for (line, _), label in zip(rows, labels, strict=True)]
+    task = req.opts["task"]
+    if task == "auto":
+        task = "classification" if not numeric or (
+            all(v.is_integer() for v in numbers) and len(set(numbers)) <= MAX_AUTO_CLASSES
+        ) else "regression"
+    if task == "regression":
+        y = np.array(numbers, np.float64)
+        kind = "regression"
+        num_classes, class_names = None, None
+    else:
+        if numeric:
+            y, class_names = _class_ids(numbers, [_number_text(v) for v in numbers])
+        else:
+            y, class_names = _class_ids(labels, labels)
+        num_classes = len(class_names)
+        if num_classes < 2:
+            raise DatasetError(f"{path}: column '{target}' holds a single class "
+                               f"({class_names[0]!r}); classification needs at least 2")
+        kind = f"{num_classes} classes"
+    _check_float32(x, f"{path}, feature columns")
+    return _finish(req, task, x, y, num_classes=num_classes, class_names=class_names,
+                   standardize=req.opts["standardize"], name=path.name,
+                   description=f"{path.name}: {_count(len(rows), 'row')}, "
+                               f"{_count(len(features), 'feature')}, "
+                               f"target '{target}' ({kind})")
+
+
+def _read_npy(fp: BinaryIO, size: int, where: str) -> np.ndarray:
+    """One .npy array from an open stream of `size` bytes, without ever unpickling."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        # Version 3 headers differ from version 2 only by allowing UTF-8 field names.
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(fp)
+    except (ValueError, EOFError) as e:
+        raise DatasetError(f"{where} is not a valid NumPy .npy array: {e}") from None
+    if dtype.hasobject:
+        raise DatasetError(f"{where} holds Python objects (dtype {dtype}); refused, because "
+                           "loading them would unpickle and could run code. Save plain numbers.")
+    if dtype.kind not in "biufU" or dtype.itemsize == 0:
+        raise DatasetError(f"{where} has dtype {dtype}; expected numbers (or strings for labels)")
+    count = math.prod(shape)
+    need = count * dtype.itemsize
+    if need > MAX_ARRAY_BYTES:
+        raise DatasetError(f"{where} is too large: shape {shape} needs {need:,} bytes "
+                           f"(limit {MAX_ARRAY_BYTES:,})")
+    left = size - fp.tell()
+    data = fp.read(need) if left >= need else b""
+    if len(data) < need:
+        raise DatasetError(f"{where} is truncated: its header promises shape {shape} "
+                           f"({need:,} bytes) but only {max(left, len(data)):,} bytes follow")
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _read_npy_file(path: Path) -> np.ndarray:
+    try:
+        with path.open("rb") as f:
+            if f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC:
+                raise DatasetError(f"{path} is an .npz archive, not an .npy array; "
+                                   "use the dataset name 'npz'")
+            f.seek(0)
+            return _read_npy(f, path.stat().st_size, str(path))
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _read_npz(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
+    try:
+        with path.open("rb") as f:
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                raise DatasetError(f"{path} is a single .npy array, not an .npz archive; "
+                                   "use the dataset name 'npy'")
+        arrays = []
+        with zipfile.ZipFile(path) as archive:
+            members = {n.removesuffix(".npy"): n for n in archive.namelist() if n.endswith(".npy")}
+            for key in keys:
+                if key not in members:
+                    raise DatasetError(f"{path} has no array '{key}'; it holds: "
+                                       f"{', '.join(sorted(members)) or 'no arrays'}")
+                info = archive.getinfo(members[key])
+                with archive.open(info) as member:
+                    arrays.append(_read_npy(member, info.file_size, f"{path}['{key}']"))
+        return arrays
+    except DatasetError:
+        raise
+    # A corrupt archive fails in zipfile, zlib or struct, depending on where the damage is.
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
+            NotImplementedError, ValueError) as e:
+        raise DatasetError(f"{path} is not a readable .npz archive: {e}") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _check_float32(x: np.ndarray, where: str) -> None:
+    if x.size and np.abs(x).max() > np.finfo(np.float32).max:
+        raise DatasetError(f"{where}: values too large for float32 (max {np.abs(x).max():g})")
+
+
+def _check_finite(a: np.ndarray, where: str) -> None:
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise DatasetError(f"{where} has a non-finite value ({a[tuple(bad)]}) "
+                           f"at index {tuple(int(i) for i in bad)}")
+
+
+def _from_arrays(req: _Request, name: str, x: np.ndarray, y: np.ndarray, x_where: str,
+                 y_where: str) -> Dataset:
+    """Check and convert user arrays (features x, targets y) into a Dataset."""
+    for a, where in ((x, x_where), (y, y_where)):
+        if a.ndim == 0:
+            raise DatasetError(f"{where} is a single value; expected one row per sample")
+    if len(x) != len(y):
+        raise DatasetError(f"{x_where} has {len(x)} samples but {y_where} has {len(y)}; "
+                           "they must match row for row")
+    if len(x) > MAX_SAMPLES:
+        raise DatasetError(f"{x_where} has {len(x):,} samples; the limit is {MAX_SAMPLES:,}")
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"{x_where} has dtype {x.dtype}; features must be numbers")
+    _check_finite(x, x_where)
+    if req.opts["x_dtype"] == "int64":
+        if (x.dtype.kind == "f" and (x != np.round(x)).any()) or (x.size and x.min() < 0):
+            raise DatasetError(f"{x_where}: x_dtype int64 needs non-negative integer token ids")
+        x = x.astype(np.int64)
+    else:
+        _check_float32(x, x_where)
+        x = x.astype(np.float64)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)  # (N,) -> (N, 1): one feature per sample
+
+    task = req.opts["task"]
+    labels = y.dtype.kind == "U"
+    if task == "auto":
+        task = "classification" if labels or y.dtype.kind in "biu" else "regression"
+    class_names = None
+    if task == "classification":
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # (N, 1) -> (N,): class ids are one per sample
+        if y.ndim != 1:
+            raise DatasetError(f"{y_where} has shape {y.shape}; class ids must be one per sample")
+        if labels:
+            text = [str(v) for v in y]
+            y, class_names = _class_ids(text, text)
+            num_classes = len(class_names)
+        else:
+            _check_finite(y, y_where)
+            if y.dtype.kind == "f" and (y != np.round(y)).any():
+                raise DatasetError(f"{y_where} holds fractional values; class ids must be "
+                                   "integers (or set task to regression)")
+            if y.size and y.min() < 0:
+                raise DatasetError(f"{y_where} holds negative class ids (min {y.min()})")
+            num_classes = int(y.max()) + 1
+            if num_classes > MAX_CLASSES:
+                raise DatasetError(f"{y_where}: class id {num_classes - 1} implies "
+                                   f"{num_classes:,} classes; renumber them from 0")
+        if num_classes < 2:
+            raise DatasetError(f"{y_where} holds a single class; classification needs at least 2")
+        kind = f"{num_classes} classes"
+    else:
+        if labels:
+            raise DatasetError(f"{y_where} holds strings; regression targets must be numbers")
+        if y.dtype.kind not in "biuf":
+            raise DatasetError(f"{y_where} has dtype {y.dtype}; targets must be numbers")
+        _check_finite(y, y_where)
+        _check_float32(y, y_where)
+        num_classes = None
+        kind = f"regression targets of shape {tuple(y.shape[1:]) or (1,)}"
+    return _finish(req, task, x, y.astype(np.float64) if task == "regression" else y,
+                   num_classes=num_classes, class_names=class_names, name=name,
+                   description=f"{name}: {len(x)} samples, inputs of shape {x.shape[1:]}, {kind}")
+
+
+def _load_npz(req: _Request) -> Dataset:
+    path = req.path("path")
+    x_key, y_key = req.opts["x"], req.opts["y"]
+    x, y = _read_npz(path, [x_key, y_key])
+    return _from_arrays(req, path.name, x, y, f"{path}['{x_key}']", f"{path}['{y_key}']")
+
+
+def _load_npy(req: _Request) -> Dataset:
+    x_path, y_path = req.path("path"), req.path("targets")
+    x, y = _read_npy_file(x_path), _read_npy_file(y_path)
+    return _from_arrays(req, x_path.name, x, y, str(x_path), str(y_path))
+
+
+# ---- the registry -------------------------------------------------------------------------------
+
+BUILTIN: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("moons", "Two moons", "classification",
+                (_n_samples(), _noise(0.2, "std of Gaussian noise added to the points"),
+                 *_COMMON),
+                "Two interleaving half circles (sklearn make_moons), raw 2-D coordinates.",
+                _load_moons),
+    DatasetInfo("circles", "Two circles", "classification",
+                (_n_samples(), _noise(0.1, "std of Gaussian noise added to the points"),
+                 Option("factor", float, 0.5, "inner circle radius relative to the outer one",
+                        minimum=0.0, maximum=0.99), *_COMMON),
+                "A small circle inside a large one (sklearn make_circles), raw 2-D coordinates.",
+                _load_circles),
+    DatasetInfo("spirals", "Two spirals", "classification",
+                (_n_samples(), _noise(0.05, "std of Gaussian noise added to the points"),
+                 Option("turns", float, 1.5, "turns of each spiral arm", minimum=0.25,
+                        maximum=10.0), *_COMMON),
+                "Two interleaved spiral arms within radius 1, raw 2-D coordinates.",
+                _load_spirals),
+    DatasetInfo("xor", "XOR", "classification",
+                (_n_samples(), _noise(0.1, "std of Gaussian jitter added after labelling"),
+                 *_COMMON),
+                "Points uniform in [-1, 1]²; class 1 where x0 * x1 > 0, else class 0.",
+                _load_xor),
+    DatasetInfo("regression1d", "Sine regression", "regression",
+                (_n_samples(), _noise(0.1, "std of Gaussian noise added to the targets"),
+                 *_COMMON),
+                "y = sin(3x) + noise for x uniform on [-2, 2]; input (1,), target (1,).",
+                _load_regression1d),
+    DatasetInfo("digits", "Handwritten digits", "classification",
+                (Option("flatten", bool, False, "give (64,) vectors instead of (1, 8, 8) images"),
+                 *_COMMON),
+                "scikit-learn's 1797 8×8 digit images, pixels scaled to [0, 1], 10 classes.",
+                _load_digits),
+    DatasetInfo("iris", "Iris flowers", "classification", _COMMON,
+                "Fisher's 150 iris flowers: 4 features standardized with the training part's "
+                "mean and std, 3 classes.",
+                _load_iris),
+    DatasetInfo("adding", "Adding problem", "regression",
+                (_n_samples(), Option("length", int, 20, "steps per sequence", minimum=2,
+                                      maximum=1000), *_COMMON),
+                "Sequences (T, 2) of a uniform value and a 0/1 marker; exactly two steps are "
+                "marked and the target (1,) is the sum of their values. For recurrent models.",
+                _load_adding),
+    DatasetInfo("parity", "Parity", "classification",
+                (_n_samples(), Option("length", int, 8, "bits per sequence", minimum=2,
+                                      maximum=1000), *_COMMON),
+                "Bit strings (T, 1); class 1 when the number of ones is odd. For recurrent models.",
+                _load_parity),
+)}
+
+_PATH_DOC = "the file to read; relative paths start at the graph file's folder"
+FILE_FORMATS: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("csv", "CSV file", "from file",
+                (Option("path", str, None, _PATH_DOC, required=True),
+                 Option("target", str, None, "the target column's name (default: the last)"),
+                 _TASK,
+                 Option("delimiter", str, ",", "the character between cells",
+                        choices=(",", ";", "\t", "|", " ")),
+                 Option("standardize", bool, False,
+                        "scale features to zero mean and unit variance (training statistics)"),
+                 *_COMMON),
+                "A CSV file with a header line; numeric feature columns and one target column.",
+                _load_csv),
+    DatasetInfo("npz", "NumPy .npz archive", "from file",
+                (Option("path", str, None, _PATH_DOC, required=True),
+                 Option("x", str, "x", "name of the features array in the archive"),
+                 Option("y", str, "y", "name of the targets array in the archive"),
+                 _TASK, _X_DTYPE, *_COMMON),
+                "Features and targets as two arrays of one .npz archive (no pickled objects).",
+                _load_npz),
+    DatasetInfo("npy", "NumPy .npy arrays", "from file",
+                (Option("path", str, None, _PATH_DOC, required=True),
+                 Option("targets", str, None, "the .npy file of targets", required=True),
+                 _TASK, _X_DTYPE, *_COMMON),
+                "Features and targets as two .npy files (no pickled objects).",
+                _load_npy),
+)}
+
+
+def load_dataset(spec: Mapping[str, Any], seed: int = 0, *,
+                 base_dir: str | Path | None = None) -> Dataset:
+    """Build the dataset a graph file's `dataset` section describes, e.g. {"name": "moons"}.
+
+    `seed` seeds generation and split unless the spec has its own `seed`. Relative paths in
+    the spec resolve against `base_dir` when given. Raises DatasetError for any mistake.
+    """
+    if not isinstance(spec, Mapping):
+        raise DatasetError(f"the dataset section must be a JSON object, got {type(spec).__name__}")
+    known = {**BUILTIN, **FILE_FORMATS}
+    name = spec.get("name")
+    if not isinstance(name, str) or name not in known:
+        hint = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
+        said = "has no name" if name is None else f"names an unknown dataset {name!r}"
+        raise DatasetError(f"the dataset section {said}"
+                           + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                           + f"; known datasets: {', '.join(known)}")
+    info = known[name]
+    names = [o.name for o in info.options]
+    unknown = [key for key in spec if key != "name" and key not in names]
+    if unknown:
+        problems = []
+        for key in unknown:
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            problems.append(f"no option {str(key)!r}"
+                            + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+        raise DatasetError(f"dataset '{name}' has " + "; ".join(problems)
+                           + f"; its options are: {', '.join(names)}")
+    opts: dict[str, Any] = {"name": name}
+    for option in info.options:
+        opts[option.name] = option.check(spec.get(option.name, option.default), name)
+    if opts["seed"] is None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise DatasetError(f"the seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+        opts["seed"] = seed
+    request = _Request(info, opts, opts["seed"], Path(base_dir) if base_dir is not None else None)
+    return info.load(request)
+
+
+def check_input_shape(dataset: Dataset, expected: Sequence[int],
+                      input_name: str = "x") -> str | None:
+    """A message saying how to fix the graph when the dataset's per-sample input shape differs
+    from the shape an Input node expects (without the batch dim), else None."""
+    expected = tuple(int(d) for d in expected)
+    actual = dataset.input_shape
+    if expected == actual:
+        return None
+    message = (f"dataset '{dataset.name}' gives inputs of shape {actual} but Input "
+               f"'{input_name}' expects {expected}: set the Input's shape to {list(actual)}")
+    if expected[1:] == actual:
+        message += " (the batch dimension is implicit, leave it out)"
+    flatten = dataset.spec.get("flatten")
+    if flatten is False and expected == (math.prod(actual),):
+        message += " or use the dataset option flatten=true"
+    elif flatten is True and math.prod(expected) == math.prod(actual):
+        message += " or use the dataset option flatten=false"
+    return message

@@ -1,0 +1,263 @@
+"""Reading and writing graph files: versioned JSON, checked against graph.schema.json.
+
+Guarantees:
+- `load_graph` raises `GraphFileError` (a `ValueError`) naming the file and the place in it
+  (`$.nodes[3].params`, or a line and column for broken JSON) for anything it cannot read;
+  it never executes anything from the file.
+- Older versions are migrated step by step; a newer or unknown version is refused.
+- `save_graph` writes atomically (temporary file, fsync, rename) with a fixed key order, so a
+  crash leaves the old file or the new one, and files diff well.
+
+Pure: no torch. jsonschema is imported lazily, on the first load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .graph import Edge, Graph, Node
+
+FORMAT = "dprog-graph"
+VERSION = 2
+MAX_FILE_BYTES = 64 << 20
+MAX_REGION_DEPTH = 16
+SCHEMA_PATH = Path(__file__).with_name("graph.schema.json")
+
+
+class GraphFileError(ValueError):
+    """A graph file that cannot be read; the message names the file and the place."""
+
+
+# --- migrations: each takes a version-N document and returns version N+1 ----------------
+
+
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 1 (the draft format) kept x/y as separate keys, wrote edges as "node:port"
+    strings and called the training section "train"."""
+
+    def node(n: Mapping) -> dict:
+        out = {k: v for k, v in n.items() if k not in ("x", "y")}
+        if "x" in n or "y" in n:
+            out["pos"] = [n.get("x", 0), n.get("y", 0)]
+        if isinstance(n.get("regions"), Mapping):
+            out["regions"] = {k: region(r) for k, r in n["regions"].items()}
+        return out
+
+    def end(text: Any) -> Any:
+        return text.split(":", 1) if isinstance(text, str) and ":" in text else text
+
+    def region(r: Any) -> Any:
+        if not isinstance(r, Mapping):
+            return r
+        return {"nodes": [node(n) if isinstance(n, Mapping) else n for n in r.get("nodes", [])],
+                "edges": [{"from": end(e.get("src")), "to": end(e.get("dst"))}
+                          if isinstance(e, Mapping) else e for e in r.get("edges", [])]}
+
+    out = {k: v for k, v in doc.items() if k not in ("nodes", "edges", "train")}
+    out.update(region(doc))
+    if "train" in doc:
+        out["training"] = doc["train"]
+    out["version"] = 2
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+@cache
+def _validator():
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _place(path) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_document(text: str, source: str = "<graph>") -> dict:
+    """JSON text → a checked, current-version document (a dict)."""
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise GraphFileError(f"{source}: line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except ValueError as e:
+        raise GraphFileError(f"{source}: {e}") from None
+    except RecursionError:
+        raise GraphFileError(f"{source}: nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise GraphFileError(f"{source}: $: expected a JSON object, got {type(doc).__name__}")
+    if doc.get("format") != FORMAT:
+        raise GraphFileError(f"{source}: $.format: not a dprog graph file (format must be {FORMAT!r})")
+    version = doc.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise GraphFileError(f"{source}: $.version: must be an integer")
+    if version > VERSION:
+        raise GraphFileError(f"{source}: $.version: file version {version} is newer than this dprog "
+                             f"understands (up to {VERSION}); update dprog to open it")
+    if version < 1:
+        raise GraphFileError(f"{source}: $.version: unknown version {version}")
+    try:
+        while doc["version"] < VERSION:
+            doc = MIGRATIONS[doc["version"]](doc)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        raise GraphFileError(f"{source}: malformed version-{version} file; migration failed") from None
+    _check_depth(doc, source)
+    error = next(iter(sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        raise GraphFileError(f"{source}: {_place(error.absolute_path)}: {_short(error.message)}")
+    return doc
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 200 else message[:197] + "..."
+
+
+def _check_depth(doc: Mapping, source: str) -> None:
+    stack = [(doc, 0, "$")]
+    while stack:
+        region, depth, where = stack.pop()
+        if depth > MAX_REGION_DEPTH:
+            raise GraphFileError(f"{source}: {where}: regions nested deeper than {MAX_REGION_DEPTH}")
+        nodes = region.get("nodes") if isinstance(region, Mapping) else None
+        for i, n in enumerate(nodes if isinstance(nodes, list) else []):
+            regions = n.get("regions") if isinstance(n, Mapping) else None
+            if isinstance(regions, Mapping):
+                for name, r in regions.items():
+                    stack.append((r, depth + 1, f"{where}.nodes[{i}].regions.{name}"))
+
+
+def _build(region: Mapping, where: str, source: str, **extra: Any) -> Graph:
+    nodes = []
+    for i, n in enumerate(region["nodes"]):
+        regions = {name: _build(r, f"{where}.nodes[{i}].regions.{name}", source)
+                   for name, r in n.get("regions", {}).items()}
+        nodes.append(Node(id=n["id"], type=n["type"], params=n.get("params", {}),
+                          pos=tuple(n.get("pos", (0.0, 0.0))), label=n.get("label", ""),
+                          regions=regions))
+    edges = [Edge(tuple(e["from"]), tuple(e["to"])) for e in region["edges"]]
+    try:
+        return Graph(nodes=tuple(nodes), edges=tuple(edges), **extra)
+    except ValueError as e:
+        raise GraphFileError(f"{source}: {where}: {e}") from None
+
+
+def graph_from_document(doc: Mapping, source: str = "<graph>") -> Graph:
+    return _build(doc, "$", source, name=doc.get("name", "model"), training=doc.get("training", {}))
+
+
+def load_graph(path: str | os.PathLike) -> Graph:
+    """Read a graph file. Raises GraphFileError naming the file and place on any problem."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise GraphFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB")
+        text = path.read_bytes().decode("utf-8")
+    except GraphFileError:
+        raise
+    except FileNotFoundError:
+        raise GraphFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise GraphFileError(f"{path}: is a directory, not a graph file") from None
+    except UnicodeDecodeError as e:
+        raise GraphFileError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise GraphFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    return loads(text, str(path))
+
+
+def loads(text: str, source: str = "<graph>") -> Graph:
+    return graph_from_document(parse_document(text, source), source)
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+def _region_document(graph: Graph) -> dict:
+    nodes = []
+    for n in graph.nodes:
+        out: dict[str, Any] = {"id": n.id, "type": n.type}
+        if n.label:
+            out["label"] = n.label
+        out["pos"] = [round(n.pos[0], 1), round(n.pos[1], 1)]
+        out["params"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(n.params.items())}
+        if n.regions:
+            out["regions"] = {k: _region_document(r) for k, r in sorted(n.regions.items())}
+        nodes.append(out)
+    edges = [{"from": list(e.src), "to": list(e.dst)} for e in graph.edges]
+    return {"nodes": nodes, "edges": edges}
+
+
+def graph_to_document(graph: Graph) -> dict:
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": graph.name}
+    doc.update(_region_document(graph))
+    if graph.training:
+        training = dict(graph.training)
+        if isinstance(training.get("dataset"), Mapping):
+            training["dataset"] = dict(sorted(training["dataset"].items()))
+        doc["training"] = dict(sorted(training.items()))
+    return doc
+
+
+def dumps(graph: Graph) -> str:
+    return _format(graph_to_document(graph), "") + "\n"
+
+
+def _format(value: Any, indent: str) -> str:
+    """JSON with two-space indents that keeps small objects and lists (edges, shapes, positions,
+    short params) on one line, so a diff shows one changed node or wire as one changed line."""
+    flat = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+    nested = isinstance(value, dict | list) and any(
+        isinstance(v, dict) or (isinstance(v, list) and isinstance(value, list))
+        for v in (value.values() if isinstance(value, dict) else value))
+    if not isinstance(value, dict | list) or (len(indent) + len(flat) <= 96 and not nested):
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {_format(v, inner)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _format(v, inner) for v in value) + f"\n{indent}]"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash at any moment leaves the old or the new file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def save_graph(graph: Graph, path: str | os.PathLike) -> None:
+    atomic_write(path, dumps(graph).encode("utf-8"))

@@ -1,0 +1,205 @@
+"""The graph model: frozen values, and edits that return new graphs.
+
+A `Graph` holds nodes (in insertion order) and edges between `(node, port)` pairs. Loop and
+branch nodes hold sub-graphs, their regions. Every edit is a pure function returning a new
+`Graph` that shares the unchanged `Node` objects, so "unchanged" means "the same object":
+undo is a stack of old graphs, and views find what changed by identity.
+
+Pure data: no torch, no dearpygui. Invariants are checked when values are built: ids are
+short identifier-like strings, unique within their graph, and edges only join nodes of
+their own graph. Everything else a user can get wrong (unknown blocks, cycles, shapes) is
+left to `validate`, which reports it as diagnostics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+PATH_SEP = "/"
+
+
+def check_id(node_id: object) -> str:
+    if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
+        raise ValueError(f"node id {node_id!r} must be 1-64 letters, digits or _, not starting "
+                         "with a digit")
+    return node_id
+
+
+def _freeze(value: Any) -> Any:
+    """Lists become tuples so params can't be changed behind a graph's back."""
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    pos: tuple[float, float] = (0.0, 0.0)
+    label: str = ""
+    regions: Mapping[str, Graph] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_id(self.id)
+        object.__setattr__(self, "params", {k: _freeze(v) for k, v in self.params.items()})
+        object.__setattr__(self, "pos", (float(self.pos[0]), float(self.pos[1])))
+        object.__setattr__(self, "regions", dict(self.regions))
+
+    @property
+    def name(self) -> str:
+        """What people call this node: its label if it has one, else its id."""
+        return self.label or self.id
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: tuple[str, str]  # (node id, output port)
+    dst: tuple[str, str]  # (node id, input port)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "src", (str(self.src[0]), str(self.src[1])))
+        object.__setattr__(self, "dst", (str(self.dst[0]), str(self.dst[1])))
+
+    def __str__(self) -> str:
+        return f"{self.src[0]}.{self.src[1]} -> {self.dst[0]}.{self.dst[1]}"
+
+    @property
+    def key(self) -> str:
+        """A stable text key, e.g. for metrics files: `fc1.y->act1.x`."""
+        return f"{self.src[0]}.{self.src[1]}->{self.dst[0]}.{self.dst[1]}"
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple[Node, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    name: str = "model"
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "edges", tuple(self.edges))
+        index: dict[str, Node] = {}
+        for n in self.nodes:
+            if n.id in index:
+                raise ValueError(f"node id {n.id!r} is used twice")
+            index[n.id] = n
+        for e in self.edges:
+            for end, (nid, _) in (("source", e.src), ("target", e.dst)):
+                if nid not in index:
+                    raise ValueError(f"edge {e} has unknown {end} node {nid!r}")
+        object.__setattr__(self, "_index", index)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._index
+
+    def node(self, node_id: str) -> Node:
+        return self._index[node_id]
+
+    def get(self, node_id: str) -> Node | None:
+        return self._index.get(node_id)
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.dst[0] == node_id]
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.src[0] == node_id]
+
+    def fresh_id(self, stem: str) -> str:
+        """An unused id like `linear3`, numbered after the existing ones with this stem."""
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)[:48] or "node"
+        if not stem[0].isalpha() and stem[0] != "_":
+            stem = "n" + stem
+        i = 1
+        while f"{stem}{i}" in self._index:
+            i += 1
+        return f"{stem}{i}"
+
+    # --- paths into regions ----------------------------------------------------------
+
+    def region_at(self, path: Iterable[str]) -> Graph:
+        """The graph at `path`, a sequence alternating node id and region name."""
+        graph = self
+        parts = list(path)
+        for node_id, region in zip(parts[::2], parts[1::2], strict=True):
+            graph = graph.node(node_id).regions[region]
+        return graph
+
+    def walk(self, prefix: str = ""):
+        """Yield (path, node) for every node, regions included, paths like `loop1/body/fc`."""
+        for n in self.nodes:
+            yield prefix + n.id, n
+            for rname, region in n.regions.items():
+                yield from region.walk(f"{prefix}{n.id}{PATH_SEP}{rname}{PATH_SEP}")
+
+
+# --- edits: each returns a new graph -------------------------------------------------
+
+
+def add_node(graph: Graph, node: Node) -> Graph:
+    return replace(graph, nodes=(*graph.nodes, node))
+
+
+def remove_nodes(graph: Graph, ids: Iterable[str]) -> Graph:
+    gone = set(ids)
+    return replace(graph, nodes=tuple(n for n in graph.nodes if n.id not in gone),
+                   edges=tuple(e for e in graph.edges if e.src[0] not in gone and e.dst[0] not in gone))
+
+
+def replace_node(graph: Graph, node: Node) -> Graph:
+    """Swap in a new version of the node with the same id; other nodes stay the same objects."""
+    if node.id not in graph:
+        raise KeyError(node.id)
+    return replace(graph, nodes=tuple(node if n.id == node.id else n for n in graph.nodes))
+
+
+def update_node(graph: Graph, node_id: str, **changes: Any) -> Graph:
+    return replace_node(graph, replace(graph.node(node_id), **changes))
+
+
+def set_param(graph: Graph, node_id: str, name: str, value: Any) -> Graph:
+    node = graph.node(node_id)
+    return replace_node(graph, replace(node, params={**node.params, name: value}))
+
+
+def move_nodes(graph: Graph, positions: Mapping[str, tuple[float, float]]) -> Graph:
+    return replace(graph, nodes=tuple(replace(n, pos=positions[n.id]) if n.id in positions else n
+                                      for n in graph.nodes))
+
+
+def connect(graph: Graph, src: tuple[str, str], dst: tuple[str, str]) -> Graph:
+    """Add an edge; an input port takes one edge, so an existing edge into `dst` is replaced."""
+    kept = tuple(e for e in graph.edges if e.dst != tuple(dst))
+    return replace(graph, edges=(*kept, Edge(src, dst)))
+
+
+def disconnect(graph: Graph, edge: Edge) -> Graph:
+    return replace(graph, edges=tuple(e for e in graph.edges if e != edge))
+
+
+def set_region(graph: Graph, node_id: str, region: str, body: Graph) -> Graph:
+    node = graph.node(node_id)
+    return replace_node(graph, replace(node, regions={**node.regions, region: body}))
+
+
+def edit_region(graph: Graph, path: list[str], edit) -> Graph:
+    """Apply `edit(region) -> region` to the region at `path`, rebuilding the parents."""
+    if not path:
+        return edit(graph)
+    node_id, region, *rest = path
+    inner = graph.node(node_id).regions[region]
+    return set_region(graph, node_id, region, edit_region(inner, rest, edit))
+
+
+def set_training(graph: Graph, training: Mapping[str, Any]) -> Graph:
+    return replace(graph, training=dict(training))
+
+
+def rename_graph(graph: Graph, name: str) -> Graph:
+    return replace(graph, name=name)

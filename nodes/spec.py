@@ -1,0 +1,195 @@
+"""Block specs: one small declarative record per block type.
+
+A `BlockSpec` says everything the rest of dprog needs to know about a block:
+its ports, its typed params (the studio builds its inspector widgets from these),
+its shape rule, and how it becomes torch code - a `torch.nn` class or a function
+named by its qualified name (this package never imports torch), or an expression
+template. Constructor kwargs such as `in_features` are computed from the params
+and the inferred input types, so users never type them.
+
+Templates are trusted text written in this package. The code generator fills their
+`{placeholders}` only with generated identifiers and `repr`s of validated literals;
+nothing from a graph file is ever pasted into code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import ShapeError, TensorType
+
+ParamValues = Mapping[str, Any]
+InTypes = Sequence[TensorType]
+
+PARAM_KINDS = ("int", "float", "bool", "choice", "shape", "string")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed, documented block parameter with a default and (for numbers) a range."""
+
+    name: str
+    kind: str
+    default: Any
+    doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    max_len: int = 256          # strings, and the number of dims in a shape
+    allow_negative_one: bool = False  # shapes: Reshape's "infer this dim"
+
+    def check(self, value: Any) -> str | None:
+        """Return why `value` is not acceptable for this param, or None when it is."""
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else "must be true or false"
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return "must be an integer"
+            return self._check_range(value)
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return "must be a number"
+            if not math.isfinite(value):
+                return "must be a finite number"
+            return self._check_range(value)
+        if self.kind == "choice":
+            if value not in self.choices:
+                return "must be one of " + ", ".join(repr(c) for c in self.choices)
+            return None
+        if self.kind == "string":
+            if not isinstance(value, str):
+                return "must be a string"
+            return None if len(value) <= self.max_len else f"is longer than {self.max_len} characters"
+        if self.kind == "shape":
+            if not isinstance(value, list | tuple) or len(value) > self.max_len:
+                return f"must be a list of at most {self.max_len} positive integers"
+            for d in value:
+                if isinstance(d, bool) or not isinstance(d, int):
+                    return "must be a list of integers"
+                if not (d >= 1 or (d == -1 and self.allow_negative_one)) or d > 1 << 24:
+                    return f"has a dim {d} outside 1..{1 << 24}"
+            if self.allow_negative_one and list(value).count(-1) > 1:
+                return "may infer (-1) at most one dim"
+            return None
+        return f"has unknown kind {self.kind!r}"
+
+    def _check_range(self, value: float) -> str | None:
+        if self.min is not None and value < self.min:
+            return f"must be at least {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"must be at most {self.max:g}"
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        """The canonical in-memory form: shapes are tuples, ints given as floats stay ints."""
+        if self.kind == "shape" and isinstance(value, list | tuple):
+            return tuple(value)
+        if self.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+
+def Int(name: str, default: int, doc: str = "", *, min: int | None = None,
+        max: int | None = None) -> Param:
+    return Param(name, "int", default, doc, min=min, max=max)
+
+
+def Float(name: str, default: float, doc: str = "", *, min: float | None = None,
+          max: float | None = None) -> Param:
+    return Param(name, "float", float(default), doc, min=min, max=max)
+
+
+def Bool(name: str, default: bool, doc: str = "") -> Param:
+    return Param(name, "bool", default, doc)
+
+
+def Choice(name: str, default: str, choices: Sequence[str], doc: str = "") -> Param:
+    return Param(name, "choice", default, doc, choices=tuple(choices))
+
+
+def ShapeParam(name: str, default: Sequence[int], doc: str = "", *, max_dims: int = 8,
+               allow_negative_one: bool = False) -> Param:
+    return Param(name, "shape", tuple(default), doc, max_len=max_dims,
+                 allow_negative_one=allow_negative_one)
+
+
+def String(name: str, default: str, doc: str = "", *, max_len: int = 256) -> Param:
+    return Param(name, "string", default, doc, max_len=max_len)
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    doc: str = ""
+    optional: bool = False
+
+
+ShapeRule = Callable[[ParamValues, InTypes], Sequence[TensorType]]
+KwargsRule = Callable[[ParamValues, InTypes], Mapping[str, Any]]
+PortsRule = Callable[[Any], tuple[tuple[Port, ...], tuple[Port, ...]]]
+
+
+def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """Everything dprog knows about one block type.
+
+    How the block becomes code, in order of precedence:
+    - `kind` "input"/"output"/"loop"/"branch"/"body_input"/"body_output": the compiler
+      handles these structurally;
+    - `module`: a submodule `self.<name> = <module>(**init(p, s))`, called as
+      `template` (default `{self}({inputs})`);
+    - `function`: `<function>(<inputs>, **args(p, s))`;
+    - `template`: an expression with `{port}` and `{arg}` placeholders.
+    """
+
+    type: str
+    title: str
+    category: str
+    doc: str
+    shape: ShapeRule
+    inputs: tuple[Port, ...] = ()
+    outputs: tuple[Port, ...] = (Port("y"),)
+    params: tuple[Param, ...] = ()
+    kind: str = "op"
+    module: str | None = None
+    init: KwargsRule = _no_kwargs
+    function: str | None = None
+    args: KwargsRule = _no_kwargs
+    template: str | None = None
+    ports: PortsRule | None = None          # dynamic ports, from the node (params, regions)
+    count: Callable[[ParamValues, InTypes], int] | None = None  # learnable parameters
+    input_dtypes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    regions: tuple[str, ...] = ()           # names of the sub-graphs a node of this type holds
+    loss: bool = False
+    legacy_types: tuple[str, ...] = ()
+
+    def param(self, name: str) -> Param | None:
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def port_lists(self, node: Any) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+        """(inputs, outputs) of this block for one node; dynamic blocks ask the node."""
+        if self.ports is not None:
+            return self.ports(node)
+        return self.inputs, self.outputs
+
+    def infer(self, params: ParamValues, inputs: InTypes, ports: Sequence[str]) -> list[TensorType]:
+        """Run the shape rule after checking the input dtypes this block accepts."""
+        for port, t in zip(ports, inputs, strict=True):
+            allowed = self.input_dtypes.get(port, self.input_dtypes.get("*", ("float",)))
+            if t.dtype not in allowed:
+                raise ShapeError(f"expects {' or '.join(allowed)} values but gets {t.dtype}",
+                                 port=port, code="type_mismatch")
+        return list(self.shape(params, inputs))
