@@ -23,8 +23,13 @@ from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
 from .graph import PATH_SEP, Edge, Graph, Node
 
 SEVERITIES = ("error", "warning", "info")
-MAX_PARAMETERS = 1 << 30          # 4 GiB of float32 weights: refuse before allocating
+# Caps, so that whatever validates can be allocated and run on a 24 GiB machine at batch size 2
+# (tests/test_fuzz_caps.py): 2 GiB of weights, at most 4 GiB of activations, and no loop nest
+# that runs for hours.
+MAX_PARAMETERS = 1 << 29          # in the whole model (was 1 << 30 per node: ten such nodes fit)
 MAX_ACTIVATION_VALUES = 1 << 28   # values per sample in one tensor
+MAX_TOTAL_ACTIVATIONS = 1 << 29   # values per sample in all tensors, loop iterations included
+MAX_LOOP_STEPS = 100_000          # body runs per forward pass, nested loops multiplied
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ class Analysis:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)   # resolved, with defaults
     param_counts: dict[str, int] = field(default_factory=dict)
     order: dict[str, list[str]] = field(default_factory=dict)         # region prefix -> node ids
+    # Values per sample in all node outputs, each counted once per run of its region: autograd
+    # keeps every iteration's activations for the backward pass.
+    activation_values: int = 0
 
     @property
     def ok(self) -> bool:
@@ -87,6 +95,19 @@ def validate(graph: Graph) -> list[Diagnostic]:
 def analyze(graph: Graph) -> Analysis:
     result = Analysis()
     _Region(graph, "", result, boundary=None).run()
+    # Per-node caps hold each node; these hold their sum, reported only when no node already
+    # is too large on its own (root causes only).
+    if not any(d.code == "too_large" for d in result.diagnostics):
+        if result.total_params > MAX_PARAMETERS:
+            result.diagnostics.append(Diagnostic(
+                "too_large", f"the model has {result.total_params:,} parameters "
+                f"(~{result.total_params * 4 / 2**30:.1f} GiB), more than the "
+                f"{MAX_PARAMETERS:,} dprog allocates"))
+        if result.activation_values > MAX_TOTAL_ACTIVATIONS:
+            result.diagnostics.append(Diagnostic(
+                "too_large", f"a forward pass keeps {result.activation_values:,} values per sample "
+                f"(~{result.activation_values * 4 / 2**30:.1f} GiB at batch size 1), more than the "
+                f"{MAX_TOTAL_ACTIVATIONS:,} dprog allocates; use smaller layers or fewer iterations"))
     if not any(lookup(n.type) and lookup(n.type).kind == "output" for n in graph.nodes):
         result.diagnostics.append(Diagnostic("no_output", "the graph has no Output block, so the "
                                              "model would return nothing"))
@@ -103,8 +124,9 @@ class _Region:
     """Analysis of one graph or region; `boundary` gives body inputs their types."""
 
     def __init__(self, graph: Graph, prefix: str, result: Analysis,
-                 boundary: Mapping[str, TensorType | None] | None):
+                 boundary: Mapping[str, TensorType | None] | None, runs: int = 1):
         self.graph, self.prefix, self.result, self.boundary = graph, prefix, result, boundary
+        self.runs = runs   # how often this region runs per forward pass (loops nest multiply)
         self.specs: dict[str, BlockSpec] = {}
         self.ports: dict[str, tuple[tuple[Port, ...], tuple[Port, ...]]] = {}
         self.broken: set[str] = set()   # nodes whose outputs are unknown (already reported)
@@ -120,7 +142,8 @@ class _Region:
     def title(self, node: Node) -> str:
         spec = self.specs.get(node.id)
         kind = spec.title if spec else node.type
-        return f"{kind} {node.name!r}"
+        # A label alone may not find the node in a file or a traceback; add the id then.
+        return f"{kind} {node.name!r}" + (f" ({node.id})" if node.label else "")
 
     # -- the pass --
 
@@ -145,17 +168,12 @@ class _Region:
         self.specs[node.id] = spec
         path = self.prefix + node.id
         for name, value in node.params.items():
-            param = spec.param(name)
-            if param is None:
+            if spec.param(name) is None:
                 self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
                             node.id, param=name, severity="warning")
-                continue
-            problem = param.check(value)
-            if problem:
-                code = "param_out_of_range" if problem.startswith(("must be at", "has a dim")) \
-                    else "bad_param"
-                self.report(code, f"{name} {problem} (got {_short_repr(value)})", node.id, param=name)
-                self.broken.add(node.id)
+        for name, code, message in param_problems(spec, node):
+            self.report(code, message, node.id, param=name)
+            self.broken.add(node.id)
         params = resolved_params(spec, node)
         self.result.params[path] = params
         in_regions = self.boundary is not None
@@ -171,11 +189,37 @@ class _Region:
             if name not in node.regions:
                 self.report("region_signature", f"{self.title(node)} has no {name!r} body", node.id)
                 self.broken.add(node.id)
+        # The body inputs and outputs of a loop or branch give it its ports and types, so their
+        # params (role, state, shape) are checked here, before anything relies on them: a bad one
+        # is the root cause, not the missing ports or odd shapes it would cause out here.
+        for rname in spec.regions:
+            for inner in getattr(node.regions.get(rname), "nodes", ()):
+                inner_spec = lookup(inner.type)
+                if inner_spec is None or inner_spec.kind not in ("body_input", "body_output"):
+                    continue
+                for name, code, message in param_problems(inner_spec, inner):
+                    self.report(code, message, f"{node.id}{PATH_SEP}{rname}{PATH_SEP}{inner.id}",
+                                param=name)
+                    self.broken.add(node.id)
+        if node.id in self.broken and spec.regions:
+            return  # no ports: wires to and from it are not judged against a broken signature
         try:
             self.ports[node.id] = spec.port_lists(node)
         except Exception as e:  # a dynamic port rule given nonsense params
             self.report("bad_param", f"cannot work out its ports: {e}", node.id)
             self.broken.add(node.id)
+            return
+        # A body input named "cond" or "count", or a state named "iterations", gives the node
+        # two ports of one name: one wire then fed both, or one variable held both results.
+        for side in self.ports[node.id]:
+            names = [port.name for port in side]
+            clash = next((n for n in names if names.count(n) > 1), None)
+            if clash is not None:
+                self.report("region_signature", f"{self.title(node)} would have two ports named "
+                            f"{clash!r}; rename its body's {clash!r}", node.id, port=clash)
+                self.broken.add(node.id)
+                del self.ports[node.id]
+                return
 
     def check_edges(self) -> dict[str, dict[str, Edge]]:
         incoming: dict[str, dict[str, Edge]] = {}
@@ -263,7 +307,9 @@ class _Region:
         try:
             outs = self.outputs_of(node, spec, params, types)
         except ShapeError as e:
-            self.report(e.code, e.message, node.id, port=e.port, param=e.param)
+            # Shape rules don't know the node; say which one, so the message stands on its own.
+            self.report(e.code, f"{self.title(node)}: {e.message}", node.id, port=e.port,
+                        param=e.param)
             self.broken.add(node.id)
             return
         except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as e:
@@ -275,7 +321,23 @@ class _Region:
             self.broken.add(node.id)
             return
         out_ports = self.ports[node.id][1]
+        if len(outs) != len(out_ports):   # a spec whose port rule and shape rule disagree
+            self.report("shape_mismatch", f"{self.title(node)}: gives {len(outs)} results for "
+                        f"{len(out_ports)} output ports", node.id)
+            self.broken.add(node.id)
+            return
+        for p, t in zip(out_ports, outs, strict=True):
+            # The batch dim stays first. Broadcasting (B,) with an unbatched (3, 1) gives (3, B),
+            # and matmul of (B, K) with (B, K, N) gives (B, B, N); rules that then read the
+            # symbol "B" as a size crashed, or counted values wrongly.
+            if BATCH in t.shape[1:]:
+                self.report("shape_mismatch", f"{self.title(node)}: output {p.name} would be "
+                            f"{fmt_shape(t.shape)}, with the batch dim moved off the front", node.id,
+                            port=p.name)
+                self.broken.add(node.id)
+                return
         self.result.outputs[path] = {p.name: t for p, t in zip(out_ports, outs, strict=True)}
+        self.result.activation_values += sum(numel(t.shape) for t in outs) * self.runs
         for p, t in zip(out_ports, outs, strict=True):
             if numel(t.shape) > MAX_ACTIVATION_VALUES:
                 self.report("too_large", f"output {p.name} {fmt_shape(t.shape)} holds "
@@ -318,15 +380,27 @@ class _Region:
                 self.report("unused", f"{self.title(node)} feeds nothing, so it has no effect", node.id,
                             severity="info")
 
-    def sub(self, node: Node, region: str, boundary: Mapping[str, TensorType | None]):
+    def sub(self, node: Node, region: str, boundary: Mapping[str, TensorType | None],
+            iterations: int = 1):
         """Analyse one body; returns its result types, or None if it has errors."""
         before = len(self.result.errors)
         sub = _Region(node.regions[region], f"{self.prefix}{node.id}{PATH_SEP}{region}{PATH_SEP}",
-                      self.result, boundary)
+                      self.result, boundary, self.runs * iterations)
         results = sub.run()
         if len(self.result.errors) > before:
             return None
         return sub, results
+
+
+def param_problems(spec: BlockSpec, node: Node):
+    """(param, code, message) for each param of `node` its spec refuses; unknown ones are skipped."""
+    for name, value in node.params.items():
+        param = spec.param(name)
+        problem = param.check(value) if param is not None else None
+        if problem:
+            code = "param_out_of_range" if problem.startswith(("must be at", "has a dim")) \
+                else "bad_param"
+            yield name, code, f"{name} {problem} (got {_short_repr(value)})"
 
 
 def _short_repr(value: Any) -> str:
@@ -377,10 +451,17 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str
         bad = "a while loop's body needs exactly one Body output with role halt"
     if not any(_role(n, "context") == "sequence" for n in ins) and mode == "scan":
         bad = "a scan loop's body needs a Body input with role sequence"
+    if not outs:   # the generated `= self.body(...)` with no targets was a SyntaxError
+        bad = "the body has no Body output, so the loop would compute nothing"
     if bad:
         r.report("region_signature", bad, node.id)
         return None
 
+    # A while loop counts the steps of each sample, zeros the size of a batched input.
+    if mode == "while" and not any(t.batched for t in types.values()):
+        r.report("region_signature", "a while loop counts steps per sample, so it needs at least "
+                 "one connected batched input", node.id)
+        return None
     dim = p["dim"]
     boundary: dict[str, TensorType | None] = {}
     length = None
@@ -388,9 +469,11 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str
         outer = types.get(n.id)
         role = _role(n, "context")
         if role == "state" and outer is None:
-            if not types:
+            # The zeros take their batch size from a batched input (an unbatched one gave them
+            # its own first dim).
+            if not any(t.batched for t in types.values()):
                 r.report("region_signature", f"state {n.id!r} starts at zeros, which needs at least one "
-                         "connected input to know the batch size", node.id, port=n.id)
+                         "connected batched input to know the batch size", node.id, port=n.id)
                 return None
             shape = n.params.get("shape", (16,))
             outer = TensorType((BATCH, *shape))
@@ -405,8 +488,18 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str
                 return None
             length = outer.shape[dim]
             outer = outer.with_shape(outer.shape[:dim] + outer.shape[dim + 1:])
+        # A per-sample while loop masks its states sample by sample.
+        if mode == "while" and p["halt"] == "per_sample" and role == "state" and not outer.batched:
+            r.report("shape_mismatch", f"a per-sample while loop halts each sample on its own, so "
+                     f"state {n.id!r} must be batched, not {outer}", node.id, port=n.id)
+            return None
         boundary[n.id] = outer
-    analysed = r.sub(node, "body", boundary)
+    iterations = loop_iterations(p, length)
+    if r.runs * iterations > MAX_LOOP_STEPS:
+        r.report("too_large", f"its body would run {r.runs * iterations:,} times per forward pass "
+                 f"(loops nested inside each other multiply), more than {MAX_LOOP_STEPS:,}", node.id)
+        return None
+    analysed = r.sub(node, "body", boundary, iterations)
     if analysed is None:
         return None
     sub, results = analysed
@@ -417,6 +510,9 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str
                 r.report("region_signature", f"state {target!r} enters the body as "
                          f"{boundary[target]} but leaves it as {results.get(n.id)}", node.id, port=target)
                 return None
+        if _role(n, "output") == "halt" and results[n.id].dtype != "float":
+            r.report("type_mismatch", f"a halt score must be float, not {results[n.id]}", node.id)
+            return None   # the batch halt's .mean() refuses integer tensors
         if _role(n, "output") == "halt" and p["halt"] == "per_sample":
             t = results[n.id]
             if t.shape not in ((BATCH,), (BATCH, 1)):
@@ -433,6 +529,10 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str
         if _role(n, "output") == "output":
             t = results[n.id]
             if mode == "scan":
+                if t.rank < dim:   # torch.stack(steps, dim) needs dim <= rank
+                    r.report("shape_mismatch", f"scan output {n.id!r} {t} has no dim {dim} to stack "
+                             "its steps along", node.id, port=n.id)
+                    return None
                 t = t.with_shape((*t.shape[:dim], length, *t.shape[dim:]))
             out_types.append(t)
     if mode == "while":
@@ -466,7 +566,14 @@ def _infer_branch(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[s
                 r.report("region_signature", f"branch bodies only take context inputs and give plain "
                          f"outputs; {n.id!r} has role {role!r}", node.id)
                 return None
+    if not sig["then"][1]:   # the generated `= self.then(...)` with no targets was a SyntaxError
+        r.report("region_signature", "the bodies have no Body output, so the branch would compute "
+                 "nothing", node.id)
+        return None
     cond = types["cond"]
+    if cond.dtype != "float":   # the hard branch's cond.mean() refuses integer tensors
+        r.report("type_mismatch", f"the condition must be float, not {cond}", node.id, port="cond")
+        return None
     if p["mode"] == "per_sample" and cond.shape not in ((BATCH,), (BATCH, 1)):
         r.report("shape_mismatch", f"a per-sample condition must be (B,) or (B, 1), not {cond}",
                  node.id, port="cond")

@@ -134,6 +134,10 @@ class Generated:
     line_nodes: dict[int, str]          # 1-based line number → node path
     edge_keys: list[str]                # tap index → edge key ("loop1/body/fc.y->act.x")
     body_classes: list[str]
+    # node path → dotted attribute of the module (or Parameter) holding its weights, from the
+    # top-level module: "fc1", "loop1/body/fc" → "loop1.fc". A loop without shared weights
+    # holds an nn.ModuleList there, one body per iteration ("loop1" → loop1[0], loop1[1], ...).
+    node_modules: dict[str, str] = field(default_factory=dict)
 
 
 def export_python(graph: Graph, analysis: Analysis | None = None) -> str:
@@ -160,6 +164,8 @@ class _Generator:
         self.edge_keys: list[str] = []
         self.edge_numbers: dict[str, int] = {}
         self.uses_functional = False
+        self.attrs: dict[str, str] = {}          # node path → attribute on its own class
+        self.region_attrs: dict[str, str] = {}   # region prefix → body attribute on the parent
 
     # -- classes --
 
@@ -220,10 +226,7 @@ class _Generator:
                         "edit the graph, not this file."))
         out.append(Line(f'"""{top.name}: a model built in dprog, in plain PyTorch."""'))
         out.append(Line(""))
-        out.append(Line("import torch"))
-        if self.uses_functional:
-            out.append(Line("import torch.nn.functional as F"))
-        out.append(Line("from torch import nn"))
+        header = len(out)   # the imports go here once we know which names the code reads
         out.append(Line(""))
         out.append(Line(f'__all__ = ["{top.name}"]'))
         for cls in self.classes:
@@ -243,10 +246,29 @@ class _Generator:
                 out += [Line(""), Line("")]
                 out.append(Line(f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):"))
                 out += self.forward_lines(cls, 1, tap=True)
+        # `import torch` only when the code reads `torch`: a model of nn modules and F.* calls
+        # alone (say Linear -> GELU) would otherwise export an unused import (ruff F401).
+        imports = ["import torch"] if any(_reads_torch(ln.text) for cls in self.classes
+                                          for ln in (*cls.init, *cls.body)) else []
+        if self.uses_functional:
+            imports.append("import torch.nn.functional as F")
+        imports.append("from torch import nn")
+        out[header:header] = [Line(text) for text in imports]
         text = "\n".join(ln.text for ln in out) + "\n"
         line_nodes = {i + 1: ln.node for i, ln in enumerate(out) if ln.node}
         return Generated(text, top.name, line_nodes, self.edge_keys,
-                         [c.name for c in self.classes[:-1]])
+                         [c.name for c in self.classes[:-1]], self.node_modules())
+
+    def node_modules(self) -> dict[str, str]:
+        """Each recorded attribute, prefixed by the body attributes of its enclosing regions."""
+        out = {}
+        for path, attr in self.attrs.items():
+            prefix = path[: path.rfind(PATH_SEP) + 1]   # "a/body/b/then/" for "a/body/b/then/fc"
+            while prefix:
+                attr = f"{self.region_attrs[prefix]}.{attr}"
+                prefix = "".join(part + PATH_SEP for part in prefix.split(PATH_SEP)[:-3])
+            out[path] = attr
+        return out
 
     def forward_lines(self, cls: ClassCode, depth: int, *, tap: bool) -> list[Line]:
         lines = [Line(INDENT * depth + "# " + safe_text(c, 120)) for c in cls.arg_comments]
@@ -258,6 +280,15 @@ class _Generator:
                                   else (lambda m: f"{m[1]}("), text)
             lines.append(Line(INDENT * depth + text, ln.node))
         return lines
+
+
+_TORCH = re.compile(r"(?<![\w.])torch\.")
+
+
+def _reads_torch(text: str) -> bool:
+    """Whether a generated line reads `torch`. Its code never holds a `#` (its only strings are
+    names), so what follows one is a comment, whose words don't count."""
+    return bool(_TORCH.search(text.split("#", 1)[0]))
 
 
 # Placeholders the node emitters write; forward_lines renders them for either mode.
@@ -324,6 +355,7 @@ class _NodeContext:
                      "normal": f"torch.randn({shape}) * {literal(p['scale'])}",
                      "uniform": f"(torch.rand({shape}) * 2 - 1) * {literal(p['scale'])}"}[p["init"]]
             self.init(f"self.{attr} = nn.Parameter({start})")
+            self.gen.attrs[self.path] = attr
             self.line(f"{attr} = self.{attr}", self.out_types)
         else:
             self.emit_op()
@@ -337,6 +369,7 @@ class _NodeContext:
             attr = outs[0]
             kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
             self.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
+            self.gen.attrs[self.path] = attr
             inputs["self"] = f"self.{attr}"
             template = spec.template or "{self}(" + ", ".join("{" + k + "}" for k in self.in_types) + ")"
         elif spec.function:
@@ -372,6 +405,7 @@ def _emit_body(ctx: _NodeContext, region: str, doc: str) -> tuple[str, str]:
     ctx.gen.emit_class(body, prefix, cls, top=False, doc=doc)
     attr = ctx.names(f"{ctx.node.name}_{region}" if ctx.spec.kind == "branch" else ctx.node.name,
                      ctx.node.type)
+    ctx.gen.region_attrs[prefix] = attr
     return cls, attr
 
 
@@ -407,7 +441,13 @@ def _emit_loop(ctx: _NodeContext) -> None:
     out_ports = [port for port in ctx.gen.analysis.outputs[ctx.path]]
     out_vars = dict(zip(out_ports, ctx.outputs(out_ports, qualify=True), strict=True))
     out_types = ctx.gen.analysis.outputs[ctx.path]
-    batch_ref = ctx.var(next(iter(ctx.in_types))) if ctx.in_types else None
+    # Zeros (initial states, step counts) take the batch size, device and dtype of a batched
+    # float input; the first input could be unbatched or hold long token ids, and its zeros
+    # then had the wrong size or dtype. The analysis guarantees a batched input where needed.
+    batched = [k for k, t in ctx.in_types.items() if t.batched]
+    ref = next((k for k in batched if ctx.in_types[k].dtype == "float"), batched[0] if batched else None)
+    batch_ref = ctx.var(ref) if ref else None
+    zeros_dtype = "" if ref is None or ctx.in_types[ref].dtype == "float" else ", dtype=torch.float"
 
     call_args: list[str] = []
     sequences: list[tuple[str, str]] = []   # (per-step variable, sequence expression)
@@ -419,7 +459,7 @@ def _emit_loop(ctx: _NodeContext) -> None:
                 ctx.line(f"{var} = {ctx.use(n.id)}", [out_types[n.id]])
             else:
                 dims = ", ".join(str(d) for d in out_types[n.id].shape[1:])
-                ctx.line(f"{var} = {batch_ref}.new_zeros({batch_ref}.shape[0], {dims})",
+                ctx.line(f"{var} = {batch_ref}.new_zeros({batch_ref}.shape[0], {dims}{zeros_dtype})",
                          [out_types[n.id]])
             call_args.append(var)
         elif role == "sequence":
@@ -451,7 +491,8 @@ def _emit_loop(ctx: _NodeContext) -> None:
         ctx.line(f"{list_var} = []")
     if mode == "while":
         it = out_vars["iterations"]
-        ctx.line(f"{it} = {batch_ref}.new_zeros({batch_ref}.shape[0])", [out_types["iterations"]])
+        ctx.line(f"{it} = {batch_ref}.new_zeros({batch_ref}.shape[0]{zeros_dtype})",
+                 [out_types["iterations"]])
         if per_sample:
             running = ctx.names(f"{node.name}_running", "running")
             ctx.line(f"{running} = torch.ones_like({it}, dtype=torch.bool)  # samples not yet halted")
@@ -466,13 +507,16 @@ def _emit_loop(ctx: _NodeContext) -> None:
                  f"for i, ({head}) in enumerate({source}):" if not shared else f"for {head} in {source}:")
     elif mode == "repeat" and p["count_from"] == "input":
         count = ctx.names(f"{node.name}_count", "count")
-        ctx.line(f"{count} = int({ctx.use('count')}.max().clamp(1, {p['max_iters']}))")
+        # nan_to_num: a NaN count made int() raise; it now runs once, like any count below 1.
+        ctx.line(f"{count} = int({ctx.use('count')}.max().nan_to_num(1.0).clamp(1, {p['max_iters']}))")
         ctx.line(f"for {loop_var} in range({count}):")
     else:
         ctx.line(f"for {loop_var} in range({n_iter if mode == 'repeat' else p['max_iters']}):")
     ctx.line(f"{INDENT}{', '.join(targets)} = {call}")
-    for (list_var, _), target in zip(collected, [t for t, n in zip(targets, outs, strict=True)
-                                                  if _role(n, "output") == "output"], strict=True):
+    # Only a scan collects its plain outputs step by step; repeat and while keep the last one
+    # (zipping `collected` with them raised ValueError for every such loop with an output).
+    plain = [t for t, n in zip(targets, outs, strict=True) if _role(n, "output") == "output"]
+    for (list_var, _), target in zip(collected, plain if mode == "scan" else [], strict=True):
         ctx.line(f"{INDENT}{list_var}.append({target})")
     if mode == "while":
         if per_sample:

@@ -17,7 +17,7 @@ from torch import nn
 
 from nodes import lookup
 
-from .analysis import Analysis
+from .analysis import Analysis, analyze
 from .codegen import Generated, generate
 from .graph import Graph
 
@@ -85,9 +85,13 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
                    ) -> tuple[torch.Tensor, ...]:
     """Random inputs the compiled module accepts, one per Input block, in argument order.
 
-    Integer inputs stay below the smallest vocabulary of the Embeddings they feed.
+    Integer inputs stay below every Embedding's vocabulary and every CrossEntropy's class
+    count in the graph, bodies included: ids reach them through reshapes, concats and loops,
+    not only by a direct wire (which was all this looked at, so a Loop or Reshape in between
+    gave out-of-range ids).
     """
     tensors = []
+    high = _id_limit(graph)
     for node in graph.nodes:
         spec = lookup(node.type)
         if spec is None or spec.kind != "input":
@@ -95,9 +99,24 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
         params = {**spec.defaults(), **node.params}
         shape = (batch_size, *params["shape"])
         if params["dtype"] == "long":
-            vocab = [graph.node(e.dst[0]).params.get("num_embeddings", 100)
-                     for e in graph.outgoing(node.id) if graph.node(e.dst[0]).type == "embedding"]
-            tensors.append(torch.randint(0, min(vocab, default=10), shape, generator=generator))
+            tensors.append(torch.randint(0, high, shape, generator=generator))
         else:
             tensors.append(torch.randn(shape, generator=generator))
     return tuple(tensors)
+
+
+def _id_limit(graph: Graph) -> int:
+    """One more than the largest token or class id every consumer of ids in `graph` accepts."""
+    limits = [10]
+    walked = list(graph.walk())
+    for _, node in walked:
+        if node.type == "embedding":
+            limits.append(node.params.get("num_embeddings", lookup("embedding").param(
+                "num_embeddings").default))
+    if any(node.type == "cross_entropy" for _, node in walked):
+        analysis = analyze(graph)
+        for path, node in walked:
+            logits = analysis.inputs.get(path, {}).get("input") if node.type == "cross_entropy" else None
+            if logits is not None and logits.rank == 2 and isinstance(logits.shape[1], int):
+                limits.append(logits.shape[1])
+    return max(1, min(v for v in limits if isinstance(v, int) and not isinstance(v, bool)))

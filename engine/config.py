@@ -37,6 +37,7 @@ class TrainingConfig:
     device: str = "auto"
     gradflow_every: int = 10        # sample gradient flow every K steps; 0 turns it off
     eval_every: int = 0             # evaluate every N steps; 0 means once per epoch
+    boundary_every: int = 0         # 2-D data: class probabilities on a grid every N steps; 0: off
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> TrainingConfig:
@@ -58,12 +59,24 @@ class TrainingConfig:
                                  f"not {getattr(self, name)!r}")
         if not (isinstance(self.lr, int | float) and 0 < self.lr <= 100):
             raise ValueError(f"lr must be in (0, 100], not {self.lr!r}")
-        for name in ("batch_size", "epochs", "seed", "gradflow_every", "eval_every", "step_size"):
+        for name in ("batch_size", "epochs", "seed", "gradflow_every", "eval_every", "step_size",
+                     "boundary_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        for name, high in (("momentum", 1), ("weight_decay", 10)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+                raise ValueError(f"{name} must be a number in [0, {high}], not {value!r}")
+        if isinstance(self.gamma, bool) or not isinstance(self.gamma, int | float) \
+                or not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], not {self.gamma!r}")
+        if self.clip_grad_norm is not None and (isinstance(self.clip_grad_norm, bool) or not (
+                isinstance(self.clip_grad_norm, int | float) and self.clip_grad_norm > 0)):
+            raise ValueError(f"clip_grad_norm must be a positive number, not {self.clip_grad_norm!r}")
+        for name in ("batch_size", "step_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
             raise ValueError(f"steps must be a positive integer, not {self.steps!r}")
         if not isinstance(self.dataset, Mapping) or not isinstance(self.dataset.get("name"), str):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -22,12 +23,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .graph import Edge, Graph, Node
+from nodes import LEGACY_TYPES
+
+from .graph import Edge, Graph, Node, check_id
 
 FORMAT = "dprog-graph"
 VERSION = 2
 MAX_FILE_BYTES = 64 << 20
 MAX_REGION_DEPTH = 16
+MAX_ELEMENTS = 20_000   # nodes and edges in all regions: ~10 s to check at most
+MAX_JSON_DEPTH = 128   # arrays and objects; 16 nested regions need about 70
 SCHEMA_PATH = Path(__file__).with_name("graph.schema.json")
 
 
@@ -79,13 +84,33 @@ def _validator():
     import jsonschema
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    # jsonschema resolves a $ref on every use, which made up about half the cost of a load
+    # (~1.3 ms a node). The same schema with its $defs written in place checks exactly the
+    # same things; only a recursive one (a region inside a region) stays a $ref.
+    return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {}), ()))
+
+
+def _inline_refs(value: Any, defs: Mapping, stack: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        ref = value.get("$ref", "")
+        name = ref.removeprefix("#/$defs/")
+        if len(value) == 1 and ref.startswith("#/$defs/") and name in defs and name not in stack:
+            return _inline_refs(defs[name], defs, (*stack, name))
+        return {k: _inline_refs(v, defs, stack) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inline_refs(v, defs, stack) for v in value]
+    return value
 
 
 def _place(path) -> str:
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isascii() and part.isidentifier():
+            out += f".{part}"
+        else:   # a key from the file, quoted: a raw "\n" would split the one-line message
+            out += f"[{json.dumps(part)}]"
     return out
 
 
@@ -93,16 +118,42 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e400 parses as inf: refuse it like the Infinity literal, since it could never be saved.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value \
+            if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_document(text: str, source: str = "<graph>") -> dict:
     """JSON text → a checked, current-version document (a dict)."""
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise GraphFileError(f"{source}: line {e.lineno}, column {e.colno}: {e.msg}") from None
     except ValueError as e:
         raise GraphFileError(f"{source}: {e}") from None
     except RecursionError:
         raise GraphFileError(f"{source}: nested too deeply") from None
+    # json.loads stops near the recursion limit; nesting just below it got through and then
+    # raised RecursionError while jsonschema wrote its message (repr of the nested value).
+    if _nested_deeper_than(doc, MAX_JSON_DEPTH):
+        raise GraphFileError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(doc, dict):
         raise GraphFileError(f"{source}: $: expected a JSON object, got {type(doc).__name__}")
     if doc.get("format") != FORMAT:
@@ -133,11 +184,19 @@ def _short(message: str) -> str:
 
 def _check_depth(doc: Mapping, source: str) -> None:
     stack = [(doc, 0, "$")]
+    total = 0
     while stack:
         region, depth, where = stack.pop()
         if depth > MAX_REGION_DEPTH:
             raise GraphFileError(f"{source}: {where}: regions nested deeper than {MAX_REGION_DEPTH}")
         nodes = region.get("nodes") if isinstance(region, Mapping) else None
+        # Checking the schema costs about half a millisecond a node or wire, so a 64 MiB file
+        # of small nodes took many minutes to refuse or load; count them first.
+        for key in ("nodes", "edges"):
+            part = region.get(key) if isinstance(region, Mapping) else None
+            total += len(part) if isinstance(part, list) else 0
+        if total > MAX_ELEMENTS:
+            raise GraphFileError(f"{source}: more than {MAX_ELEMENTS:,} nodes and wires in all")
         for i, n in enumerate(nodes if isinstance(nodes, list) else []):
             regions = n.get("regions") if isinstance(n, Mapping) else None
             if isinstance(regions, Mapping):
@@ -150,9 +209,30 @@ def _build(region: Mapping, where: str, source: str, **extra: Any) -> Graph:
     for i, n in enumerate(region["nodes"]):
         regions = {name: _build(r, f"{where}.nodes[{i}].regions.{name}", source)
                    for name, r in n.get("regions", {}).items()}
-        nodes.append(Node(id=n["id"], type=n["type"], params=n.get("params", {}),
-                          pos=tuple(n.get("pos", (0.0, 0.0))), label=n.get("label", ""),
-                          regions=regions))
+        # What the schema lets through but a Node refuses: "fc1\n" matches the id pattern's
+        # ^…$ (Python's $ allows a trailing newline), and a 400-digit position is a valid JSON
+        # number but no float.
+        try:
+            check_id(n["id"])
+        except ValueError as e:
+            raise GraphFileError(f"{source}: {where}.nodes[{i}].id: {e}") from None
+        try:
+            # A renamed block type loads under its current name ("dense" -> "linear"), so the
+            # rest of dprog, and the next save, only ever see current types.
+            nodes.append(Node(id=n["id"], type=LEGACY_TYPES.get(n["type"], n["type"]),
+                              params=n.get("params", {}),
+                              pos=tuple(n.get("pos", (0.0, 0.0))), label=n.get("label", ""),
+                              regions=regions))
+        except (ValueError, OverflowError) as e:
+            raise GraphFileError(f"{source}: {where}.nodes[{i}]: {e}") from None
+    for i, e in enumerate(region["edges"]):
+        for key in ("from", "to"):
+            for j, part in enumerate(e[key]):
+                try:
+                    check_id(part)
+                except ValueError:
+                    raise GraphFileError(f"{source}: {where}.edges[{i}].{key}[{j}]: {part!r} is not "
+                                         "a node id or port name") from None
     edges = [Edge(tuple(e["from"]), tuple(e["to"])) for e in region["edges"]]
     try:
         return Graph(nodes=tuple(nodes), edges=tuple(edges), **extra)

@@ -54,21 +54,46 @@ def parse(text: str, names: tuple[str, ...]) -> ast.Expression:
     return tree
 
 
-def _check(node: ast.AST, names: tuple[str, ...]) -> None:
+_FOLD = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+         ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b, ast.Mod: lambda a, b: a % b}
+
+
+def _fold(node: ast.BinOp, a: float, b: float) -> float:
+    """The value of an all-constant operation, worked out in floats.
+
+    Python evaluates such parts itself when the model runs, on exact ints: `9**9**9**9` would
+    never finish and `1/0` would raise there. Floats overflow quickly instead, so a part that
+    is too big, divides by zero or turns complex is refused here.
+    """
+    try:
+        value = _FOLD[type(node.op)](float(a), float(b))
+    except (ArithmeticError, ValueError):
+        value = math.inf
+    if not isinstance(value, float) or not math.isfinite(value) or abs(value) > MAX_CONSTANT:
+        raise ExpressionError(f"has a constant part {ast.unparse(node)[:40]} that does not "
+                              f"evaluate to a number within ±{MAX_CONSTANT:g}")
+    return value
+
+
+def _check(node: ast.AST, names: tuple[str, ...]) -> float | None:
+    """Check `node`; return its value when it is made of constants only, else None."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, _BINOPS):
-        _check(node.left, names)
-        _check(node.right, names)
+        left, right = _check(node.left, names), _check(node.right, names)
+        return None if left is None or right is None else _fold(node, left, right)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARYOPS):
-        _check(node.operand, names)
+        value = _check(node.operand, names)
+        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
     elif isinstance(node, ast.Constant):
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ExpressionError(f"uses {type(v).__name__} constant {v!r}; only numbers are allowed")
         if not math.isfinite(v) or abs(v) > MAX_CONSTANT:
             raise ExpressionError(f"uses constant {v!r} outside ±{MAX_CONSTANT:g}")
+        return v
     elif isinstance(node, ast.Name):
         if node.id not in names:
             raise ExpressionError(f"uses unknown name {node.id!r}; inputs are {', '.join(names)}")
+        return None
     elif isinstance(node, ast.Call):
         fn = node.func
         if not (isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name)
@@ -80,13 +105,24 @@ def _check(node: ast.AST, names: tuple[str, ...]) -> None:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise ExpressionError("uses *arguments")
-            _check(arg, names)
+            # torch.<fn> takes tensors only: torch.maximum(a, 0) fails when the model runs.
+            if _check(arg, names) is not None:
+                raise ExpressionError(f"passes a constant to torch.{fn.attr}, which needs an input "
+                                      "in each argument")
+        seen = set()
         for kw in node.keywords:
             if kw.arg not in keywords:
                 raise ExpressionError(f"passes {kw.arg or '**'}= to torch.{fn.attr}")
+            if kw.arg in seen:   # ast.parse accepts this; compiling the generated code would not
+                raise ExpressionError(f"passes {kw.arg}= to torch.{fn.attr} twice")
+            seen.add(kw.arg)
             if not isinstance(kw.value, ast.Constant | ast.UnaryOp):
                 raise ExpressionError(f"passes a non-constant {kw.arg}= to torch.{fn.attr}")
             _check(kw.value, ())
+        # torch.clamp(a) with neither bound raises when the model runs, not when it is built.
+        if keywords and not seen:
+            raise ExpressionError(f"calls torch.{fn.attr} without {' or '.join(keywords)}=")
+        return None
     else:
         raise ExpressionError(f"uses {type(node).__name__}, which is not allowed")
 

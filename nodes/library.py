@@ -86,7 +86,13 @@ def conv_rule(dims: int, transpose: bool = False):
         if c % p["groups"] or p["out_channels"] % p["groups"]:
             raise ShapeError(f"channels {c} → {p['out_channels']} are not divisible by groups={p['groups']}",
                              param="groups")
-        return [x.with_shape((BATCH, p["out_channels"], *spatial(x, p, dims, transpose)))]
+        # torch refuses this only when the model runs (and the shape rule alone accepted it).
+        if transpose and p["output_padding"] >= max(p["stride"], p["dilation"]):
+            raise ShapeError(f"output_padding {p['output_padding']} must be smaller than stride or "
+                             "dilation", param="output_padding", code="param_out_of_range")
+        # The first dim passes through: an unbatched (1, C, H, W) stays unbatched (torch
+        # treats its 1 as the batch), where writing B here made later sizes disagree.
+        return [x.with_shape((x.shape[0], p["out_channels"], *spatial(x, p, dims, transpose)))]
     return rule
 
 
@@ -147,7 +153,9 @@ def cell_rule(gates: int, with_c: bool):
     def rule(p: ParamValues, s: InTypes) -> list[TensorType]:
         x, *state = s
         need_rank(x, [2], "(B, features)")
-        hid = (BATCH, p["hidden_size"])
+        # As for convs, the first dim is x's own: (1, F) with a (B, H) state validated, then
+        # failed with "Input batch size 1 doesn't match hidden0 batch size 2".
+        hid = (x.shape[0], p["hidden_size"])
         for t, port in zip(state, ("h", "c"), strict=False):
             if t.shape != hid:
                 raise ShapeError(f"expects state {fmt_shape(hid)} but gets {fmt_shape(t.shape)}",
@@ -278,6 +286,11 @@ def concat_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
         if t.shape[d] == BATCH:
             raise ShapeError("cannot concatenate along the batch dim", param="dim",
                              code="param_out_of_range")
+        # torch.cat promotes mixed dtypes (long + float -> float), so the result would not be
+        # the first input's dtype that this rule reports.
+        if t.dtype != first.dtype:
+            raise ShapeError(f"cannot concatenate {t.dtype} values with {first.dtype} values",
+                             port=f"x{i}", code="type_mismatch")
         total += t.shape[d]
     return [first.with_shape((*first.shape[:d], total, *first.shape[d + 1:]))]
 
@@ -303,10 +316,16 @@ def loss_rule(target_dtype: str):
             if target.shape != pred.shape[:1]:
                 raise ShapeError(f"expects class ids {fmt_shape(pred.shape[:1])} but gets "
                                  f"{fmt_shape(target.shape)}", port="target")
-        elif broadcast(pred.shape, target.shape) != pred.shape:
+        # Exactly the prediction's shape: torch warns on a broadcast target (mse, l1) or
+        # refuses it (bce_with_logits), so a broadcasting target validated but failed to run.
+        elif target.shape != pred.shape:
             raise ShapeError(f"target {fmt_shape(target.shape)} does not match prediction "
                              f"{fmt_shape(pred.shape)}", port="target")
-        return [TensorType(() if p["reduction"] != "none" else pred.shape[:1])]
+        if p["reduction"] != "none":
+            return [TensorType(())]
+        # reduction="none" keeps one loss per element: per sample for cross-entropy, and the
+        # prediction's whole shape for the others (this said (B,) for them too).
+        return [TensorType(pred.shape[:1] if target_dtype == "long" else pred.shape)]
     return rule
 
 
@@ -338,13 +357,21 @@ def _boundary(region, kind: str) -> list:
 def loop_ports(node) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
     """A loop's ports come from its body: one input per body input, one output per result."""
     body = node.regions.get("body")
-    inputs = [Port(n.id, optional=n.params.get("role") == "state")
+    # Params left out take their defaults (a body output's role is "output", a loop's mode
+    # "repeat"), as in the analysis; reading them raw dropped those ports, and the analysis
+    # then crashed matching its result types to the ports.
+    def role(n, default: str):
+        value = n.params.get("role", default)
+        return value if isinstance(value, str) else default
+
+    mode = node.params.get("mode", "repeat")
+    inputs = [Port(n.id, optional=role(n, "context") == "state")
               for n in _boundary(body, "body_input")]
-    if node.params.get("mode") == "repeat" and node.params.get("count_from") == "input":
+    if mode == "repeat" and node.params.get("count_from", "param") == "input":
         inputs.append(Port("count", "iterations to run, from the data (its max over the batch)"))
-    outputs = [Port(n.id) for n in _boundary(body, "body_input") if n.params.get("role") == "state"]
-    outputs += [Port(n.id) for n in _boundary(body, "body_output") if n.params.get("role") == "output"]
-    if node.params.get("mode") == "while":
+    outputs = [Port(n.id) for n in _boundary(body, "body_input") if role(n, "context") == "state"]
+    outputs += [Port(n.id) for n in _boundary(body, "body_output") if role(n, "output") == "output"]
+    if mode == "while":
         outputs.append(Port("iterations", "steps each sample took, as floats (B,)"))
     return tuple(inputs), tuple(outputs)
 
@@ -533,6 +560,11 @@ POOLING = [
 def norm_rule(ranks: Sequence[int], what: str):
     def rule(p: ParamValues, s: InTypes) -> list[TensorType]:
         need_rank(s[0], ranks, what)
+        # Batch statistics need a batch: an unbatched (1, C) Constant validated, then failed
+        # in training mode ("Expected more than 1 value per channel").
+        if not s[0].batched:
+            raise ShapeError(f"normalizes over the batch, so it needs a batched input, not "
+                             f"{fmt_shape(s[0].shape)}")
         return [s[0]]
     return rule
 
@@ -640,8 +672,12 @@ SHAPING = [
               inputs=X, input_dtypes=ANY_DTYPE, shape=split_rule,
               params=(ShapeParam("sections", (1, 1), "size of each piece", max_dims=8),
                       Int("dim", -1, "the dim to cut", min=-8, max=7)),
-              ports=lambda n: (X, numbered_ports("y", len(n.params.get("sections") or ()) or 1)),
-              template=lambda p, s: f"torch.split({{x}}, {list(p['sections'])!r}, dim={p['dim']})"),
+              # Without a sections param the default (1, 1) applies: two pieces, two ports.
+              ports=lambda n: (X, numbered_ports("y", len(n.params.get("sections", (1, 1)) or ())
+                                                 or 1)),
+              # One section: take the only piece, not the 1-tuple torch.split returns.
+              template=lambda p, s: f"torch.split({{x}}, {list(p['sections'])!r}, dim={p['dim']})"
+              + ("[0]" if len(p["sections"]) == 1 else "")),
     BlockSpec(type="select", title="Select", category="Shape",
               doc="Picks one index along a dim, dropping that dim: x[:, i].",
               inputs=X, input_dtypes=ANY_DTYPE, shape=select_rule,

@@ -52,7 +52,10 @@ class Param:
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return "must be a number"
-            if not math.isfinite(value):
+            # An int too big for a float (a 400-digit JSON number) is as unusable as inf;
+            # math.isfinite would raise OverflowError on it.
+            if isinstance(value, int) and abs(value) > 1 << 1000 or \
+                    isinstance(value, float) and not math.isfinite(value):
                 return "must be a finite number"
             return self._check_range(value)
         if self.kind == "choice":
@@ -87,7 +90,8 @@ class Param:
         """The canonical in-memory form: shapes are tuples, ints given as floats stay ints."""
         if self.kind == "shape" and isinstance(value, list | tuple):
             return tuple(value)
-        if self.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        if self.kind == "float" and isinstance(value, int) and not isinstance(value, bool) \
+                and abs(value) <= 1 << 1000:   # bigger ints stay as they are (and fail check)
             return float(value)
         return value
 

@@ -1,0 +1,121 @@
+"""Small builders shared by the engine tests: graphs from compact specs, diagnostic codes.
+
+Pure: importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.graph import Edge, Graph, Node
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = REPO / "sample_graphs"
+SAMPLE_NAMES = sorted(p.stem for p in SAMPLES_DIR.glob("*.json"))
+
+
+def build(specs: Iterable[tuple], wires: Iterable[str] = (), *, name: str = "model",
+          training: Mapping[str, Any] | None = None) -> Graph:
+    """A graph from `(id, type, params[, regions])` tuples and wires "src.port -> dst.port"
+    (ports default to y -> x)."""
+    nodes = [Node(s[0], s[1], dict(s[2]) if len(s) > 2 else {}, pos=(40.0 * i, 0.0),
+                  regions=s[3] if len(s) > 3 else {}) for i, s in enumerate(specs)]
+    edges = []
+    for wire in wires:
+        src, dst = (part.strip() for part in wire.split("->"))
+        src = tuple(src.split(".")) if "." in src else (src, "y")
+        dst = tuple(dst.split(".")) if "." in dst else (dst, "x")
+        edges.append(Edge(src, dst))
+    return Graph(tuple(nodes), tuple(edges), name=name, training=dict(training or {}))
+
+
+def chain(*specs: tuple, name: str = "model") -> Graph:
+    """Nodes wired one after another, y -> x."""
+    wires = [f"{a[0]} -> {b[0]}" for a, b in itertools.pairwise(specs)]
+    return build(specs, wires, name=name)
+
+
+def linear_body(features: int, *, bias: bool = True) -> Graph:
+    """A body x -> Linear -> y, with one context input and one plain output."""
+    return build([("x", "body_input", {"role": "context"}),
+                  ("fc", "linear", {"out_features": features, "bias": bias}),
+                  ("y", "body_output", {"role": "output"})], ["x -> fc", "fc -> y"])
+
+
+def codes(diagnostics: Iterable) -> list[str]:
+    return [d.code for d in diagnostics]
+
+
+def errors(diagnostics: Iterable) -> list:
+    return [d for d in diagnostics if d.severity == "error"]
+
+
+def import_file(path: Path, module_name: str):
+    """Import a .py file as a fresh module (its own namespace), as a user of model.py would."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[module_name]
+    return module
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child python that must find the repo's packages."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra)
+    return env
+
+
+def kitchen_sink() -> Graph:
+    """A graph that makes the generator use every context it has: submodules, buffers,
+    parameters, functions with kwargs, an expression, a scan with per-step outputs, a
+    per-sample while loop with unshared weights, a per-sample branch, several outputs."""
+    scan_body = build([
+        ("total", "body_input", {"role": "state", "shape": [3]}),
+        ("x_t", "body_input", {"role": "sequence"}),
+        ("fc", "linear", {"out_features": 3}),
+        ("plus", "add"),
+        ("total_next", "body_output", {"role": "state", "state": "total"}),
+        ("step_out", "body_output", {"role": "output"}),
+    ], ["x_t -> fc", "total -> plus.a", "fc -> plus.b", "plus -> total_next", "plus -> step_out"])
+    while_body = build([
+        ("h", "body_input", {"role": "state", "shape": [3]}),
+        ("ctx", "body_input", {"role": "context"}),
+        ("mix", "expression", {"expr": "torch.tanh(a + b)", "inputs": 2}),
+        ("score", "linear", {"out_features": 1}),
+        ("h_next", "body_output", {"role": "state", "state": "h"}),
+        ("halt", "body_output", {"role": "halt"}),
+    ], ["h -> mix.a", "ctx -> mix.b", "mix -> h_next", "mix -> score", "score -> halt"])
+    then = build([("x", "body_input"), ("fc", "linear", {"out_features": 3}),
+                  ("act", "gelu", {"approximate": "tanh"}), ("y", "body_output")],
+                 ["x -> fc", "fc -> act", "act -> y"])
+    other = build([("x", "body_input"), ("sm", "softmax", {"dim": -1}), ("y", "body_output")],
+                  ["x -> sm", "sm -> y"])
+    return build([
+        ("x", "input", {"shape": [3]}),
+        ("seq", "input", {"shape": [4, 3]}),
+        ("c", "constant", {"value": 0.5, "shape": [3]}),
+        ("p", "parameter", {"shape": [3]}),
+        ("f", "expression", {"expr": "a * torch.sigmoid(b) + c", "inputs": 3}),
+        ("scan", "loop", {"mode": "scan"}, {"body": scan_body}),
+        ("think", "loop", {"mode": "while", "max_iters": 3, "share_weights": False},
+         {"body": while_body}),
+        ("side", "select", {"index": 0}),
+        ("route", "branch", {}, {"then": then, "else": other}),
+        ("cat", "concat", {"inputs": 2, "dim": 1}),
+        ("out1", "output"), ("out2", "output"), ("out3", "output"),
+    ], ["x -> f.a", "c -> f.b", "p -> f.c", "seq -> scan.x_t", "f -> scan.total",
+        "scan.total -> think.h", "x -> think.ctx", "x -> side", "side -> route.cond",
+        "think.h -> route.x", "route.y -> cat.x0", "x -> cat.x1", "cat -> out1",
+        "scan.step_out -> out2", "think.iterations -> out3"], name="sink",
+        training={"dataset": {"name": "moons"}})
