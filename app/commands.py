@@ -1,0 +1,734 @@
+"""Edits as values: each command is a small frozen dataclass with a pure `apply(graph)`.
+
+`apply` takes the whole (top-level) graph and returns a new one; commands that edit a loop
+or branch body carry the body's `region` path (`()` is the main graph, `("loop1", "body")`
+the body of `loop1`) and rebuild the parents, sharing every node they did not touch. A
+command that cannot be done raises `CommandRejected` with a reason for the status bar; it
+never half-applies, because it never mutates anything.
+
+Guarantees, for every command here:
+- the result is valid *data*: `Graph` invariants hold, every value passes its `Param.check`,
+  positions are finite, names/labels fit the file schema, regions nest no deeper than the
+  file format allows - so the result always saves and loads back equal. Modelling mistakes
+  (a missing input, an unused block) stay allowed and show up as diagnostics.
+- wires into ports that an edit makes disappear (a loop body loses a Body input, a Concat
+  gets fewer inputs, a loop leaves "while" mode) are removed in the same step.
+- pure: no dearpygui, no torch, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
+
+from engine.analysis import Analysis, Diagnostic, analyze
+from engine.config import TrainingConfig
+from engine.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
+from engine.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
+from nodes import lookup
+from nodes.spec import BlockSpec
+
+Region = tuple[str, ...]
+Pos = tuple[float, float]
+
+MAX_LABEL = 200       # graph.schema.json: node label and graph name
+MAX_STRING_PARAM = 1000
+MAX_SHAPE_ITEMS = 16
+
+
+class CommandRejected(Exception):
+    """The command cannot be done; `str(e)` is the reason, worded for the status bar.
+
+    `code` is a stable machine-readable reason for tests and views: "cycle", a diagnostic
+    code such as "shape_mismatch"/"type_mismatch" for a refused wire, "bad_param",
+    "unknown_port", "unknown_block", "no_such_node", "no_such_region", "bad_id", "bad_value",
+    "too_deep", "no_such_edge", "nothing" (nothing to delete/move/paste), or "rejected".
+    """
+
+    def __init__(self, message: str, code: str = "rejected"):
+        super().__init__(message)
+        self.code = code
+
+
+# --- analysis, cached by graph identity ---------------------------------------------------
+
+_ANALYSES: list[tuple[Graph, Analysis]] = []
+_ANALYSES_KEPT = 4
+
+
+def analysis_of(graph: Graph) -> Analysis:
+    """`engine.analysis.analyze(graph)`, remembered for the last few graphs (by identity).
+
+    Graphs are immutable values, so an analysis never goes stale. `AppState` and `Connect`
+    share this cache: a connect analyses the graph before and after, and the state's
+    refresh then reuses the "after" analysis instead of running it a third time.
+    Treat the returned `Analysis` as read-only.
+    """
+    for g, a in _ANALYSES:
+        if g is graph:
+            return a
+    result = analyze(graph)
+    _ANALYSES.insert(0, (graph, result))
+    del _ANALYSES[_ANALYSES_KEPT:]
+    return result
+
+
+def remember_analysis(graph: Graph, analysis: Analysis) -> None:
+    """Seed `analysis_of`'s cache: `analysis` is known to describe `graph` (see same_structure)."""
+    if not any(g is graph for g, _ in _ANALYSES):
+        _ANALYSES.insert(0, (graph, analysis))
+        del _ANALYSES[_ANALYSES_KEPT:]
+
+
+def same_structure(a: Graph, b: Graph) -> bool:
+    """Whether `a` and `b` differ at most in node positions and training settings - the two
+    things neither the analysis nor the generated code depends on - so a move keeps both."""
+    if a is b:
+        return True
+    if a.name != b.name or a.edges != b.edges or len(a.nodes) != len(b.nodes):
+        return False
+    for m, n in zip(a.nodes, b.nodes, strict=True):
+        if m is n:
+            continue
+        if (m.id, m.type, m.label) != (n.id, n.type, n.label) or m.params != n.params \
+                or m.regions.keys() != n.regions.keys():
+            return False
+        if not all(same_structure(m.regions[k], n.regions[k]) for k in m.regions):
+            return False
+    return True
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def region_graph(graph: Graph, region: Region) -> Graph:
+    """The graph at `region`, or CommandRejected if that body no longer exists."""
+    try:
+        return graph.region_at(region)
+    except (KeyError, ValueError, AttributeError):
+        raise CommandRejected("that loop or branch body no longer exists", "no_such_region") from None
+
+
+def region_prefix(region: Region) -> str:
+    """The analysis path prefix of a region: `()` → "", `("loop1", "body")` → "loop1/body/"."""
+    return "".join(part + PATH_SEP for part in region)
+
+
+def _ports(node: Node) -> tuple[set[str], set[str]] | None:
+    spec = lookup(node.type)
+    if spec is None:
+        return None
+    try:
+        ins, outs = spec.port_lists(node)
+    except Exception:  # a dynamic port rule given nonsense params: analysis reports it
+        return None
+    return {p.name for p in ins}, {p.name for p in outs}
+
+
+def _prune_vanished(graph: Graph, old: Node, new: Node) -> Graph:
+    """Drop wires into/out of ports `old` had and `new` lacks (same node id)."""
+    if old is new:
+        return graph
+    before, after = _ports(old), _ports(new)
+    if before is None or after is None:
+        return graph
+    gone_in, gone_out = before[0] - after[0], before[1] - after[1]
+    if not gone_in and not gone_out:
+        return graph
+    kept = tuple(e for e in graph.edges
+                 if not (e.dst[0] == new.id and e.dst[1] in gone_in)
+                 and not (e.src[0] == new.id and e.src[1] in gone_out))
+    return replace(graph, edges=kept)
+
+
+def edit_in(graph: Graph, region: Region, edit: Callable[[Graph], Graph]) -> Graph:
+    """Apply `edit` to the graph at `region`, rebuilding the parents (unchanged nodes shared).
+
+    Like `engine.graph.edit_region`, plus: a missing region is a CommandRejected, and when the
+    edit changes a loop/branch node's ports (its body gained or lost a Body input/output),
+    the outer wires to ports that vanished are removed.
+    """
+    if not region:
+        return edit(graph)
+    if len(region) % 2:
+        raise CommandRejected(f"bad region path {region!r}", "no_such_region")
+    node_id, name, *rest = region
+    node = graph.get(node_id)
+    if node is None or name not in node.regions:
+        raise CommandRejected("that loop or branch body no longer exists", "no_such_region")
+    body = node.regions[name]
+    new_body = edit_in(body, tuple(rest), edit)
+    if new_body is body:
+        return graph
+    new_node = replace(node, regions={**node.regions, name: new_body})
+    return _prune_vanished(replace_node(graph, new_node), node, new_node)
+
+
+def _spec(type_: str) -> BlockSpec:
+    spec = lookup(type_)
+    if spec is None:
+        raise CommandRejected(f"unknown block type {type_!r}", "unknown_block")
+    return spec
+
+
+def _node(graph: Graph, node_id: str) -> Node:
+    node = graph.get(node_id)
+    if node is None:
+        raise CommandRejected(f"there is no block {node_id!r} here", "no_such_node")
+    return node
+
+
+def _title(node: Node) -> str:
+    spec = lookup(node.type)
+    return f"{spec.title if spec else node.type} {node.name!r}"
+
+
+MAX_COORD = 1e7   # canvas coordinates beyond this are a bug or a runaway drag
+
+
+def _check_pos(pos: Any) -> Pos:
+    """A finite, in-range position rounded to 0.1, the precision files keep (so a graph
+    edited here saves and loads back equal)."""
+    try:
+        x, y = (float(v) for v in pos)
+    except (TypeError, ValueError):
+        raise CommandRejected(f"a position must be two numbers, not {pos!r}", "bad_value") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise CommandRejected("a position must be finite", "bad_value")
+    if abs(x) > MAX_COORD or abs(y) > MAX_COORD:
+        raise CommandRejected("that position is too far off the canvas", "bad_value")
+    return (round(x, 1), round(y, 1))
+
+
+def check_param(spec: BlockSpec, name: str, value: Any) -> Any:
+    """The canonical form of `value` for param `name`, or CommandRejected naming the problem."""
+    param = spec.param(name)
+    if param is None:
+        raise CommandRejected(f"{spec.title} has no param {name!r}", "bad_param")
+    problem = param.check(value)
+    if problem is None and param.kind == "string" and len(value) > MAX_STRING_PARAM:
+        problem = f"is longer than {MAX_STRING_PARAM} characters"
+    if problem is None and param.kind == "shape" and len(value) > MAX_SHAPE_ITEMS:
+        problem = f"may have at most {MAX_SHAPE_ITEMS} dims"
+    if problem:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise CommandRejected(f"{spec.title}: {name} {problem} (got {shown})", "bad_param")
+    return param.coerce(value)
+
+
+def _depth(graph: Graph) -> int:
+    """How many levels of regions nest below this graph (0: none)."""
+    return max((1 + _depth(r) for n in graph.nodes for r in n.regions.values()), default=0)
+
+
+def _check_depth(region: Region, nodes: Iterable[Node]) -> None:
+    here = len(region) // 2
+    deepest = max((1 + _depth(r) for n in nodes for r in n.regions.values()), default=0)
+    if here + deepest > MAX_REGION_DEPTH:
+        raise CommandRejected(f"bodies may nest at most {MAX_REGION_DEPTH} deep", "too_deep")
+
+
+# Port names a loop or branch has besides those its bodies' boundary nodes give it. A body
+# node with one of these ids would share that port (the analysis does not flag it), so
+# commands never create one.
+STRUCTURAL_PORTS = {"loop": frozenset({"count", "iterations"}), "branch": frozenset({"cond"})}
+
+
+def reserved_ids(graph: Graph, region: Region) -> frozenset[str]:
+    """Ids a new node in `region` must not take: its owner's structural port names."""
+    if not region:
+        return frozenset()
+    region_graph(graph, region)   # CommandRejected unless the region exists
+    owner = graph.region_at(region[:-2]).get(region[-2])
+    spec = lookup(owner.type) if owner is not None else None
+    return STRUCTURAL_PORTS.get(spec.kind, frozenset()) if spec is not None else frozenset()
+
+
+def _id_stem(node_id: str) -> str:
+    return re.sub(r"\d+$", "", node_id) or "node"
+
+
+def _check_label(text: Any, what: str) -> str:
+    if not isinstance(text, str):
+        raise CommandRejected(f"{what} must be text", "bad_value")
+    if len(text) > MAX_LABEL:
+        raise CommandRejected(f"{what} may be at most {MAX_LABEL} characters", "bad_value")
+    return text
+
+
+# --- default bodies for new loops and branches ------------------------------------------------
+
+
+def default_regions(type_: str) -> dict[str, Graph]:
+    """Bodies a freshly added loop or branch starts with, so it is valid once connected.
+
+    Loop: a state Body input `h` (shape (16,)) wired straight to a Body output `h_next`
+    that updates it. Branch: `then` and `else` each pass a Body input `x` to a Body output `y`.
+    """
+    spec = lookup(type_)
+    if spec is None or not spec.regions:
+        return {}
+    if spec.kind == "loop":
+        body = Graph(nodes=(Node("h", "body_input", {"role": "state", "shape": (16,)}, pos=(40.0, 60.0)),
+                            Node("h_next", "body_output", {"role": "state", "state": "h"},
+                                 pos=(240.0, 60.0))),
+                     edges=(Edge(("h", "y"), ("h_next", "x")),))
+        return {name: body for name in spec.regions}
+    passthrough = Graph(nodes=(Node("x", "body_input", {"role": "context"}, pos=(40.0, 60.0)),
+                               Node("y", "body_output", {"role": "output"}, pos=(240.0, 60.0))),
+                        edges=(Edge(("x", "y"), ("y", "x")),))
+    return {name: passthrough for name in spec.regions}
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of all edits. `apply(graph)` is pure: it returns a new graph or raises
+    CommandRejected; it never mutates. `label` names it for menus ("Undo Add Linear")."""
+
+    @property
+    def label(self) -> str:
+        return type(self).__name__
+
+    def apply(self, graph: Graph) -> Graph:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AddNode(Command):
+    """Add a block of `type` at `pos` in `region`.
+
+    The id is `node_id` if given (it must be a free, legal id), else a fresh one from the
+    type (`linear1`, `linear2`, ...). `params` are checked against the spec. Loops and
+    branches get the default bodies of `default_regions`.
+    """
+
+    region: Region
+    type: str
+    pos: Pos
+    params: Mapping[str, Any] | None = None
+    node_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        spec = lookup(self.type)
+        return f"Add {spec.title if spec else self.type}"
+
+    def apply(self, graph: Graph) -> Graph:
+        spec = _spec(self.type)
+        pos = _check_pos(self.pos)
+        params = {name: check_param(spec, name, v) for name, v in (self.params or {}).items()}
+        regions = default_regions(spec.type)
+        _check_depth(self.region, [Node("n", spec.type, regions=regions)])
+        reserved = reserved_ids(graph, self.region)
+
+        def edit(g: Graph) -> Graph:
+            if self.node_id is None:
+                node_id = g.fresh_id(spec.type)
+            else:
+                node_id = self.node_id
+                if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
+                    raise CommandRejected(f"{node_id!r} is not a valid id: use 1-64 letters, "
+                                          "digits or _, not starting with a digit", "bad_id")
+                if node_id in g:
+                    raise CommandRejected(f"there already is a block {node_id!r} here", "bad_id")
+                if node_id in reserved:
+                    raise CommandRejected(f"{node_id!r} is the name of a port of this body's "
+                                          "loop or branch; choose another id", "bad_id")
+            node = Node(node_id, spec.type, params, pos=pos, regions=regions)
+            return replace(g, nodes=(*g.nodes, node))
+
+        return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True)
+class RemoveNodes(Command):
+    """Delete blocks and every wire touching them. Ids not in the region are ignored;
+    rejected when none of them is there."""
+
+    region: Region
+    ids: frozenset[str]
+
+    @property
+    def label(self) -> str:
+        return "Delete block" if len(self.ids) == 1 else f"Delete {len(self.ids)} blocks"
+
+    def apply(self, graph: Graph) -> Graph:
+        def edit(g: Graph) -> Graph:
+            gone = {i for i in self.ids if i in g}
+            if not gone:
+                raise CommandRejected("nothing to delete", "nothing")
+            return replace(g, nodes=tuple(n for n in g.nodes if n.id not in gone),
+                           edges=tuple(e for e in g.edges
+                                       if e.src[0] not in gone and e.dst[0] not in gone))
+
+        return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True)
+class MoveNodes(Command):
+    """Set block positions: `((id, (x, y)), ...)`. One drag is one command. Unknown ids are
+    ignored; rejected when none is there or a position is not finite."""
+
+    region: Region
+    positions: tuple[tuple[str, Pos], ...]
+
+    @property
+    def label(self) -> str:
+        return "Move block" if len(self.positions) == 1 else f"Move {len(self.positions)} blocks"
+
+    def apply(self, graph: Graph) -> Graph:
+        wanted = {node_id: _check_pos(pos) for node_id, pos in self.positions}
+
+        def edit(g: Graph) -> Graph:
+            if not any(i in g for i in wanted):
+                raise CommandRejected("nothing to move", "nothing")
+            nodes = tuple(replace(n, pos=wanted[n.id]) if n.id in wanted and n.pos != wanted[n.id]
+                          else n for n in g.nodes)
+            if all(a is b for a, b in zip(nodes, g.nodes, strict=True)):
+                return g
+            return replace(g, nodes=nodes)
+
+        return edit_in(graph, self.region, edit)
+
+
+def _reaches(graph: Graph, start: str, goal: str) -> bool:
+    """Is there a path of wires from `start` to `goal`?"""
+    consumers: dict[str, set[str]] = {}
+    for e in graph.edges:
+        consumers.setdefault(e.src[0], set()).add(e.dst[0])
+    seen, stack = {start}, [start]
+    while stack:
+        node_id = stack.pop()
+        if node_id == goal:
+            return True
+        for nxt in consumers.get(node_id, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+# Errors a wire itself causes: its tensor does not fit the input. Other errors that show up
+# once a block gets its inputs - a loop body's own mistakes, a while loop without a halt
+# output, a kernel larger than the input - are the block's, not the wire's, and stay visible
+# as diagnostics; refusing the wire for them would hide them (a body is only analysed once
+# the loop's inputs are wired).
+WIRE_ERRORS = frozenset({"shape_mismatch", "type_mismatch", "too_large"})
+
+
+def _errors_at(analysis: Analysis, path: str) -> list[Diagnostic]:
+    return [d for d in analysis.diagnostics
+            if d.severity == "error" and d.code in WIRE_ERRORS and d.node == path]
+
+
+def _key(d: Diagnostic) -> tuple:
+    return (d.code, d.node, d.port, d.param, d.message)
+
+
+@dataclass(frozen=True)
+class Connect(Command):
+    """Wire output `src = (node, port)` to input `dst = (node, port)` in `region`.
+
+    An input takes one wire, so an existing wire into `dst` is replaced. Rejected, with the
+    reason, when a port does not exist, when the wire would close a cycle, or when it gives
+    the target block a new shape/dtype error: `analyze` runs before and after, and a
+    `WIRE_ERRORS` diagnostic on the target node that was not there before refuses the wire
+    (`CommandRejected.code` is the diagnostic's code). Other new errors are left to show as
+    diagnostics (see WIRE_ERRORS).
+    """
+
+    region: Region
+    src: tuple[str, str]
+    dst: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        return f"Connect {self.src[0]}.{self.src[1]} → {self.dst[0]}.{self.dst[1]}"
+
+    def apply(self, graph: Graph) -> Graph:
+        g = region_graph(graph, self.region)
+        (src_id, out), (dst_id, inp) = self.src, self.dst
+        src, dst = _node(g, src_id), _node(g, dst_id)
+        src_ports, dst_ports = _ports(src), _ports(dst)
+        if src_ports is None or out not in src_ports[1]:
+            raise CommandRejected(f"{_title(src)} has no output {out!r}", "unknown_port")
+        if dst_ports is None or inp not in dst_ports[0]:
+            raise CommandRejected(f"{_title(dst)} has no input {inp!r}", "unknown_port")
+        edge = Edge((src_id, out), (dst_id, inp))
+        if edge in g.edges:
+            return graph
+        if src_id == dst_id or _reaches(g, dst_id, src_id):
+            raise CommandRejected(f"wiring {src.name}.{out} → {dst.name}.{inp} would make a cycle; "
+                                  "use a Loop block for recurrence", "cycle")
+
+        def edit(r: Graph) -> Graph:
+            kept = tuple(e for e in r.edges if e.dst != edge.dst)
+            return replace(r, edges=(*kept, edge))
+
+        new = edit_in(graph, self.region, edit)
+        path = region_prefix(self.region) + dst_id
+        before = {_key(d) for d in _errors_at(analysis_of(graph), path)}
+        fresh = [d for d in _errors_at(analysis_of(new), path) if _key(d) not in before]
+        if fresh:
+            raise CommandRejected(f"can't wire {src.name}.{out} → {dst.name}.{inp}: {fresh[0].message}",
+                                  fresh[0].code)
+        return new
+
+
+@dataclass(frozen=True)
+class Disconnect(Command):
+    """Remove one wire; rejected if it is not there."""
+
+    region: Region
+    edge: Edge
+
+    @property
+    def label(self) -> str:
+        return f"Disconnect {self.edge}"
+
+    def apply(self, graph: Graph) -> Graph:
+        def edit(g: Graph) -> Graph:
+            if self.edge not in g.edges:
+                raise CommandRejected("that wire is no longer there", "no_such_edge")
+            return replace(g, edges=tuple(e for e in g.edges if e != self.edge))
+
+        return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True)
+class SetParam(Command):
+    """Set one param of one block; rejected when `Param.check` refuses the value (the reason
+    names the param and its range). Wires to ports the new value removes are dropped."""
+
+    region: Region
+    node_id: str
+    name: str
+    value: Any
+
+    @property
+    def label(self) -> str:
+        return f"Set {self.name}"
+
+    def apply(self, graph: Graph) -> Graph:
+        def edit(g: Graph) -> Graph:
+            node = _node(g, self.node_id)
+            value = check_param(_spec(node.type), self.name, self.value)
+            if self.name in node.params and node.params[self.name] == value \
+                    and type(node.params[self.name]) is type(value):
+                return g
+            new = replace(node, params={**node.params, self.name: value})
+            return _prune_vanished(replace_node(g, new), node, new)
+
+        return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True, init=False)
+class SetLabel(Command):
+    """Set a block's display label ("" clears it); at most 200 characters.
+
+    Built as `SetLabel(region, node_id, label)`; the text is stored as `.text`, because
+    `.label` is every command's menu name ("Rename block").
+    """
+
+    region: Region
+    node_id: str
+    text: str
+
+    def __init__(self, region: Region, node_id: str, label: str) -> None:
+        object.__setattr__(self, "region", region)
+        object.__setattr__(self, "node_id", node_id)
+        object.__setattr__(self, "text", label)
+
+    @property
+    def label(self) -> str:
+        return "Rename block"
+
+    def apply(self, graph: Graph) -> Graph:
+        text = _check_label(self.text, "a label")
+
+        def edit(g: Graph) -> Graph:
+            node = _node(g, self.node_id)
+            if node.label == text:
+                return g
+            return replace_node(g, replace(node, label=text))
+
+        return edit_in(graph, self.region, edit)
+
+
+def _fresh_id(stem: str, taken: set[str]) -> str:
+    stem = stem[:48]
+    i = 1
+    while f"{stem}{i}" in taken:
+        i += 1
+    return f"{stem}{i}"
+
+
+def remap_ids(taken: Graph, nodes: Iterable[Node], edges: Iterable[Edge],
+              offset: Pos = (0.0, 0.0), reserved: Iterable[str] = ()
+              ) -> tuple[tuple[Node, ...], tuple[Edge, ...]]:
+    """Copies of `nodes` with ids unused in `taken` (and among themselves), moved by `offset`;
+    only the `edges` between two of them, renamed to match. Ids that are free keep their
+    name; clashing ones get the next number of their stem (`fc1` → `fc2`). A Body output's
+    `state` param that names a copied Body input follows the rename. A repeated id in
+    `nodes` is copied once. `reserved` ids count as taken."""
+    used = {n.id for n in taken.nodes} | set(reserved)
+    mapping: dict[str, str] = {}
+    out_nodes: list[Node] = []
+    for n in nodes:
+        if n.id in mapping:
+            continue
+        new_id = _fresh_id(_id_stem(n.id), used) if n.id in used else n.id
+        mapping[n.id] = new_id
+        used.add(new_id)
+        out_nodes.append(n)
+    out_nodes = [replace(n, id=mapping[n.id], params=_follow_state(n, mapping),
+                         pos=_check_pos((n.pos[0] + offset[0], n.pos[1] + offset[1])))
+                 for n in out_nodes]
+    out_edges = (Edge((mapping[e.src[0]], e.src[1]), (mapping[e.dst[0]], e.dst[1]))
+                 for e in edges if e.src[0] in mapping and e.dst[0] in mapping)
+    return tuple(out_nodes), tuple(dict.fromkeys(out_edges))
+
+
+def _follow_state(node: Node, mapping: Mapping[str, str]) -> Mapping[str, Any]:
+    target = node.params.get("state")
+    if node.type == "body_output" and isinstance(target, str) and target in mapping:
+        return {**node.params, "state": mapping[target]}
+    return node.params
+
+
+@dataclass(frozen=True)
+class Paste(Command):
+    """Insert copies of `nodes` (with the `edges` among them) into `region`, moved by
+    `offset` (positions rounded to 0.1, like all positions commands write). Ids that clash get fresh ones (`fc` → `fc1`); edges to nodes outside the
+    pasted set are dropped. Bodies of pasted loops/branches come along unchanged."""
+
+    region: Region
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...] = ()
+    offset: Pos = (0.0, 0.0)
+
+    @property
+    def label(self) -> str:
+        return "Paste block" if len(self.nodes) == 1 else f"Paste {len(self.nodes)} blocks"
+
+    def apply(self, graph: Graph) -> Graph:
+        if not self.nodes:
+            raise CommandRejected("nothing to paste", "nothing")
+        offset = _check_pos(self.offset)
+        _check_depth(self.region, self.nodes)
+        reserved = reserved_ids(graph, self.region)
+
+        def edit(g: Graph) -> Graph:
+            nodes, edges = remap_ids(g, self.nodes, self.edges, offset, reserved)
+            return replace(g, nodes=(*g.nodes, *nodes), edges=(*g.edges, *edges))
+
+        return edit_in(graph, self.region, edit)
+
+
+@cache
+def _training_validator():
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/training"})
+
+
+def check_training(training: Mapping[str, Any]) -> None:
+    """CommandRejected unless `training` passes both TrainingConfig and the file schema."""
+    try:
+        TrainingConfig.from_mapping(training)
+    except (TypeError, ValueError) as e:
+        raise CommandRejected(str(e), "bad_value") from None
+    try:
+        json.dumps(training, allow_nan=False)
+    except (TypeError, ValueError):
+        raise CommandRejected("training settings must be plain, finite JSON values", "bad_value") from None
+    error = next(iter(_training_validator().iter_errors(dict(training))), None)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "training"
+        raise CommandRejected(f"{where}: {error.message}", "bad_value")
+
+
+@dataclass(frozen=True)
+class SetTraining(Command):
+    """Change training settings: `((key, value), ...)`; a value of None removes the key (so
+    the default applies). The result is checked with TrainingConfig.from_mapping and the
+    file schema."""
+
+    changes: tuple[tuple[str, Any], ...]
+
+    @property
+    def label(self) -> str:
+        keys = [k for k, _ in self.changes]
+        return f"Set {keys[0]}" if len(keys) == 1 else "Change training settings"
+
+    def apply(self, graph: Graph) -> Graph:
+        training = dict(graph.training)
+        for key, value in self.changes:
+            if value is None:
+                training.pop(key, None)
+            else:
+                training[key] = dict(value) if isinstance(value, Mapping) else value
+        check_training(training)
+        if training == dict(graph.training):
+            return graph
+        return replace(graph, training=training)
+
+
+@dataclass(frozen=True)
+class RenameGraph(Command):
+    """Rename the model (the generated class is named after it); 1-200 characters."""
+
+    name: str
+
+    @property
+    def label(self) -> str:
+        return "Rename model"
+
+    def apply(self, graph: Graph) -> Graph:
+        name = _check_label(self.name, "the model name")
+        if not name.strip():
+            raise CommandRejected("the model name cannot be empty", "bad_value")
+        return graph if name == graph.name else replace(graph, name=name)
+
+
+@dataclass(frozen=True)
+class AutoLayout(Command):
+    """Lay the region out left to right by depth (see app.layout)."""
+
+    region: Region = ()
+
+    @property
+    def label(self) -> str:
+        return "Auto-layout"
+
+    def apply(self, graph: Graph) -> Graph:
+        from .layout import layered_positions
+
+        g = region_graph(graph, self.region)
+        if not g.nodes:
+            raise CommandRejected("nothing to lay out", "nothing")
+        positions = layered_positions(g)
+        return MoveNodes(self.region, tuple(positions.items())).apply(graph)
+
+
+@dataclass(frozen=True)
+class Batch(Command):
+    """Several commands as one undo step; if any is rejected, the whole batch is."""
+
+    commands: tuple[Command, ...]
+    label: str = "Edit"  # type: ignore[assignment]  # a field here, a property elsewhere
+
+    def apply(self, graph: Graph) -> Graph:
+        for command in self.commands:
+            graph = command.apply(graph)
+        return graph
