@@ -167,7 +167,7 @@ class _Region:
             return
         self.specs[node.id] = spec
         path = self.prefix + node.id
-        for name, value in node.params.items():
+        for name in node.params:
             if spec.param(name) is None:
                 self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
                             node.id, param=name, severity="warning")

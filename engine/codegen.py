@@ -40,7 +40,7 @@ INDENT = "    "
 # (tests/test_codegen.py checks this list against torch's nn.Module.)
 MODULE_ATTRIBUTES = frozenset(["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"])
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
-    "torch", "nn", "F", "self", "tap", "step", "i"} | MODULE_ATTRIBUTES
+    "torch", "nn", "F", "self", "tap", "i"} | MODULE_ATTRIBUTES
 
 
 class Namer:
@@ -50,7 +50,7 @@ class Namer:
         self.taken = set(RESERVED) | (taken or set())
 
     def __call__(self, text: str, fallback: str = "v") -> str:
-        base = re.sub(r"[^a-z0-9_]+", "_", str(text).lower()).strip("_")[:40].rstrip("_")
+        base = re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")[:40].rstrip("_")
         base = base or fallback
         if base[0].isdigit():
             base = f"{fallback}_{base}"
@@ -83,10 +83,12 @@ def safe_text(text: str, limit: int = 80) -> str:
 
 def literal(value: Any) -> str:
     """The repr of a validated param value; refuses anything that is not a plain literal."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | int):
         return repr(value)
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, str) and not any(c in value for c in "\"\\\n\r"):
+        return f'"{value}"'   # the house style's quotes; anything unusual falls through to repr
     if isinstance(value, tuple | list):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if isinstance(value, tuple) and len(value) == 1 else (
@@ -104,6 +106,11 @@ def call_name(qualified: str) -> str:
 
 def shape_comment(types: list[TensorType]) -> str:
     return "  # " + ", ".join(str(t) for t in types) if types else ""
+
+
+def per_sample_view(var: str, t: TensorType) -> str:
+    """A (B,) or (B, 1) per-sample score as (B,)."""
+    return var if t.rank == 1 else f"{var}.squeeze(1)"
 
 
 def mask_for(var: str, rank: int) -> str:
@@ -151,7 +158,8 @@ def generate(graph: Graph, analysis: Analysis | None = None, *, tap: bool = Fals
     if not analysis.ok:
         raise GraphError(analysis.errors)
     gen = _Generator(analysis, tap)
-    top = gen.emit_class(graph, "", class_name(graph.name, gen.class_names), top=True)
+    top = gen.emit_class(graph, "", class_name(graph.name, gen.class_names), top=True,
+                         doc=f"The graph {safe_text(graph.name)}: {analysis.total_params:,} parameters.")
     return gen.render(graph, top)
 
 
@@ -187,11 +195,13 @@ class _Generator:
         incoming: dict[str, dict[str, Edge]] = {}
         for e in graph.edges:
             incoming.setdefault(e.dst[0], {})[e.dst[1]] = e
+        consumed = {e.src for e in graph.edges}
         results: dict[str, str] = {}
         for node_id in self.analysis.order[prefix]:
             node = graph.node(node_id)
             spec = lookup(node.type)
-            ctx = _NodeContext(self, code, node, spec, prefix, incoming.get(node_id, {}), vars_, attrs)
+            ctx = _NodeContext(self, code, node, spec, prefix, incoming.get(node_id, {}), vars_, attrs,
+                               consumed)
             if spec.kind in ("input", "body_input"):
                 continue
             if spec.kind in ("output", "body_output"):
@@ -300,9 +310,11 @@ class _NodeContext:
     """Emits the lines of one node."""
 
     def __init__(self, gen: _Generator, code: ClassCode, node: Node, spec: BlockSpec, prefix: str,
-                 incoming: Mapping[str, Edge], vars_: dict[tuple[str, str], str], names: Namer):
+                 incoming: Mapping[str, Edge], vars_: dict[tuple[str, str], str], names: Namer,
+                 consumed: set[tuple[str, str]]):
         self.gen, self.code, self.node, self.spec, self.prefix = gen, code, node, spec, prefix
         self.incoming, self.vars, self.names = incoming, vars_, names
+        self.consumed = consumed   # (node id, port) pairs some wire reads
         self.path = prefix + node.id
         self.params = gen.analysis.params[self.path]
         self.in_types = gen.analysis.inputs.get(self.path, {})
@@ -489,13 +501,16 @@ def _emit_loop(ctx: _NodeContext) -> None:
             targets.append(out_vars[n.id])
     for list_var, _ in collected:
         ctx.line(f"{list_var} = []")
-    if mode == "while":
+    # Count iterations only when someone reads the count.
+    counted = mode == "while" and (node.id, "iterations") in ctx.consumed
+    if counted:
         it = out_vars["iterations"]
         ctx.line(f"{it} = {batch_ref}.new_zeros({batch_ref}.shape[0]{zeros_dtype})",
                  [out_types["iterations"]])
-        if per_sample:
-            running = ctx.names(f"{node.name}_running", "running")
-            ctx.line(f"{running} = torch.ones_like({it}, dtype=torch.bool)  # samples not yet halted")
+    if per_sample:
+        running = ctx.names(f"{node.name}_running", "running")
+        ctx.line(f"{running} = {batch_ref}.new_ones({batch_ref}.shape[0], dtype=torch.bool)"
+                 "  # samples not yet halted")
 
     call = _body_call(ctx, cls, module, call_args)
     if mode == "scan":
@@ -526,12 +541,17 @@ def _emit_loop(ctx: _NodeContext) -> None:
                     rank = out_types[n.params["state"]].rank
                     ctx.line(f"{INDENT}{state_var} = torch.where({mask_for(running, rank)}, {target}, "
                              f"{state_var})  # halted samples keep theirs")
-            ctx.line(f"{INDENT}{it} = {it} + {running}")
-            ctx.line(f"{INDENT}{running} = {running} & ({halt_var}.reshape(-1) <= {literal(p['threshold'])})")
+            if counted:
+                ctx.line(f"{INDENT}{it} = {it} + {running}")
+            halt_node = next(n for n in outs if _role(n, "output") == "halt")
+            halt = per_sample_view(halt_var, ctx.gen.analysis.inputs[
+                f"{ctx.path}{PATH_SEP}body{PATH_SEP}{halt_node.id}"]["x"])
+            ctx.line(f"{INDENT}{running} = {running} & ({halt} <= {literal(p['threshold'])})")
             ctx.line(f"{INDENT}if not {running}.any():")
             ctx.line(f"{INDENT * 2}break")
         else:
-            ctx.line(f"{INDENT}{it} = {it} + 1")
+            if counted:
+                ctx.line(f"{INDENT}{it} = {it} + 1")
             ctx.line(f"{INDENT}if {halt_var}.mean() > {literal(p['threshold'])}:")
             ctx.line(f"{INDENT * 2}break")
     for list_var, var in collected:
@@ -560,7 +580,8 @@ def _emit_branch(ctx: _NodeContext) -> None:
         ctx.line(f"{INDENT}{', '.join(outs)} = {else_call}")
         return
     mask = ctx.names(f"{node.name}_mask", "mask")
-    ctx.line(f"{mask} = {cond}.reshape(-1) > {threshold}  # (B,) which samples take then")
+    cond = per_sample_view(cond, ctx.in_types["cond"])
+    ctx.line(f"{mask} = {cond} > {threshold}  # (B,) which samples take then")
     then_vars = [ctx.names(f"then_{v}") for v in outs]
     else_vars = [ctx.names(f"else_{v}") for v in outs]
     ctx.line(f"{', '.join(then_vars)} = {then_call}")

@@ -203,6 +203,12 @@ def attention_count(p: ParamValues, s: InTypes) -> int:
     return e * (e + kd + vd) + e * e + bias
 
 
+def attention_macs(p: ParamValues, s: InTypes) -> int:
+    """Projections, plus scores and their weighted sum: T_q·T_k·E twice (quadratic in T)."""
+    (_, tq, e), (_, tk, kd), (_, _, vd) = (t.shape for t in s)
+    return tq * e * 2 * e + tk * e * (kd + vd) + 2 * tq * tk * e
+
+
 def flatten_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
     (x,) = s
     start = norm_dim(p["start_dim"], x.rank, param="start_dim")
@@ -432,6 +438,7 @@ LAYERS = [
         init=lambda p, s: non_default(dict(in_features=s[0].shape[-1], out_features=p["out_features"]),
                                       dict(bias=p["bias"]), dict(bias=True)),
         count=lambda p, s: s[0].shape[-1] * p["out_features"] + (p["out_features"] if p["bias"] else 0),
+        macs=lambda p, s: numel(s[0].shape) * p["out_features"],
         legacy_types=("dense",),  # the draft format's name for it
     ),
     *(
@@ -455,6 +462,8 @@ LAYERS = [
                      dilation=p["dilation"], groups=p["groups"], bias=p["bias"]),
                 dict(stride=1, padding=0, output_padding=0, dilation=1, groups=1, bias=True)),
             count=lambda p, s, d=dims: conv_count(p, s, d),
+            macs=lambda p, s, d=dims, t=transpose: conv_count(p, s, d) * numel(
+                s[0].shape[-d:] if t else spatial(s[0], p, d)),
         )
         for type_, title, module, dims, transpose, pad, doc in [
             ("conv1d", "Conv1d", "torch.nn.Conv1d", 1, False, 1,
@@ -484,6 +493,7 @@ LAYERS = [
                 Bool("bias", True, "learn projection biases")),
         module="torch.nn.MultiheadAttention", shape=attention_rule, init=attention_kwargs,
         template="{self}({q}, {k}, {v}, need_weights=False)[0]", count=attention_count,
+        macs=attention_macs,
     ),
 ]
 
@@ -499,7 +509,7 @@ CELLS = [
         init=lambda p, s: non_default(dict(input_size=s[0].shape[-1], hidden_size=p["hidden_size"]),
                                       dict(bias=p["bias"], nonlinearity=p["nonlinearity"]),
                                       dict(bias=True, nonlinearity="tanh")),
-        count=cell_count(1),
+        count=cell_count(1), macs=cell_count(1),
     ),
     BlockSpec(
         type="gru_cell", title="GRUCell", category="Recurrent",
@@ -510,7 +520,7 @@ CELLS = [
         module="torch.nn.GRUCell", shape=cell_rule(3, False), template="{self}({x}, {h})",
         init=lambda p, s: non_default(dict(input_size=s[0].shape[-1], hidden_size=p["hidden_size"]),
                                       dict(bias=p["bias"]), dict(bias=True)),
-        count=cell_count(3),
+        count=cell_count(3), macs=cell_count(3),
     ),
     BlockSpec(
         type="lstm_cell", title="LSTMCell", category="Recurrent",
@@ -522,7 +532,7 @@ CELLS = [
         module="torch.nn.LSTMCell", shape=cell_rule(4, True), template="{self}({x}, ({h}, {c}))",
         init=lambda p, s: non_default(dict(input_size=s[0].shape[-1], hidden_size=p["hidden_size"]),
                                       dict(bias=p["bias"]), dict(bias=True)),
-        count=cell_count(4),
+        count=cell_count(4), macs=cell_count(4),
     ),
 ]
 
@@ -533,7 +543,7 @@ POOLING = [
             params=(Int("kernel_size", 2, "window size", min=1, max=64),
                     Int("stride", 0, "step between windows; 0 means the window size", min=0, max=64),
                     Int("padding", 0, "padding on each side (≤ half the window)", min=0, max=32)),
-            function=function,
+            function=function, macs=lambda p, s: numel(s[0].shape) * p["kernel_size"] ** 2,
             args=lambda p, s: dict(kernel_size=p["kernel_size"],
                                    **({"stride": p["stride"]} if p["stride"] else {}),
                                    **({"padding": p["padding"]} if p["padding"] else {})),
@@ -647,6 +657,8 @@ SHAPING = [
     BlockSpec(type="flatten", title="Flatten", category="Shape",
               doc="Merges dims start_dim..end_dim into one: (B, C, H, W) → (B, C·H·W).",
               inputs=X, input_dtypes=ANY_DTYPE, function="torch.flatten", shape=flatten_rule,
+              template=lambda p, s: "{x}.flatten(" + str(p["start_dim"]) + (
+                  f", {p['end_dim']})" if p["end_dim"] != -1 else ")"),
               params=(Int("start_dim", 1, "first dim to merge (never the batch dim 0)", min=-8, max=7),
                       Int("end_dim", -1, "last dim to merge", min=-8, max=7)),
               args=lambda p, s: dict(start_dim=p["start_dim"], end_dim=p["end_dim"])),
@@ -709,12 +721,14 @@ MATH = [
         ]
     ),
     BlockSpec(type="matmul", title="MatMul", category="Math", doc="Matrix product a @ b.",
-              inputs=AB, shape=matmul_rule, template="{a} @ {b}"),
+              inputs=AB, shape=matmul_rule, template="{a} @ {b}",
+              macs=lambda p, s: numel(matmul_rule(p, s)[0].shape) * max(1, s[0].shape[-1])),
     *(
         BlockSpec(type=type_, title=title, category="Math", doc=doc, inputs=X, shape=reduce_rule,
                   params=(Int("dim", -1, "the dim to reduce", min=-8, max=7),
                           Bool("keepdim", False, "keep the reduced dim with size 1")),
-                  template="{x}." + method + "(dim={dim}, keepdim={keepdim})",
+                  template=lambda p, s, m=method: "{x}." + m + "(dim={dim}"
+                  + (", keepdim=True)" if p["keepdim"] else ")"),
                   args=lambda p, s: dict(dim=p["dim"], keepdim=p["keepdim"]))
         for type_, title, method, doc in [
             ("mean", "Mean", "mean", "Average along one dim."),

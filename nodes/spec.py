@@ -54,8 +54,8 @@ class Param:
                 return "must be a number"
             # An int too big for a float (a 400-digit JSON number) is as unusable as inf;
             # math.isfinite would raise OverflowError on it.
-            if isinstance(value, int) and abs(value) > 1 << 1000 or \
-                    isinstance(value, float) and not math.isfinite(value):
+            if (isinstance(value, int) and abs(value) > 1 << 1000) or \
+                    (isinstance(value, float) and not math.isfinite(value)):
                 return "must be a finite number"
             return self._check_range(value)
         if self.kind == "choice":
@@ -169,6 +169,9 @@ class BlockSpec:
     template: str | None = None
     ports: PortsRule | None = None          # dynamic ports, from the node (params, regions)
     count: Callable[[ParamValues, InTypes], int] | None = None  # learnable parameters
+    # Multiply-adds per sample, for the analysis's compute cap (None: about one per output
+    # value). Blocks whose work grows faster than their output say so here.
+    macs: Callable[[ParamValues, InTypes], int] | None = None
     input_dtypes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     regions: tuple[str, ...] = ()           # names of the sub-graphs a node of this type holds
     loss: bool = False

@@ -30,6 +30,8 @@ class RefineBody(nn.Module):
 
 
 class AdaptiveDepth(nn.Module):
+    """The graph adaptive_depth: 419 parameters."""
+
     def __init__(self):
         super().__init__()
         self.embed = nn.Linear(in_features=2, out_features=16)
@@ -42,13 +44,11 @@ class AdaptiveDepth(nn.Module):
         start = torch.tanh(embed)  # (B, 16)
         # refine: while not halted, at most 8 times
         refine_h = start  # (B, 16)
-        refine_iterations = start.new_zeros(start.shape[0])  # (B,)
-        refine_running = torch.ones_like(refine_iterations, dtype=torch.bool)  # samples not yet halted
+        refine_running = start.new_ones(start.shape[0], dtype=torch.bool)  # samples not yet halted
         for _ in range(8):
             refine_h_next, refine_halt = self.refine(refine_h, x)
             refine_h = torch.where(refine_running[:, None], refine_h_next, refine_h)  # halted samples keep theirs
-            refine_iterations = refine_iterations + refine_running
-            refine_running = refine_running & (refine_halt.reshape(-1) <= 0.5)
+            refine_running = refine_running & (refine_halt.squeeze(1) <= 0.5)
             if not refine_running.any():
                 break
         head = self.head(refine_h)  # (B, 2)

@@ -8,6 +8,8 @@ __all__ = ["Attention"]
 
 
 class Attention(nn.Module):
+    """The graph attention: 1,457 parameters."""
+
     def __init__(self):
         super().__init__()
         self.embed = nn.Linear(in_features=2, out_features=16)
@@ -22,7 +24,7 @@ class Attention(nn.Module):
         attend = self.attend(embed, embed, embed, need_weights=False)[0]  # (B, 10, 16)
         residual = embed + attend  # (B, 10, 16)
         norm = self.norm(residual)  # (B, 10, 16)
-        pool = norm.mean(dim=1, keepdim=False)  # (B, 16)
+        pool = norm.mean(dim=1)  # (B, 16)
         hidden = self.hidden(pool)  # (B, 16)
         act = F.gelu(hidden)  # (B, 16)
         head = self.head(act)  # (B, 1)

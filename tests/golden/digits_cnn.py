@@ -9,6 +9,8 @@ __all__ = ["DigitsCnn"]
 
 
 class DigitsCnn(nn.Module):
+    """The graph digits_cnn: 6,090 parameters."""
+
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=1, out_channels=16, kernel_size=3, padding=1)
@@ -23,6 +25,6 @@ class DigitsCnn(nn.Module):
         conv2 = self.conv2(pool1)  # (B, 32, 4, 4)
         relu2 = torch.relu(conv2)  # (B, 32, 4, 4)
         pool2 = F.max_pool2d(relu2, kernel_size=2)  # (B, 32, 2, 2)
-        flat = torch.flatten(pool2, start_dim=1, end_dim=-1)  # (B, 128)
+        flat = pool2.flatten(1)  # (B, 128)
         fc = self.fc(flat)  # (B, 10)
         return fc

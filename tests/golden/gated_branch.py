@@ -34,6 +34,8 @@ class RouteElse(nn.Module):
 
 
 class GatedBranch(nn.Module):
+    """The graph gated_branch: 12 parameters."""
+
     def __init__(self):
         super().__init__()
         self.route_then = RouteThen()
@@ -42,7 +44,7 @@ class GatedBranch(nn.Module):
     def forward(self, x):
         # x: (B, 2)
         side = x[:, 0]  # (B,)
-        route_mask = side.reshape(-1) > 0.0  # (B,) which samples take then
+        route_mask = side > 0.0  # (B,) which samples take then
         then_route = self.route_then(x)
         else_route = self.route_else(x)
         route = torch.where(route_mask[:, None], then_route, else_route)  # (B, 2)

@@ -8,6 +8,8 @@ __all__ = ["MoonsMlp"]
 
 
 class MoonsMlp(nn.Module):
+    """The graph moons_mlp: 354 parameters."""
+
     def __init__(self):
         super().__init__()
         self.fc1 = nn.Linear(in_features=2, out_features=16)

@@ -26,6 +26,8 @@ class RnnBody(nn.Module):
 
 
 class RnnScan(nn.Module):
+    """The graph rnn_scan: 1,153 parameters."""
+
     def __init__(self):
         super().__init__()
         self.rnn = RnnBody()
