@@ -35,7 +35,8 @@ class TrainingConfig:
     clip_grad_norm: float | None = None
     seed: int = 0
     device: str = "auto"
-    gradflow_every: int = 10        # sample gradient flow every K steps; 0 turns it off
+    gradflow_every: int = 25        # gradient-flow snapshot every K steps (0: off); K=25 keeps
+                                    # its cost under 5% of a step (bench/gradflow.py)
     eval_every: int = 0             # evaluate every N steps; 0 means once per epoch
     boundary_every: int = 0         # 2-D data: class probabilities on a grid every N steps; 0: off
 

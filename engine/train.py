@@ -1,0 +1,686 @@
+"""The trainer: a readable loop over a compiled graph, its setup a frozen `TrainingConfig`.
+
+    trainer = Trainer(graph)               # config from the graph's training section
+    trainer.start()                        # on a worker thread; or trainer.run() right here
+    event = trainer.events.get()           # StepMetrics, EvalMetrics, GradFlowSnapshot, ...
+
+Everything observable is a small frozen event put on `events` (a `queue.Queue`, or anything
+with `put`); the worker never touches a GUI. `pause`, `resume` and `stop` act between steps,
+so within one step. The run ends with exactly one of `Finished`, `Stopped` or `Failed`.
+
+Guarantees:
+- Same config and seed, same numbers: torch, numpy and `random` are seeded before the module is
+  built, and the data order is a `DistributedSampler` permutation, drawn from a
+  `torch.Generator` seeded with seed + epoch.
+- The loss and the gradient norm are checked before every optimizer step; NaN or Inf ends the
+  run with `Failed(kind="nonfinite")`, naming the first node whose output went non-finite
+  (the batch is re-run through the tapped forward, checking every edge). The weights are those
+  of the last good step: the bad step never reaches the optimizer.
+- Losses: cross_entropy, mse, l1, bce_with_logits, or "graph": the graph computes its own loss.
+  Then an Input with id `target` receives the batch's targets, the first Output is the scalar
+  loss and a second Output, if any, gives the predictions for accuracy and the decision
+  boundary. "auto" is cross-entropy for classification and MSE for regression.
+- Metrics: train loss/accuracy are means over the steps since the last evaluation (train mode);
+  validation loss/accuracy are computed over the whole validation set in eval mode, under
+  no_grad, in chunks of `EVAL_CHUNK` samples.
+- Under torch.distributed (initialized by the caller, e.g. `dprog train --nproc`), the model is
+  wrapped in DistributedDataParallel and each rank takes its share of every global batch
+  (`batch_size` must divide by the world size); only rank 0 emits events and writes files.
+  The per-rank batches of step k together are exactly the single-process batch of step k, so
+  the averaged gradients, and the run, match a single process up to float summation order.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nodes import lookup
+from nodes.types import BATCH, fmt_shape, numel
+
+from .analysis import analyze
+from .checkpoint import CheckpointError, load_state, save_run
+from .compiler import compile_class, node_for_exception, tapped_forward
+from .config import TrainingConfig
+from .datasets import DatasetError, check_input_shape, load_dataset
+from .gradflow import GradFlowProbe, GradFlowSnapshot, node_parameters, source_node
+from .graph import Graph
+
+EVAL_CHUNK = 1024
+BOUNDARY_RESOLUTION = 64
+BOUNDARY_MARGIN = 0.1   # of the data's extent, on each side
+TARGET_INPUT = "target"
+
+
+# ---- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    total_steps: int
+    steps_per_epoch: int
+    first_step: int        # > 0 when resuming
+    device: str
+    task: str
+    loss: str
+    parameters: int
+    world_size: int = 1
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int              # steps completed, counting from 1
+    epoch: int             # 1-based
+    loss: float
+    accuracy: float | None
+    lr: float
+
+
+@dataclass(frozen=True)
+class EvalMetrics:
+    step: int
+    epoch: int
+    train_loss: float | None     # None when no step ran since the last evaluation
+    val_loss: float
+    train_accuracy: float | None
+    val_accuracy: float | None
+    lr: float
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"step": self.step, "epoch": self.epoch, "train_loss": self.train_loss,
+               "val_loss": self.val_loss}
+        if self.val_accuracy is not None:
+            out.update(train_accuracy=self.train_accuracy, val_accuracy=self.val_accuracy)
+        out["lr"] = self.lr
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class DecisionBoundary:
+    step: int
+    extent: tuple[float, float, float, float]   # x0, x1, y0, y1 of the grid
+    probs: np.ndarray = field(repr=False)        # (rows = y, cols = x, classes) float32
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Paused:
+    step: int
+
+
+@dataclass(frozen=True)
+class Resumed:
+    step: int
+
+
+@dataclass(frozen=True)
+class Stopped:
+    step: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    step: int
+    metrics: EvalMetrics | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    step: int
+    kind: str             # invalid_graph | data | config | checkpoint | nonfinite | error
+    message: str
+    node: str | None = None
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+
+
+Event = (Started | StepMetrics | EvalMetrics | GradFlowSnapshot | DecisionBoundary
+         | CheckpointSaved | Paused | Resumed | Stopped | Finished | Failed)
+
+
+class TrainingError(Exception):
+    """Ends a run with `Failed(kind, message, node)`."""
+
+    def __init__(self, kind: str, message: str, node: str | None = None):
+        super().__init__(message)
+        self.kind, self.node = kind, node
+
+
+class _NoEvents:
+    def put(self, event: Event) -> None:
+        pass
+
+
+# ---- pure helpers -----------------------------------------------------------------------------
+
+
+def lr_at(step: int, config: TrainingConfig, total_steps: int) -> float:
+    """The learning rate of step `step` (0-based). A pure function: resuming needs no state."""
+    lr, schedule = config.lr, config.schedule
+    progress = step / max(total_steps, 1)
+    if schedule == "step":
+        return lr * config.gamma ** (step // config.step_size)
+    if schedule == "cosine":
+        return lr * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "one_cycle":   # torch's OneCycleLR defaults: warm up 30% from lr/25, then anneal
+        start, end, warm = lr / 25, lr / 25 / 1e4, 0.3
+        if progress < warm:
+            return start + (lr - start) * 0.5 * (1 - math.cos(math.pi * progress / warm))
+        return end + (lr - end) * 0.5 * (1 + math.cos(math.pi * (progress - warm) / (1 - warm)))
+    return lr
+
+
+def _make_optimizer(config: TrainingConfig, params) -> torch.optim.Optimizer:
+    kind, lr, wd = config.optimizer, config.lr, config.weight_decay
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
+
+
+def _loss_function(loss: str, task: str, out_shape: tuple, num_classes: int | None,
+                   target_shape: tuple) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`(prediction, target) -> scalar`, after checking that the model's output fits the data."""
+    out = fmt_shape(out_shape)
+    if not out_shape or out_shape[0] != BATCH:
+        raise TrainingError("invalid_graph", f"the model's output {out} has no batch dim")
+    per_sample = tuple(out_shape[1:])
+    if loss == "cross_entropy":
+        if task != "classification":
+            raise TrainingError("config", "cross_entropy needs class labels, but the dataset is "
+                                "a regression task: use mse or l1")
+        if per_sample != (num_classes,):
+            raise TrainingError("invalid_graph", f"the model outputs {out} but cross_entropy on "
+                                f"{num_classes} classes needs logits (B, {num_classes})")
+        return F.cross_entropy
+    fn = {"mse": F.mse_loss, "l1": F.l1_loss,
+          "bce_with_logits": F.binary_cross_entropy_with_logits}[loss]
+    if task == "classification":
+        if per_sample == (num_classes,):   # one score per class against one-hot targets
+            return lambda pred, y: fn(pred, F.one_hot(y, num_classes).to(pred.dtype))
+        if loss == "bce_with_logits" and num_classes <= 2 and numel(per_sample) == 1:
+            return lambda pred, y: fn(pred.reshape(-1), y.to(pred.dtype))
+        raise TrainingError("invalid_graph", f"the model outputs {out} but {loss} on "
+                            f"{num_classes} classes needs (B, {num_classes})")
+    if numel(per_sample) != math.prod(target_shape):
+        raise TrainingError("invalid_graph", f"the model outputs {out} but the targets are "
+                            f"{fmt_shape((BATCH, *target_shape))}")
+    return lambda pred, y: fn(pred.reshape(y.shape), y)
+
+
+def _may_skip_weights(graph: Graph, analysis) -> bool:
+    """Whether a step can leave some weights without a gradient: a hard branch runs one body, a
+    loop without shared weights may stop before its last iteration, a block may feed nothing.
+    DDP must then search for unused weights every step (and warns when told to but needless)."""
+    for path, node in graph.walk():
+        p = analysis.params.get(path, {})
+        if node.type == "branch" and p.get("mode") == "hard":
+            return True
+        if node.type == "loop" and not p.get("share_weights", True) and (
+                p.get("mode") == "while" or p.get("count_from") == "input"):
+            return True
+    return any(d.code == "unused" for d in analysis.diagnostics)
+
+
+def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingConfig:
+    """Dataset file paths made absolute, so a run folder's copy of the config still finds them."""
+    spec = dict(config.dataset)
+    for key in ("path", "targets"):
+        if isinstance(spec.get(key), str) and base_dir is not None:
+            spec[key] = str((base_dir / spec[key]).resolve())
+    return replace(config, dataset=spec)
+
+
+class _Model(nn.Module):
+    """The compiled module, run plainly, or through its tapped forward when given a tap."""
+
+    def __init__(self, module: nn.Module, tapped: Callable):
+        super().__init__()
+        self.module = module
+        self.tapped = tapped
+
+    def forward(self, *inputs: torch.Tensor, tap: Callable | None = None):
+        return self.module(*inputs) if tap is None else self.tapped(self.module, tap, *inputs)
+
+
+# ---- the trainer ------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains one graph. Build it anywhere; `run()` it on one thread, or `start()` a worker.
+
+    After `setup()`: `module` is the compiled nn.Module (what weights.pt holds), `model` the
+    same behind the tapped forward (and DDP), `data` the Dataset, `step` the steps done.
+    """
+
+    def __init__(self, graph: Graph, config: TrainingConfig | None = None, *, events=None,
+                 base_dir: str | Path | None = None, out_dir: str | Path | None = None,
+                 checkpoint_every: int = 0, resume_from: str | Path | None = None):
+        self.graph = graph
+        config = config or TrainingConfig.from_mapping(graph.training)
+        self.config = _absolute_paths(config, Path(base_dir) if base_dir is not None else None)
+        self.events = events if events is not None else queue.Queue()
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.resume_from = Path(resume_from) if resume_from is not None else None
+        self.step = 0
+        self._stop = threading.Event()
+        self._go = threading.Event()   # cleared while paused
+        self._go.set()
+        self._thread: threading.Thread | None = None
+        self._ready = False
+
+    # -- control, from any thread --
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="dprog-trainer", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def pause(self) -> None:
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._go.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the run --
+
+    def run(self) -> Event:
+        """Train to the end (or stop, or failure) here; returns the final event, also emitted."""
+        started = time.perf_counter()
+        try:
+            self.setup()
+            end = self._train(started)
+        except TrainingError as e:
+            end = Failed(self.step, e.kind, str(e), e.node, e)
+        except Exception as e:  # a runtime error inside the model: name the node whose line raised
+            node = node_for_exception(e)
+            where = f"node {node}: " if node else ""
+            end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}", node, e)
+        self.emit(end)
+        return end
+
+    def setup(self) -> None:
+        """Everything up to the first step; idempotent. Raises TrainingError for user mistakes."""
+        if self._ready:
+            return
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.rank = torch.distributed.get_rank() if distributed else 0
+        self.world = torch.distributed.get_world_size() if distributed else 1
+        if self.rank != 0:
+            self.events = _NoEvents()
+        analysis = analyze(self.graph)
+        if not analysis.ok:
+            raise TrainingError("invalid_graph", "; ".join(str(d) for d in analysis.errors[:3]),
+                                analysis.errors[0].node)
+        self._load_data()
+        self._check_inputs(analysis)
+        self._build_model(analysis)
+        self._running = torch.zeros(3, dtype=torch.float64)  # loss·n, correct, n since last eval
+        self._stop_agreed = False   # distributed: the stop all ranks agreed on at the last step
+        if self.resume_from is not None:
+            try:
+                self._load(self.resume_from)
+            except CheckpointError as e:
+                raise TrainingError("checkpoint", str(e)) from None
+        self._ready = True
+
+    def _load_data(self) -> None:
+        """The dataset, on the device once, and the sampler that orders each epoch."""
+        cfg = self.config
+        try:
+            self.data = data = load_dataset(cfg.dataset, cfg.seed)
+        except DatasetError as e:
+            raise TrainingError("data", str(e)) from None
+        self.task = data.task if cfg.task == "auto" else cfg.task
+        if self.task != data.task:
+            raise TrainingError("config", f"task is {cfg.task} but dataset '{data.name}' is a "
+                                f"{data.task} task")
+        self.loss_name = cfg.loss if cfg.loss != "auto" else (
+            "cross_entropy" if self.task == "classification" else "mse")
+        self.device = self._device()
+        self.x_train, self.y_train, self.x_val, self.y_val = (
+            torch.from_numpy(a).to(self.device)
+            for a in (data.x_train, data.y_train, data.x_val, data.y_val))
+        if cfg.batch_size % self.world:
+            raise TrainingError("config", f"batch_size {cfg.batch_size} does not divide among "
+                                f"{self.world} processes")
+        self.rank_batch = cfg.batch_size // self.world
+        # Epoch e is the permutation of a torch.Generator seeded with seed + e; rank r takes
+        # every world-th index, so the ranks' shares of step k make up the global batch k.
+        self.sampler = torch.utils.data.DistributedSampler(
+            range(len(self.x_train)), num_replicas=self.world, rank=self.rank, shuffle=True,
+            seed=cfg.seed)
+        self.steps_per_epoch = max(1, math.ceil(self.sampler.num_samples / self.rank_batch))
+        self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
+
+    def _build_model(self, analysis) -> None:
+        """The module (seeded: same seed, same initial weights), its loss, optimizer and probe."""
+        cfg, graph = self.config, self.graph
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        compiled = compile_class(graph, analysis, tap=True)
+        self.module = compiled.cls().to(self.device)
+        self.module.train()
+        self.tapped = tapped_forward(compiled)
+        self.edge_keys = compiled.generated.edge_keys   # tap index → edge key
+        self.node_modules = compiled.generated.node_modules   # node path → module attribute
+        self.model: nn.Module = _Model(self.module, self.tapped)
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=_may_skip_weights(graph, analysis))
+        outputs = [n for n in graph.nodes if lookup(n.type).kind == "output"]
+        if self.loss_name == "graph":
+            self.loss_fn = None
+            if analysis.inputs[outputs[0].id]["x"].shape != ():
+                raise TrainingError("invalid_graph", "with loss \"graph\" the first Output must "
+                                    "be the scalar loss", outputs[0].id)
+            self.has_predictions = len(outputs) > 1
+        else:
+            self.loss_fn = _loss_function(self.loss_name, self.task,
+                                          analysis.inputs[outputs[0].id]["x"].shape,
+                                          self.data.num_classes, self.data.target_shape)
+            self.has_predictions = True
+        self.params = list(self.module.parameters())
+        self.optimizer = _make_optimizer(cfg, self.params)
+        self.probe = GradFlowProbe(graph, self.edge_keys, self.node_modules, self.module) \
+            if cfg.gradflow_every and self.rank == 0 else None
+
+    def _check_inputs(self, analysis) -> None:
+        inputs = [n for n in self.graph.nodes if lookup(n.type).kind == "input"]
+        data_inputs = [n for n in inputs if n.id != TARGET_INPUT or self.loss_name != "graph"]
+        if len(data_inputs) != 1:
+            raise TrainingError("invalid_graph", f"the trainer feeds one data Input, but the "
+                                f"graph has {len(data_inputs)}" + (
+                                    f" (with loss \"graph\", name the targets' Input "
+                                    f"'{TARGET_INPUT}')" if self.loss_name == "graph" else ""))
+        if self.loss_name == "graph" and len(inputs) != 2:
+            raise TrainingError("invalid_graph", f"with loss \"graph\" an Input with id "
+                                f"'{TARGET_INPUT}' receives the targets")
+        self.input_order = [n.id == TARGET_INPUT and self.loss_name == "graph" for n in inputs]
+        node = data_inputs[0]
+        problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:], node.name)
+        if problem:
+            raise TrainingError("invalid_graph", problem, node.id)
+
+    def _device(self) -> torch.device:
+        want = self.config.device
+        if want == "cuda" and not torch.cuda.is_available():
+            raise TrainingError("config", "device cuda was asked for, but torch sees no GPU")
+        if want == "cpu" or not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", torch.cuda.current_device())   # set per rank by the launcher
+
+    # -- the loop --
+
+    def _train(self, started: float) -> Event:
+        cfg = self.config
+        self.emit(Started(self.total_steps, self.steps_per_epoch, self.step, str(self.device),
+                          self.task, self.loss_name, sum(p.numel() for p in self.params),
+                          self.world))
+        last = None
+        while self.step < self.total_steps:
+            epoch = self.step // self.steps_per_epoch
+            self.sampler.set_epoch(epoch)
+            order = torch.tensor(list(self.sampler), device=self.device)
+            for i in range(self.step % self.steps_per_epoch, self.steps_per_epoch):
+                if self._stopping():
+                    self.checkpoint()
+                    return Stopped(self.step)
+                self.train_step(order[i * self.rank_batch:(i + 1) * self.rank_batch])
+                epoch_done = i == self.steps_per_epoch - 1
+                if (cfg.eval_every and self.step % cfg.eval_every == 0) or \
+                        (not cfg.eval_every and epoch_done) or self.step == self.total_steps:
+                    last = self.emit(self.evaluate())
+                if cfg.boundary_every and self.step % cfg.boundary_every == 0:
+                    self.emit_boundary()
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.checkpoint()
+                if self.step == self.total_steps:
+                    break
+        if last is None or last.step != self.step:
+            last = self.emit(self.evaluate())
+        if cfg.boundary_every and self.step % cfg.boundary_every:
+            self.emit_boundary()
+        self.checkpoint()
+        return Finished(self.step, last, time.perf_counter() - started)
+
+    def _stopping(self) -> bool:
+        """Waits while paused; True when a stop was asked for."""
+        if self.world > 1:   # ranks must stop at the same step, so only the agreed flag counts
+            return self._stop_agreed
+        if not self._go.is_set() and not self._stop.is_set():
+            self.emit(Paused(self.step))
+            self._go.wait()
+            if not self._stop.is_set():
+                self.emit(Resumed(self.step))
+        return self._stop.is_set()
+
+    def train_step(self, index: torch.Tensor) -> None:
+        """One optimizer step on the samples `index`, gradient flow measured every K steps."""
+        cfg = self.config
+        x, y = self.x_train[index], self.y_train[index]
+        probe = self.probe if self.probe and (self.step + 1) % cfg.gradflow_every == 0 else None
+        lr = lr_at(self.step, cfg, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        if probe and x.is_floating_point():
+            x.requires_grad_(True)   # so the Input's own wires show their gradient too
+        inputs = self._inputs(x, y)
+        try:
+            loss, pred = self._loss(self.model(*inputs, tap=probe.tap if probe else None), y)
+            loss.backward()
+        except BaseException:
+            if probe:
+                probe.discard()
+            raise
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if cfg.clip_grad_norm:
+            grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm,
+                                                 foreach=True)
+        elif grads:
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        else:
+            grad_norm = torch.zeros((), device=self.device)
+        correct = self._correct(pred, y) if pred is not None else torch.zeros((), device=self.device)
+        # One all-reduce (when distributed) and one device-to-host copy per step.
+        stats = torch.stack([loss.detach() * len(y), correct.to(loss.dtype),
+                             torch.tensor(float(len(y)), device=loss.device),
+                             torch.tensor(float(self._stop.is_set()), device=loss.device)])
+        if self.world > 1:
+            torch.distributed.all_reduce(stats)
+        loss_sum, correct_sum, count, stop, grad_norm = torch.cat(
+            [stats, grad_norm.reshape(1).to(stats.dtype)]).tolist()
+        self._stop_agreed = stop > 0   # one rank was asked to stop: all stop after this step
+        if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
+            if probe:
+                probe.discard()
+            raise TrainingError("nonfinite", *self._explain_nonfinite(inputs, loss))
+        if probe:
+            probe.before_step()
+        self.optimizer.step()
+        self.step += 1
+        self._running += torch.tensor([loss_sum, correct_sum, count], dtype=torch.float64)
+        accuracy = correct_sum / count if self.task == "classification" and pred is not None \
+            else None
+        self.emit(StepMetrics(self.step, self.epoch, loss_sum / count, accuracy, lr))
+        if probe:
+            self.emit(probe.snapshot(self.step))
+
+    @property
+    def epoch(self) -> int:
+        """The 1-based epoch the last completed step belongs to."""
+        return max(self.step - 1, 0) // self.steps_per_epoch + 1
+
+    def _inputs(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        return [y if is_target else x for is_target in self.input_order]
+
+    def _loss(self, out, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outs = out if isinstance(out, tuple) else (out,)
+        if self.loss_fn is None:   # the graph's own loss, then optional predictions
+            return outs[0], outs[1] if self.has_predictions else None
+        return self.loss_fn(outs[0], y), outs[0]
+
+    def _correct(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task != "classification":
+            return torch.zeros((), device=pred.device)
+        if pred.dim() >= 2 and pred.shape[-1] > 1:
+            classes = pred.argmax(-1)   # (B,)
+        else:   # a single logit
+            classes = (pred.reshape(-1) > 0).long()
+        return (classes.reshape(-1) == y).sum()
+
+    def _explain_nonfinite(self, inputs: list[torch.Tensor], loss: torch.Tensor
+                           ) -> tuple[str, str | None]:
+        """Which node went non-finite first: re-run the batch with a tap that checks every edge."""
+        at = f"non-finite values at step {self.step + 1}"
+        kept = "training stopped; the weights of the last good step are kept"
+        first: list[int] = []
+
+        def check(k: int, t: torch.Tensor) -> torch.Tensor:
+            if not first and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                first.append(k)
+            return t
+
+        with torch.no_grad():
+            self.tapped(self.module, check, *[t.detach() for t in inputs])
+        if first:
+            edge = self.edge_keys[first[0]]
+            node = source_node(edge)
+            return f"{at}: node {node} produced NaN or Inf (on the wire {edge}); {kept}", node
+        if not math.isfinite(float(loss.detach())):
+            return f"{at}: the {self.loss_name} loss is NaN or Inf though every activation " \
+                   f"is finite; {kept}", None
+        for path, params in node_parameters(self.module, self.node_modules).items():
+            if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
+                return f"{at}: the gradient of node {path} is NaN or Inf; {kept}", path
+        return f"{at}: a gradient is NaN or Inf; {kept}", None
+
+    # -- evaluation --
+
+    @torch.no_grad()
+    def _outputs(self, x: torch.Tensor, y: torch.Tensor):
+        """Loss sum and predictions over `x` in eval mode, chunk by chunk."""
+        self.module.eval()
+        try:
+            loss_sum, preds = 0.0, []
+            for start in range(0, len(x), EVAL_CHUNK):
+                xc, yc = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+                loss, pred = self._loss(self.module(*self._inputs(xc, yc)), yc)
+                loss_sum += float(loss) * len(xc)
+                if pred is not None:
+                    preds.append(pred)
+            return loss_sum, (torch.cat(preds) if preds else None)
+        finally:
+            self.module.train()
+
+    def evaluate(self) -> EvalMetrics:
+        """Validation metrics now, and the training metrics accumulated since the last call."""
+        loss_sum, pred = self._outputs(self.x_val, self.y_val)
+        n = max(len(self.x_val), 1)
+        val_accuracy = float(self._correct(pred, self.y_val)) / n \
+            if self.task == "classification" and pred is not None else None
+        run_loss, run_correct, run_n = self._running.tolist()
+        self._running.zero_()
+        lr = lr_at(max(self.step - 1, 0), self.config, self.total_steps)
+        return EvalMetrics(self.step, self.epoch, run_loss / run_n if run_n else None,
+                           loss_sum / n, run_correct / run_n if run_n and val_accuracy is not None
+                           else None, val_accuracy, lr)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes) for inputs x, in eval mode."""
+        dummy = torch.zeros((len(x), *self.data.target_shape), dtype=self.y_train.dtype,
+                            device=self.device)
+        _, pred = self._outputs(x, dummy)
+        if pred.dim() < 2 or pred.shape[-1] == 1:   # one logit: the probability of class 1
+            p = torch.sigmoid(pred.reshape(-1))
+            return torch.stack([1 - p, p], dim=1)
+        return torch.sigmoid(pred) if self.loss_name == "bce_with_logits" else pred.softmax(-1)
+
+    def emit_boundary(self) -> DecisionBoundary | None:
+        """For 2-D classification: class probabilities on a grid over the data plus a margin."""
+        if not (self.data.is_2d and self.task == "classification" and self.has_predictions):
+            return None
+        lo, hi = self.data.x_train.min(0), self.data.x_train.max(0)
+        pad = (hi - lo) * BOUNDARY_MARGIN
+        lo, hi = lo - pad, hi + pad
+        xs = torch.linspace(float(lo[0]), float(hi[0]), BOUNDARY_RESOLUTION)
+        ys = torch.linspace(float(lo[1]), float(hi[1]), BOUNDARY_RESOLUTION)
+        gx, gy = torch.meshgrid(xs, ys, indexing="xy")   # (R, R): row i is ys[i]
+        grid = torch.stack([gx, gy], dim=-1).reshape(-1, 2).to(self.device)   # (R·R, 2)
+        probs = self.probabilities(grid).reshape(BOUNDARY_RESOLUTION, BOUNDARY_RESOLUTION, -1)
+        return self.emit(DecisionBoundary(self.step, (float(lo[0]), float(hi[0]), float(lo[1]),
+                                                      float(hi[1])),
+                                          probs.float().cpu().numpy()))
+
+    # -- checkpoints --
+
+    def state(self) -> dict[str, Any]:
+        """What resuming needs besides the weights: tensors and primitives only."""
+        return {"format": 1, "step": self.step, "optimizer": self.optimizer.state_dict(),
+                "running": self._running.clone(), "torch_rng": torch.get_rng_state()}
+
+    def checkpoint(self) -> Path | None:
+        if self.out_dir is None or self.rank != 0:
+            return None
+        path = save_run(self.out_dir, self.graph, self.config, self.module.state_dict(),
+                        self.state())
+        self.emit(CheckpointSaved(self.step, str(path)))
+        return path
+
+    def _load(self, folder: Path) -> None:
+        state = load_state(folder, self.device)
+        try:
+            self.module.load_state_dict(state["weights"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{folder}: the checkpoint does not fit this graph ({e})") from None
+        self.step = int(state["step"])
+        self._running = state["running"].cpu().to(torch.float64)
+        torch.set_rng_state(state["torch_rng"].cpu())
+
+    def emit(self, event: Event) -> Event:
+        self.events.put(event)
+        return event
+
+
+def train(graph: Graph, config: TrainingConfig | None = None, **options) -> tuple[Trainer, list[Event]]:
+    """Train synchronously; returns the trainer and every event, in order (for scripts, tests)."""
+    events: queue.Queue = queue.Queue()
+    trainer = Trainer(graph, config, events=events, **options)
+    trainer.run()
+    out = []
+    while not events.empty():
+        out.append(events.get_nowait())
+    return trainer, out
