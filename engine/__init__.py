@@ -6,6 +6,7 @@ The stable Python API:
     validate(graph) -> list[Diagnostic] analyze(graph) -> Analysis
     compile_graph(graph) -> nn.Module   export_python(graph) -> str
     example_inputs(graph, batch_size) -> tuple[Tensor, ...]
+    Trainer(graph, config=None, events=queue) -> .start() / .run(), pause/resume/stop
 
 The pure modules (graph, fileformat, analysis, codegen, config) never import torch; the
 names backed by torch are loaded on first use, so `import engine` stays fast.
@@ -18,9 +19,10 @@ from .graph import Edge, Graph, Node
 
 _TORCH_BACKED = {
     "compile_graph": "compiler", "example_inputs": "compiler", "node_for_exception": "compiler",
+    "Trainer": "train",
 }
 
-__all__ = ["Analysis", "Diagnostic", "Edge", "Graph", "GraphError", "GraphFileError", "Node",
+__all__ = ["Analysis", "Diagnostic", "Edge", "Graph", "GraphError", "GraphFileError", "Node", "Trainer",
            "analyze", "compile_graph", "example_inputs", "export_python", "load_graph",
            "node_for_exception", "save_graph", "validate"]
 
