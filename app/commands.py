@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from engine.analysis import Analysis, Diagnostic, analyze
+from engine.analysis import Analysis, AnalysisCache, Diagnostic, analyze
 from engine.config import TrainingConfig
 from engine.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
 from engine.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
@@ -59,6 +59,9 @@ class CommandRejected(Exception):
 
 _ANALYSES: list[tuple[Graph, Analysis]] = []
 _ANALYSES_KEPT = 4
+# Per-node results across edits: graphs share their unchanged nodes, so re-analysing an edited
+# graph redoes only the nodes that changed (engine.analysis.AnalysisCache; main thread only).
+_NODE_CACHE = AnalysisCache()
 
 
 def analysis_of(graph: Graph) -> Analysis:
@@ -72,7 +75,7 @@ def analysis_of(graph: Graph) -> Analysis:
     for g, a in _ANALYSES:
         if g is graph:
             return a
-    result = analyze(graph)
+    result = analyze(graph, _NODE_CACHE)
     _ANALYSES.insert(0, (graph, result))
     del _ANALYSES[_ANALYSES_KEPT:]
     return result

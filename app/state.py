@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.analysis import Analysis, Diagnostic
-from engine.codegen import generate
+from engine.codegen import CodeCache, generate
 from engine.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
 from engine.graph import Edge, Graph, Node
 from nodes import TensorType
@@ -114,6 +114,7 @@ class AppState:
         self.recent_files: list[Path] = self.recovery.recent_files()
         self._code, self._code_lines, self._code_error = "", {}, None
         self._code_for: Graph | None = None
+        self._code_cache = CodeCache()   # unchanged nodes keep their lines across edits
         self._reset(graph if graph is not None else Graph(), Path(file) if file else None)
         if self.recovery.problem:
             self.set_status(self.recovery.problem, "warning")
@@ -170,7 +171,7 @@ class AppState:
                                 f"first: {errors[0]}")
             return
         try:
-            generated = generate(self.graph, self.analysis)
+            generated = generate(self.graph, self.analysis, cache=self._code_cache)
         except Exception as e:  # an engine bug: keep editing, say so in the code pane
             log.error("code generation failed:\n%s", traceback.format_exc())
             self._code_error = f"the code generator failed: {type(e).__name__}: {e}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes import lookup
-from nodes.spec import BlockSpec, Port
+from nodes.spec import BlockSpec, Param, Port
 from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
 
 from .graph import PATH_SEP, Edge, Graph, Node
@@ -30,6 +30,7 @@ MAX_PARAMETERS = 1 << 29          # in the whole model (was 1 << 30 per node: te
 MAX_ACTIVATION_VALUES = 1 << 28   # values per sample in one tensor
 MAX_TOTAL_ACTIVATIONS = 1 << 29   # values per sample in all tensors, loop iterations included
 MAX_LOOP_STEPS = 100_000          # body runs per forward pass, nested loops multiplied
+MAX_MACS = 1 << 32                # multiply-adds per sample (ResNet-50 needs 4.1e9): seconds
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Analysis:
     # Values per sample in all node outputs, each counted once per run of its region: autograd
     # keeps every iteration's activations for the backward pass.
     activation_values: int = 0
+    macs: int = 0   # multiply-adds per sample in a forward pass, loop iterations included
 
     @property
     def ok(self) -> bool:
@@ -88,13 +90,75 @@ class Analysis:
         return sum(c for path, c in self.param_counts.items() if PATH_SEP not in path)
 
 
+class AnalysisCache:
+    """What each node gave in earlier analyses, so that re-analysing an edited graph redoes
+    only the nodes that changed (`analyze(graph, cache)`).
+
+    Graphs are values that share their unchanged `Node` objects, so a node that is the same
+    object, in the same kind of place (main graph or a body), has the same diagnostics, params
+    and ports as before; and given the same input types (and loop runs), the same output types,
+    counts and diagnostics. Those are replayed instead of worked out again. Loop, branch and
+    body boundary nodes, whose results depend on more than their inputs, are always analysed
+    (the nodes inside their bodies are replayed like any other).
+
+    Entries are kept for the nodes of the last two graphs analysed, so going back and forth
+    between two versions (undo, redo, a command that analyses before and after) stays cheap.
+    One cache per document, used from one thread; treat the analyses it helps build as
+    read-only, since they share values.
+    """
+
+    def __init__(self) -> None:
+        self._older: dict[int, list] = {}
+        self._old: dict[int, list] = {}
+        self._new: dict[int, list] = {}
+        self.hits = 0      # nodes replayed (checks and inferences counted apart)
+        self.misses = 0    # inferences worked out
+
+    def _begin(self) -> AnalysisCache:
+        self._new = {}
+        return self
+
+    def _end(self) -> None:
+        self._older, self._old, self._new = self._old, self._new, {}
+
+    def _entry(self, node: Node, in_regions: bool) -> list:
+        """[node, in_regions, check effect, infer key, infer effect] for this node object."""
+        key = id(node)
+        entry = self._new.get(key)
+        if entry is None:
+            entry = self._old.get(key) or self._older.get(key)
+            # The node itself is kept in the entry, so its id cannot have been reused.
+            if entry is None or entry[0] is not node or entry[1] != in_regions:
+                entry = [node, in_regions, None, None, None]
+            self._new[key] = entry
+        elif entry[1] != in_regions:   # one node object in two kinds of place: keep it simple
+            entry[2] = entry[3] = entry[4] = None
+            entry[1] = in_regions
+        return entry
+
+
+# What `_Region._infer_memo` records of a node's inference: the counters it adds to and the
+# per-path entries it sets, read off `Analysis` itself so that new fields are covered.
+_MISSING = object()
+_COUNTERS = tuple(name for name, value in vars(Analysis()).items() if isinstance(value, int))
+_BY_PATH = tuple(name for name, value in vars(Analysis()).items()
+                 if isinstance(value, dict) and name != "order")
+_NOT_MEMOISED = ("loop", "branch", "body_input", "body_output")
+
+
 def validate(graph: Graph) -> list[Diagnostic]:
     return analyze(graph).diagnostics
 
 
-def analyze(graph: Graph) -> Analysis:
+def analyze(graph: Graph, cache: AnalysisCache | None = None) -> Analysis:
+    """The analysis of `graph`. With a `cache` kept across the edits of one document, nodes
+    seen before (the same `Node` object, in the same place, with the same input types) are not
+    analysed again: what they gave last time is replayed. The result is the same either way."""
     result = Analysis()
-    _Region(graph, "", result, boundary=None).run()
+    memo = cache._begin() if cache is not None else None
+    _Region(graph, "", result, boundary=None, memo=memo).run()
+    if cache is not None:
+        cache._end()
     # Per-node caps hold each node; these hold their sum, reported only when no node already
     # is too large on its own (root causes only).
     if not any(d.code == "too_large" for d in result.diagnostics):
@@ -103,6 +167,11 @@ def analyze(graph: Graph) -> Analysis:
                 "too_large", f"the model has {result.total_params:,} parameters "
                 f"(~{result.total_params * 4 / 2**30:.1f} GiB), more than the "
                 f"{MAX_PARAMETERS:,} dprog allocates"))
+        if result.macs > MAX_MACS:
+            result.diagnostics.append(Diagnostic(
+                "too_large", f"a forward pass takes about {result.macs:,} multiply-adds per sample, "
+                f"more than the {MAX_MACS:,} dprog runs (attention over long sequences and big "
+                "convolutions grow fastest)"))
         if result.activation_values > MAX_TOTAL_ACTIVATIONS:
             result.diagnostics.append(Diagnostic(
                 "too_large", f"a forward pass keeps {result.activation_values:,} values per sample "
@@ -115,20 +184,81 @@ def analyze(graph: Graph) -> Analysis:
 
 
 def resolved_params(spec: BlockSpec, node: Node) -> dict[str, Any]:
-    values = spec.defaults()
-    values.update({k: spec.param(k).coerce(v) if spec.param(k) else v for k, v in node.params.items()})
+    by_name, defaults = _spec_info(spec)[:2]
+    values = dict(defaults)
+    for k, v in node.params.items():
+        param = by_name.get(k)
+        values[k] = param.coerce(v) if param is not None else v
     return values
+
+
+# Per spec, worked out once: its params by name, its defaults, and for a spec with fixed ports
+# their names and whether two share one. Specs are long-lived constants; the entry keeps the
+# spec itself, so an id reused after a test's throwaway spec died cannot be mistaken for it.
+_SPEC_INFO: dict[int, tuple] = {}
+
+
+def _spec_info(spec: BlockSpec) -> tuple:
+    info = _SPEC_INFO.get(id(spec))
+    if info is None or info[-1] is not spec:
+        by_name = {p.name: p for p in reversed(spec.params)}   # the first of a name wins
+        ports = None if spec.ports is not None else _port_facts((spec.inputs, spec.outputs))
+        info = (by_name, spec.defaults(), ports, spec)
+        _SPEC_INFO[id(spec)] = info
+    return info
+
+
+def _port_facts(ports: tuple[tuple[Port, ...], tuple[Port, ...]]) -> tuple:
+    """(ports, (input names, output names), the first name used twice on a side or None)."""
+    clash = None
+    for side in ports:
+        names = [port.name for port in side]
+        clash = next((n for n in names if names.count(n) > 1), None)
+        if clash is not None:
+            break
+    return ports, (frozenset(p.name for p in ports[0]), frozenset(p.name for p in ports[1])), clash
+
+
+_NONE: Mapping[str, TensorType] = {}
+
+
+def _sources(ports: Mapping[str, Edge] | None) -> int:
+    """How many distinct nodes feed these input ports."""
+    if not ports:
+        return 0
+    if len(ports) == 1:
+        return 1
+    return len({e.src[0] for e in ports.values()})
+_NUMELS: dict[tuple, int] = {}
+
+
+def _numel(shape: tuple) -> int:
+    """`numel(shape)`, remembered: a graph has few distinct shapes and asks for each often."""
+    try:
+        n = _NUMELS.get(shape)
+    except TypeError:   # an unhashable shape from a faulty rule: no memory, same answer
+        return numel(shape)
+    if n is None:
+        if len(_NUMELS) > 4096:
+            _NUMELS.clear()
+        n = _NUMELS[shape] = numel(shape)
+    return n
 
 
 class _Region:
     """Analysis of one graph or region; `boundary` gives body inputs their types."""
 
     def __init__(self, graph: Graph, prefix: str, result: Analysis,
-                 boundary: Mapping[str, TensorType | None] | None, runs: int = 1):
+                 boundary: Mapping[str, TensorType | None] | None, runs: int = 1,
+                 memo: AnalysisCache | None = None):
         self.graph, self.prefix, self.result, self.boundary = graph, prefix, result, boundary
         self.runs = runs   # how often this region runs per forward pass (loops nest multiply)
+        self.memo = memo
+        self._entries: dict[str, list] = {}   # node id → its cache entry, while memo is on
         self.specs: dict[str, BlockSpec] = {}
         self.ports: dict[str, tuple[tuple[Port, ...], tuple[Port, ...]]] = {}
+        self.port_names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}   # same keys
+        self.outputs: dict[str, dict[str, TensorType]] = {}   # this region's part of result.outputs
         self.broken: set[str] = set()   # nodes whose outputs are unknown (already reported)
         self.results: dict[str, TensorType | None] = {}   # body_output id -> type
 
@@ -148,8 +278,9 @@ class _Region:
     # -- the pass --
 
     def run(self) -> dict[str, TensorType | None]:
+        check = self.check_node if self.memo is None else self._check_node_memo
         for node in self.graph.nodes:
-            self.check_node(node)
+            check(node)
         incoming = self.check_edges()
         order = self.toposort(incoming)
         self.result.order[self.prefix] = order
@@ -167,13 +298,15 @@ class _Region:
             return
         self.specs[node.id] = spec
         path = self.prefix + node.id
-        for name in node.params:
-            if spec.param(name) is None:
-                self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
-                            node.id, param=name, severity="warning")
-        for name, code, message in param_problems(spec, node):
-            self.report(code, message, node.id, param=name)
-            self.broken.add(node.id)
+        if node.params:
+            by_name = _spec_info(spec)[0]
+            for name in node.params:
+                if name not in by_name:
+                    self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
+                                node.id, param=name, severity="warning")
+            for name, code, message in param_problems(spec, node):
+                self.report(code, message, node.id, param=name)
+                self.broken.add(node.id)
         params = resolved_params(spec, node)
         self.result.params[path] = params
         in_regions = self.boundary is not None
@@ -203,34 +336,35 @@ class _Region:
                     self.broken.add(node.id)
         if node.id in self.broken and spec.regions:
             return  # no ports: wires to and from it are not judged against a broken signature
-        try:
-            self.ports[node.id] = spec.port_lists(node)
-        except Exception as e:  # a dynamic port rule given nonsense params
-            self.report("bad_param", f"cannot work out its ports: {e}", node.id)
-            self.broken.add(node.id)
-            return
+        facts = _spec_info(spec)[2]   # fixed ports: known once per spec
+        if facts is None:
+            try:
+                facts = _port_facts(spec.port_lists(node))
+            except Exception as e:  # a dynamic port rule given nonsense params
+                self.report("bad_param", f"cannot work out its ports: {e}", node.id)
+                self.broken.add(node.id)
+                return
+        ports, names, clash = facts
         # A body input named "cond" or "count", or a state named "iterations", gives the node
         # two ports of one name: one wire then fed both, or one variable held both results.
-        for side in self.ports[node.id]:
-            names = [port.name for port in side]
-            clash = next((n for n in names if names.count(n) > 1), None)
-            if clash is not None:
-                self.report("region_signature", f"{self.title(node)} would have two ports named "
-                            f"{clash!r}; rename its body's {clash!r}", node.id, port=clash)
-                self.broken.add(node.id)
-                del self.ports[node.id]
-                return
+        if clash is not None:
+            self.report("region_signature", f"{self.title(node)} would have two ports named "
+                        f"{clash!r}; rename its body's {clash!r}", node.id, port=clash)
+            self.broken.add(node.id)
+            return
+        self.ports[node.id] = ports
+        self.port_names[node.id] = names
 
     def check_edges(self) -> dict[str, dict[str, Edge]]:
         incoming: dict[str, dict[str, Edge]] = {}
         for edge in self.graph.edges:
             (src, out), (dst, inp) = edge.src, edge.dst
-            if src in self.ports and out not in {p.name for p in self.ports[src][1]}:
+            if src in self.port_names and out not in self.port_names[src][1]:
                 self.report("unknown_port", f"{self.title(self.graph.node(src))} has no output {out!r}",
                             dst, port=inp)
                 self.broken.add(dst)
                 continue
-            if dst in self.ports and inp not in {p.name for p in self.ports[dst][0]}:
+            if dst in self.port_names and inp not in self.port_names[dst][0]:
                 self.report("unknown_port", f"{self.title(self.graph.node(dst))} has no input {inp!r}",
                             dst, port=inp)
                 continue
@@ -246,8 +380,7 @@ class _Region:
     def toposort(self, incoming: Mapping[str, Mapping[str, Edge]]) -> list[str]:
         """Kahn's algorithm, ties broken by insertion order so generated code is stable."""
         position = {n.id: i for i, n in enumerate(self.graph.nodes)}
-        pending = {n.id: len({e.src[0] for e in incoming.get(n.id, {}).values()})
-                   for n in self.graph.nodes}
+        pending = {n.id: _sources(incoming.get(n.id)) for n in self.graph.nodes}
         consumers: dict[str, set[str]] = {}
         for dst, ports in incoming.items():
             for e in ports.values():
@@ -285,7 +418,7 @@ class _Region:
             src, out = edge.src
             if src in self.broken:
                 return None
-            t = self.result.outputs.get(self.prefix + src, {}).get(out)
+            t = self.outputs.get(src, _NONE).get(out)
             if t is None:
                 return None
             types[port.name] = t
@@ -303,6 +436,14 @@ class _Region:
         if types is None:
             self.broken.add(node.id)
             return
+        if self.memo is not None and spec.kind not in _NOT_MEMOISED:
+            self._infer_memo(node, spec, path, params, types)
+        else:
+            self.infer_types(node, spec, path, params, types)
+
+    def infer_types(self, node: Node, spec: BlockSpec, path: str, params: Mapping[str, Any],
+                    types: dict[str, TensorType]) -> None:
+        """Everything a node gives once its input types are known."""
         self.result.inputs[path] = types
         try:
             outs = self.outputs_of(node, spec, params, types)
@@ -336,16 +477,25 @@ class _Region:
                             port=p.name)
                 self.broken.add(node.id)
                 return
-        self.result.outputs[path] = {p.name: t for p, t in zip(out_ports, outs, strict=True)}
-        self.result.activation_values += sum(numel(t.shape) for t in outs) * self.runs
-        for p, t in zip(out_ports, outs, strict=True):
-            if numel(t.shape) > MAX_ACTIVATION_VALUES:
+        self.outputs[node.id] = self.result.outputs[path] = {
+            p.name: t for p, t in zip(out_ports, outs, strict=True)}
+        in_types = list(types.values())
+        sizes = [_numel(t.shape) for t in outs]
+        total = sum(sizes)
+        self.result.activation_values += total * self.runs
+        # Compute, so a valid graph cannot keep a forward pass busy for hours (attention over a
+        # million steps, a wide convolution on a big image).
+        values = total + sum(_numel(t.shape) for t in in_types)
+        macs = spec.macs(params, in_types) if spec.macs else values
+        self.result.macs += max(macs, values) * self.runs
+        for p, t, size in zip(out_ports, outs, sizes, strict=True):
+            if size > MAX_ACTIVATION_VALUES:
                 self.report("too_large", f"output {p.name} {fmt_shape(t.shape)} holds "
-                            f"{numel(t.shape):,} values per sample; refusing to allocate it", node.id,
+                            f"{size:,} values per sample; refusing to allocate it", node.id,
                             port=p.name)
                 self.broken.add(node.id)
         if spec.count is not None and path not in self.result.param_counts:
-            self.result.param_counts[path] = spec.count(params, list(types.values()))
+            self.result.param_counts[path] = spec.count(params, in_types)
         count = self.result.param_counts.get(path, 0)
         if count > MAX_PARAMETERS:
             self.report("too_large", f"{count:,} parameters (~{count * 4 / 2**30:.1f} GiB); refusing to "
@@ -380,12 +530,91 @@ class _Region:
                 self.report("unused", f"{self.title(node)} feeds nothing, so it has no effect", node.id,
                             severity="info")
 
+    # -- replaying what a node gave before (see AnalysisCache) --
+
+    def _check_node_memo(self, node: Node) -> None:
+        entry = self._entries[node.id] = self.memo._entry(node, self.boundary is not None)
+        if entry[2] is None:
+            path = self.prefix + node.id
+            before = len(self.result.diagnostics)
+            self.check_node(node)
+            diags = self._relative(before)
+            if diags is not None:
+                entry[2] = (diags, node.id in self.broken, self.specs.get(node.id),
+                            self.result.params.get(path, _MISSING), self.ports.get(node.id),
+                            self.port_names.get(node.id))
+            return
+        self.memo.hits += 1
+        diags, broken, spec, params, ports, names = entry[2]
+        if diags or broken:
+            self._replay(node, diags, broken)
+        if spec is not None:
+            self.specs[node.id] = spec
+        if params is not _MISSING:
+            self.result.params[self.prefix + node.id] = params
+        if ports is not None:
+            self.ports[node.id] = ports
+            self.port_names[node.id] = names
+
+    def _infer_memo(self, node: Node, spec: BlockSpec, path: str, params: Mapping[str, Any],
+                    types: dict[str, TensorType]) -> None:
+        memo = self.memo
+        entry = self._entries.get(node.id) or memo._entry(node, self.boundary is not None)
+        key = (tuple(types.items()), self.runs)
+        if entry[3] is not None and entry[3] == key:
+            memo.hits += 1
+            diags, broken, counters, entries, local = entry[4]
+            if diags or broken:
+                self._replay(node, diags, broken)
+            result = self.result
+            for name, delta in counters:
+                setattr(result, name, getattr(result, name) + delta)
+            for name, value in entries:
+                getattr(result, name)[path] = value
+            if local is not None:
+                self.outputs[node.id] = local
+            return
+        memo.misses += 1
+        result = self.result
+        before = len(result.diagnostics)
+        counters = [(name, getattr(result, name)) for name in _COUNTERS]
+        entries = [(name, getattr(result, name).get(path, _MISSING)) for name in _BY_PATH]
+        self.infer_types(node, spec, path, params, types)
+        diags = self._relative(before)
+        if diags is None:
+            entry[3] = entry[4] = None
+            return
+        entry[3] = key
+        entry[4] = (diags, node.id in self.broken,
+                    tuple((name, getattr(result, name) - was) for name, was in counters
+                          if getattr(result, name) != was),
+                    tuple((name, value) for name, was in entries
+                          if (value := getattr(result, name).get(path, _MISSING)) is not was
+                          and value is not _MISSING),
+                    self.outputs.get(node.id))
+
+    def _relative(self, start: int) -> tuple | None:
+        """The diagnostics reported since `start`, with node paths relative to this region
+        (None if one is about something else, which is then not remembered)."""
+        prefix, n = self.prefix, len(self.prefix)
+        new = self.result.diagnostics[start:]
+        if any(d.node is None or not d.node.startswith(prefix) for d in new):
+            return None
+        return tuple((d.code, d.message, d.node[n:], d.port, d.param, d.severity) for d in new)
+
+    def _replay(self, node: Node, diags: tuple, broken: bool) -> None:
+        for code, message, rel, port, param, severity in diags:
+            self.result.diagnostics.append(Diagnostic(code, message, self.prefix + rel, port, param,
+                                                      severity))
+        if broken:
+            self.broken.add(node.id)
+
     def sub(self, node: Node, region: str, boundary: Mapping[str, TensorType | None],
             iterations: int = 1):
         """Analyse one body; returns its result types, or None if it has errors."""
         before = len(self.result.errors)
         sub = _Region(node.regions[region], f"{self.prefix}{node.id}{PATH_SEP}{region}{PATH_SEP}",
-                      self.result, boundary, self.runs * iterations)
+                      self.result, boundary, self.runs * iterations, self.memo)
         results = sub.run()
         if len(self.result.errors) > before:
             return None
@@ -394,13 +623,37 @@ class _Region:
 
 def param_problems(spec: BlockSpec, node: Node):
     """(param, code, message) for each param of `node` its spec refuses; unknown ones are skipped."""
+    by_name = _spec_info(spec)[0]
     for name, value in node.params.items():
-        param = spec.param(name)
-        problem = param.check(value) if param is not None else None
+        param = by_name.get(name)
+        problem = _check(param, value) if param is not None else None
         if problem:
             code = "param_out_of_range" if problem.startswith(("must be at", "has a dim")) \
                 else "bad_param"
             yield name, code, f"{name} {problem} (got {_short_repr(value)})"
+
+
+_CHECKS: dict[tuple, tuple] = {}
+
+
+def _check(param: Param, value: Any) -> str | None:
+    """`param.check(value)`, remembered for plain values: the same few values (a width of 16,
+    "relu", a shape) are checked over and over. The key holds the value's type, and a shape's
+    dims are all exact ints, so values that compare equal but check differently (1, 1.0 and
+    True) never share an entry."""
+    kind = type(value)
+    if not (kind in (int, float, str, bool) or value is None
+            or (kind is tuple and all(type(d) is int for d in value))):
+        return param.check(value)
+    key = (id(param), kind, value)
+    hit = _CHECKS.get(key)
+    if hit is not None and hit[0] is param:
+        return hit[1]
+    problem = param.check(value)
+    if len(_CHECKS) > 8192:
+        _CHECKS.clear()
+    _CHECKS[key] = (param, problem)
+    return problem
 
 
 def _short_repr(value: Any) -> str:

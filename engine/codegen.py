@@ -21,6 +21,7 @@ Pure: no torch.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
 from collections.abc import Mapping
@@ -40,7 +41,10 @@ INDENT = "    "
 # (tests/test_codegen.py checks this list against torch's nn.Module.)
 MODULE_ATTRIBUTES = frozenset(["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"])
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
-    "torch", "nn", "F", "self", "tap", "i"} | MODULE_ATTRIBUTES
+    "torch", "nn", "F", "self", "tap", "i",
+    # pycodestyle's ambiguous names (E741/E742): a label "l" or a graph named "I" made the
+    # exported file fail ruff.
+    "l", "O", "I"} | MODULE_ATTRIBUTES
 
 
 class Namer:
@@ -50,16 +54,36 @@ class Namer:
         self.taken = set(RESERVED) | (taken or set())
 
     def __call__(self, text: str, fallback: str = "v") -> str:
-        base = re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")[:40].rstrip("_")
-        base = base or fallback
-        if base[0].isdigit():
-            base = f"{fallback}_{base}"
+        base = _base_name(str(text), fallback)
         name, i = base, 2
         while name in self.taken:
             name = f"{base}_{i}"
             i += 1
         self.taken.add(name)
         return name
+
+    def would_give(self, calls: list[tuple[str, str]]) -> list[str]:
+        """The names these calls would return, one after another, without taking them."""
+        extra: set[str] = set()
+        out = []
+        for text, fallback in calls:
+            base = _base_name(str(text), fallback)
+            name, i = base, 2
+            while name in self.taken or name in extra:
+                name = f"{base}_{i}"
+                i += 1
+            extra.add(name)
+            out.append(name)
+        return out
+
+
+@functools.lru_cache(maxsize=8192)   # a pure function of its text, asked once per node
+def _base_name(text: str, fallback: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40].rstrip("_")
+    base = base or fallback
+    if base[0].isdigit():
+        base = f"{fallback}_{base}"
+    return base
 
 
 def class_name(text: str, taken: set[str]) -> str:
@@ -96,6 +120,7 @@ def literal(value: Any) -> str:
     raise TypeError(f"not a literal: {type(value).__name__}")
 
 
+@functools.lru_cache(maxsize=1024)
 def call_name(qualified: str) -> str:
     """`torch.nn.functional.relu` → `F.relu`, `torch.nn.Linear` → `nn.Linear`."""
     for prefix, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn.")):
@@ -105,7 +130,24 @@ def call_name(qualified: str) -> str:
 
 
 def shape_comment(types: list[TensorType]) -> str:
-    return "  # " + ", ".join(str(t) for t in types) if types else ""
+    return "  # " + ", ".join(map(_type_text, types)) if types else ""
+
+
+_TYPE_TEXT: dict[tuple, str] = {}
+
+
+def _type_text(t: TensorType) -> str:
+    """`str(t)`, remembered: shape comments repeat the same few types over and over."""
+    key = (t.shape, t.dtype)
+    try:
+        text = _TYPE_TEXT.get(key)
+    except TypeError:   # an unhashable shape: format it every time
+        return str(t)
+    if text is None:
+        if len(_TYPE_TEXT) > 4096:
+            _TYPE_TEXT.clear()
+        text = _TYPE_TEXT[key] = str(t)
+    return text
 
 
 def per_sample_view(var: str, t: TensorType) -> str:
@@ -152,21 +194,63 @@ def export_python(graph: Graph, analysis: Analysis | None = None) -> str:
     return generate(graph, analysis).source
 
 
-def generate(graph: Graph, analysis: Analysis | None = None, *, tap: bool = False) -> Generated:
-    """Raises GraphError when the graph has error diagnostics."""
+def generate(graph: Graph, analysis: Analysis | None = None, *, tap: bool = False,
+             cache: CodeCache | None = None) -> Generated:
+    """Raises GraphError when the graph has error diagnostics. With a `cache` kept across the
+    edits of one document, the lines of nodes generated before are reused when everything they
+    depend on is as it was (see CodeCache); the text is the same either way."""
     analysis = analysis or analyze(graph)
     if not analysis.ok:
         raise GraphError(analysis.errors)
-    gen = _Generator(analysis, tap)
+    gen = _Generator(analysis, tap, cache)
     top = gen.emit_class(graph, "", class_name(graph.name, gen.class_names), top=True,
                          doc=f"The graph {safe_text(graph.name)}: {analysis.total_params:,} parameters.")
-    return gen.render(graph, top)
+    generated = gen.render(graph, top)
+    if cache is not None:
+        cache._end()
+    return generated
+
+
+class CodeCache:
+    """The lines each node gave in earlier generations, for regenerating an edited graph.
+
+    A node's lines depend on the node (its type, params, name), its input and output types,
+    the variables it reads, the names it is given and the tap numbers of its wires. Graphs
+    share unchanged `Node` objects, so for the same object, in the same region, with the same
+    types, the generator asks the namer and the wire numbering what they *would* give; when
+    that matches the last generation, the recorded lines are reused and those names and
+    numbers taken, exactly as emitting would have. Loops and branches (whose bodies are
+    classes of their own) are always emitted; the nodes inside them are reused like any other.
+    Entries are kept for the nodes of the last two generations. One cache per document.
+    """
+
+    def __init__(self) -> None:
+        self._older: dict[int, list] = {}
+        self._old: dict[int, list] = {}
+        self._new: dict[int, list] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _end(self) -> None:
+        self._older, self._old, self._new = self._old, self._new, {}
+
+    def _entry(self, node: Node) -> list:
+        """[node, recorded effect or None] for this node object."""
+        key = id(node)
+        entry = self._new.get(key)
+        if entry is None:
+            entry = self._old.get(key) or self._older.get(key)
+            if entry is None or entry[0] is not node:   # the node is kept: ids are not reused
+                entry = [node, None]
+            self._new[key] = entry
+        return entry
 
 
 class _Generator:
-    def __init__(self, analysis: Analysis, tap: bool):
+    def __init__(self, analysis: Analysis, tap: bool, memo: CodeCache | None = None):
         self.analysis = analysis
         self.tap = tap
+        self.memo = memo
         self.class_names: set[str] = set()
         self.classes: list[ClassCode] = []   # bodies first, the model last
         self.edge_keys: list[str] = []
@@ -207,7 +291,10 @@ class _Generator:
             if spec.kind in ("output", "body_output"):
                 results[node_id] = ctx.use("x")
                 continue
-            ctx.emit()
+            if self.memo is not None and spec.kind not in ("loop", "branch"):
+                self.emit_memo(ctx)
+            else:
+                ctx.emit()
         # Results in the order the outputs were placed, which is the order callers unpack.
         results = [results[n.id] for n in graph.nodes if n.id in results]
         if len(results) == 1:
@@ -216,6 +303,87 @@ class _Generator:
             code.body.append(Line(f"return {', '.join(results)}"))
         self.classes.append(code)
         return code
+
+    def emit_memo(self, ctx: _NodeContext) -> None:
+        """`ctx.emit()`, or the lines it gave last time when nothing they depend on changed."""
+        memo = self.memo
+        entry = memo._entry(ctx.node)
+        effect = entry[1]
+        if effect is not None:
+            (prefix, in_types, out_types, name_calls, names, reads, markers, init, body, attr,
+             functional, outs) = effect
+            if prefix == ctx.prefix and out_types == tuple(ctx.out_types) \
+                    and in_types == tuple(ctx.in_types.items()) \
+                    and ctx.names.would_give(name_calls) == names \
+                    and self._would_read(ctx, reads) == markers:
+                memo.hits += 1
+                ctx.names.taken.update(names)
+                for kind, port in reads:
+                    if kind == "use":
+                        ctx.use(port)   # numbers its wire, as emitting would
+                for key, var in outs:
+                    ctx.vars[key] = var
+                ctx.code.init.extend(init)
+                ctx.code.body.extend(body)
+                if attr is not None:
+                    self.attrs[ctx.path] = attr
+                self.uses_functional |= functional
+                return
+        memo.misses += 1
+        # Emit, recording what the lines were made from.
+        name_calls, names, reads, markers = [], [], [], []
+        namer, use, var = ctx.names, ctx.use, ctx.var
+
+        class Recording:
+            def __call__(self, text: str, fallback: str = "v") -> str:
+                name = namer(text, fallback)
+                name_calls.append((text, fallback))
+                names.append(name)
+                return name
+
+            def __getattr__(self, item: str):
+                return getattr(namer, item)
+
+        def recorded(kind: str, fn):
+            def read(port: str) -> str:
+                text = fn(port)
+                reads.append((kind, port))
+                markers.append(text)
+                return text
+            return read
+
+        ctx.names, ctx.use, ctx.var = Recording(), recorded("use", use), recorded("var", var)
+        n_init, n_body = len(ctx.code.init), len(ctx.code.body)
+        functional, self.uses_functional = self.uses_functional, False
+        try:
+            ctx.emit()
+        finally:
+            ctx.names, ctx.use, ctx.var = namer, use, var
+            functional, self.uses_functional = self.uses_functional, functional or self.uses_functional
+        ports = self.analysis.outputs.get(ctx.path, {})
+        entry[1] = (ctx.prefix, tuple(ctx.in_types.items()), tuple(ctx.out_types), name_calls,
+                    names, reads, markers, ctx.code.init[n_init:], ctx.code.body[n_body:],
+                    self.attrs.get(ctx.path), functional,
+                    [((ctx.node.id, p), ctx.vars[(ctx.node.id, p)]) for p in ports
+                     if (ctx.node.id, p) in ctx.vars])
+
+    def _would_read(self, ctx: _NodeContext, reads: list[tuple[str, str]]) -> list[str] | None:
+        """What `ctx.use`/`ctx.var` would return for these ports now, numbering nothing."""
+        out, fresh = [], {}
+        for kind, port in reads:
+            edge = ctx.incoming.get(port)
+            var = ctx.vars.get(edge.src) if edge is not None else None
+            if var is None:
+                return None
+            if kind == "var":
+                out.append(var)
+                continue
+            key = ctx.prefix + edge.key
+            number = self.edge_numbers.get(key)
+            if number is None:
+                number = fresh.setdefault(key, len(self.edge_keys) + len(fresh))
+            out.append(f"\x00tap{number}:{var}\x00")
+        return out
 
     def out_types(self, prefix: str, node: Node) -> list[TensorType]:
         return list(self.analysis.outputs.get(prefix + node.id, {}).values())
@@ -231,31 +399,33 @@ class _Generator:
     # -- the file --
 
     def render(self, graph: Graph, top: ClassCode) -> Generated:
-        out: list[Line] = []
-        out.append(Line(f"# Generated by dprog from the graph {safe_text(graph.name)!s}; "
-                        "edit the graph, not this file."))
-        out.append(Line(f'"""{top.name}: a model built in dprog, in plain PyTorch."""'))
-        out.append(Line(""))
-        header = len(out)   # the imports go here once we know which names the code reads
-        out.append(Line(""))
-        out.append(Line(f'__all__ = ["{top.name}"]'))
+        # The file as two parallel lists, text and node path per line (None: no node).
+        texts: list[str] = []
+        nodes: list[str | None] = []
+
+        def add(*lines: str) -> None:
+            texts.extend(lines)
+            nodes.extend([None] * len(lines))
+
+        add(f"# Generated by dprog from the graph {safe_text(graph.name)!s}; "
+            "edit the graph, not this file.",
+            f'"""{top.name}: a model built in dprog, in plain PyTorch."""', "")
+        header = len(texts)   # the imports go here once we know which names the code reads
+        add("", f'__all__ = ["{top.name}"]')
         for cls in self.classes:
-            out += [Line(""), Line("")]
-            out.append(Line(f"class {cls.name}(nn.Module):"))
+            add("", "", f"class {cls.name}(nn.Module):")
             if cls.doc:
-                out.append(Line(f'{INDENT}"""{cls.doc}"""'))
-                out.append(Line(""))
-            out.append(Line(f"{INDENT}def __init__(self):"))
-            out.append(Line(f"{INDENT * 2}super().__init__()"))
-            out += [Line(INDENT * 2 + ln.text, ln.node) for ln in cls.init]
-            out.append(Line(""))
-            out.append(Line(f"{INDENT}def forward(self{''.join(', ' + a for a in cls.args)}):"))
-            out += self.forward_lines(cls, 2, tap=False)
+                add(f'{INDENT}"""{cls.doc}"""', "")
+            add(f"{INDENT}def __init__(self):", f"{INDENT * 2}super().__init__()")
+            indent = INDENT * 2
+            texts.extend([indent + ln.text for ln in cls.init])
+            nodes.extend([ln.node for ln in cls.init])
+            add("", f"{INDENT}def forward(self{''.join(', ' + a for a in cls.args)}):")
+            self._forward_into(cls, 2, False, texts, nodes)
         if self.tap:
             for cls in self.classes:
-                out += [Line(""), Line("")]
-                out.append(Line(f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):"))
-                out += self.forward_lines(cls, 1, tap=True)
+                add("", "", f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):")
+                self._forward_into(cls, 1, True, texts, nodes)
         # `import torch` only when the code reads `torch`: a model of nn modules and F.* calls
         # alone (say Linear -> GELU) would otherwise export an unused import (ruff F401).
         imports = ["import torch"] if any(_reads_torch(ln.text) for cls in self.classes
@@ -263,9 +433,10 @@ class _Generator:
         if self.uses_functional:
             imports.append("import torch.nn.functional as F")
         imports.append("from torch import nn")
-        out[header:header] = [Line(text) for text in imports]
-        text = "\n".join(ln.text for ln in out) + "\n"
-        line_nodes = {i + 1: ln.node for i, ln in enumerate(out) if ln.node}
+        texts[header:header] = imports
+        nodes[header:header] = [None] * len(imports)
+        text = "\n".join(texts) + "\n"
+        line_nodes = {i: node for i, node in enumerate(nodes, 1) if node}
         return Generated(text, top.name, line_nodes, self.edge_keys,
                          [c.name for c in self.classes[:-1]], self.node_modules())
 
@@ -281,15 +452,25 @@ class _Generator:
         return out
 
     def forward_lines(self, cls: ClassCode, depth: int, *, tap: bool) -> list[Line]:
-        lines = [Line(INDENT * depth + "# " + safe_text(c, 120)) for c in cls.arg_comments]
+        texts: list[str] = []
+        nodes: list[str | None] = []
+        self._forward_into(cls, depth, tap, texts, nodes)
+        return [Line(text, node) for text, node in zip(texts, nodes, strict=True)]
+
+    def _forward_into(self, cls: ClassCode, depth: int, tap: bool, texts: list[str],
+                      nodes: list[str | None]) -> None:
+        """The forward body's lines, appended to `texts` and their node paths to `nodes`."""
+        indent = INDENT * depth
+        for c in cls.arg_comments:
+            texts.append(indent + "# " + safe_text(c, 120))
+            nodes.append(None)
         for ln in cls.body:
-            text = ln.text
             # Both renderings come from one list; the tapped one swaps in the tap markers.
-            text = _TAP.sub((lambda m: f"tap({m[1]}, {m[2]})") if tap else (lambda m: m[2]), text)
-            text = _BODY_CALL.sub((lambda m: f"{m[2]}_forward({m[1]}, tap, ") if tap
-                                  else (lambda m: f"{m[1]}("), text)
-            lines.append(Line(INDENT * depth + text, ln.node))
-        return lines
+            text = ln.text
+            if "\x00" in text:
+                text = _render_markers(text, tap)
+            texts.append(indent + text)
+            nodes.append(ln.node)
 
 
 _TORCH = re.compile(r"(?<![\w.])torch\.")
@@ -298,12 +479,34 @@ _TORCH = re.compile(r"(?<![\w.])torch\.")
 def _reads_torch(text: str) -> bool:
     """Whether a generated line reads `torch`. Its code never holds a `#` (its only strings are
     names), so what follows one is a comment, whose words don't count."""
-    return bool(_TORCH.search(text.split("#", 1)[0]))
+    return "torch." in text and bool(_TORCH.search(text.split("#", 1)[0]))
 
 
 # Placeholders the node emitters write; forward_lines renders them for either mode.
 _TAP = re.compile(r"\x00tap(\d+):([A-Za-z_][A-Za-z0-9_]*)\x00")
 _BODY_CALL = re.compile(r"\x00body:([^\x00]+):([A-Za-z_][A-Za-z0-9_]*)\x00\(")
+
+
+def _render_markers(text: str, tap: bool) -> str:
+    """`text` with its markers rendered: what `_TAP` and `_BODY_CALL` describe, in one split
+    (the markers are the generator's own, so the odd parts are exactly their insides).
+
+    plain:  \x00tapK:var\x00 → var         \x00body:M:C\x00( → M(
+    tapped: \x00tapK:var\x00 → tap(K, var)  \x00body:M:C\x00( → C_forward(M, tap,
+    """
+    parts = text.split("\x00")
+    for k in range(1, len(parts), 2):
+        kind, _, rest = parts[k].partition(":")
+        if kind == "body":
+            module, _, cls = rest.rpartition(":")
+            if tap:
+                parts[k] = f"{cls}_forward({module}, tap, "
+                parts[k + 1] = parts[k + 1][1:]   # the call's "(" is in the rendering
+            else:
+                parts[k] = module
+        else:   # "tapK"
+            parts[k] = f"tap({kind[3:]}, {rest})" if tap else rest
+    return "".join(parts)
 
 
 class _NodeContext:
@@ -377,18 +580,19 @@ class _NodeContext:
         types = list(self.in_types.values())
         outs = self.outputs()
         inputs = {port: self.use(port) for port in self.in_types}
+        arg_values = spec.args(p, types)   # once: the template and its placeholders share it
         if spec.module:
             attr = outs[0]
             kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
             self.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
             self.gen.attrs[self.path] = attr
             inputs["self"] = f"self.{attr}"
-            template = spec.template or "{self}(" + ", ".join("{" + k + "}" for k in self.in_types) + ")"
+            template = spec.template or _call_template(tuple(self.in_types))
         elif spec.function:
             name = call_name(spec.function)
             self.gen.uses_functional |= name.startswith("F.")
             args = ["{" + k + "}" for k in self.in_types]
-            args += [f"{k}={literal(v)}" for k, v in spec.args(p, types).items()]
+            args += [f"{k}={literal(v)}" for k, v in arg_values.items()]
             template = spec.template or f"{name}({', '.join(args)})"
         elif self.node.type == "expression":
             names = tuple("abcd"[: p["inputs"]])
@@ -400,9 +604,15 @@ class _NodeContext:
             template = spec.template
         if callable(template):
             template = template(p, types)
-        values = {k: literal(v) for k, v in spec.args(p, types).items()}
+        values = {k: literal(v) for k, v in arg_values.items()} if arg_values else {}
         values.update(inputs)
         self.line(f"{', '.join(outs)} = {template.format_map(values)}", self.out_types)
+
+
+@functools.lru_cache(maxsize=256)
+def _call_template(ports: tuple[str, ...]) -> str:
+    """`{self}({x})`, `{self}({a}, {b})`: a module called on its inputs in port order."""
+    return "{self}(" + ", ".join("{" + k + "}" for k in ports) + ")"
 
 
 def _body_call(ctx: _NodeContext, cls: str, module: str, args: list[str]) -> str:
@@ -574,10 +784,10 @@ def _emit_branch(ctx: _NodeContext) -> None:
     then_call = _body_call(ctx, then_cls, f"self.{then_attr}", args)
     else_call = _body_call(ctx, else_cls, f"self.{else_attr}", args)
     if p["mode"] == "hard":
-        ctx.line(f"if {cond}.mean() > {threshold}:  # one body for the whole batch")
-        ctx.line(f"{INDENT}{', '.join(outs)} = {then_call}")
-        ctx.line("else:")
-        ctx.line(f"{INDENT}{', '.join(outs)} = {else_call}")
+        # One conditional expression, not an if/else statement: the exported file must pass
+        # ruff with this repo's rules, and SIM108 flags an if/else that only assigns.
+        ctx.line(f"{', '.join(outs)} = {then_call} if {cond}.mean() > {threshold} else {else_call}"
+                 "  # one body for the whole batch")
         return
     mask = ctx.names(f"{node.name}_mask", "mask")
     cond = per_sample_view(cond, ctx.in_types["cond"])

@@ -54,7 +54,7 @@ def _load(generated: Generated) -> CompiledClass:
     filename = f"<dprog:{generated.class_name}:{digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {"__name__": f"dprog_generated_{digest}"}
-    exec(compile(source, filename, "exec"), namespace)  # the generator's own output; see codegen.py
+    exec(compile(source, filename, "exec"), namespace)  # trusted-exec: the generator's own output
     _SOURCES[filename] = generated
     loaded = CompiledClass(namespace[generated.class_name], generated, filename, namespace)
     if len(_LOADED) >= 64:

@@ -17,6 +17,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -319,10 +321,23 @@ def _format(value: Any, indent: str) -> str:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash at any moment leaves the old or the new file."""
+    """Replace `path` with `data` so that a crash at any moment leaves the old or the new file.
+
+    The data goes to a sibling `.NAME.PID.XXXXXXXX.tmp` first. A process killed outright
+    (SIGKILL, power loss) before the rename leaves that file behind, never a half-written
+    `path`; the next successful save removes such orphans of writers that are no longer
+    running (tests/test_crash_safety.py).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; keep the mode the file had (or a new file would get),
+        # so that saving does not quietly make a graph or an exported model.py private.
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -337,6 +352,38 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+    _remove_orphans(path)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary siblings left by writers of `path` that were killed mid-save. A file
+    whose writer is still running (another process saving right now) is left alone."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\w+\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            match = pattern.fullmatch(entry.name)
+            if match and int(match[1]) != os.getpid() and not _running(int(match[1])):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True   # someone else's process, or a pid we cannot ask about: keep the file
+    return True
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()   # read once, at import: os.umask can only be read by setting it
 
 
 def save_graph(graph: Graph, path: str | os.PathLike) -> None:

@@ -182,6 +182,12 @@ def attention_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
     if k.shape[1] != v.shape[1]:
         raise ShapeError(f"keys {fmt_shape(k.shape)} and values {fmt_shape(v.shape)} differ in length",
                          port="v")
+    # One batch for all three: an unbatched (6, T, E) Parameter as keys for (B, T, E) queries
+    # validated, then failed inside torch reshaping the keys per head.
+    for t, port in ((k, "k"), (v, "v")):
+        if t.shape[0] != q.shape[0]:
+            raise ShapeError(f"{port} {fmt_shape(t.shape)} and queries {fmt_shape(q.shape)} differ in "
+                             "batch size", port=port)
     return [q]
 
 
@@ -722,7 +728,7 @@ MATH = [
     ),
     BlockSpec(type="matmul", title="MatMul", category="Math", doc="Matrix product a @ b.",
               inputs=AB, shape=matmul_rule, template="{a} @ {b}",
-              macs=lambda p, s: numel(matmul_rule(p, s)[0].shape) * max(1, s[0].shape[-1])),
+              macs=lambda p, s: numel(matmul_rule(p, s)[0].shape) * numel(s[0].shape[-1:])),
     *(
         BlockSpec(type=type_, title=title, category="Math", doc=doc, inputs=X, shape=reduce_rule,
                   params=(Int("dim", -1, "the dim to reduce", min=-8, max=7),
