@@ -607,3 +607,50 @@ def running_app(
     with AppProcess(argv, screen, **kwargs) as app:  # type: ignore[arg-type]
         app.wait_for_window(window)
         yield app
+
+
+# -- window-manager requests (appended for the studio tests) ------------------------------
+
+
+def request_close(display: str, window: int) -> None:
+    """Ask a window to close, as a window manager's close button does: send it the ICCCM
+    WM_DELETE_WINDOW client message (GLFW turns it into its window-close callback).
+
+    Uses libX11 through ctypes, since xdotool 3.2016 can only destroy or kill a window.
+    """
+    import ctypes
+    import ctypes.util
+
+    x11 = ctypes.cdll.LoadLibrary(ctypes.util.find_library("X11") or "libX11.so.6")
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
+                    ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
+                    ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long,
+                               ctypes.POINTER(XEvent)]
+    x11.XFlush.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    conn = x11.XOpenDisplay(display.encode())
+    if not conn:
+        raise HarnessError(f"cannot open X display {display}")
+    try:
+        event = XEvent()
+        event.xclient.type = 33   # ClientMessage
+        event.xclient.window = window
+        event.xclient.message_type = x11.XInternAtom(conn, b"WM_PROTOCOLS", 0)
+        event.xclient.format = 32
+        event.xclient.data[0] = x11.XInternAtom(conn, b"WM_DELETE_WINDOW", 0)
+        x11.XSendEvent(conn, window, 0, 0, ctypes.byref(event))
+        x11.XFlush(conn)
+    finally:
+        x11.XCloseDisplay(conn)

@@ -1,0 +1,925 @@
+"""The dprog studio: builds the Dear PyGui window and runs its frame loop.
+
+    run(graph_path, screenshot=None, frames=30, train=False) -> exit code   (`dprog [GRAPH]`)
+    build_studio(graph_path) -> Studio          # everything built, no loop entered
+    studio.step()                               # one frame of the studio's own Python work
+    studio.frame()                              # step() + render
+
+Architecture: `AppState` (app/state.py) is the model; the views in app/views turn Dear PyGui
+events into commands and redraw from the state. Callbacks are not run by Dear PyGui: with
+`manual_callback_management` the frame loop takes them from the callback queue and runs
+each one guarded on the main thread, so the state needs no locks and no exception ever
+reaches Dear PyGui. Each frame then drains the trainer's event queue (bounded), and views
+redraw only when `state.version` (or the run's counters) moved, at their own rate limits.
+
+torch is never imported by app/ at import time: the first frame is drawn, then a background
+thread imports torch and the trainer so that pressing Train is quick.
+
+Test hook: with DPROG_TEST_STATE=path set, the studio writes a small JSON snapshot of its
+state (graph document, selection, region, dirty, status, run status, metric points, and the
+screen geometry of palette buttons, nodes, pins and widgets) to that path every frame,
+atomically; GUI tests poll it and sync their input on its frame number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from engine.fileformat import graph_to_document
+from engine.graph import Graph
+from nodes import lookup
+
+from .commands import AutoLayout
+from .state import AppState
+from .training import ACTIVE, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingRun
+from .views.code import CodePanel
+from .views.diagnostics import DiagnosticsPanel
+from .views.dialogs import Dialogs
+from .views.editor import NODE_PADDING, GraphEditor
+from .views.gradflow import GradientView
+from .views.inspector import Inspector
+from .views.menus import SHORTCUTS, MenuBar
+from .views.palette import Palette
+from .views.quick_add import QuickAdd
+from .views.run_panel import RunPanel, TrainingSettings
+from .views.theme import ERROR, INFO, TEXT_DIM, WARNING, Theme
+
+log = logging.getLogger("dprog.studio")
+
+WIDTH, HEIGHT = 1600, 1000
+PALETTE_W, RIGHT_W = 210, 470
+BOTTOM_H = 360          # the training dock and the inspector tabs, under the canvas
+PLOT_H = BOTTOM_H - 74
+STATUS_H = 26
+FPS = 60.0
+
+
+class Studio:
+    """One studio window. See the module docstring."""
+
+    def __init__(self, state: AppState, *, test_state_path: str | None = None) -> None:
+        self.state = state
+        self.run = TrainingRun()
+        self.theme = Theme()
+        self.editor = GraphEditor(state, self.theme, on_quick_add=self._quick_add_at,
+                                  flags_for=lambda path: self.gradients.flags_for(path))
+        self.gradients = GradientView(state, self.run, self.editor, self.theme)
+        self.palette = Palette(self.theme, on_add=self._palette_add)
+        self.inspector = Inspector(state, self.theme, open_body=self.open_body)
+        self.diagnostics = DiagnosticsPanel(state, go_to=self.go_to_node, on_count=self._on_counts)
+        self.code = CodePanel(state, self.theme)
+        self.settings = TrainingSettings(state)
+        self.run_panel = RunPanel(self.run, self.theme, on_train=self.train, on_pause=self.pause,
+                                  on_stop=self.stop)
+        self.quick_add = QuickAdd(self._quick_pick)
+        self.dialogs = Dialogs(self.theme)
+        self.menu = MenuBar(state, self)
+        self.test_state_path = test_state_path
+        self.seen_version = -1
+        self._edited_frame = -1
+        self.frames = 0
+        self.quit_requested = False
+        self.torch_ready = False
+        self._torch_thread: threading.Thread | None = None
+        self._title = ""
+        self._status_key: tuple | None = None
+        self._run_status = "idle"
+        self._last_click: tuple[int, tuple] | None = None
+        self._last_double = -10
+        self._errors_logged: set[tuple[str, str]] = set()
+        self._test_doc: tuple[Any, Any] = (None, None)
+        self.callback_log: list[str] = []
+        self._size = (0, 0)
+        self._exporting = False
+        self.window = self.status_text = self.status_right = 0
+        self.right_tabs = self.dock_tabs = self.gradient_tab = self.problems_tab = 0
+        self.step_seconds = 0.0
+        self.slowest: dict[str, float] = {}   # per phase of step(): the longest it took
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def build(self, width: int = WIDTH, height: int = HEIGHT, *, show: bool = True) -> Studio:
+        # Software GL (Mesa's llvmpipe, e.g. under Xvfb or without a GPU driver) rasterises
+        # on every core by default, and then the window takes the core the trainer needs.
+        # One raster thread leaves it free; GPU drivers ignore the variable.
+        os.environ.setdefault("LP_NUM_THREADS", "1")
+        dpg.create_context()
+        dpg.configure_app(manual_callback_management=True)
+        dpg.create_viewport(title=self.state.title, width=width, height=height, x_pos=0, y_pos=0,
+                            clear_color=(24, 25, 28, 255), disable_close=True)
+        self.theme.build()
+        self._build_window(width, height)
+        self.quick_add.build()
+        self.dialogs.build()
+        with dpg.handler_registry():
+            dpg.add_key_press_handler(callback=self._on_key)
+            dpg.add_mouse_double_click_handler(button=dpg.mvMouseButton_Left,
+                                               callback=self._on_double_click)
+            dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=self._on_click)
+            dpg.add_mouse_release_handler(button=dpg.mvMouseButton_Left,
+                                          callback=self._on_mouse_release)
+        dpg.set_exit_callback(self._on_close_request)
+        dpg.set_viewport_resize_callback(self._on_resize)
+        dpg.setup_dearpygui()
+        if show:
+            dpg.show_viewport()
+        dpg.set_primary_window(self.window, True)
+        self._layout(width, height)
+        self.refresh(force=True)
+        return self
+
+    def _build_window(self, width: int, height: int) -> None:
+        canvas_w, canvas_h, dock_w = self._sizes(width, height)
+        with dpg.window(no_scrollbar=True, no_title_bar=True) as self.window:
+            self.menu.build(self.window)
+            with dpg.group(horizontal=True):
+                with dpg.child_window(width=PALETTE_W, height=-STATUS_H, border=False) as self.left:
+                    dpg.add_text("Blocks", color=TEXT_DIM)
+                    self.palette.build(self.left)
+                with dpg.group() as self.centre:
+                    with dpg.group(horizontal=True) as toolbar:
+                        fit = dpg.add_button(label="Fit", small=True, callback=self.fit_view)
+                        lay = dpg.add_button(label="Layout", small=True, callback=self.auto_layout)
+                        for b, tip in ((fit, "Fit the view to the blocks (F)"),
+                                       (lay, "Auto-layout this graph (Ctrl+L)")):
+                            with dpg.tooltip(b):
+                                dpg.add_text(tip)
+                        dpg.add_spacer(width=8)
+                    self.editor.build_toolbar(toolbar)
+                    self.editor.build_canvas(self.centre, canvas_w, canvas_h)
+                    self.gradients.build_legend(self.editor.legend_group)
+                    with dpg.group(horizontal=True):
+                        with dpg.child_window(width=dock_w, height=BOTTOM_H, border=False) as self.dock:
+                            self.run_panel.build_controls(self.dock)
+                            with dpg.tab_bar() as self.dock_tabs:
+                                with dpg.tab(label="Training") as self.metrics_tab:
+                                    pass
+                                with dpg.tab(label="Gradient flow") as self.gradient_tab:
+                                    pass
+                        with dpg.child_window(width=-1, height=BOTTOM_H, border=False) as self.right:
+                            with dpg.tab_bar() as self.right_tabs:
+                                with dpg.tab(label="Inspector") as self.inspector_tab:
+                                    self.inspector.build(self.inspector_tab)
+                                with dpg.tab(label="Training") as self.settings_tab:
+                                    self.settings.build(self.settings_tab)
+                                with dpg.tab(label="Code") as self.code_tab:
+                                    self.code.build(self.code_tab)
+                                with dpg.tab(label="Problems") as self.problems_tab:
+                                    self.diagnostics.build(self.problems_tab)
+            with dpg.group(horizontal=True):
+                self.status_text = dpg.add_text("ready")
+                self.status_right = dpg.add_text("", color=TEXT_DIM)
+        self.run_panel.build_plots(self.metrics_tab, dock_w - 8, PLOT_H)
+        self.gradients.build_tab(self.gradient_tab, dock_w - 8, PLOT_H)
+
+    def _sizes(self, width: int, height: int) -> tuple[int, int, int]:
+        """(canvas width, canvas height, training dock width) for a viewport size."""
+        canvas_w = max(400, width - PALETTE_W - 24)
+        canvas_h = max(200, height - BOTTOM_H - STATUS_H - 76)
+        return canvas_w, canvas_h, max(300, canvas_w - RIGHT_W - 8)
+
+    def _layout(self, width: int, height: int) -> None:
+        if (width, height) == self._size:
+            return
+        self._size = (width, height)
+        canvas_w, canvas_h, dock_w = self._sizes(width, height)
+        self.editor.resize(canvas_w, canvas_h)
+        dpg.configure_item(self.dock, width=dock_w)
+        self.run_panel.resize(dock_w - 8, PLOT_H)
+
+    def _on_resize(self, *args: Any) -> None:
+        w = dpg.get_viewport_client_width()
+        h = dpg.get_viewport_client_height()
+        if w and h:
+            self._layout(w, h)
+
+    # -- the frame ------------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One frame of the studio's own work (everything but rendering); never raises."""
+        started = time.perf_counter()
+        jobs = dpg.get_callback_queue()
+        if jobs:
+            for job in jobs:
+                self._run_job(job)
+        self._guard("training events", self.run.poll)
+        self._guard("selection", self._poll_selection)
+        self._guard("moves", self.editor.poll_moves)
+        self._guard("fit", self.editor.poll_fit)
+        self.refresh()
+        now = time.monotonic()
+        self._guard("gradient flow", self.gradients.step, now)
+        self._guard("run panel", self.run_panel.refresh, now)
+        self._guard("gradient charts", self._refresh_charts, now)
+        self._guard("quick add", self.quick_add.step)
+        self._guard("code", self._tick_code, now)
+        if self._edited_frame != self.frames:   # an autosave writes the file: not in an edit's frame
+            self._guard("autosave", self.state.maybe_autosave)
+        self._guard("status bar", self._refresh_status)
+        self._guard("export", _finish_export, self)
+        if self.test_state_path:
+            self._guard("test hook", self._write_test_state, now)
+        self.frames += 1
+        self.step_seconds = time.perf_counter() - started
+
+    def frame(self) -> None:
+        self.step()
+        dpg.render_dearpygui_frame()
+        # Rendering holds the GIL; hand it to the trainer now, so its turn falls here and
+        # not in the middle of the next step().
+        time.sleep(0)
+        if self.frames == 1:
+            self._start_torch_import()
+
+    def refresh(self, force: bool = False) -> None:
+        """Redraw views after the state changed (cheap when `state.version` did not move)."""
+        if not force and self.state.version == self.seen_version:
+            return
+        self.seen_version = self.state.version
+        self._edited_frame = self.frames
+        for name, view in (("editor", self.editor.refresh), ("inspector", self.inspector.refresh),
+                           ("problems", self.diagnostics.refresh),
+                           ("training settings", self.settings.refresh),
+                           ("menu", self.menu.refresh)):
+            self._guard(name, view)
+        title = self.state.title
+        if title != self._title:
+            self._title = title
+            dpg.set_viewport_title(title)
+
+    def _tick_code(self, now: float) -> None:
+        visible = dpg.get_value(self.right_tabs) == self.code_tab
+        self.code.tick(visible, self._edited_frame == self.frames, now)
+
+    def _poll_selection(self) -> None:
+        if self.editor.poll_selection():
+            self.gradients._charts_for = None
+
+    def _refresh_charts(self, now: float) -> None:
+        visible = dpg.get_value(self.dock_tabs) == self.gradient_tab
+        self.gradients.refresh_charts(visible, now)
+
+    def _run_job(self, job: tuple) -> None:
+        callback = job[0]
+        if callback is None:
+            return
+        args = list(job[1:4]) + [None] * (3 - len(job[1:4]))
+        if self.test_state_path:   # what ran, for test diagnostics
+            self.callback_log.append(f"{getattr(callback, '__name__', '?')}{tuple(args[:2])!r}"[:120])
+            del self.callback_log[:-30]
+        try:
+            n = _arity(callback)
+            callback(*args[:n])
+        except Exception as e:
+            self._report("a callback", e)
+
+    def _guard(self, what: str, fn: Callable, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        except Exception as e:
+            self._report(what, e)
+            return None
+        finally:
+            spent = time.perf_counter() - started
+            if spent > self.slowest.get(what, 0.0):
+                self.slowest[what] = spent
+
+    def _report(self, what: str, e: Exception) -> None:
+        key = (what, type(e).__name__)
+        if key not in self._errors_logged:
+            self._errors_logged.add(key)
+            log.error("%s failed:\n%s", what, traceback.format_exc())
+            print(f"dprog: {what} failed:\n{traceback.format_exc()}", file=sys.stderr)
+        message = f"internal error in {what}: {type(e).__name__}: {e}"
+        if self.state.status != message:   # a view failing every frame must not churn versions
+            with contextlib.suppress(Exception):
+                self.state.set_status(message, "error")
+
+    def _start_torch_import(self) -> None:
+        def load() -> None:
+            try:
+                import torch  # noqa: F401
+
+                import engine.train  # noqa: F401
+                self.torch_ready = True
+                gc.freeze()   # torch's modules are here for good (see build_studio)
+            except Exception as e:  # the studio still edits without torch
+                log.warning("torch failed to load: %s", e)
+
+        self._torch_thread = threading.Thread(target=load, name="dprog-torch-import", daemon=True)
+        self._torch_thread.start()
+
+    # -- status bar ---------------------------------------------------------------------------------
+
+    def _refresh_status(self) -> None:
+        state, run = self.state, self.run
+        if run.status != self._run_status:
+            self._run_status = run.status
+            if run.status not in ("idle", "loading") and run.message:
+                level = "error" if run.status == FAILED else "info"
+                state.set_status(run.message, level)
+                if run.status == FAILED and run.failed_node:
+                    self._select_path(run.failed_node)
+        key = (state.version, run.status, self.torch_ready, run.runs)
+        if key == self._status_key:
+            return
+        self._status_key = key
+        color = {"error": ERROR, "warning": WARNING}.get(state.status_level, INFO)
+        dpg.configure_item(self.status_text, default_value=state.status, color=color)
+        here = state.current_graph()
+        parts = [_plural(len(here.nodes), "block"), _plural(len(here.edges), "wire"),
+                 _plural(state.total_params, "parameter")]
+        if state.region:
+            parts.append("editing " + " › ".join(t for t, _ in state.breadcrumbs[1:]))
+        if run.status != "idle":
+            parts.append(f"run: {run.status}")
+        if not self.torch_ready:
+            parts.append("loading torch…")
+        dpg.set_value(self.status_right, "    ·    " + " · ".join(parts))
+
+    def _on_counts(self, errors: int, warnings: int) -> None:
+        label = "Problems" + (f" ({errors + warnings})" if errors + warnings else "")
+        dpg.configure_item(self.problems_tab, label=label)
+
+    # -- input ---------------------------------------------------------------------------------------
+
+    def _text_inputs(self) -> list[int]:
+        return [*self.palette.text_inputs(), *self.inspector.text_inputs(),
+                *self.settings.text_inputs(), *self.quick_add.text_inputs(),
+                *self.dialogs.text_inputs()]
+
+    def typing(self) -> bool:
+        """Is a text-like widget taking the keyboard? (Global key handlers fire while the
+        user types, so shortcuts must stand aside.)"""
+        focused = dpg.get_focused_item()
+        if focused and dpg.does_item_exist(focused) and dpg.is_item_active(focused):
+            return True
+        return any(w and dpg.does_item_exist(w) and dpg.is_item_active(w)
+                   for w in self._text_inputs())
+
+    def _on_key(self, sender: int, key: int, user_data: object) -> None:
+        ctrl = dpg.is_key_down(dpg.mvKey_ModCtrl)
+        shift = dpg.is_key_down(dpg.mvKey_ModShift)
+        if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.quick_add.visible:
+            self.quick_add.accept()
+            return
+        if key == dpg.mvKey_Escape:
+            if self.quick_add.visible:
+                self.quick_add.close()
+            elif not self.dialogs.close_top() and not self.typing():
+                self.go_up()
+            return
+        if self.typing() or self.dialogs.open:
+            return
+        if ctrl:
+            action = {
+                dpg.mvKey_Z: self.redo if shift else self.undo, dpg.mvKey_Y: self.redo,
+                dpg.mvKey_C: self.copy, dpg.mvKey_X: self.cut, dpg.mvKey_V: self.paste,
+                dpg.mvKey_D: self.duplicate, dpg.mvKey_A: self.select_all,
+                dpg.mvKey_S: self.save_as if shift else self.save, dpg.mvKey_O: self.open_dialog,
+                dpg.mvKey_N: self.new, dpg.mvKey_L: self.auto_layout, dpg.mvKey_Q: self.quit,
+                dpg.mvKey_Return: self.train, dpg.mvKey_E: lambda: self.export("all"),
+            }.get(key)
+            if action is not None:
+                action()
+            return
+        if key in (dpg.mvKey_Delete, dpg.mvKey_Back):
+            self.delete()
+        elif key == dpg.mvKey_Spacebar and self.editor.hovered():
+            mouse = dpg.get_mouse_pos(local=False)
+            self._quick_add_at((mouse[0], mouse[1]), self.editor.screen_to_model((mouse[0], mouse[1])))
+        elif key in (dpg.mvKey_F, dpg.mvKey_Home):
+            self.fit_view()
+        elif key == dpg.mvKey_F5:
+            self.train()
+
+    def _on_click(self, sender: int, button: int, user_data: object) -> None:
+        """A second press within two frames of the first, at the same spot, is a double-click
+        too. ImGui times double-clicks in frame time, so on a slow software-GL display
+        (a few fps) its own detection never fires; this one does."""
+        pos = tuple(dpg.get_mouse_pos(local=False))
+        last, self._last_click = self._last_click, (self.frames, pos)
+        if last is not None and self.frames - last[0] <= 2 \
+                and abs(pos[0] - last[1][0]) + abs(pos[1] - last[1][1]) <= 6:
+            self._on_double_click(sender, button, user_data)
+
+    def _on_double_click(self, sender: int, button: int, user_data: object) -> None:
+        if self.frames - self._last_double <= 3:
+            return   # ImGui's and our own detection both saw this one
+        self._last_double = self.frames
+        if self.dialogs.open or self.quick_add.visible or not self.editor.hovered():
+            return
+        node_id = self.editor.hovered_node()
+        if node_id is not None:
+            node = self.state.current_graph().get(node_id)
+            spec = lookup(node.type) if node else None
+            if spec is not None and spec.regions:
+                self.open_body(node_id, spec.regions[0])
+            return
+        if self.editor.hovered_edge() is not None:
+            return
+        mouse = dpg.get_mouse_pos(local=False)
+        self._quick_add_at((mouse[0], mouse[1]), self.editor.screen_to_model((mouse[0], mouse[1])))
+
+    def _on_mouse_release(self, sender: int, button: int, user_data: object) -> None:
+        self.editor.mouse_released()
+
+    # -- editing actions (menus and shortcuts) ----------------------------------------------------------
+
+    def _palette_add(self, block: str) -> None:
+        self.editor.add_block(block, self.editor.canvas_center_model())
+
+    def _quick_add_at(self, screen: tuple[float, float], at: tuple[float, float]) -> None:
+        self.quick_add.open(screen, at)
+
+    def _quick_pick(self, block: str, at: tuple[float, float]) -> None:
+        self.editor.add_block(block, at)
+
+    def undo(self) -> None:
+        self.state.undo()
+        self.editor.forget_editor_selection()
+
+    def redo(self) -> None:
+        self.state.redo()
+        self.editor.forget_editor_selection()
+
+    def copy(self) -> None:
+        if self.state.copy():
+            with contextlib.suppress(Exception):
+                dpg.set_clipboard_text(self.state.clipboard_text)
+
+    def cut(self) -> None:
+        if self.state.cut():
+            with contextlib.suppress(Exception):
+                dpg.set_clipboard_text(self.state.clipboard_text)
+            self.editor.forget_editor_selection()
+
+    def paste(self) -> None:
+        at = None
+        if self.editor.hovered():
+            mouse = dpg.get_mouse_pos(local=False)
+            at = self.editor.screen_to_model((mouse[0], mouse[1]))
+        if self.state.clipboard is not None:
+            self.state.paste(at)
+        else:
+            text = ""
+            with contextlib.suppress(Exception):
+                text = dpg.get_clipboard_text() or ""
+            if text.strip():
+                self.state.paste_text(text, at)
+            else:
+                self.state.paste(at)
+        self.editor.forget_editor_selection()
+
+    def duplicate(self) -> None:
+        self.state.duplicate()
+        self.editor.forget_editor_selection()
+
+    def delete(self) -> None:
+        self.editor.delete_selected()
+
+    def select_all(self) -> None:
+        self.state.select(n.id for n in self.state.current_graph().nodes)
+        self.editor.forget_editor_selection()
+
+    def fit_view(self) -> None:
+        self.editor.fit_view()
+
+    def auto_layout(self) -> None:
+        if self.state.do(AutoLayout(self.state.region)):
+            self.refresh()
+            self.editor.fit_view()
+
+    def go_up(self) -> None:
+        if self.state.region:
+            self.state.leave_region()
+            self.editor.forget_editor_selection()
+
+    def open_body(self, node_id: str, region: str) -> None:
+        if self.state.enter_region(node_id, region):
+            self.editor.forget_editor_selection()
+
+    def _select_path(self, path: str) -> None:
+        from .views.diagnostics import split_path
+
+        region, node_id = split_path(path)
+        self.go_to_node(region, node_id)
+
+    def go_to_node(self, region: tuple[str, ...], node_id: str) -> None:
+        """A diagnostic was clicked: show its node, entering its body if needed."""
+        if region != self.state.region and not self.state.set_region(region):
+            return
+        self.state.select([node_id])
+        self.editor.forget_editor_selection()
+        self.refresh()
+        if self.editor.graph is not None and node_id in self.editor.nodes:
+            dpg.set_value(self.right_tabs, self.inspector_tab)
+
+    # -- files ------------------------------------------------------------------------------------------
+
+    def _unsaved_then(self, action: Callable[[], None]) -> None:
+        """Run `action` now, or after asking Save / Discard / Cancel when there are changes."""
+        if not self.state.dirty:
+            action()
+            return
+
+        def save_then() -> None:
+            if self.state.file is not None:
+                if self.state.save():
+                    action()
+            else:
+                self.save_as(then=action)
+
+        name = self.state.file.name if self.state.file else "The graph"
+        self.dialogs.confirm_unsaved(name, on_save=save_then, on_discard=action)
+
+    def new(self) -> None:
+        self._unsaved_then(self.state.new)
+
+    def open_dialog(self) -> None:
+        def chosen(path: str) -> bool:
+            self._unsaved_then(lambda: self.state.open(path))
+            return True
+
+        default = str(self.state.file.parent) + os.sep if self.state.file else ""
+        self.dialogs.ask_path("Open a graph file (type a path, or Browse…)", chosen, default)
+
+    def open_path(self, path: str) -> None:
+        self._unsaved_then(lambda: self.state.open(path))
+
+    def open_sample(self, name: str) -> None:
+        self._unsaved_then(lambda: self.state.open_sample(name))
+
+    def save(self) -> None:
+        if self.state.file is None:
+            self.save_as()
+        else:
+            self.state.save()
+
+    def save_as(self, then: Callable[[], None] | None = None) -> None:
+        def chosen(path: str) -> bool:
+            target = Path(path)
+            if target.suffix == "":
+                target = target.with_suffix(".json")
+            if self.state.save(target):
+                if then is not None:
+                    then()
+                return True
+            self.dialogs.show_path_error(self.state.status)
+            return False
+
+        default = str(self.state.file) if self.state.file else str(Path.cwd() / f"{self.state.graph.name}.json")
+        self.dialogs.ask_path("Save the graph as (a .json file)", chosen, default, save=True)
+
+    def quit(self) -> None:
+        self._unsaved_then(self._quit_now)
+
+    def _quit_now(self) -> None:
+        self.quit_requested = True
+
+    def _on_close_request(self, *args: Any) -> None:
+        self.quit()
+
+    # -- training -------------------------------------------------------------------------------------
+
+    def train(self) -> None:
+        run = self.run
+        if run.status == PAUSED:
+            run.resume()
+            return
+        if run.active:
+            return
+        if not self.state.analysis.ok:
+            errors = self.state.analysis.errors
+            self.state.set_status(f"fix the graph first: {errors[0]}", "warning")
+            dpg.set_value(self.right_tabs, self.problems_tab)
+            return
+        base = self.state.file.parent if self.state.file else None
+        run.start(self.state.graph, base)
+        self.gradients.range = None
+        self.state.set_status("training started" + ("" if self.torch_ready else
+                                                    " (loading torch first…)"))
+
+    def pause(self) -> None:
+        if self.run.status == PAUSED:
+            self.run.resume()
+        else:
+            self.run.pause()
+
+    def stop(self) -> None:
+        self.run.stop()
+
+    def export(self, what: str) -> None:
+        from . import export
+
+        graph = self.state.graph
+        if not self.state.analysis.ok:
+            self.state.set_status("fix the graph's errors before exporting", "warning")
+            return
+        trainer = self.run.trainer
+        module = getattr(trainer, "module", None) if self.run.status in (FINISHED, STOPPED,
+                                                                          PAUSED, FAILED) else None
+        if what == "weights" and module is None:
+            self.state.set_status("train first (or stop/pause the run): weights come from a "
+                                  "trained model", "warning")
+            return
+        default = str((self.state.file.parent if self.state.file else Path.cwd()) / "export")
+
+        def chosen(folder: str) -> bool:
+            if self._exporting:
+                return True
+            self._exporting = True
+            self.state.set_status(f"exporting to {folder}…")
+
+            def work() -> None:
+                try:
+                    Path(folder).mkdir(parents=True, exist_ok=True)
+                    if what == "model":
+                        written = [export.write_model(graph, folder)]
+                    elif what == "weights":
+                        written = [export.write_weights(module, folder)]
+                    elif what == "script":
+                        written = [export.write_model(graph, folder),
+                                   *export.write_train_script(graph, folder)]
+                    else:
+                        written = export.export_all(graph, folder, module)
+                    self._export_done = f"exported {', '.join(p.name for p in written)} to {folder}"
+                except Exception as e:
+                    self._export_done = f"!export failed: {type(e).__name__}: {e}"
+                finally:
+                    self._exporting = False
+
+            threading.Thread(target=work, name="dprog-export", daemon=True).start()
+            return True
+
+        self.dialogs.ask_path("Export to folder", chosen, default)
+
+    def show_shortcuts(self) -> None:
+        self.dialogs.message("\n".join(f"{k:<34} {v}" for k, v in SHORTCUTS), "Keyboard shortcuts")
+
+    # -- test hook ----------------------------------------------------------------------------------------
+
+    def _write_test_state(self, now: float) -> None:
+        """Test mode only: the snapshot, every frame (tests sync their input on the frame
+        number), written atomically."""
+        text = json.dumps(self.test_snapshot(), sort_keys=True, default=str)
+        path = Path(self.test_state_path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def test_snapshot(self) -> dict:
+        state, run = self.state, self.run
+        if self._test_doc[0] is not state.graph:
+            self._test_doc = (state.graph, graph_to_document(state.graph))
+        return {
+            "graph": self._test_doc[1],
+            "region": list(state.region),
+            "selection": sorted(state.selection),
+            "selected_wires": [[*e.src, *e.dst] for e in self.editor.selected_edges],
+            "dirty": state.dirty,
+            "status": state.status,
+            "status_level": state.status_level,
+            "title": state.title,
+            "file": str(state.file) if state.file else None,
+            "version": state.version,
+            "run": {"status": run.status, "step": run.step, "total_steps": run.total_steps,
+                    "metric_points": run.metric_points, "grad_snapshots": run.grad_version,
+                    "boundaries": run.boundary_version, "plot_updates": self.run_panel.plot_updates,
+                    "recolors": self.gradients.recolors, "message": run.message,
+                    "colored_links": sum(1 for t in self.editor.link_theme.values() if t)},
+            "torch_ready": self.torch_ready,
+            "frame": self.frames,
+            "callbacks": self.callback_log,
+            "mouse": list(dpg.get_mouse_pos(local=False)),
+            "quick_add_open": self.quick_add.visible,
+            "inspector_errors": {name: dpg.get_value(item) for name, item in
+                                 self.inspector.errors.items() if dpg.get_value(item)},
+            "dialog_open": self.dialogs.open,
+            "dialogs": self.dialogs.showing(),
+            "layout": self._geometry(),
+        }
+
+    def _geometry(self) -> dict:
+        def rect(item: int) -> list[float] | None:
+            if not item or not dpg.does_item_exist(item):
+                return None
+            try:
+                lo, hi = dpg.get_item_rect_min(item), dpg.get_item_rect_max(item)
+            except (KeyError, SystemError):
+                return None
+            return [lo[0], lo[1], hi[0], hi[1]] if hi[0] > lo[0] else None
+
+        palette = {block: rect(button) for button, block in self.palette.buttons.items()
+                   if dpg.is_item_shown(button)}
+        nodes = {}
+        for node_id, view in self.editor.nodes.items():
+            r = rect(view.item)
+            if r is None:
+                continue
+            pins = {}
+            for io, port in view.attrs:
+                text = view.port_text[(io, port)][0]
+                tr = rect(text)
+                if tr is None:
+                    continue
+                y = (tr[1] + tr[3]) / 2
+                x = r[2] + NODE_PADDING[0] if io == "out" else r[0] - NODE_PADDING[0]
+                pins[f"{io}:{port}"] = [x, y]
+            nodes[node_id] = {"rect": r, "title": [r[0] + 10, r[1] + 6], "pins": pins}
+        canvas = self.editor.canvas_origin()
+        size = dpg.get_item_rect_size(self.editor.canvas)
+        inspector = {name: rect(w) for name, (w, _) in self.inspector.widgets.items()}
+        if self.inspector._label:
+            inspector["label"] = rect(self.inspector._label)
+        return {"palette": palette, "nodes": nodes,
+                "canvas": [canvas[0], canvas[1], canvas[0] + size[0], canvas[1] + size[1]],
+                "inspector": inspector,
+                "train_button": rect(self.run_panel.train_button),
+                "pause_button": rect(self.run_panel.pause_button),
+                "stop_button": rect(self.run_panel.stop_button),
+                "plots": {kind: rect(plot) for plot, kind in self.run_panel.plots},
+                "quick_add_filter": rect(self.quick_add.filter) if self.quick_add.visible else None,
+                "open_body": {region: rect(button) for button, (_, region)
+                              in self.inspector.body_buttons.items()},
+                "tabs": {name: rect(tab) for name, tab in (
+                    ("inspector", self.inspector_tab), ("training", self.settings_tab),
+                    ("code", self.code_tab), ("problems", self.problems_tab),
+                    ("metrics", self.metrics_tab), ("gradients", self.gradient_tab))},
+                "problems": [[*r, d.node or ""] for row, d in self.diagnostics.rows.items()
+                             if (r := rect(row))],
+                "dialog_buttons": {name: r for name, b in self.dialogs.buttons.items()
+                                   if (r := rect(b))},
+                "breadcrumbs": [dpg.get_item_label(b) for b in
+                                dpg.get_item_children(self.editor.breadcrumb_group, 1) or []
+                                if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}
+
+    # -- teardown -------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop a run (its thread must not be inside torch when the interpreter exits) and
+        tear the window down."""
+        with contextlib.suppress(Exception):
+            self.run.stop()
+            self.run.join(15.0)
+        dpg.destroy_context()
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+_ARITY: dict[Any, int] = {}
+
+
+def _arity(fn: Callable) -> int:
+    """How many of (sender, app_data, user_data) a callback takes (cached per function)."""
+    key = getattr(fn, "__func__", fn)
+    n = _ARITY.get(key)
+    if n is None:
+        import inspect
+
+        try:
+            params = inspect.signature(fn).parameters.values()
+            if any(p.kind == p.VAR_POSITIONAL for p in params):
+                n = 3
+            else:
+                n = min(3, sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                               p.POSITIONAL_OR_KEYWORD)))
+        except (TypeError, ValueError):
+            n = 3
+        _ARITY[key] = n
+    return n
+
+
+# -- entry points ------------------------------------------------------------------------------------
+
+
+def make_state(graph_path: str | None) -> AppState:
+    state = AppState()
+    if graph_path:
+        state.open(graph_path)
+    return state
+
+
+def build_studio(graph_path: str | Graph | None = None, *, width: int = WIDTH, height: int = HEIGHT,
+                 show: bool = True, test_state_path: str | None = None) -> Studio:
+    """A built studio for a graph file (or a Graph value), without entering the frame loop."""
+    state = AppState(graph_path) if isinstance(graph_path, Graph) else make_state(graph_path)
+    studio = Studio(state, test_state_path=test_state_path)
+    studio.build(width, height, show=show)
+    # Everything alive now lives as long as the window: keep it out of the collector's
+    # full passes, which otherwise stall a frame for tens of ms once training snapshots pile up.
+    gc.freeze()
+    return studio
+
+
+def run(graph_path: str | None, *, screenshot: str | None = None, frames: int = 30,
+        train: bool = False) -> int:
+    """Open the studio (the `dprog [GRAPH]` command). With `screenshot`, render `frames` frames
+    (with `train`, until training is well under way), save a PNG there and exit."""
+    test_path = os.environ.get("DPROG_TEST_STATE") or None
+    try:
+        studio = build_studio(graph_path, test_state_path=test_path)
+    except Exception as e:
+        print(f"dprog: cannot start the studio: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    try:
+        if screenshot is None:
+            pending = studio.state.pending_recovery()
+            if pending is not None:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(pending.saved_at))
+                what = pending.file.name if pending.file else "an untitled graph"
+                studio.dialogs.offer_recovery(
+                    f"dprog did not exit cleanly last time. Restore the unsaved changes to {what} "
+                    f"autosaved at {when}?",
+                    on_restore=lambda: studio.state.restore_recovery(pending),
+                    on_discard=studio.state.discard_recovery)
+        if train:
+            studio.frame()
+            studio.train()
+        if screenshot is not None:
+            return _screenshot(studio, screenshot, frames, train)
+        return _loop(studio)
+    finally:
+        studio.close()
+
+
+def _loop(studio: Studio) -> int:
+    budget = 1.0 / FPS
+    while dpg.is_dearpygui_running() and not studio.quit_requested:
+        started = time.perf_counter()
+        studio.frame()
+        spare = budget - (time.perf_counter() - started)
+        if spare > 0:
+            time.sleep(spare)   # software GL ignores vsync: keep a core for the trainer
+    if studio.quit_requested or not studio.state.dirty:
+        studio.state.close()   # a clean exit: no recovery to offer next time
+    return 0
+
+
+def _finish_export(studio: Studio) -> None:
+    done = getattr(studio, "_export_done", None)
+    if done:
+        studio._export_done = None
+        error = done.startswith("!")
+        studio.state.set_status(done.lstrip("!"), "error" if error else "info")
+
+
+def _screenshot(studio: Studio, path: str, frames: int, train: bool) -> int:
+    deadline = time.monotonic() + (120.0 if train else 30.0)
+    run = studio.run
+
+    def mid_training() -> bool:
+        if run.status in (FAILED, FINISHED, STOPPED):
+            return True
+        return (run.status == RUNNING and run.progress >= 0.35 and run.grad_version >= 3
+                and (run.boundary_version >= 1 or not run.is_2d) and run.metric_points >= 20
+                and run.events.qsize() < 100)
+
+    count = 0
+    while dpg.is_dearpygui_running() and time.monotonic() < deadline:
+        studio.frame()
+        count += 1
+        if count >= frames and (not train or mid_training()):
+            break
+        time.sleep(0.01)
+    if train and run.status in ACTIVE:
+        run.pause()
+    # Let throttled views catch up with the last events, then capture.
+    settle = time.monotonic() + 1.2
+    while time.monotonic() < settle or (run.events.qsize() and time.monotonic() < settle + 10):
+        studio.frame()
+        time.sleep(0.02)
+    target = Path(path).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    dpg.output_frame_buffer(file=str(target))
+    for _ in range(10):
+        studio.frame()
+        if target.exists():
+            break
+    run.stop()
+    if not target.exists():
+        print(f"dprog: could not write {target}", file=sys.stderr)
+        return 2
+    print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+__all__ = ["Studio", "build_studio", "run"]

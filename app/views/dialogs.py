@@ -1,0 +1,217 @@
+"""Modal dialogs: unsaved changes (Save / Discard / Cancel), crash recovery, a file path
+prompt (type a path, or Browse… with Dear PyGui's file dialog), and messages.
+
+Each dialog is built once and reused; callers pass what to do next as a function, so no
+meaning lives in the widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from .theme import TEXT_DIM, Theme
+
+Action = Callable[[], None]
+
+
+def _center(window: int, width: int, height: int) -> None:
+    vw = dpg.get_viewport_client_width() or 1600
+    vh = dpg.get_viewport_client_height() or 1000
+    dpg.configure_item(window, pos=(max(0, (vw - width) // 2), max(0, (vh - height) // 3)))
+
+
+class Dialogs:
+    def __init__(self, theme: Theme) -> None:
+        self.theme = theme
+        self.confirm_window = 0
+        self.confirm_text = 0
+        self._on_save: Action | None = None
+        self._on_discard: Action | None = None
+        self.path_window = 0
+        self.path_title = 0
+        self.path_input = 0
+        self.path_error = 0
+        self._on_path: Callable[[str], bool] | None = None
+        self.file_dialog = 0
+        self.message_window = 0
+        self.message_text = 0
+        self.recovery_window = 0
+        self.recovery_text = 0
+        self._on_restore: Action | None = None
+        self._on_drop_recovery: Action | None = None
+        self.buttons: dict[str, int] = {}     # name → button, for the test hook's geometry
+
+    def build(self) -> None:
+        with dpg.window(label="Unsaved changes", modal=True, show=False, no_resize=True,
+                        no_saved_settings=True, width=440, height=130,
+                        no_close=True) as self.confirm_window:
+            self.confirm_text = dpg.add_text("", wrap=410)
+            dpg.add_spacer(height=6)
+            with dpg.group(horizontal=True):
+                save = dpg.add_button(label="Save", width=100, callback=self._confirm_save)
+                dpg.bind_item_theme(save, self.theme.primary_button)
+                self.buttons["save"] = save
+                self.buttons["discard"] = dpg.add_button(label="Discard", width=100,
+                                                         callback=self._confirm_discard)
+                self.buttons["cancel"] = dpg.add_button(label="Cancel", width=100,
+                                                        callback=self._confirm_cancel)
+        with dpg.window(label="File", modal=True, show=False, no_resize=True,
+                        no_saved_settings=True, width=560, height=150) as self.path_window:
+            self.path_title = dpg.add_text("")
+            self.path_input = dpg.add_input_text(width=-1, on_enter=True, callback=self._path_ok,
+                                                 hint="/path/to/graph.json")
+            self.path_error = dpg.add_text("", color=(224, 80, 80), wrap=530, show=False)
+            with dpg.group(horizontal=True):
+                ok = dpg.add_button(label="OK", width=90, callback=self._path_ok)
+                dpg.bind_item_theme(ok, self.theme.primary_button)
+                self.buttons["path_ok"] = ok
+                self.buttons["browse"] = dpg.add_button(label="Browse…", width=90,
+                                                        callback=self._browse)
+                self.buttons["path_cancel"] = dpg.add_button(label="Cancel", width=90,
+                                                             callback=self._path_cancel)
+        with dpg.file_dialog(show=False, modal=True, width=720, height=440, directory_selector=False,
+                             callback=self._file_chosen) as self.file_dialog:
+            dpg.add_file_extension(".json", color=(120, 200, 140, 255))
+            dpg.add_file_extension(".*")
+        with dpg.window(label="dprog", modal=True, show=False, no_resize=True,
+                        no_saved_settings=True, width=480, height=160) as self.message_window:
+            self.message_text = dpg.add_text("", wrap=450)
+            dpg.add_button(label="OK", width=90,
+                           callback=lambda: dpg.configure_item(self.message_window, show=False))
+        with dpg.window(label="Recover unsaved changes?", modal=True, show=False, no_resize=True,
+                        no_saved_settings=True, width=480, height=150,
+                        no_close=True) as self.recovery_window:
+            self.recovery_text = dpg.add_text("", wrap=450)
+            dpg.add_spacer(height=6)
+            with dpg.group(horizontal=True):
+                restore = dpg.add_button(label="Restore", width=110, callback=self._restore)
+                dpg.bind_item_theme(restore, self.theme.primary_button)
+                self.buttons["restore"] = restore
+                self.buttons["drop_recovery"] = dpg.add_button(label="Discard", width=110,
+                                                               callback=self._drop_recovery)
+
+    def showing(self) -> list[str]:
+        """Names of the dialogs on screen (for the test hook)."""
+        names = {"confirm": self.confirm_window, "path": self.path_window,
+                 "files": self.file_dialog, "message": self.message_window,
+                 "recovery": self.recovery_window}
+        return [n for n, w in names.items() if w and dpg.is_item_shown(w)]
+
+    @property
+    def open(self) -> bool:
+        """Is any dialog showing (so editor shortcuts should stand aside)?"""
+        return any(w and dpg.is_item_shown(w) for w in (
+            self.confirm_window, self.path_window, self.file_dialog, self.message_window,
+            self.recovery_window))
+
+    def close_top(self) -> bool:
+        """Esc: close whichever dialog is open (a confirm counts as Cancel)."""
+        for w in (self.file_dialog, self.path_window, self.message_window, self.confirm_window):
+            if w and dpg.is_item_shown(w):
+                dpg.configure_item(w, show=False)
+                return True
+        return False
+
+    def text_inputs(self) -> list[int]:
+        return [self.path_input]
+
+    # -- unsaved changes ---------------------------------------------------------------------
+
+    def confirm_unsaved(self, name: str, *, on_save: Action, on_discard: Action) -> None:
+        self._on_save, self._on_discard = on_save, on_discard
+        dpg.set_value(self.confirm_text, f"{name} has unsaved changes. Save them first?")
+        _center(self.confirm_window, 440, 130)
+        dpg.configure_item(self.confirm_window, show=True)
+
+    def _confirm_save(self) -> None:
+        dpg.configure_item(self.confirm_window, show=False)
+        if self._on_save:
+            self._on_save()
+
+    def _confirm_discard(self) -> None:
+        dpg.configure_item(self.confirm_window, show=False)
+        if self._on_discard:
+            self._on_discard()
+
+    def _confirm_cancel(self) -> None:
+        dpg.configure_item(self.confirm_window, show=False)
+
+    # -- paths -------------------------------------------------------------------------------------
+
+    def ask_path(self, title: str, on_path: Callable[[str], bool], default: str = "",
+                 *, save: bool = False) -> None:
+        """Ask for a path: typed (Enter/OK) or picked with Browse…. `on_path` returns True
+        when it accepted the path (else the dialog stays open showing the status)."""
+        self._on_path = on_path
+        self._save_mode = save
+        dpg.set_value(self.path_title, title)
+        dpg.set_value(self.path_input, default)
+        self._show_path_error("")
+        _center(self.path_window, 560, 150)
+        dpg.configure_item(self.path_window, show=True)
+        dpg.focus_item(self.path_input)
+
+    def _path_ok(self, *args: object) -> None:
+        text = dpg.get_value(self.path_input).strip()
+        if not text:
+            self._show_path_error("type a file path, or Browse…")
+            return
+        self._accept(text)
+
+    def _accept(self, text: str) -> None:
+        path = str(Path(text).expanduser())
+        if self._on_path is None:
+            return
+        if self._on_path(path):
+            dpg.configure_item(self.path_window, show=False)
+
+    def show_path_error(self, text: str) -> None:
+        self._show_path_error(text)
+
+    def _show_path_error(self, text: str) -> None:
+        dpg.set_value(self.path_error, text)
+        dpg.configure_item(self.path_error, show=bool(text))
+
+    def _path_cancel(self) -> None:
+        dpg.configure_item(self.path_window, show=False)
+
+    def _browse(self) -> None:
+        current = dpg.get_value(self.path_input).strip()
+        folder = str(Path(current).expanduser().parent) if current else str(Path.cwd())
+        dpg.configure_item(self.file_dialog, default_path=folder, show=True)
+
+    def _file_chosen(self, sender: int, app_data: dict, user_data: object) -> None:
+        path = app_data.get("file_path_name") if isinstance(app_data, dict) else None
+        if path:
+            dpg.set_value(self.path_input, path)
+            self._accept(path)
+
+    # -- messages and recovery ---------------------------------------------------------------------
+
+    def message(self, text: str, title: str = "dprog") -> None:
+        dpg.configure_item(self.message_window, label=title)
+        dpg.set_value(self.message_text, text)
+        _center(self.message_window, 480, 160)
+        dpg.configure_item(self.message_window, show=True)
+
+    def offer_recovery(self, text: str, *, on_restore: Action, on_discard: Action) -> None:
+        self._on_restore, self._on_drop_recovery = on_restore, on_discard
+        dpg.set_value(self.recovery_text, text)
+        _center(self.recovery_window, 480, 150)
+        dpg.configure_item(self.recovery_window, show=True)
+
+    def _restore(self) -> None:
+        dpg.configure_item(self.recovery_window, show=False)
+        if self._on_restore:
+            self._on_restore()
+
+    def _drop_recovery(self) -> None:
+        dpg.configure_item(self.recovery_window, show=False)
+        if self._on_drop_recovery:
+            self._on_drop_recovery()
+
+
+__all__ = ["TEXT_DIM", "Dialogs"]

@@ -1,0 +1,300 @@
+"""Gradient flow, live: wires coloured by gradient RMS, flagged nodes, bars, heatmap, history.
+
+The trainer samples gradient flow every few steps (`engine.gradflow.GradFlowSnapshot`).
+This view turns the latest sample into
+
+- a colour for every wire of the region on screen: eight link themes on a log scale (built
+  once in `Theme`), whose range follows the sample, eased so colours do not flicker; a
+  legend in the editor's toolbar gives the range. (Each theme also sets a thickness, but
+  imnodes reads LinkThickness once per editor when it draws, so only the colour is per
+  wire; the thickness style stays in the themes in case a later imnodes honours it.)
+- flags on nodes (vanishing / exploding gradients, dead ReLUs): title colour plus a marker;
+- in the Gradient flow tab: a bar chart of per-node gradient RMS, a heatmap of nodes against
+  time, and the gradient/activation history of the selected wire or node.
+
+Work is bounded per frame: recolouring is recomputed at most `RECOLOR_HZ` times a second and
+applied `LINKS_PER_FRAME` wires at a time; node flags touch only nodes whose flag changed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from ..commands import region_prefix
+from ..state import AppState
+from ..training import TrainingRun, bucket_of, log_range
+from .editor import GraphEditor
+from .theme import LINK_BUCKETS, TEXT_DIM, Theme
+
+RECOLOR_HZ = 4.0
+CHARTS_HZ = 2.0
+LINKS_PER_FRAME = 100
+MAX_ROWS = 32        # nodes shown in the bar chart and heatmap
+HEAT_COLS = 60
+
+
+def _fmt_pow(x: float) -> str:
+    """log10 value → "1e-3" or "2.5e-3"."""
+    if abs(x - round(x)) < 0.05:
+        return f"1e{round(x):d}"
+    mantissa, exponent = f"{10 ** x:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+class GradientView:
+    def __init__(self, state: AppState, run: TrainingRun, editor: GraphEditor, theme: Theme) -> None:
+        self.state, self.run, self.editor, self.theme = state, run, editor, theme
+        self.range: tuple[float, float] | None = None
+        self._work: Iterator[bool] | None = None
+        self._colored_for: tuple | None = None
+        self._last_recolor = 0.0
+        self._last_flags = 0.0
+        self._last_charts = 0.0
+        self._charts_for: tuple | None = None
+        self._flags: dict[str, str] = {}
+        self._flags_for: tuple | None = None
+        self.legend_items: list[int] = []
+        self.legend_lo = self.legend_hi = 0
+        self.bars = self.bar_axis_x = self.bar_axis_y = 0
+        self.heat = self.heat_plot = self.heat_axis_x = self.heat_axis_y = 0
+        self.hist_plot = self.hist_axis = self.hist_grad = self.hist_mean = 0
+        self.hist_title = 0
+        self._hist_for: tuple | None = None
+        self.recolors = 0
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build_legend(self, parent: int) -> None:
+        with dpg.group(parent=parent, horizontal=True, show=False) as self.legend:
+            dpg.add_text("gradient RMS", color=TEXT_DIM)
+            self.legend_lo = dpg.add_text("")
+            for rgb, _ in LINK_BUCKETS:
+                b = dpg.add_color_button(default_value=(*rgb, 255), width=14, height=14,
+                                         no_border=True, no_drag_drop=True)
+                self.legend_items.append(b)
+            self.legend_hi = dpg.add_text("")
+            dpg.add_text("(log scale, per wire)", color=TEXT_DIM)
+
+    def build_tab(self, parent: int | str, width: int, height: int) -> None:
+        third = (width - 24) // 3
+        h = height - 10
+        with dpg.group(parent=parent, horizontal=True):
+            with dpg.plot(label="Gradient RMS per block", width=third, height=h,
+                          no_mouse_pos=True, no_menus=True):
+                self.bar_axis_x = dpg.add_plot_axis(dpg.mvXAxis, no_gridlines=True)
+                self.bar_axis_y = dpg.add_plot_axis(dpg.mvYAxis)
+                self.bars = dpg.add_bar_series([], [], parent=self.bar_axis_y, weight=0.7)
+            with dpg.plot(label="Blocks × time (log10 gradient RMS)", width=third, height=h,
+                          no_mouse_pos=True, no_menus=True) as self.heat_plot:
+                self.heat_axis_x = dpg.add_plot_axis(dpg.mvXAxis, no_tick_labels=True,
+                                                     no_gridlines=True)
+                self.heat_axis_y = dpg.add_plot_axis(dpg.mvYAxis, no_gridlines=True)
+                self.heat = dpg.add_heat_series([0.0], 1, 1, parent=self.heat_axis_y,
+                                                format="", scale_min=-6, scale_max=0)
+            dpg.bind_colormap(self.heat_plot, dpg.mvPlotColormap_Plasma)
+            with dpg.group():
+                self.hist_title = dpg.add_text("Select a wire or a block to see its history",
+                                               color=TEXT_DIM)
+                with dpg.plot(width=third, height=h - 26, no_mouse_pos=True,
+                              no_menus=True) as self.hist_plot:
+                    dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthWest)
+                    self.hist_x = dpg.add_plot_axis(dpg.mvXAxis, no_label=True)
+                    self.hist_axis = dpg.add_plot_axis(dpg.mvYAxis, label="grad RMS",
+                                                       scale=dpg.mvPlotScale_Log10)
+                    act = dpg.add_plot_axis(dpg.mvYAxis2, label="activation", opposite=True)
+                    self.hist_std = dpg.add_shade_series([], [], y2=[], parent=act,
+                                                         label="activation mean ± std")
+                    self.hist_mean = dpg.add_line_series([], [], parent=act)
+                    self.hist_grad = dpg.add_line_series([], [], label="gradient RMS",
+                                                         parent=self.hist_axis)
+                    dpg.bind_item_theme(self.hist_std, _plot_theme(dpg.mvShadeSeries,
+                                                                   dpg.mvPlotCol_Fill,
+                                                                   (240, 150, 60, 45)))
+                    dpg.bind_item_theme(self.hist_mean, _plot_theme(dpg.mvLineSeries,
+                                                                    dpg.mvPlotCol_Line,
+                                                                    (240, 150, 60, 200)))
+                    dpg.bind_item_theme(self.hist_grad, _plot_theme(dpg.mvLineSeries,
+                                                                    dpg.mvPlotCol_Line,
+                                                                    (86, 156, 255, 255), 2.5))
+                    self.hist_act_axis = act
+
+    # -- per frame -------------------------------------------------------------------------------
+
+    def flags_for(self, path: str) -> str:
+        return self._flags.get(path, "")
+
+    def step(self, now: float | None = None) -> None:
+        """Per frame: start a recolouring when there is a new sample (at most RECOLOR_HZ),
+        and do the next LINKS_PER_FRAME wires of the one in progress."""
+        now = time.monotonic() if now is None else now
+        run, editor = self.run, self.editor
+        key = (run.runs, run.grad_version, editor.region, editor.graph)
+        if self._work is not None:              # a recolouring in progress: its next chunk
+            if next(self._work, None) is None:
+                self._work = None
+            return
+        if key != self._colored_for and now - self._last_recolor >= 1 / RECOLOR_HZ:
+            self._last_recolor = now
+            self._colored_for = key
+            self._work = self._recolor()
+            return
+        fkey = (run.runs, run.grad_version, editor.region)
+        if fkey != self._flags_for and now - self._last_flags >= 1 / RECOLOR_HZ:
+            self._last_flags = now
+            self._flags_for = fkey
+            self._update_flags()
+
+    def _recolor(self) -> Iterator[bool]:
+        """A recolouring, LINKS_PER_FRAME wires per step (a generator: one chunk per next())."""
+        run, editor = self.run, self.editor
+        flow = run.flow
+        if flow is None:
+            dpg.configure_item(self.legend, show=False)
+            for edge in [e for e, t in editor.link_theme.items() if t]:
+                editor.set_link_theme(edge, 0)
+            return
+        edges_flow = flow.edges
+        values = np.fromiter((f.grad_rms for f in edges_flow.values() if f.grad_rms is not None),
+                             dtype=float)
+        self.range = log_range(values, self.range)
+        lo, hi = self.range
+        dpg.configure_item(self.legend, show=True)
+        dpg.set_value(self.legend_lo, _fmt_pow(lo))
+        dpg.set_value(self.legend_hi, _fmt_pow(hi))
+        prefix = region_prefix(editor.region or ())
+        link = self.theme.link
+        edges = list(editor.links)
+        yield True
+        for start in range(0, len(edges), LINKS_PER_FRAME):
+            for edge in edges[start:start + LINKS_PER_FRAME]:
+                f = edges_flow.get(prefix + edge.key)
+                theme = 0 if f is None else link(bucket_of(f.grad_rms, lo, hi))
+                editor.set_link_theme(edge, theme)
+            yield True
+        self.recolors += 1
+
+    def _update_flags(self) -> None:
+        new = self.run.flags if self.run.flow is not None else {}
+        if new == self._flags:
+            return
+        changed = {p for p in set(new) | set(self._flags) if new.get(p) != self._flags.get(p)}
+        self._flags = dict(new)
+        prefix = region_prefix(self.editor.region or ())
+        ids = [p[len(prefix):] for p in changed if p.startswith(prefix) and "/" not in p[len(prefix):]]
+        self.editor.refresh_flags(ids)
+
+    # -- the Gradient flow tab (throttled) ------------------------------------------------------------
+
+    def refresh_charts(self, visible: bool, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        run = self.run
+        sel = (tuple(self.editor.selected_edges[:1]), self.state.selection, self.state.region)
+        key = (run.runs, run.grad_version, sel)
+        if not visible or key == self._charts_for or now - self._last_charts < 1 / CHARTS_HZ:
+            return
+        self._last_charts = now
+        self._charts_for = key
+        rows = self._rows()
+        self._draw_bars(rows)
+        self._draw_heat(rows)
+        self._draw_history()
+
+    def _rows(self) -> list[str]:
+        """Node paths to chart: those of the region on screen that have gradient data."""
+        flow = self.run.flow
+        if flow is None:
+            return []
+        prefix = region_prefix(self.state.region)
+        here = [prefix + n.id for n in self.state.current_graph().nodes]
+        rows = [p for p in here if (f := flow.nodes.get(p)) is not None and f.grad_rms is not None]
+        if not rows:
+            rows = list(flow.nodes)
+        return rows[:MAX_ROWS]
+
+    def _draw_bars(self, rows: list[str]) -> None:
+        flow = self.run.flow
+        if flow is None or not rows:
+            dpg.set_value(self.bars, [[], []])
+            return
+        logs = [math.log10(v) if (v := _grad(flow, p)) and v > 0 else None for p in rows]
+        known = [v for v in logs if v is not None] or [-6.0]
+        # Bars rise from a floor a decade below the smallest value; ticks label decades.
+        base = math.floor(min(known)) - 1
+        top = math.ceil(max(known))
+        ys = [(v - base) if v is not None else 0.0 for v in logs]
+        xs = list(range(len(rows)))
+        dpg.set_value(self.bars, [xs, ys])
+        dpg.set_axis_ticks(self.bar_axis_x, tuple((p.rsplit("/", 1)[-1], float(i))
+                                                  for i, p in enumerate(rows)))
+        dpg.set_axis_ticks(self.bar_axis_y, tuple((f"1e{k}", float(k - base))
+                                                  for k in range(base, top + 1)))
+        dpg.set_axis_limits(self.bar_axis_x, -0.6, len(rows) - 0.4)
+        dpg.set_axis_limits(self.bar_axis_y, 0, top - base + 0.2)
+
+    def _draw_heat(self, rows: list[str]) -> None:
+        history = list(self.run.history)[-HEAT_COLS:]
+        if not rows or not history:
+            return
+        lo, hi = self.range or (-6.0, 0.0)
+        values = []
+        for p in rows:      # row-major: one row per node, one column per snapshot
+            for point in history:
+                v = _grad(point, p)
+                values.append(math.log10(v) if v and v > 0 else lo)
+        dpg.configure_item(self.heat, x=values, rows=len(rows), cols=len(history),
+                           scale_min=lo, scale_max=hi, bounds_min=(0, 0),
+                           bounds_max=(len(history), len(rows)))
+        dpg.set_axis_limits(self.heat_axis_x, 0, len(history))
+        dpg.set_axis_limits(self.heat_axis_y, 0, len(rows))
+        # heat rows are drawn top (row 0) to bottom, ticks at the row centres
+        dpg.set_axis_ticks(self.heat_axis_y, tuple((p.rsplit("/", 1)[-1], len(rows) - i - 0.5)
+                                                   for i, p in enumerate(rows)))
+
+    def _draw_history(self) -> None:
+        run = self.run
+        prefix = region_prefix(self.state.region)
+        if self.editor.selected_edges:
+            edge = self.editor.selected_edges[0]
+            steps, grads, means, stds = run.edge_history(prefix + edge.key)
+            title = f"wire {edge.src[0]}.{edge.src[1]} → {edge.dst[0]}.{edge.dst[1]}"
+        elif len(self.state.selection) == 1:
+            node_id = next(iter(self.state.selection))
+            steps, grads, means, stds = run.node_history(prefix + node_id)
+            title = f"block {node_id}"
+        else:
+            steps, grads, means, stds = [], [], [], []
+            title = "Select a wire or a block to see its history"
+        if not steps and title.startswith(("wire", "block")):
+            title += " (no gradient samples yet: press Train)"
+        dpg.set_value(self.hist_title, title)
+        keep = [i for i, g in enumerate(grads) if g == g and g > 0]
+        dpg.set_value(self.hist_grad, [[steps[i] for i in keep], [grads[i] for i in keep]])
+        ok = [i for i, m in enumerate(means) if m == m and stds[i] == stds[i]]
+        xs = [steps[i] for i in ok]
+        dpg.set_value(self.hist_mean, [xs, [means[i] for i in ok]])
+        dpg.configure_item(self.hist_std, x=xs, y1=[means[i] + stds[i] for i in ok],
+                           y2=[means[i] - stds[i] for i in ok])
+        if steps:
+            dpg.fit_axis_data(self.hist_axis)
+            dpg.fit_axis_data(self.hist_act_axis)
+            dpg.fit_axis_data(self.hist_x)
+
+
+def _grad(snapshot, path: str) -> float | None:
+    flow = snapshot.nodes.get(path)
+    return flow.grad_rms if flow is not None else None
+
+
+def _plot_theme(component: int, target: int, color: tuple, weight: float | None = None) -> int:
+    with dpg.theme() as theme:
+        with dpg.theme_component(component):
+            dpg.add_theme_color(target, color, category=dpg.mvThemeCat_Plots)
+            if weight is not None:
+                dpg.add_theme_style(dpg.mvPlotStyleVar_LineWeight, weight,
+                                    category=dpg.mvThemeCat_Plots)
+    return theme

@@ -1,0 +1,94 @@
+"""Quick add: a small search popup at the mouse (double-click on empty canvas, or Space).
+
+Type to filter the blocks (same ranking as the palette search); Enter adds the first match
+where the popup was opened, a click adds that block, Esc or a click elsewhere closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dearpygui.dearpygui as dpg
+
+from .palette import ranked
+from .theme import TEXT_DIM
+
+MAX_RESULTS = 12
+
+
+class QuickAdd:
+    def __init__(self, on_pick: Callable[[str, tuple[float, float]], None]) -> None:
+        self.on_pick = on_pick
+        self.window = 0
+        self.filter = 0
+        self.list_group = 0
+        self.rows: dict[int, str] = {}    # selectable → block type
+        self.matches: list[str] = []
+        self.at: tuple[float, float] = (0.0, 0.0)   # model position to add at
+        self._focus_frames = 0
+
+    def build(self) -> None:
+        with dpg.window(label="Add block", show=False, no_title_bar=True, no_resize=True,
+                        no_move=True, no_collapse=True, no_saved_settings=True, width=300,
+                        height=330, popup=True) as self.window:
+            dpg.add_text("Add a block — type to search, Enter adds", color=TEXT_DIM)
+            self.filter = dpg.add_input_text(width=-1, hint="linear, relu, loop…",
+                                             callback=self._on_filter)
+            self.list_group = dpg.add_group()
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.window) and dpg.is_item_shown(self.window)
+
+    def open(self, screen: tuple[float, float], at: tuple[float, float]) -> None:
+        self.at = at
+        dpg.set_value(self.filter, "")
+        self._fill("")
+        dpg.configure_item(self.window, pos=(int(screen[0]), int(screen[1])), show=True)
+        dpg.focus_item(self.window)
+        self._focus_frames = 2   # focus the text box once the window exists on screen
+
+    def close(self) -> None:
+        if self.window:
+            dpg.configure_item(self.window, show=False)
+
+    def step(self) -> None:
+        """Per frame while open: keep the filter focused right after opening."""
+        if self._focus_frames:
+            self._focus_frames -= 1
+            dpg.focus_item(self.filter)
+
+    def _fill(self, query: str) -> None:
+        dpg.delete_item(self.list_group, children_only=True)
+        self.rows.clear()
+        specs = ranked(query)[:MAX_RESULTS]
+        self.matches = [s.type for s in specs]
+        for i, spec in enumerate(specs):
+            row = dpg.add_selectable(label=f"{spec.title}", parent=self.list_group,
+                                     callback=self._on_row, default_value=i == 0)
+            self.rows[row] = spec.type
+            with dpg.tooltip(row):
+                dpg.add_text(f"{spec.category}: {spec.doc}", wrap=300)
+        if not specs:
+            dpg.add_text("no block matches", parent=self.list_group, color=TEXT_DIM)
+
+    def _on_filter(self, sender: int, query: str, user_data: object) -> None:
+        self._fill(query)
+
+    def accept(self) -> bool:
+        """Enter: add the first match."""
+        if not self.visible or not self.matches:
+            return False
+        block = self.matches[0]
+        self.close()
+        self.on_pick(block, self.at)
+        return True
+
+    def _on_row(self, sender: int, app_data: object, user_data: object) -> None:
+        block = self.rows.get(sender)
+        self.close()
+        if block is not None:
+            self.on_pick(block, self.at)
+
+    def text_inputs(self) -> list[int]:
+        return [self.filter]

@@ -1,0 +1,129 @@
+"""Press Train in the real studio and watch it learn: plots move, wires take gradient colours;
+pause, resume, stop, then export model.py, weights.pt and train.py and use them.
+
+The studio opens a copy of sample_graphs/moons_mlp.json (two moons, a 2-16-16-2 MLP);
+a click on the Train button starts the trainer on its worker thread. Checked on the app's
+state (run status, metric points, gradient snapshots, coloured wires) and on screenshots
+(the loss plot changes between two moments of training; wires show the gradient palette).
+The tests share one studio and run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import VirtualScreen, color_fraction, region_differs
+from studio_driver import SAMPLES, Studio, studio
+
+pytestmark = pytest.mark.gui
+
+# The eight gradient colours (app/views/theme.py LINK_BUCKETS): at least one must show up.
+GRADIENT_COLORS = ((70, 84, 130), (64, 116, 178), (58, 150, 200), (70, 182, 180),
+                   (120, 200, 120), (210, 200, 80), (240, 150, 60), (250, 90, 70))
+
+
+@pytest.fixture(scope="module")
+def screen() -> Iterator[VirtualScreen]:
+    with VirtualScreen() as screen:
+        yield screen
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("training")
+
+
+@pytest.fixture(scope="module")
+def app(screen: VirtualScreen, folder: Path) -> Iterator[Studio]:
+    # The sample with many more epochs, so the run is still going when the tests pause it.
+    doc = json.loads((SAMPLES / "moons_mlp.json").read_text())
+    doc["training"]["epochs"] = 2000
+    (folder / "moons_mlp.json").write_text(json.dumps(doc))
+    with studio(screen, folder, folder / "moons_mlp.json") as s:
+        yield s
+
+
+def press(app: Studio, button: str) -> None:
+    r = app.layout()[button]
+    app.click(((r[0] + r[2]) / 2, (r[1] + r[3]) / 2))
+
+
+def test_press_train_and_see_the_plots_move(app: Studio) -> None:
+    layout = app.layout()
+    loss_plot = tuple(int(v) for v in layout["plots"]["loss"])
+    idle = app.shot()
+    press(app, "train_button")
+    s = app.wait(lambda s: s["run"]["status"] in ("running", "finished") and s["run"]["metric_points"] >= 30
+                 and s["run"]["plot_updates"] >= 2 and s, "training to produce points", timeout=120)
+    assert s["run"]["status"] != "failed", s["run"]["message"]
+    first = app.shot()
+    points = s["run"]["metric_points"]
+    s = app.wait(lambda s: s["run"]["metric_points"] >= points + 40
+                 and s["run"]["plot_updates"] > 0 and s, "more training", timeout=120)
+    second = app.shot()
+    assert region_differs(idle, first, loss_plot, min_fraction=0.01), "the loss plot never drew"
+    assert region_differs(first, second, loss_plot, min_fraction=0.002), "the loss plot froze"
+
+
+def test_gradient_flow_colours_the_wires(app: Studio) -> None:
+    s = app.wait(lambda s: s["run"]["grad_snapshots"] >= 2 and s["run"]["colored_links"] >= 6
+                 and s, "gradient colours on every wire", timeout=120)
+    assert s["run"]["recolors"] >= 1
+    shot = app.shot()
+    canvas = app.canvas()
+    found = sum(color_fraction(shot, c, canvas, tolerance=6) for c in GRADIENT_COLORS)
+    assert found > 0.0005, "no wire is drawn in a gradient colour"
+
+
+def test_pause_resume_and_stop(app: Studio) -> None:
+    assert app.state()["run"]["status"] == "running"
+    press(app, "pause_button")
+    s = app.wait(lambda s: s["run"]["status"] == "paused" and s, "the run to pause")
+    step = s["run"]["step"]
+    app.wait_frames(6)
+    assert app.state()["run"]["step"] == step, "a paused run kept training"
+    press(app, "pause_button")          # the same button now reads Resume
+    app.wait(lambda s: s["run"]["status"] == "running" and s["run"]["step"] > step and s,
+             "the run to resume")
+    press(app, "stop_button")
+    s = app.wait(lambda s: s["run"]["status"] == "stopped" and s, "the run to stop")
+    assert "stopped at step" in s["status"]
+
+
+LOAD = """
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from model import MoonsMlp
+model = MoonsMlp()
+model.load_state_dict(torch.load(sys.argv[2], weights_only=True))
+print(tuple(model(torch.zeros(4, 2)).shape))
+"""
+
+
+def test_export_after_training(app: Studio, folder: Path) -> None:
+    """Export › All to a folder (Ctrl+E): the weights of the stopped run load into the
+    exported class, and the exported train.py runs on its own."""
+    out = folder / "export"
+    app.key("ctrl+e")
+    app.wait(lambda s: "path" in s["dialogs"] and s, "the folder prompt")
+    app.key("ctrl+a")
+    app.type_text(str(out))
+    app.key("Return")
+    s = app.wait(lambda s: s["status"].startswith("exported") and s, "the export", timeout=60)
+    assert s["status_level"] == "info", s["status"]
+    assert sorted(p.name for p in out.iterdir()) == ["data.npz", "model.py", "train.py",
+                                                     "weights.pt"]
+    done = subprocess.run([sys.executable, "-c", LOAD, str(out), str(out / "weights.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "(4, 2)", done.stderr
+    script = out / "train.py"   # the graph here trains for 2000 epochs; one will do
+    script.write_text(script.read_text().replace("'epochs': 2000", "'epochs': 1"))
+    ran = subprocess.run([sys.executable, "train.py"], cwd=out, capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "epoch 1: val loss" in ran.stdout and "wrote weights.pt" in ran.stdout
