@@ -1,0 +1,54 @@
+"""The benchmark suite runs: `python -m bench --smoke` on the engine-only rows, in a subprocess.
+
+This checks that the suite works end to end (it prints its table and writes a results file
+with the machine, the commit and every row asked for); it does not judge the figures, which
+belong to a quiet machine and `python -m bench` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_results(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--rows", "1,2,3",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["mode"] == "smoke"
+    assert {"cpu", "cores", "python", "torch"} <= set(results["machine"])
+    assert "commit" in results["git"]
+    assert set(results["rows"]) == {"1", "2", "3"}
+    for number, row in results["rows"].items():
+        assert "error" not in row, f"row {number}: {row.get('error')}"
+    assert set(results["rows"]["1"]["graphs"]) == {"moons_mlp", "digits_cnn", "residual_mlp",
+                                                   "rnn_scan", "gated_branch", "adaptive_depth",
+                                                   "attention"}
+    for g in results["rows"]["1"]["graphs"].values():   # the twins compute the same function
+        assert g["max_output_difference"] < 1e-5
+    assert set(results["rows"]["2"]["graphs"]) == {"moons_mlp"}   # all three in --quick
+    assert set(results["rows"]["3"]["graphs"]) == {"chain", "dag", "loops3"}
+    assert [e["row"] for e in results["summary"]] == ["1", "2", "3"]
+    assert "compiled vs hand-written" in proc.stdout
+
+
+def test_generated_graphs_validate():
+    from bench.graphs import KINDS, count_nodes, mlp, trainable_chain
+    from engine import analyze
+
+    for make in (*KINDS.values(), trainable_chain):
+        for size in (10, 100):
+            graph = make(size)
+            assert analyze(graph).ok
+            assert count_nodes(graph) == size or make is KINDS["loops3"]
+    assert analyze(mlp(20)).ok
