@@ -247,7 +247,7 @@ class GraphEditor:
     def _title(self, node: Node, spec: BlockSpec | None) -> str:
         kind = spec.title if spec else f"? {node.type}"
         if spec is not None and spec.regions:
-            return f"{node.name}  ·  {kind}  ↴"
+            return f"{node.name}  ·  {kind}  »"
         return f"{node.name}  ·  {kind}"
 
     def _add_node(self, node: Node) -> None:

@@ -130,7 +130,7 @@ class Inspector:
         if spec.regions:
             with dpg.group(parent=p, horizontal=True):
                 for region in spec.regions:
-                    button = dpg.add_button(label=f"Open {region} ↴", callback=self._on_open,
+                    button = dpg.add_button(label=f"Open {region} »", callback=self._on_open,
                                             user_data=(node.id, region))
                     self.body_buttons[button] = (node.id, region)
         dpg.add_separator(parent=p)
