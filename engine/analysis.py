@@ -116,10 +116,33 @@ class AnalysisCache:
 
     def _begin(self) -> AnalysisCache:
         self._new = {}
+        self._new_wiring: dict[str, tuple] = {}
         return self
 
     def _end(self) -> None:
         self._older, self._old, self._new = self._old, self._new, {}
+        self._wirings = self._new_wiring
+
+    # A region's wiring (incoming edges per node, topological order) depends only on its edges
+    # and its nodes' ids, ports and brokenness; an edit of params leaves the edges tuple the
+    # same object. Remembered only when checking the wires reported nothing.
+
+    def _wiring(self, region: _Region) -> tuple | None:
+        record = getattr(self, "_wirings", {}).get(region.prefix)
+        if record is None:
+            return None
+        edges, ids, names, broken, incoming, order = record
+        graph = region.graph
+        if edges is not graph.edges or broken != region.broken or names != region.port_names \
+                or ids != tuple(n.id for n in graph.nodes):
+            return None
+        self._new_wiring[region.prefix] = record
+        return incoming, order
+
+    def _remember_wiring(self, region: _Region, incoming: dict, order: list[str]) -> None:
+        self._new_wiring[region.prefix] = (
+            region.graph.edges, tuple(n.id for n in region.graph.nodes), dict(region.port_names),
+            set(region.broken), incoming, order)
 
     def _entry(self, node: Node, in_regions: bool) -> list:
         """[node, in_regions, check effect, infer key, infer effect] for this node object."""
@@ -281,8 +304,16 @@ class _Region:
         check = self.check_node if self.memo is None else self._check_node_memo
         for node in self.graph.nodes:
             check(node)
-        incoming = self.check_edges()
-        order = self.toposort(incoming)
+        reused = self.memo._wiring(self) if self.memo is not None else None
+        if reused is not None:   # same wires, same ports: same incoming edges, same order
+            incoming, order = reused
+        else:
+            before = (len(self.result.diagnostics), len(self.broken))
+            incoming = self.check_edges()
+            order = self.toposort(incoming)
+            if self.memo is not None and before == (len(self.result.diagnostics),
+                                                    len(self.broken)):
+                self.memo._remember_wiring(self, incoming, order)
         self.result.order[self.prefix] = order
         for node_id in order:
             if node_id not in self.broken:

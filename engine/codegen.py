@@ -246,6 +246,10 @@ class CodeCache:
         return entry
 
 
+_ALWAYS_EMITTED = ("loop", "branch")   # bodies are classes of their own: never replayed whole
+_EMPTY: Mapping = {}
+
+
 class _Generator:
     def __init__(self, analysis: Analysis, tap: bool, memo: CodeCache | None = None):
         self.analysis = analysis
@@ -281,9 +285,13 @@ class _Generator:
             incoming.setdefault(e.dst[0], {})[e.dst[1]] = e
         consumed = {e.src for e in graph.edges}
         results: dict[str, str] = {}
+        memo = self.memo
         for node_id in self.analysis.order[prefix]:
             node = graph.node(node_id)
             spec = lookup(node.type)
+            if memo is not None and spec.kind not in _ALWAYS_EMITTED and \
+                    self.replay(node, prefix, incoming.get(node_id, {}), vars_, attrs, code):
+                continue
             ctx = _NodeContext(self, code, node, spec, prefix, incoming.get(node_id, {}), vars_, attrs,
                                consumed)
             if spec.kind in ("input", "body_input"):
@@ -291,7 +299,7 @@ class _Generator:
             if spec.kind in ("output", "body_output"):
                 results[node_id] = ctx.use("x")
                 continue
-            if self.memo is not None and spec.kind not in ("loop", "branch"):
+            if memo is not None and spec.kind not in _ALWAYS_EMITTED:
                 self.emit_memo(ctx)
             else:
                 ctx.emit()
@@ -304,31 +312,49 @@ class _Generator:
         self.classes.append(code)
         return code
 
+    def replay(self, node: Node, prefix: str, incoming: Mapping[str, Edge],
+               vars_: dict[tuple[str, str], str], names: Namer, code: ClassCode) -> bool:
+        """The lines `node` gave last time, taken again (names, wire numbers and all) when
+        everything they were made from is as it was; False (having changed nothing) if not."""
+        effect = self.memo._entry(node)[1]
+        if effect is None:
+            return False
+        (at, ins, in_types, outs_seen, out_types, name_calls, taken, reads, markers, init, body,
+         attr, functional, outs) = effect
+        if at != prefix:
+            return False
+        path = prefix + node.id
+        # An analysis built with an AnalysisCache hands back the very same dicts for a node
+        # whose inputs did not change: identity first, equality when that fails.
+        now_ins = self.analysis.inputs.get(path, _EMPTY)
+        if now_ins is not ins and tuple(now_ins.items()) != in_types:
+            return False
+        now_outs = self.analysis.outputs.get(path, _EMPTY)
+        if now_outs is not outs_seen and tuple(now_outs.values()) != out_types:
+            return False
+        if names.would_give(name_calls) != taken:
+            return False
+        numbers = self._would_read(prefix, incoming, vars_, reads)
+        if numbers != markers:
+            return False
+        self.memo.hits += 1
+        names.taken.update(taken)
+        for kind, port in reads:
+            if kind == "use":
+                self.edge_index(prefix, incoming[port])   # numbers its wire, as emitting would
+        for key, var in outs:
+            vars_[key] = var
+        code.init.extend(init)
+        code.body.extend(body)
+        if attr is not None:
+            self.attrs[path] = attr
+        self.uses_functional |= functional
+        return True
+
     def emit_memo(self, ctx: _NodeContext) -> None:
-        """`ctx.emit()`, or the lines it gave last time when nothing they depend on changed."""
+        """`ctx.emit()`, recording what its lines were made from, for `replay`."""
         memo = self.memo
         entry = memo._entry(ctx.node)
-        effect = entry[1]
-        if effect is not None:
-            (prefix, in_types, out_types, name_calls, names, reads, markers, init, body, attr,
-             functional, outs) = effect
-            if prefix == ctx.prefix and out_types == tuple(ctx.out_types) \
-                    and in_types == tuple(ctx.in_types.items()) \
-                    and ctx.names.would_give(name_calls) == names \
-                    and self._would_read(ctx, reads) == markers:
-                memo.hits += 1
-                ctx.names.taken.update(names)
-                for kind, port in reads:
-                    if kind == "use":
-                        ctx.use(port)   # numbers its wire, as emitting would
-                for key, var in outs:
-                    ctx.vars[key] = var
-                ctx.code.init.extend(init)
-                ctx.code.body.extend(body)
-                if attr is not None:
-                    self.attrs[ctx.path] = attr
-                self.uses_functional |= functional
-                return
         memo.misses += 1
         # Emit, recording what the lines were made from.
         name_calls, names, reads, markers = [], [], [], []
@@ -360,25 +386,28 @@ class _Generator:
         finally:
             ctx.names, ctx.use, ctx.var = namer, use, var
             functional, self.uses_functional = self.uses_functional, functional or self.uses_functional
-        ports = self.analysis.outputs.get(ctx.path, {})
-        entry[1] = (ctx.prefix, tuple(ctx.in_types.items()), tuple(ctx.out_types), name_calls,
+        ins = self.analysis.inputs.get(ctx.path, _EMPTY)
+        ports = self.analysis.outputs.get(ctx.path, _EMPTY)
+        entry[1] = (ctx.prefix, ins, tuple(ins.items()), ports, tuple(ports.values()), name_calls,
                     names, reads, markers, ctx.code.init[n_init:], ctx.code.body[n_body:],
                     self.attrs.get(ctx.path), functional,
                     [((ctx.node.id, p), ctx.vars[(ctx.node.id, p)]) for p in ports
                      if (ctx.node.id, p) in ctx.vars])
 
-    def _would_read(self, ctx: _NodeContext, reads: list[tuple[str, str]]) -> list[str] | None:
-        """What `ctx.use`/`ctx.var` would return for these ports now, numbering nothing."""
+    def _would_read(self, prefix: str, incoming: Mapping[str, Edge],
+                    vars_: dict[tuple[str, str], str], reads: list[tuple[str, str]]
+                    ) -> list[str] | None:
+        """What `use`/`var` of these ports would return now, numbering nothing."""
         out, fresh = [], {}
         for kind, port in reads:
-            edge = ctx.incoming.get(port)
-            var = ctx.vars.get(edge.src) if edge is not None else None
+            edge = incoming.get(port)
+            var = vars_.get(edge.src) if edge is not None else None
             if var is None:
                 return None
             if kind == "var":
                 out.append(var)
                 continue
-            key = ctx.prefix + edge.key
+            key = prefix + edge.key
             number = self.edge_numbers.get(key)
             if number is None:
                 number = fresh.setdefault(key, len(self.edge_keys) + len(fresh))
