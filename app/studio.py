@@ -74,7 +74,7 @@ class Studio:
         self.state = state
         self.run = TrainingRun()
         self.theme = Theme()
-        self.editor = GraphEditor(state, self.theme, on_quick_add=self._quick_add_at,
+        self.editor = GraphEditor(state, self.theme,
                                   flags_for=lambda path: self.gradients.flags_for(path))
         self.gradients = GradientView(state, self.run, self.editor, self.theme)
         self.palette = Palette(self.theme, on_add=self._palette_add)

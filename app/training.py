@@ -68,7 +68,7 @@ class Series:
         self.y.clear()
         self.stride, self._skip = 1, 0
 
-    def view(self, limit: int = 800) -> tuple[list[float], list[float]]:
+    def view(self, limit: int = 500) -> tuple[list[float], list[float]]:
         """At most `limit` points, evenly thinned, for drawing."""
         k = max(1, len(self.x) // limit)
         return (self.x[::k], self.y[::k]) if k > 1 else (self.x, self.y)

@@ -99,12 +99,9 @@ class GraphEditor:
     """The canvas: node editor + toolbar with breadcrumbs. See the module docstring."""
 
     def __init__(self, state: AppState, theme: Theme, *,
-                 on_quick_add: Callable[[tuple[float, float], tuple[float, float]], None],
-                 flags_for: Callable[[str], str] = lambda path: "",
-                 ) -> None:
+                 flags_for: Callable[[str], str] = lambda path: "") -> None:
         self.state = state
         self.theme = theme
-        self.on_quick_add = on_quick_add
         self.flags_for = flags_for          # node path → marker text of gradient flags
         self.canvas = 0
         self.editor = 0
@@ -314,10 +311,6 @@ class GraphEditor:
         dpg.bind_item_theme(item, theme)
         self.link_theme[edge] = theme
 
-    def clear_link_themes(self) -> None:
-        for edge in [e for e, t in self.link_theme.items() if t]:
-            self.set_link_theme(edge, 0)
-
     # -- decorations: shapes, counts, diagnostics, flags ---------------------------------------
 
     def _decorate_all(self) -> None:
@@ -445,12 +438,6 @@ class GraphEditor:
         self.update_grid_origin()
         origin = self.grid_origin or self.canvas_origin()
         return self._model((screen[0] - origin[0], screen[1] - origin[1]))
-
-    def model_to_screen(self, pos: tuple[float, float]) -> tuple[float, float]:
-        self.update_grid_origin()
-        origin = self.grid_origin or self.canvas_origin()
-        grid = self._grid(pos)
-        return (grid[0] + origin[0], grid[1] + origin[1])
 
     def canvas_center_model(self) -> tuple[float, float]:
         x, y = self.canvas_origin()

@@ -58,7 +58,6 @@ class GradientView:
         self._charts_for: tuple | None = None
         self._flags: dict[str, str] = {}
         self._flags_for: tuple | None = None
-        self.legend_items: list[int] = []
         self.legend_lo = self.legend_hi = 0
         self.bars = self.bar_axis_x = self.bar_axis_y = 0
         self.heat = self.heat_plot = self.heat_axis_x = self.heat_axis_y = 0
@@ -74,9 +73,8 @@ class GradientView:
             dpg.add_text("gradient RMS", color=TEXT_DIM)
             self.legend_lo = dpg.add_text("")
             for rgb, _ in LINK_BUCKETS:
-                b = dpg.add_color_button(default_value=(*rgb, 255), width=14, height=14,
-                                         no_border=True, no_drag_drop=True)
-                self.legend_items.append(b)
+                dpg.add_color_button(default_value=(*rgb, 255), width=14, height=14,
+                                     no_border=True, no_drag_drop=True)
             self.legend_hi = dpg.add_text("")
             dpg.add_text("(log scale, per wire)", color=TEXT_DIM)
 
