@@ -32,9 +32,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import gc
 import math
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -145,7 +147,7 @@ class Finished:
 @dataclass(frozen=True)
 class Failed:
     step: int
-    kind: str             # invalid_graph | data | config | checkpoint | nonfinite | error
+    kind: str   # invalid_graph | data | config | checkpoint | nonfinite | out_of_memory | error
     message: str
     node: str | None = None
     error: BaseException | None = field(default=None, repr=False, compare=False)
@@ -169,6 +171,34 @@ class _NoEvents:
 
 
 # ---- pure helpers -----------------------------------------------------------------------------
+
+
+_CUDA_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)   # torch < 2.5
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """An allocation the machine refused: CUDA's OutOfMemoryError, Python's MemoryError, or
+    the RuntimeError torch's CPU allocator raises (shape inference caps what it can foresee;
+    batch size times the machine's free memory it cannot)."""
+    if isinstance(error, MemoryError | _CUDA_OOM):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text
+                                                or "out of memory" in text.lower())
+
+
+def _allocation_size(message: str) -> str | None:
+    """'1.02 GB' from the CPU allocator's 'you tried to allocate 1024000000 bytes', or CUDA's
+    'Tried to allocate 1.17 GiB' as it stands."""
+    found = re.search(r"allocate (\d+) bytes", message)
+    if found:
+        n = int(found.group(1))
+        for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if n >= size:
+                return f"{n / size:.3g} {unit}"
+        return f"{n} bytes"
+    found = re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]i?B)", message)
+    return found.group(1) if found else None
 
 
 def lr_at(step: int, config: TrainingConfig, total_steps: int) -> float:
@@ -323,10 +353,32 @@ class Trainer:
             end = Failed(self.step, e.kind, str(e), e.node, e)
         except Exception as e:  # a runtime error inside the model: name the node whose line raised
             node = node_for_exception(e)
-            where = f"node {node}: " if node else ""
-            end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}", node, e)
+            if is_out_of_memory(e):
+                self._release_memory()
+                end = Failed(self.step, "out_of_memory", self._explain_oom(e, node), node, e)
+            else:
+                where = f"node {node}: " if node else ""
+                end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}", node, e)
         self.emit(end)
         return end
+
+    def _explain_oom(self, error: BaseException, node: str | None) -> str:
+        where = f"node {node}" if node else \
+            "the backward pass" if self._ready else "building the model"
+        size = _allocation_size(str(error))
+        asked = f" (it asked for {size} more)" if size else ""
+        return (f"{where}: out of memory at step {self.step + 1}{asked}; try a smaller "
+                f"batch_size (now {self.config.batch_size}) or narrower layers")
+
+    def _release_memory(self) -> None:
+        """Drop what the failed step held (gradients, the autograd graph went with the stack),
+        so the process that reported the failure can go on working."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def setup(self) -> None:
         """Everything up to the first step; idempotent. Raises TrainingError for user mistakes."""

@@ -40,7 +40,8 @@ from .fileformat import GraphFileError, load_graph
 
 EXIT_STOPPED = 130
 EXIT_CODES = {"invalid_graph": EXIT_INVALID, "error": EXIT_INVALID, "data": EXIT_USAGE,
-              "config": EXIT_USAGE, "checkpoint": EXIT_USAGE, "nonfinite": EXIT_NONFINITE}
+              "config": EXIT_USAGE, "checkpoint": EXIT_USAGE, "nonfinite": EXIT_NONFINITE,
+              "out_of_memory": EXIT_INVALID}
 METRICS, GRADFLOW = "metrics.jsonl", "gradflow.jsonl"
 REPO = Path(__file__).resolve().parents[1]
 
