@@ -179,7 +179,8 @@ def analyze(graph: Graph, cache: AnalysisCache | None = None) -> Analysis:
     analysed again: what they gave last time is replayed. The result is the same either way."""
     result = Analysis()
     memo = cache._begin() if cache is not None else None
-    _Region(graph, "", result, boundary=None, memo=memo).run()
+    top = _Region(graph, "", result, boundary=None, memo=memo)
+    top.run()
     if cache is not None:
         cache._end()
     # Per-node caps hold each node; these hold their sum, reported only when no node already
@@ -200,19 +201,10 @@ def analyze(graph: Graph, cache: AnalysisCache | None = None) -> Analysis:
                 "too_large", f"a forward pass keeps {result.activation_values:,} values per sample "
                 f"(~{result.activation_values * 4 / 2**30:.1f} GiB at batch size 1), more than the "
                 f"{MAX_TOTAL_ACTIVATIONS:,} dprog allocates; use smaller layers or fewer iterations"))
-    if not any(lookup(n.type) and lookup(n.type).kind == "output" for n in graph.nodes):
+    if not any(spec.kind == "output" for spec in top.specs.values()):
         result.diagnostics.append(Diagnostic("no_output", "the graph has no Output block, so the "
                                              "model would return nothing"))
     return result
-
-
-def resolved_params(spec: BlockSpec, node: Node) -> dict[str, Any]:
-    by_name, defaults = _spec_info(spec)[:2]
-    values = dict(defaults)
-    for k, v in node.params.items():
-        param = by_name.get(k)
-        values[k] = param.coerce(v) if param is not None else v
-    return values
 
 
 # Per spec, worked out once: its params by name, its defaults, and for a spec with fixed ports
@@ -328,18 +320,44 @@ class _Region:
             self.broken.add(node.id)
             return
         self.specs[node.id] = spec
-        path = self.prefix + node.id
+        by_name, defaults, facts, _ = _spec_info(spec)
+        params = dict(defaults)   # resolved: the defaults, overridden by the node's own values
         if node.params:
-            by_name = _spec_info(spec)[0]
-            for name in node.params:
-                if name not in by_name:
+            for name, value in node.params.items():
+                param = by_name.get(name)
+                if param is None:
                     self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
                                 node.id, param=name, severity="warning")
+                    params[name] = value
+                else:
+                    params[name] = param.coerce(value)
             for name, code, message in param_problems(spec, node):
                 self.report(code, message, node.id, param=name)
                 self.broken.add(node.id)
-        params = resolved_params(spec, node)
-        self.result.params[path] = params
+        self.result.params[self.prefix + node.id] = params
+        if not self.check_placement(node, spec):
+            return
+        if facts is None:   # dynamic ports; fixed ones are known once per spec
+            try:
+                facts = _port_facts(spec.port_lists(node))
+            except Exception as e:  # a dynamic port rule given nonsense params
+                self.report("bad_param", f"cannot work out its ports: {e}", node.id)
+                self.broken.add(node.id)
+                return
+        ports, names, clash = facts
+        # A body input named "cond" or "count", or a state named "iterations", gives the node
+        # two ports of one name: one wire then fed both, or one variable held both results.
+        if clash is not None:
+            self.report("region_signature", f"{self.title(node)} would have two ports named "
+                        f"{clash!r}; rename its body's {clash!r}", node.id, port=clash)
+            self.broken.add(node.id)
+            return
+        self.ports[node.id] = ports
+        self.port_names[node.id] = names
+
+    def check_placement(self, node: Node, spec: BlockSpec) -> bool:
+        """Whether a structural block (input, output, body boundary, loop, branch) stands where
+        it may and holds the bodies it needs; False when it gets no ports (a broken signature)."""
         in_regions = self.boundary is not None
         if spec.kind in ("input", "output") and in_regions:
             self.report("misplaced_block", f"{spec.title} belongs in the main graph; inside a body use "
@@ -365,37 +383,20 @@ class _Region:
                     self.report(code, message, f"{node.id}{PATH_SEP}{rname}{PATH_SEP}{inner.id}",
                                 param=name)
                     self.broken.add(node.id)
-        if node.id in self.broken and spec.regions:
-            return  # no ports: wires to and from it are not judged against a broken signature
-        facts = _spec_info(spec)[2]   # fixed ports: known once per spec
-        if facts is None:
-            try:
-                facts = _port_facts(spec.port_lists(node))
-            except Exception as e:  # a dynamic port rule given nonsense params
-                self.report("bad_param", f"cannot work out its ports: {e}", node.id)
-                self.broken.add(node.id)
-                return
-        ports, names, clash = facts
-        # A body input named "cond" or "count", or a state named "iterations", gives the node
-        # two ports of one name: one wire then fed both, or one variable held both results.
-        if clash is not None:
-            self.report("region_signature", f"{self.title(node)} would have two ports named "
-                        f"{clash!r}; rename its body's {clash!r}", node.id, port=clash)
-            self.broken.add(node.id)
-            return
-        self.ports[node.id] = ports
-        self.port_names[node.id] = names
+        # No ports for a broken signature: wires to and from it are not judged against it.
+        return not (node.id in self.broken and spec.regions)
 
     def check_edges(self) -> dict[str, dict[str, Edge]]:
         incoming: dict[str, dict[str, Edge]] = {}
+        names = self.port_names
         for edge in self.graph.edges:
             (src, out), (dst, inp) = edge.src, edge.dst
-            if src in self.port_names and out not in self.port_names[src][1]:
+            if src in names and out not in names[src][1]:
                 self.report("unknown_port", f"{self.title(self.graph.node(src))} has no output {out!r}",
                             dst, port=inp)
                 self.broken.add(dst)
                 continue
-            if dst in self.port_names and inp not in self.port_names[dst][0]:
+            if dst in names and inp not in names[dst][0]:
                 self.report("unknown_port", f"{self.title(self.graph.node(dst))} has no input {inp!r}",
                             dst, port=inp)
                 continue
@@ -411,6 +412,12 @@ class _Region:
     def toposort(self, incoming: Mapping[str, Mapping[str, Edge]]) -> list[str]:
         """Kahn's algorithm, ties broken by insertion order so generated code is stable."""
         position = {n.id: i for i, n in enumerate(self.graph.nodes)}
+        # Nodes are mostly added after what feeds them. When every wire runs forward in
+        # insertion order, that order is the answer: Kahn's algorithm, always taking the
+        # earliest ready node, would give it too.
+        if all(position[e.src[0]] < position[dst] for dst, ports in incoming.items()
+               for e in ports.values()):
+            return list(position)
         pending = {n.id: _sources(incoming.get(n.id)) for n in self.graph.nodes}
         consumers: dict[str, set[str]] = {}
         for dst, ports in incoming.items():
@@ -498,6 +505,8 @@ class _Region:
                         f"{len(out_ports)} output ports", node.id)
             self.broken.add(node.id)
             return
+        named: dict[str, TensorType] = {}
+        sizes = []
         for p, t in zip(out_ports, outs, strict=True):
             # The batch dim stays first. Broadcasting (B,) with an unbatched (3, 1) gives (3, B),
             # and matmul of (B, K) with (B, K, N) gives (B, B, N); rules that then read the
@@ -508,26 +517,30 @@ class _Region:
                             port=p.name)
                 self.broken.add(node.id)
                 return
-        self.outputs[node.id] = self.result.outputs[path] = {
-            p.name: t for p, t in zip(out_ports, outs, strict=True)}
+            named[p.name] = t
+            sizes.append(_numel(t.shape))
+        result = self.result
+        self.outputs[node.id] = result.outputs[path] = named
         in_types = list(types.values())
-        sizes = [_numel(t.shape) for t in outs]
         total = sum(sizes)
-        self.result.activation_values += total * self.runs
+        result.activation_values += total * self.runs
         # Compute, so a valid graph cannot keep a forward pass busy for hours (attention over a
         # million steps, a wide convolution on a big image).
-        values = total + sum(_numel(t.shape) for t in in_types)
+        values = total
+        for t in in_types:
+            values += _numel(t.shape)
         macs = spec.macs(params, in_types) if spec.macs else values
-        self.result.macs += max(macs, values) * self.runs
-        for p, t, size in zip(out_ports, outs, sizes, strict=True):
-            if size > MAX_ACTIVATION_VALUES:
-                self.report("too_large", f"output {p.name} {fmt_shape(t.shape)} holds "
-                            f"{size:,} values per sample; refusing to allocate it", node.id,
-                            port=p.name)
-                self.broken.add(node.id)
-        if spec.count is not None and path not in self.result.param_counts:
-            self.result.param_counts[path] = spec.count(params, in_types)
-        count = self.result.param_counts.get(path, 0)
+        result.macs += max(macs, values) * self.runs
+        if max(sizes, default=0) > MAX_ACTIVATION_VALUES:
+            for p, t, size in zip(out_ports, outs, sizes, strict=True):
+                if size > MAX_ACTIVATION_VALUES:
+                    self.report("too_large", f"output {p.name} {fmt_shape(t.shape)} holds "
+                                f"{size:,} values per sample; refusing to allocate it", node.id,
+                                port=p.name)
+                    self.broken.add(node.id)
+        if spec.count is not None and path not in result.param_counts:
+            result.param_counts[path] = spec.count(params, in_types)
+        count = result.param_counts.get(path, 0)
         if count > MAX_PARAMETERS:
             self.report("too_large", f"{count:,} parameters (~{count * 4 / 2**30:.1f} GiB); refusing to "
                         "allocate them", node.id)
@@ -639,6 +652,11 @@ class _Region:
                                                       severity))
         if broken:
             self.broken.add(node.id)
+
+    def param_count(self) -> int:
+        """Parameters of this region's own nodes (a loop or branch counts its bodies)."""
+        counts = self.result.param_counts
+        return sum(counts.get(self.prefix + n.id, 0) for n in self.graph.nodes)
 
     def sub(self, node: Node, region: str, boundary: Mapping[str, TensorType | None],
             iterations: int = 1):
@@ -804,8 +822,7 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[str
                          node.id)
                 return None
     # Bodies count once when weights are shared, once per iteration otherwise.
-    body_count = sum(c for path, c in r.result.param_counts.items()
-                     if path.startswith(sub.prefix) and PATH_SEP not in path[len(sub.prefix):])
+    body_count = sub.param_count()
     r.result.param_counts[r.prefix + node.id] = body_count * (1 if p["share_weights"] else
                                                               loop_iterations(p, length))
     out_types: list[TensorType] = [boundary[n.id] for n in ins if _role(n, "context") == "state"]
@@ -879,8 +896,5 @@ def _infer_branch(r: _Region, node: Node, p: Mapping[str, Any], types: Mapping[s
                      node.id, port=n.id)
             return None
         outs.append(a)
-    r.result.param_counts[r.prefix + node.id] = sum(
-        c for path, c in r.result.param_counts.items()
-        for sub in (sub_then, sub_else)
-        if path.startswith(sub.prefix) and PATH_SEP not in path[len(sub.prefix):])
+    r.result.param_counts[r.prefix + node.id] = sub_then.param_count() + sub_else.param_count()
     return outs

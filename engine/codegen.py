@@ -160,7 +160,7 @@ def mask_for(var: str, rank: int) -> str:
     return var if rank <= 1 else f"{var}[:, {', '.join(['None'] * (rank - 1))}]"
 
 
-@dataclass
+@dataclass(slots=True)   # a generation makes one or two per node
 class Line:
     text: str
     node: str | None = None   # node path, for tracebacks and the studio's code highlight
@@ -270,10 +270,10 @@ class _Generator:
         names = Namer()
         vars_: dict[tuple[str, str], str] = {}   # (node id, output port) → variable
         args, arg_comments = [], []
-        kind_of = {n.id: lookup(n.type).kind for n in graph.nodes}
+        specs = {n.id: lookup(n.type) for n in graph.nodes}
         entry = "input" if top else "body_input"
         for n in graph.nodes:
-            if kind_of[n.id] == entry:
+            if specs[n.id].kind == entry:
                 arg = names(n.name, "x")
                 vars_[(n.id, "y")] = arg
                 args.append(arg)
@@ -281,21 +281,22 @@ class _Generator:
         code = ClassCode(name, doc, args, arg_comments)
         attrs = names  # submodule attributes share the namespace with locals: one name per node
         incoming: dict[str, dict[str, Edge]] = {}
+        consumed = set()
         for e in graph.edges:
             incoming.setdefault(e.dst[0], {})[e.dst[1]] = e
-        consumed = {e.src for e in graph.edges}
+            consumed.add(e.src)
         results: dict[str, str] = {}
         memo = self.memo
         for node_id in self.analysis.order[prefix]:
             node = graph.node(node_id)
-            spec = lookup(node.type)
-            if memo is not None and spec.kind not in _ALWAYS_EMITTED and \
-                    self.replay(node, prefix, incoming.get(node_id, {}), vars_, attrs, code):
-                continue
-            ctx = _NodeContext(self, code, node, spec, prefix, incoming.get(node_id, {}), vars_, attrs,
-                               consumed)
+            spec = specs[node_id]
             if spec.kind in ("input", "body_input"):
                 continue
+            ports = incoming.get(node_id, _EMPTY)
+            if memo is not None and spec.kind not in _ALWAYS_EMITTED and \
+                    self.replay(node, prefix, ports, vars_, attrs, code):
+                continue
+            ctx = _NodeContext(self, code, node, spec, prefix, ports, vars_, attrs, consumed)
             if spec.kind in ("output", "body_output"):
                 results[node_id] = ctx.use("x")
                 continue
@@ -428,7 +429,8 @@ class _Generator:
     # -- the file --
 
     def render(self, graph: Graph, top: ClassCode) -> Generated:
-        # The file as two parallel lists, text and node path per line (None: no node).
+        # The file as two parallel lists, text and node path per line (None: no node). The
+        # forward lines still hold their markers; each part of the file renders them at once.
         texts: list[str] = []
         nodes: list[str | None] = []
 
@@ -450,91 +452,86 @@ class _Generator:
             texts.extend([indent + ln.text for ln in cls.init])
             nodes.extend([ln.node for ln in cls.init])
             add("", f"{INDENT}def forward(self{''.join(', ' + a for a in cls.args)}):")
-            self._forward_into(cls, 2, False, texts, nodes)
+            self._forward_into(cls, 2, texts, nodes)
+        plain = len(texts)   # the tapped functions follow
         if self.tap:
             for cls in self.classes:
                 add("", "", f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):")
-                self._forward_into(cls, 1, True, texts, nodes)
+                self._forward_into(cls, 1, texts, nodes)
         # `import torch` only when the code reads `torch`: a model of nn modules and F.* calls
         # alone (say Linear -> GELU) would otherwise export an unused import (ruff F401).
-        imports = ["import torch"] if any(_reads_torch(ln.text) for cls in self.classes
-                                          for ln in (*cls.init, *cls.body)) else []
+        code = "\n".join([ln.text for cls in self.classes for lines in (cls.init, cls.body)
+                          for ln in lines])
+        imports = ["import torch"] if _reads_torch(code) else []
         if self.uses_functional:
             imports.append("import torch.nn.functional as F")
         imports.append("from torch import nn")
-        texts[header:header] = imports
+        text = "\n".join([*texts[:header], *imports, *texts[header:plain]]) + "\n"
+        text = _render_markers(text, tap=False)
+        if plain < len(texts):
+            text += _render_markers("\n".join(texts[plain:]) + "\n", tap=True)
         nodes[header:header] = [None] * len(imports)
-        text = "\n".join(texts) + "\n"
         line_nodes = {i: node for i, node in enumerate(nodes, 1) if node}
         return Generated(text, top.name, line_nodes, self.edge_keys,
                          [c.name for c in self.classes[:-1]], self.node_modules())
 
     def node_modules(self) -> dict[str, str]:
         """Each recorded attribute, prefixed by the body attributes of its enclosing regions."""
-        out = {}
-        for path, attr in self.attrs.items():
-            prefix = path[: path.rfind(PATH_SEP) + 1]   # "a/body/b/then/" for "a/body/b/then/fc"
-            while prefix:
-                attr = f"{self.region_attrs[prefix]}.{attr}"
-                prefix = "".join(part + PATH_SEP for part in prefix.split(PATH_SEP)[:-3])
-            out[path] = attr
-        return out
+        dotted: dict[str, str] = {"": ""}   # region prefix → its body's dotted path and a dot
 
-    def forward_lines(self, cls: ClassCode, depth: int, *, tap: bool) -> list[Line]:
-        texts: list[str] = []
-        nodes: list[str | None] = []
-        self._forward_into(cls, depth, tap, texts, nodes)
-        return [Line(text, node) for text, node in zip(texts, nodes, strict=True)]
+        def region_path(prefix: str) -> str:
+            # "a/body/b/then/" is the "b/then/" region inside "a/body/"
+            if prefix not in dotted:
+                parent = "".join(part + PATH_SEP for part in prefix.split(PATH_SEP)[:-3])
+                dotted[prefix] = f"{region_path(parent)}{self.region_attrs[prefix]}."
+            return dotted[prefix]
 
-    def _forward_into(self, cls: ClassCode, depth: int, tap: bool, texts: list[str],
+        return {path: region_path(path[: path.rfind(PATH_SEP) + 1]) + attr
+                for path, attr in self.attrs.items()}
+
+    def _forward_into(self, cls: ClassCode, depth: int, texts: list[str],
                       nodes: list[str | None]) -> None:
-        """The forward body's lines, appended to `texts` and their node paths to `nodes`."""
+        """The forward body's lines, markers and all, appended to `texts` and their node paths
+        to `nodes`."""
         indent = INDENT * depth
         for c in cls.arg_comments:
             texts.append(indent + "# " + safe_text(c, 120))
             nodes.append(None)
-        for ln in cls.body:
-            # Both renderings come from one list; the tapped one swaps in the tap markers.
-            text = ln.text
-            if "\x00" in text:
-                text = _render_markers(text, tap)
-            texts.append(indent + text)
-            nodes.append(ln.node)
+        texts.extend([indent + ln.text for ln in cls.body])
+        nodes.extend([ln.node for ln in cls.body])
 
 
-_TORCH = re.compile(r"(?<![\w.])torch\.")
+def _reads_torch(code: str) -> bool:
+    """Whether generated code reads `torch` in some line's code. That code never holds a `#`
+    (its only strings are names), so what follows one is a comment, whose words don't count."""
+    at = code.find("torch.")
+    while at >= 0:
+        line_start = code.rfind("\n", 0, at) + 1
+        part_of_a_name = at > 0 and _NAME_OR_DOT.match(code[at - 1])   # x.torch., mytorch.
+        if not part_of_a_name and "#" not in code[line_start:at]:
+            return True
+        at = code.find("torch.", at + 1)
+    return False
 
 
-def _reads_torch(text: str) -> bool:
-    """Whether a generated line reads `torch`. Its code never holds a `#` (its only strings are
-    names), so what follows one is a comment, whose words don't count."""
-    return "torch." in text and bool(_TORCH.search(text.split("#", 1)[0]))
+_NAME_OR_DOT = re.compile(r"[\w.]")
 
-
-# Placeholders the node emitters write; forward_lines renders them for either mode.
+# Placeholders the node emitters write in forward lines: `\x00hidden:shown\x00`, rendered
+#   plain:  \x00tapK:var\x00 → var         \x00body:C:M\x00( → M(
+#   tapped: \x00tapK:var\x00 → tap(K, var)  \x00body:C:M\x00( → C_forward(M, tap,
+# where K numbers the wire, C is a body's class and M the module attribute running it.
 _TAP = re.compile(r"\x00tap(\d+):([A-Za-z_][A-Za-z0-9_]*)\x00")
-_BODY_CALL = re.compile(r"\x00body:([^\x00]+):([A-Za-z_][A-Za-z0-9_]*)\x00\(")
+_BODY_CALL = re.compile(r"\x00body:([A-Za-z_][A-Za-z0-9_]*):([^\x00]+)\x00\(")
 
 
 def _render_markers(text: str, tap: bool) -> str:
-    """`text` with its markers rendered: what `_TAP` and `_BODY_CALL` describe, in one split
-    (the markers are the generator's own, so the odd parts are exactly their insides).
-
-    plain:  \x00tapK:var\x00 → var         \x00body:M:C\x00( → M(
-    tapped: \x00tapK:var\x00 → tap(K, var)  \x00body:M:C\x00( → C_forward(M, tap,
-    """
+    """`text` with all its markers rendered."""
+    if tap:
+        return _BODY_CALL.sub(r"\1_forward(\2, tap, ", _TAP.sub(r"tap(\1, \2)", text))
+    # The markers are the generator's own, so the odd parts of a split are exactly their
+    # insides; the plain rendering keeps what follows the last colon (M holds none).
     parts = text.split("\x00")
-    for k in range(1, len(parts), 2):
-        kind, _, rest = parts[k].partition(":")
-        if kind == "body":
-            module, _, cls = rest.rpartition(":")
-            if tap:
-                parts[k] = f"{cls}_forward({module}, tap, "
-                parts[k + 1] = parts[k + 1][1:]   # the call's "(" is in the rendering
-            else:
-                parts[k] = module
-        else:   # "tapK"
-            parts[k] = f"tap({kind[3:]}, {rest})" if tap else rest
+    parts[1::2] = [inside.rpartition(":")[2] for inside in parts[1::2]]
     return "".join(parts)
 
 
@@ -547,10 +544,12 @@ class _NodeContext:
         self.gen, self.code, self.node, self.spec, self.prefix = gen, code, node, spec, prefix
         self.incoming, self.vars, self.names = incoming, vars_, names
         self.consumed = consumed   # (node id, port) pairs some wire reads
-        self.path = prefix + node.id
-        self.params = gen.analysis.params[self.path]
-        self.in_types = gen.analysis.inputs.get(self.path, {})
-        self.out_types = list(gen.analysis.outputs.get(self.path, {}).values())
+        self.path = path = prefix + node.id
+        analysis = gen.analysis
+        self.params = analysis.params[path]
+        self.in_types = analysis.inputs.get(path, _EMPTY)
+        self.out_ports = analysis.outputs.get(path, _EMPTY)   # port → type, in port order
+        self.out_types = list(self.out_ports.values())
 
     def use(self, port: str) -> str:
         """The expression reading input `port`: its variable, marked for an optional tap."""
@@ -570,7 +569,7 @@ class _NodeContext:
 
     def outputs(self, ports: list[str] | None = None, *, qualify: bool = False) -> list[str]:
         """Variables for the node's outputs: its name, or name_port when it has several."""
-        ports = ports if ports is not None else list(self.gen.analysis.outputs.get(self.path, {}))
+        ports = ports if ports is not None else list(self.out_ports)
         single = len(ports) == 1 and not qualify
         out = []
         for port in ports:
@@ -608,44 +607,39 @@ class _NodeContext:
         spec, p = self.spec, self.params
         types = list(self.in_types.values())
         outs = self.outputs()
-        inputs = {port: self.use(port) for port in self.in_types}
+        inputs = {port: self.use(port) for port in self.in_types}   # in port order
         arg_values = spec.args(p, types)   # once: the template and its placeholders share it
-        if spec.module:
-            attr = outs[0]
-            kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
-            self.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
-            self.gen.attrs[self.path] = attr
-            inputs["self"] = f"self.{attr}"
-            template = spec.template or _call_template(tuple(self.in_types))
-        elif spec.function:
-            name = call_name(spec.function)
-            self.gen.uses_functional |= name.startswith("F.")
-            args = ["{" + k + "}" for k in self.in_types]
-            args += [f"{k}={literal(v)}" for k, v in arg_values.items()]
-            template = spec.template or f"{name}({', '.join(args)})"
-        elif self.node.type == "expression":
+        if self.node.type == "expression":
             names = tuple("abcd"[: p["inputs"]])
             self.line(f"{', '.join(outs)} = "
                       + expression.render(p["expr"], names, {k: inputs[k] for k in names}),
                       self.out_types)
             return
-        else:
-            template = spec.template
-        if callable(template):
-            template = template(p, types)
-        values = {k: literal(v) for k, v in arg_values.items()} if arg_values else {}
-        values.update(inputs)
-        self.line(f"{', '.join(outs)} = {template.format_map(values)}", self.out_types)
-
-
-@functools.lru_cache(maxsize=256)
-def _call_template(ports: tuple[str, ...]) -> str:
-    """`{self}({x})`, `{self}({a}, {b})`: a module called on its inputs in port order."""
-    return "{self}(" + ", ".join("{" + k + "}" for k in ports) + ")"
+        call = None   # without a template: the module or function called on the inputs
+        if spec.module:
+            attr = outs[0]
+            kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
+            self.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
+            self.gen.attrs[self.path] = attr
+            call = f"self.{attr}({', '.join(inputs.values())})"
+            inputs["self"] = f"self.{attr}"
+        elif spec.function:
+            name = call_name(spec.function)
+            self.gen.uses_functional |= name.startswith("F.")
+            args = [*inputs.values(), *(f"{k}={literal(v)}" for k, v in arg_values.items())]
+            call = f"{name}({', '.join(args)})"
+        template = spec.template
+        if template or call is None:
+            if callable(template):
+                template = template(p, types)
+            values = {k: literal(v) for k, v in arg_values.items()} if arg_values else {}
+            values.update(inputs)
+            call = template.format_map(values)
+        self.line(f"{', '.join(outs)} = {call}", self.out_types)
 
 
 def _body_call(ctx: _NodeContext, cls: str, module: str, args: list[str]) -> str:
-    return f"\x00body:{module}:{cls}\x00({', '.join(args)})"
+    return f"\x00body:{cls}:{module}\x00({', '.join(args)})"
 
 
 def _emit_body(ctx: _NodeContext, region: str, doc: str) -> tuple[str, str]:

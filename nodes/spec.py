@@ -194,8 +194,9 @@ class BlockSpec:
 
     def infer(self, params: ParamValues, inputs: InTypes, ports: Sequence[str]) -> list[TensorType]:
         """Run the shape rule after checking the input dtypes this block accepts."""
+        dtypes = self.input_dtypes
         for port, t in zip(ports, inputs, strict=True):
-            allowed = self.input_dtypes.get(port, self.input_dtypes.get("*", ("float",)))
+            allowed = dtypes[port] if port in dtypes else dtypes.get("*", ("float",))
             if t.dtype not in allowed:
                 raise ShapeError(f"expects {' or '.join(allowed)} values but gets {t.dtype}",
                                  port=port, code="type_mismatch")

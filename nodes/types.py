@@ -77,6 +77,8 @@ def norm_dim(dim: int, rank: int, *, param: str = "dim") -> int:
 
 def broadcast(*shapes: Sequence[Dim]) -> Shape:
     """Numpy/torch broadcasting of shapes; the batch symbol broadcasts like a dim > 1."""
+    if shapes and all(s == shapes[0] for s in shapes):   # the common case: nothing to stretch
+        return tuple(shapes[0])
     rank = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for i in range(rank):
