@@ -35,8 +35,6 @@ def row1(mode: dict) -> dict:
 
 def row2(mode: dict) -> dict:
     """bench/gradflow.py's measurement, on moons_mlp, digits_cnn and a 20-layer MLP."""
-    import inspect
-
     from bench import gradflow
     from bench.graphs import mlp
     from engine import load_graph
@@ -46,28 +44,14 @@ def row2(mode: dict) -> dict:
     graphs["mlp20"] = mlp(20)
     if mode["smoke"]:   # bench/gradflow.py's quick mode takes ~10 s a graph: one will do
         graphs = {"moons_mlp": graphs["moons_mlp"]}
-    if "graphs" in inspect.signature(gradflow.run).parameters:
-        result = gradflow.run(mode["quick"], graphs=graphs)
-    else:   # an older run(quick) over the samples: point it at these graphs
-        samples, trainers = gradflow.SAMPLES, gradflow._trainers
-        gradflow.SAMPLES = list(graphs)
-        gradflow._trainers = lambda name, every, graph=None: trainers(name, every, graphs[name])
-        try:
-            result = gradflow.run(mode["quick"])
-        finally:
-            gradflow.SAMPLES, gradflow._trainers = samples, trainers
+    result = gradflow.run(mode["quick"], graphs=graphs)
     k = result["default_k"]
     for g in result["graphs"].values():
-        g["ratio_default"] = 1 + _overhead(g, k)
-        g["ratio_every_step"] = 1 + _overhead(g, 1)
+        g["ratio_default"] = 1 + g["overhead"][str(k)]
+        g["ratio_every_step"] = 1 + g["overhead"]["1"]
     worst = max(g["ratio_default"] for g in result["graphs"].values())
     result.update(worst_ratio_default=worst, target=GRADFLOW_TARGET, met=worst <= GRADFLOW_TARGET)
     return result
-
-
-def _overhead(g: dict, k: int) -> float:
-    over = g["overhead"]
-    return over[str(k)] if str(k) in over else over[k]
 
 
 def row3(mode: dict) -> dict:

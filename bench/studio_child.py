@@ -13,7 +13,7 @@ Modes:
   (`step()`, outside `render_dearpygui_frame`) for chains of each size, opened in turn in one
   studio, idle and (when asked) while the chain trains.
 - train {graph}: press Train with the Training tab showing, run frames paced like the
-  studio's own loop (its frame rate while training) until the run ends, report the trainer's
+  studio's own loop (60 fps cap) until the run ends, report the trainer's
   seconds.
 - memory {size, seconds}: peak RSS after showing a {size}-node chain for a while (with
   the Code tab showing, torch loaded in the background as usual).
@@ -103,11 +103,8 @@ def edit(args: dict) -> None:
         time.sleep(0.2)
 
     def code_shows(value: int) -> bool:
-        lines = getattr(studio.code, "texts", None)
         want = f"self.{target} = nn.Linear(in_features=16, out_features={value})"
-        if lines is None:   # a panel without its lines in `texts`: the state's code, then
-            return want in studio.state.code
-        return any(line.strip() == want for line in lines)
+        return any(line.strip() == want for line in studio.code.texts)
 
     do_ms, first_ms, work_ms, wall_ms, render_ms, engine_ms, frames_needed = [], [], [], [], [], [], []
     for i in range(rounds):
@@ -153,24 +150,13 @@ def edit(args: dict) -> None:
     studio.close()
 
 
-def _budget(studio) -> float:
-    """Seconds per frame as the studio's own loop paces them (app.studio._loop): its frame
-    rate, or its training frame rate while a run is active, where it has one."""
-    import app.studio as studio_module
-
-    fps = getattr(studio_module, "FPS", FPS)
-    if studio.run.active:
-        fps = getattr(studio_module, "TRAINING_FPS", fps)
-    return 1.0 / fps
-
-
 def _timed_frames(studio, n: int) -> tuple[list[float], list[float]]:
     """n frames of the studio's own loop, paced like it: (frame seconds, own seconds) each."""
     import dearpygui.dearpygui as dpg
 
     frames, own = [], []
     for _ in range(n):
-        budget = _budget(studio)
+        budget = 1.0 / FPS
         start = time.perf_counter()
         studio.step()
         stepped = time.perf_counter()
