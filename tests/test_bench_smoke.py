@@ -1,4 +1,4 @@
-"""The benchmark suite runs: `python -m bench --smoke` on the engine-only rows, in a subprocess.
+"""The benchmark suite runs: `python -m bench --smoke`, every row, in subprocesses.
 
 This checks that the suite works end to end (it prints its table and writes a results file
 with the machine, the commit and every row asked for); it does not judge the figures, which
@@ -40,6 +40,26 @@ def test_smoke_run_writes_results(tmp_path):
     assert set(results["rows"]["3"]["graphs"]) == {"chain", "dag", "loops3"}
     assert [e["row"] for e in results["summary"]] == ["1", "2", "3"]
     assert "compiled vs hand-written" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.gui
+def test_smoke_run_of_the_studio_rows(tmp_path):
+    """Rows 4-8 drive the real studio on a private Xvfb screen (about 90 s here)."""
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--rows", "4,5,6,7,8",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"4", "5", "6", "7", "8"}
+    for number, row in rows.items():
+        assert "error" not in row and "skipped" not in row, f"row {number}: {row}"
+    assert rows["4"]["code_updated"] and rows["4"]["edit_ms"] > 0
+    assert {"idle:0", "idle:100", "training:100"} <= set(rows["5"]["results"])
+    assert rows["6"]["steps"] > 0 and rows["6"]["ratio"] > 0
+    assert rows["7"]["torch_loaded_at_first_frame"] is False   # the first frame never waits
+    assert rows["8"]["peak_rss_mib"] > rows["8"]["empty_rss_mib"] > 0
 
 
 def test_generated_graphs_validate():
