@@ -17,6 +17,9 @@ Guarantees:
   creating a document resets history.
 - `dirty` is "differs from the last saved/opened graph" by identity, so undoing back to the
   saved graph makes it clean again.
+- A training run that failed inside a node (`report_run_failure`) leaves an error
+  diagnostic on that node, listed with the analysis's own in `diagnostics`, until the graph
+  is edited (a move does not count) or the next run starts (`clear_run_problems`).
 
 Pure: no dearpygui, no torch.
 """
@@ -35,7 +38,7 @@ from typing import Any, Literal
 from engine.analysis import Analysis, Diagnostic
 from engine.codegen import CodeCache, generate
 from engine.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
-from engine.graph import Edge, Graph, Node
+from engine.graph import PATH_SEP, Edge, Graph, Node
 from nodes import TensorType
 
 from .commands import (
@@ -85,6 +88,9 @@ class AppState:
             body of loop1, `("loop1", "body", "br1", "then")` deeper.
         selection: ids of selected nodes in the current region.
         analysis: `engine.analysis.Analysis` of `graph` (keys are node paths; see node_path).
+        diagnostics: what the views list and draw on nodes: the analysis's diagnostics, then
+            those a failed training run left (`run_problems`). A new tuple whenever either
+            changes, so views compare it by identity.
         code: the generated PyTorch source - the last that generated; `code_error` says why
             it is stale (None when `code` matches `graph`). Generated lazily on first read
             after a change (it is the slow part), so read it only while showing it.
@@ -115,6 +121,9 @@ class AppState:
         self._code, self._code_lines, self._code_error = "", {}, None
         self._code_for: Graph | None = None
         self._code_cache = CodeCache()   # unchanged nodes keep their lines across edits
+        # Diagnostics a failed run left, and the graph that run trained (see report_run_failure).
+        self.run_problems: tuple[Diagnostic, ...] = ()
+        self._run_graph: Graph | None = None
         self._reset(graph if graph is not None else Graph(), Path(file) if file else None)
         if self.recovery.problem:
             self.set_status(self.recovery.problem, "warning")
@@ -148,10 +157,9 @@ class AppState:
             analysis = analysis_of(graph)
         self.graph = graph
         self.analysis = analysis
-        by_node: dict[str | None, list[Diagnostic]] = {}
-        for d in self.analysis.diagnostics:
-            by_node.setdefault(d.node, []).append(d)
-        self._diagnostics = by_node
+        if self.run_problems and not _same_program(self._run_graph, graph):
+            self.run_problems, self._run_graph = (), None   # edited: the run's news is stale
+        self._index_diagnostics()
         if previous is not None and self._code_for is previous and same_structure(previous, graph):
             self._code_for = graph     # a move: the code is still right
         self._fix_region()
@@ -160,6 +168,13 @@ class AppState:
     # The code is generated lazily, once per graph, the first time a view reads it: code
     # generation costs about ten times the analysis (~200 ms for 1,000 nodes), and most
     # edits happen while the code pane is hidden. Views: read `code` only when showing it.
+
+    def _index_diagnostics(self) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = (*self.analysis.diagnostics, *self.run_problems)
+        by_node: dict[str | None, list[Diagnostic]] = {}
+        for d in self.diagnostics:
+            by_node.setdefault(d.node, []).append(d)
+        self._diagnostics = by_node
 
     def _ensure_code(self) -> None:
         if self._code_for is self.graph:
@@ -393,7 +408,7 @@ class AppState:
     def diagnostics_inside(self, node_id: str) -> list[Diagnostic]:
         """Diagnostics anywhere inside a loop/branch node's bodies (for a badge on it)."""
         prefix = self.node_path(node_id) + "/"
-        return [d for d in self.analysis.diagnostics if d.node and d.node.startswith(prefix)]
+        return [d for d in self.diagnostics if d.node and d.node.startswith(prefix)]
 
     @property
     def region_diagnostics(self) -> list[Diagnostic]:
@@ -425,6 +440,37 @@ class AppState:
         """1-based lines of `code` generated for this node (or inside it)."""
         path = self.node_path(node_id)
         return [ln for ln, p in self.code_lines.items() if p == path or p.startswith(path + "/")]
+
+    # --- problems found by running the graph ---------------------------------------------
+
+    def report_run_failure(self, graph: Graph, node: str, message: str,
+                           code: str = "run_error") -> bool:
+        """A training run of `graph` failed in node `node` (a path such as `loop1/body/fc`):
+        show `message` on that node as an error diagnostic, until the graph is edited or
+        `clear_run_problems` (a new run). Refused (False) when the document is no longer the
+        program that ran - edited since, or another file - or has no such node: the path
+        might then name a different block."""
+        if not _same_program(graph, self.graph) or not self.has_node_path(node):
+            return False
+        self._run_graph = graph
+        self.run_problems = (Diagnostic(code=code, message=message, node=node),)
+        self._index_diagnostics()
+        self.version += 1
+        return True
+
+    def has_node_path(self, path: str) -> bool:
+        """Is there a node at this path (`fc`, `loop1/body/fc`) in the document?"""
+        *region, node_id = path.split(PATH_SEP)
+        try:
+            return self.graph.region_at(region).get(node_id) is not None
+        except (KeyError, ValueError):
+            return False
+
+    def clear_run_problems(self) -> None:
+        if self.run_problems:
+            self.run_problems, self._run_graph = (), None
+            self._index_diagnostics()
+            self.version += 1
 
     # --- clipboard ------------------------------------------------------------------------
 
@@ -610,6 +656,12 @@ class AppState:
     def close(self) -> None:
         """Clean exit: removes the recovery file (views ask about unsaved changes first)."""
         self.recovery.clear()
+
+
+def _same_program(a: Graph | None, b: Graph) -> bool:
+    """Would `b` train exactly as `a` did? Positions do not matter; anything else does,
+    training settings included (a different dataset can fix a run's failure)."""
+    return a is not None and same_structure(a, b) and a.training == b.training
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,19 @@ redraw only when `state.version` (or the run's counters) moved, at their own rat
 torch is never imported by app/ at import time: the first frame is drawn, then a background
 thread imports torch and the trainer so that pressing Train is quick.
 
+A training run that fails inside a block leaves its error on that block (an error
+diagnostic in `AppState`, drawn and listed like the analysis's own) until the graph is
+edited or the next run starts; the studio goes to the block, entering its body if need be.
+
+Closing (the window's close button, Ctrl+Q, File › Quit) asks about unsaved changes first,
+then `close()` stops a run and joins its thread (bounded), so the interpreter never exits
+with the trainer inside torch, and only then tears the window down.
+
 Test hook: with DPROG_TEST_STATE=path set, the studio writes a small JSON snapshot of its
-state (graph document, selection, region, dirty, status, run status, metric points, and the
-screen geometry of palette buttons, nodes, pins and widgets) to that path every frame,
-atomically; GUI tests poll it and sync their input on its frame number.
+state (graph document, selection, region, dirty, status, run status, diagnostics, metric
+points, and the screen geometry of palette buttons, nodes, pins and widgets) to that path
+every frame, atomically, and a last one from `close()` saying how the workers ended; GUI
+tests poll it and sync their input on its frame number.
 """
 
 from __future__ import annotations
@@ -65,6 +74,9 @@ BOTTOM_H = 360          # the training dock and the inspector tabs, under the ca
 PLOT_H = BOTTOM_H - 74
 STATUS_H = 26
 FPS = 60.0
+# How long closing waits for the trainer (it stops after the step in progress, which
+# takes milliseconds for the samples) and an export in flight, before exiting regardless.
+CLOSE_TIMEOUT = 10.0
 
 
 class Studio:
@@ -100,10 +112,14 @@ class Studio:
         self._last_click: tuple[int, tuple] | None = None
         self._last_double = -10
         self._errors_logged: set[tuple[str, str]] = set()
+        self.internal_errors: list[str] = []   # "what: Type: message" per caught exception
         self._test_doc: tuple[Any, Any] = (None, None)
         self.callback_log: list[str] = []
         self._size = (0, 0)
         self._exporting = False
+        self._export_thread: threading.Thread | None = None
+        self.closing: dict[str, Any] | None = None   # how close() left the workers (test hook)
+        self._last_snapshot: dict[str, Any] = {}
         self.window = self.status_text = self.status_right = 0
         self.right_tabs = self.dock_tabs = self.gradient_tab = self.problems_tab = 0
         self.step_seconds = 0.0
@@ -299,6 +315,8 @@ class Studio:
                 self.slowest[what] = spent
 
     def _report(self, what: str, e: Exception) -> None:
+        self.internal_errors.append(f"{what}: {type(e).__name__}: {e}")
+        del self.internal_errors[:-100]
         key = (what, type(e).__name__)
         if key not in self._errors_logged:
             self._errors_logged.add(key)
@@ -333,7 +351,7 @@ class Studio:
                 level = "error" if run.status == FAILED else "info"
                 state.set_status(run.message, level)
                 if run.status == FAILED and run.failed_node:
-                    self._select_path(run.failed_node)
+                    self._show_run_failure()
         key = (state.version, run.status, self.torch_ready, run.runs)
         if key == self._status_key:
             return
@@ -350,6 +368,17 @@ class Studio:
         if not self.torch_ready:
             parts.append("loading torch…")
         dpg.set_value(self.status_right, "    ·    " + " · ".join(parts))
+
+    def _show_run_failure(self) -> None:
+        """Put the run's error on the block that raised it, and go there."""
+        run, state = self.run, self.state
+        if run.graph is not None and state.report_run_failure(
+                run.graph, run.failed_node, run.failed_text, code=f"run_{run.failed_kind}"):
+            self.refresh()
+        # Edited while it trained: the path may be gone, and then going there would only
+        # replace the run's error in the status bar with "that body no longer exists".
+        if state.has_node_path(run.failed_node):
+            self._select_path(run.failed_node)
 
     def _on_counts(self, errors: int, warnings: int) -> None:
         label = "Problems" + (f" ({errors + warnings})" if errors + warnings else "")
@@ -609,6 +638,7 @@ class Studio:
             dpg.set_value(self.right_tabs, self.problems_tab)
             return
         base = self.state.file.parent if self.state.file else None
+        self.state.clear_run_problems()   # the last run's error is old news now
         run.start(self.state.graph, base)
         self.gradients.range = None
         self.state.set_status("training started" + ("" if self.torch_ready else
@@ -663,7 +693,8 @@ class Studio:
                 finally:
                     self._exporting = False
 
-            threading.Thread(target=work, name="dprog-export", daemon=True).start()
+            self._export_thread = threading.Thread(target=work, name="dprog-export", daemon=True)
+            self._export_thread.start()
             return True
 
         self.dialogs.ask_path("Export to folder", chosen, default)
@@ -673,10 +704,12 @@ class Studio:
 
     # -- test hook ----------------------------------------------------------------------------------------
 
-    def _write_test_state(self, now: float) -> None:
+    def _write_test_state(self, now: float, snapshot: dict | None = None) -> None:
         """Test mode only: the snapshot, every frame (tests sync their input on the frame
         number), written atomically."""
-        text = json.dumps(self.test_snapshot(), sort_keys=True, default=str)
+        if snapshot is None:
+            snapshot = self._last_snapshot = self.test_snapshot()
+        text = json.dumps(snapshot, sort_keys=True, default=str)
         path = Path(self.test_state_path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
@@ -688,6 +721,9 @@ class Studio:
             self._test_doc = (state.graph, graph_to_document(state.graph))
         return {
             "graph": self._test_doc[1],
+            "diagnostics": [[d.code, d.node, d.severity, d.message] for d in state.diagnostics],
+            "problems_list": [[d.code, d.node] for d in self.diagnostics.rows.values()],
+            "closing": self.closing,
             "region": list(state.region),
             "selection": sorted(state.selection),
             "selected_wires": [[*e.src, *e.dst] for e in self.editor.selected_edges],
@@ -740,7 +776,8 @@ class Studio:
                 y = (tr[1] + tr[3]) / 2
                 x = r[2] + NODE_PADDING[0] if io == "out" else r[0] - NODE_PADDING[0]
                 pins[f"{io}:{port}"] = [x, y]
-            nodes[node_id] = {"rect": r, "title": [r[0] + 10, r[1] + 6], "pins": pins}
+            nodes[node_id] = {"rect": r, "title": [r[0] + 10, r[1] + 6], "pins": pins,
+                              "problem": view.diag[1]}
         canvas = self.editor.canvas_origin()
         size = dpg.get_item_rect_size(self.editor.canvas)
         inspector = {name: rect(w) for name, (w, _) in self.inspector.widgets.items()}
@@ -770,13 +807,58 @@ class Studio:
 
     # -- teardown -------------------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop a run (its thread must not be inside torch when the interpreter exits) and
-        tear the window down."""
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Stop a run and join its thread (it must not be inside torch when the interpreter
+        exits), let an export in flight finish its files, then tear the window down.
+        Paused or not, the trainer stops after the step in progress; stopped while torch
+        loads, it ends once the import is done (a few seconds at most). Meanwhile the window
+        keeps drawing, saying what it waits for, so it never looks hung. Returns False when
+        a worker was still busy after `timeout` seconds: it is a daemon thread, so the
+        process exits anyway, and the warning says what was cut short."""
+        deadline = time.monotonic() + timeout
         with contextlib.suppress(Exception):
             self.run.stop()
-            self.run.join(15.0)
+        self._draw_while(lambda: self.run.thread_alive, deadline,
+                         "closing: waiting for the training run to stop…")
+        joined = self.run.join(max(0.0, deadline - time.monotonic()))
+        exported = True
+        if self._export_thread is not None:
+            self._draw_while(self._export_thread.is_alive, deadline,
+                             "closing: waiting for the export to finish…")
+            self._export_thread.join(max(0.0, deadline - time.monotonic()))
+            exported = not self._export_thread.is_alive()
         dpg.destroy_context()
+        if not joined:
+            log.warning("the training thread did not stop within %.0f s", timeout)
+        if not exported:
+            log.warning("an export was still writing when the studio closed")
+        with contextlib.suppress(Exception):
+            self.run.poll()   # take in its last event (Stopped), for the record below
+        self.closing = {
+            "run": self.run.status, "trainer_joined": joined, "export_joined": exported,
+            "threads": sorted(t.name for t in threading.enumerate()
+                              if t is not threading.main_thread() and not t.daemon),
+        }
+        if self.test_state_path:
+            self._guard("test hook", self._write_test_state, time.monotonic(),
+                        {**self._last_snapshot, "closing": self.closing})
+        return joined and exported
+
+    def _draw_while(self, busy: Callable[[], bool], deadline: float, message: str) -> None:
+        """Render (without running callbacks: the user's clicks no longer count) while a
+        worker winds down, with `message` in the status bar."""
+        said = False
+        while busy() and time.monotonic() < deadline:
+            try:
+                if not dpg.is_dearpygui_running():
+                    return
+                if not said:
+                    dpg.configure_item(self.status_text, default_value=message, color=INFO)
+                    said = True
+                dpg.render_dearpygui_frame()
+            except Exception:
+                return
+            time.sleep(0.02)
 
 
 def _plural(n: int, noun: str) -> str:
@@ -817,9 +899,12 @@ def make_state(graph_path: str | None) -> AppState:
 
 
 def build_studio(graph_path: str | Graph | None = None, *, width: int = WIDTH, height: int = HEIGHT,
-                 show: bool = True, test_state_path: str | None = None) -> Studio:
-    """A built studio for a graph file (or a Graph value), without entering the frame loop."""
-    state = AppState(graph_path) if isinstance(graph_path, Graph) else make_state(graph_path)
+                 show: bool = True, test_state_path: str | None = None,
+                 state: AppState | None = None) -> Studio:
+    """A built studio for a graph file (or a Graph value), without entering the frame loop;
+    or around an `AppState` made by the caller (a test's, with its own recovery folder)."""
+    if state is None:
+        state = AppState(graph_path) if isinstance(graph_path, Graph) else make_state(graph_path)
     studio = Studio(state, test_state_path=test_state_path)
     studio.build(width, height, show=show)
     # Everything alive now lives as long as the window: keep it out of the collector's

@@ -116,7 +116,9 @@ class TrainingRun:
         self.started_at = 0.0
         self.running_since = 0.0
         self.finished_seconds: float | None = None
-        self.failed_node: str | None = None
+        self.failed_node: str | None = None     # the node path a failure names, if any
+        self.failed_kind = ""                     # Failed.kind: error, nonfinite, ...
+        self.failed_text = ""                     # what went wrong, without the node's name
         self.step_loss = Series()
         self.step_acc = Series()
         self.train_loss = Series()
@@ -163,15 +165,21 @@ class TrainingRun:
         return True
 
     def _work(self, graph: Graph, base_dir: str | Path | None, events: EventSink) -> None:
-        """Worker thread: import torch and the trainer, build it, run it to the end."""
+        """Worker thread: import torch and the trainer, build it, run it to the end.
+
+        A stop that comes while torch loads ends the run before its setup (loading the
+        data, compiling), which takes seconds: closing the studio waits for this thread."""
         try:
             from engine.train import Trainer
 
             config = config_for_studio(graph)
             trainer = Trainer(graph, config, events=events, base_dir=base_dir)
             self.trainer = trainer
+            # stop() sets the flag before it looks at self.trainer: whichever way the two
+            # threads interleave, either this sees the flag or stop() sees the trainer.
             if self._stop_early:
-                trainer.stop()
+                events.put(_StudioStopped())
+                return
             trainer.run()
         except Exception as e:   # an import or construction problem: report it as a failure
             events.put(_StudioFailure(f"{type(e).__name__}: {e}"))
@@ -194,9 +202,15 @@ class TrainingRun:
         self.message = "stopping…"
         self.version += 1
 
-    def join(self, timeout: float = 5.0) -> None:
+    def join(self, timeout: float = 5.0) -> bool:
+        """Wait up to `timeout` seconds for the worker to end; True when it has (or none ran)."""
         if self._thread is not None:
             self._thread.join(timeout)
+        return not self.thread_alive
+
+    @property
+    def thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     # -- the per-frame drain ----------------------------------------------------------------------
 
@@ -295,7 +309,14 @@ class TrainingRun:
     def _on_Failed(self, e: Any) -> None:
         self.status = FAILED
         self.failed_node = e.node
+        self.failed_kind = e.kind
+        # The trainer says "node fc2: RuntimeError: ..."; shown on fc2 itself, the name is noise.
+        self.failed_text = e.message.removeprefix(f"node {e.node}: ") if e.node else e.message
         self.message = f"training failed ({e.kind}): {e.message}"
+
+    def _on__StudioStopped(self, e: _StudioStopped) -> None:
+        self.status = STOPPED
+        self.message = "stopped before the first step"
 
     def _on__StudioFailure(self, e: _StudioFailure) -> None:
         self.status = FAILED
@@ -382,6 +403,11 @@ def _ignore(event: Any) -> None:
 @dataclass(frozen=True)
 class _StudioFailure:
     message: str
+
+
+@dataclass(frozen=True)
+class _StudioStopped:
+    """Stopped while torch was loading, before the trainer set anything up."""
 
 
 def config_for_studio(graph: Graph) -> TrainingConfig:

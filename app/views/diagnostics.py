@@ -1,4 +1,5 @@
-"""The Problems panel: every diagnostic of the whole graph, bodies included, by severity.
+"""The Problems panel: every diagnostic of the whole graph, bodies included, by severity -
+the analysis's, and the error a failed training run left on the node that raised it.
 
 Each row is a selectable; clicking it goes to the node: the editor enters the region the
 node lives in (the diagnostic's node is a path like `loop1/body/fc`) and selects it. The
@@ -34,19 +35,19 @@ class DiagnosticsPanel:
         self.on_count = on_count     # (errors, warnings) → e.g. the tab label
         self.root = 0
         self.rows: dict[int, Diagnostic] = {}
-        self._analysis = None
+        self._shown: tuple | None = None   # the state.diagnostics these rows show
 
     def build(self, parent: int | str) -> None:
         self.root = dpg.add_group(parent=parent)
 
     def refresh(self) -> None:
-        analysis = self.state.analysis
-        if analysis is self._analysis:
+        shown = self.state.diagnostics
+        if shown is self._shown:
             return
-        self._analysis = analysis
+        self._shown = shown
         dpg.delete_item(self.root, children_only=True)
         self.rows.clear()
-        diags = sorted(analysis.diagnostics, key=lambda d: (ORDER.get(d.severity, 3), d.node or ""))
+        diags = sorted(shown, key=lambda d: (ORDER.get(d.severity, 3), d.node or ""))
         errors = sum(d.severity == "error" for d in diags)
         warnings = sum(d.severity == "warning" for d in diags)
         self.on_count(errors, warnings)

@@ -110,7 +110,7 @@ class GraphEditor:
         # what is drawn
         self.region: tuple[str, ...] | None = None
         self.graph: Graph | None = None
-        self.analysis = None
+        self.diagnostics: tuple | None = None   # state.diagnostics as last decorated
         self.nodes: dict[str, NodeView] = {}
         self.item_node: dict[int, str] = {}
         self.attr_port: dict[int, tuple[str, str, str]] = {}   # attr → (node id, io, port)
@@ -162,8 +162,8 @@ class GraphEditor:
             self._rebuild(graph)
         elif graph is not self.graph:
             self._diff(graph)
-        if state.analysis is not self.analysis or graph is not self.graph:
-            self.graph, self.analysis = graph, state.analysis
+        if state.diagnostics is not self.diagnostics or graph is not self.graph:
+            self.graph, self.diagnostics = graph, state.diagnostics
             self._decorate_all()
         self.graph = graph
         if state.selection != self.highlighted:
@@ -179,7 +179,7 @@ class GraphEditor:
         for edge in graph.edges:
             self._add_link(edge)
         self.graph = graph
-        self.analysis = None
+        self.diagnostics = None
         self._build_breadcrumbs()
         self._fit_in = 2 if graph.nodes else 0   # centre it once its nodes have been drawn
 
@@ -321,7 +321,7 @@ class GraphEditor:
         prefix = region_prefix(self.region or ())
         inputs, outputs, counts = analysis.inputs, analysis.outputs, analysis.param_counts
         by_path: dict[str | None, list] = {}
-        for d in analysis.diagnostics:
+        for d in self.state.diagnostics:   # the analysis's, and those a failed run left
             by_path.setdefault(d.node, []).append(d)
         for node_id, view in self.nodes.items():
             path = prefix + node_id

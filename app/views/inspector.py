@@ -228,7 +228,7 @@ class Inspector:
         ins, outs = state.port_types(node.id)
         count = state.param_count(node.id)
         diags = state.diagnostics_for(node.id)
-        key = (state.analysis, node)
+        key = (state.analysis, state.diagnostics, node)
         if key == self._fact_key:
             return
         self._fact_key = key

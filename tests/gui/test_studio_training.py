@@ -62,9 +62,11 @@ def test_press_train_and_see_the_plots_move(app: Studio) -> None:
                  and s["run"]["plot_updates"] >= 2 and s, "training to produce points", timeout=120)
     assert s["run"]["status"] != "failed", s["run"]["message"]
     first = app.shot()
-    points = s["run"]["metric_points"]
+    points, updates = s["run"]["metric_points"], app.state()["run"]["plot_updates"]
+    # The plots redraw at their own rate, one series per frame: wait for new points and
+    # for a whole redraw after the first shot (a second one has started once it is done).
     s = app.wait(lambda s: s["run"]["metric_points"] >= points + 40
-                 and s["run"]["plot_updates"] > 0 and s, "more training", timeout=120)
+                 and s["run"]["plot_updates"] > updates + 1 and s, "more training", timeout=120)
     second = app.shot()
     assert region_differs(idle, first, loss_plot, min_fraction=0.01), "the loss plot never drew"
     assert region_differs(first, second, loss_plot, min_fraction=0.002), "the loss plot froze"
