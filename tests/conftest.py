@@ -1,4 +1,5 @@
-"""Shared fixtures: the repo on sys.path, and the sample graphs loaded once per session."""
+"""Shared fixtures: the repo on sys.path, the sample graphs loaded once per session, and one
+torch thread for the training tests."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ def samples() -> dict:
     from engine import load_graph
 
     return {p.stem: load_graph(p) for p in sorted((REPO / "sample_graphs").glob("*.json"))}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The training tests' models are tiny: one thread trains them faster, and keeps a busy
+    machine calm. Opt in per module with `pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -9,6 +9,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,28 @@ def kitchen_sink() -> Graph:
         "think.h -> route.x", "route.y -> cat.x0", "x -> cat.x1", "cat -> out1",
         "scan.step_out -> out2", "think.iterations -> out3"], name="sink",
         training={"dataset": {"name": "moons"}})
+
+
+def moons_graph(**training) -> Graph:
+    """A tiny classifier of the moons data: 7 steps per epoch, 2 epochs unless told."""
+    return build([("x", "input", {"shape": [2]}), ("fc1", "linear", {"out_features": 16}),
+                  ("act", "tanh", {}), ("fc2", "linear", {"out_features": 2}),
+                  ("logits", "output", {})],
+                 ["x -> fc1", "fc1 -> act", "act -> fc2", "fc2 -> logits"], name="tiny",
+                 training={"dataset": {"name": "moons", "n_samples": 250}, "batch_size": 32,
+                           "epochs": 2, "lr": 0.05, **training})
+
+
+def next_event(events, kind, timeout: float = 30.0):
+    """The next event of type `kind` from a trainer's queue; an AssertionError quoting the
+    failure when the run fails first, or when none comes within `timeout` seconds."""
+    from engine.train import Failed
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = events.get(timeout=deadline - time.monotonic())
+        if isinstance(event, kind):
+            return event
+        if isinstance(event, Failed):
+            raise AssertionError(f"the run failed: {event.message}")
+    raise AssertionError(f"no {kind.__name__} event")

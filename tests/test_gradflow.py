@@ -15,14 +15,7 @@ from engine.config import TrainingConfig
 from engine.gradflow import GradFlowSnapshot, _Flags, graph_edge_keys, node_parameters, source_node
 from engine.train import Trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These models are tiny: one thread trains them faster, and keeps a busy machine calm."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Collect:

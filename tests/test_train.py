@@ -4,13 +4,12 @@ NaN naming the node, and leaves checkpoints that load without pickle and resume 
 from __future__ import annotations
 
 import math
-import queue
 import time
 
 import numpy as np
 import pytest
 import torch
-from helpers import build, import_file
+from helpers import build, import_file, moons_graph, next_event
 
 from engine import load_graph
 from engine.config import TrainingConfig
@@ -30,14 +29,7 @@ from engine.train import (
     train,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These models are tiny: one thread trains them faster, and keeps a busy machine calm."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config_of(graph, **changes) -> TrainingConfig:
@@ -46,15 +38,6 @@ def config_of(graph, **changes) -> TrainingConfig:
 
 def evals(events) -> list[EvalMetrics]:
     return [e for e in events if isinstance(e, EvalMetrics)]
-
-
-def moons_graph(**training):
-    return build([("x", "input", {"shape": [2]}), ("fc1", "linear", {"out_features": 16}),
-                  ("act", "tanh", {}), ("fc2", "linear", {"out_features": 2}),
-                  ("logits", "output", {})],
-                 ["x -> fc1", "fc1 -> act", "act -> fc2", "fc2 -> logits"], name="tiny",
-                 training={"dataset": {"name": "moons", "n_samples": 250}, "batch_size": 32,
-                           "epochs": 2, "lr": 0.05, **training})   # 7 steps per epoch
 
 
 # ---- the samples learn --------------------------------------------------------------------------
@@ -244,15 +227,6 @@ def test_no_decision_boundary_without_2d_data(samples):
 
 
 # ---- control: pause, resume, stop ----------------------------------------------------------------
-
-
-def next_event(events: queue.Queue, kind, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        event = events.get(timeout=deadline - time.monotonic())
-        if isinstance(event, kind):
-            return event
-    raise AssertionError(f"no {kind.__name__} event")
 
 
 def test_pause_resume_and_stop_act_within_one_step():

@@ -19,13 +19,7 @@ from engine.fileformat import save_graph
 MOONS = str(SAMPLES_DIR / "moons_mlp.json")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These models are tiny: one thread trains them faster, and keeps a busy machine calm."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def lines(path: Path) -> list[dict]:

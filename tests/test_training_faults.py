@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, build, import_file, subprocess_env
+from helpers import REPO, import_file, moons_graph, next_event, subprocess_env
 
 from app.training import ACTIVE, PAUSED, RUNNING, STOPPED, TrainingRun
 from engine.checkpoint import load_state
@@ -41,33 +41,7 @@ from engine.train import (
     train,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def moons_graph(**training):
-    return build([("x", "input", {"shape": [2]}), ("fc1", "linear", {"out_features": 16}),
-                  ("act", "tanh", {}), ("fc2", "linear", {"out_features": 2}),
-                  ("logits", "output", {})],
-                 ["x -> fc1", "fc1 -> act", "act -> fc2", "fc2 -> logits"], name="tiny",
-                 training={"dataset": {"name": "moons", "n_samples": 250}, "batch_size": 32,
-                           "epochs": 2, "lr": 0.05, **training})
-
-
-def next_event(events, kind, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        event = events.get(timeout=deadline - time.monotonic())
-        if isinstance(event, kind):
-            return event
-        if isinstance(event, Failed):
-            raise AssertionError(f"the run failed: {event.message}")
-    raise AssertionError(f"no {kind.__name__} event")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trainer_threads() -> list[threading.Thread]:

@@ -27,6 +27,11 @@ State = dict[str, Any]
 Point = tuple[float, float]
 
 
+def center(r: list[float]) -> tuple[float, float]:
+    """The middle of a rect (x0, y0, x1, y1), where a click lands."""
+    return (r[0] + r[2]) / 2, (r[1] + r[3]) / 2
+
+
 class Studio:
     def __init__(self, app: AppProcess, screen: VirtualScreen, state_path: Path) -> None:
         self.app, self.screen, self.state_path = app, screen, state_path

@@ -123,12 +123,6 @@ class ProbeApp:
         return int(x0), int(y0), int(x0 + w), int(y0 + h)
 
 
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
-
-
 @pytest.fixture
 def probe(screen: VirtualScreen, tmp_path: Path) -> Iterator[ProbeApp]:
     state_path = tmp_path / "probe_state.json"

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import VirtualScreen, request_close
-from studio_driver import SAMPLES, Studio, studio
+from studio_driver import SAMPLES, Studio, center, studio
 
 from engine import load_graph
 from engine.fileformat import graph_from_document
@@ -31,16 +30,6 @@ from engine.fileformat import graph_from_document
 pytestmark = pytest.mark.gui
 
 EXIT_SECONDS = 10.0   # measured: 1-3 s on a loaded 2-core machine under Xvfb
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
-
-
-def center(r: list[float]) -> tuple[float, float]:
-    return (r[0] + r[2]) / 2, (r[1] + r[3]) / 2
 
 
 def press(app: Studio, button: str) -> None:

@@ -32,12 +32,6 @@ def wire_fraction(img, box) -> float:
 
 
 @pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
-
-
-@pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("editing")
     save_graph(Graph(name="scratch"), folder / "scratch.json")

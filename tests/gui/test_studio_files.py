@@ -7,24 +7,13 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import VirtualScreen, request_close
-from studio_driver import SAMPLES, Studio, studio
+from studio_driver import SAMPLES, Studio, center, studio
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
-
-
-def center(r: list[float]) -> tuple[float, float]:
-    return (r[0] + r[2]) / 2, (r[1] + r[3]) / 2
 
 
 def press(app: Studio, button: str) -> None:

@@ -13,17 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 from harness import HarnessError, VirtualScreen, region_differs
-from studio_driver import SAMPLES, Studio, studio
+from studio_driver import SAMPLES, Studio, center, studio
 
 pytestmark = pytest.mark.gui
 
 BODY = ["refine", "body"]
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +29,6 @@ def app(screen: VirtualScreen, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def body_ids(s: dict) -> set[str]:
     (loop,) = [n for n in s["graph"]["nodes"] if n["id"] == "refine"]
     return {n["id"] for n in loop["regions"]["body"]["nodes"]}
-
-
-def center(r: list[float]) -> tuple[float, float]:
-    return (r[0] + r[2]) / 2, (r[1] + r[3]) / 2
 
 
 def test_open_a_loop_body_from_the_inspector_and_go_back_up(app: Studio) -> None:

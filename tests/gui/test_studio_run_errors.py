@@ -19,19 +19,13 @@ from pathlib import Path
 import pytest
 from failing_graphs import FAILING_NODE, write_token_reader
 from harness import VirtualScreen, color_fraction, save_on_failure
-from studio_driver import Studio, studio
+from studio_driver import Studio, center, studio
 
 from app.views.theme import SEVERITY_TITLE
 
 pytestmark = pytest.mark.gui
 
 BODY = ["reader", "body"]
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +37,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app(screen: VirtualScreen, folder: Path) -> Iterator[Studio]:
     with studio(screen, folder, write_token_reader(folder)) as s:
         yield s
-
-
-def center(r: list[float]) -> tuple[float, float]:
-    return (r[0] + r[2]) / 2, (r[1] + r[3]) / 2
 
 
 def run_errors(s: dict) -> list[list]:

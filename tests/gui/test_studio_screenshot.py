@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ GRID_BG = (28, 29, 33)          # app/views/theme.py GRID_BG
 LINEAR_TITLE = (58, 88, 150)    # the Layers category's title bar
 GRADIENT_COLORS = ((70, 84, 130), (64, 116, 178), (58, 150, 200), (70, 182, 180),
                    (120, 200, 120), (210, 200, 80), (240, 150, 60), (250, 90, 70))
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
 
 
 def shoot(screen: VirtualScreen, tmp_path: Path, graph: Path, *extra: str) -> Image.Image:

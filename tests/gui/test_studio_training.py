@@ -18,19 +18,13 @@ from pathlib import Path
 
 import pytest
 from harness import VirtualScreen, color_fraction, region_differs
-from studio_driver import SAMPLES, Studio, studio
+from studio_driver import SAMPLES, Studio, center, studio
 
 pytestmark = pytest.mark.gui
 
 # The eight gradient colours (app/views/theme.py LINK_BUCKETS): at least one must show up.
 GRADIENT_COLORS = ((70, 84, 130), (64, 116, 178), (58, 150, 200), (70, 182, 180),
                    (120, 200, 120), (210, 200, 80), (240, 150, 60), (250, 90, 70))
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[VirtualScreen]:
-    with VirtualScreen() as screen:
-        yield screen
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +43,7 @@ def app(screen: VirtualScreen, folder: Path) -> Iterator[Studio]:
 
 
 def press(app: Studio, button: str) -> None:
-    r = app.layout()[button]
-    app.click(((r[0] + r[2]) / 2, (r[1] + r[3]) / 2))
+    app.click(center(app.layout()[button]))
 
 
 def test_press_train_and_see_the_plots_move(app: Studio) -> None:
