@@ -85,15 +85,22 @@ class Graph:
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "edges", tuple(self.edges))
-        index: dict[str, Node] = {}
-        for n in self.nodes:
-            if n.id in index:
-                raise ValueError(f"node id {n.id!r} is used twice")
-            index[n.id] = n
-        for e in self.edges:
-            for end, (nid, _) in (("source", e.src), ("target", e.dst)):
-                if nid not in index:
-                    raise ValueError(f"edge {e} has unknown {end} node {nid!r}")
+        # Every edit makes a new graph, so these checks run in comprehensions and set
+        # operations; the loops that name the culprit run only when one fails.
+        index = {n.id: n for n in self.nodes}
+        if len(index) != len(self.nodes):
+            seen: set[str] = set()
+            for n in self.nodes:
+                if n.id in seen:
+                    raise ValueError(f"node id {n.id!r} is used twice")
+                seen.add(n.id)
+        ends = {e.src[0] for e in self.edges}
+        ends.update([e.dst[0] for e in self.edges])
+        if not ends <= index.keys():
+            for e in self.edges:
+                for end, (nid, _) in (("source", e.src), ("target", e.dst)):
+                    if nid not in index:
+                        raise ValueError(f"edge {e} has unknown {end} node {nid!r}")
         object.__setattr__(self, "_index", index)
 
     def __contains__(self, node_id: object) -> bool:
