@@ -111,15 +111,24 @@ class AnalysisCache:
         self._older: dict[int, list] = {}
         self._old: dict[int, list] = {}
         self._new: dict[int, list] = {}
+        self._main: _MainRecord | None = None   # the last full or patched pass of a main graph
         self.hits = 0      # nodes replayed (checks and inferences counted apart)
         self.misses = 0    # inferences worked out
+        self.patches = 0   # analyses that patched the last one instead of walking every node
 
     def _begin(self) -> AnalysisCache:
         self._new = {}
         self._new_wiring: dict[str, tuple] = {}
         return self
 
-    def _end(self) -> None:
+    def _end(self, patched: bool) -> None:
+        if patched:
+            # A patch visits only the nodes it redoes: the others keep their entries (and their
+            # bodies their wirings) for the next full pass, instead of ageing out.
+            self._old.update(self._new)
+            self._new = {}
+            self._wirings = {**getattr(self, "_wirings", {}), **self._new_wiring}
+            return
         self._older, self._old, self._new = self._old, self._new, {}
         self._wirings = self._new_wiring
 
@@ -166,7 +175,51 @@ _MISSING = object()
 _COUNTERS = tuple(name for name, value in vars(Analysis()).items() if isinstance(value, int))
 _BY_PATH = tuple(name for name, value in vars(Analysis()).items()
                  if isinstance(value, dict) and name != "order")
+_INFERRED = tuple(name for name in _BY_PATH if name != "params")   # params come from the checks
 _NOT_MEMOISED = ("loop", "branch", "body_input", "body_output")
+_NO_WIRES: Mapping[str, Edge] = {}
+
+
+class _MainRecord:
+    """A main graph's pass, node by node: what `_Region.patch` starts from to analyse the next
+    version of the graph. Holds the region as it ended (its specs, ports, outputs, broken
+    nodes), the result, and per node the diagnostics of its check and of its inference and
+    the counts its inference added; the wiring when it checked clean."""
+
+    def __init__(self, region: _Region, previous: _MainRecord | None = None) -> None:
+        self.graph, self.result, self.region = region.graph, region.result, region
+        self.check_broken: set[str] = set()
+        self.check_diags: dict[str, tuple[Diagnostic, ...]] = {}
+        self.infer_diags: dict[str, tuple[Diagnostic, ...]] = \
+            dict(previous.infer_diags) if previous else {}
+        self.deltas: dict[str, tuple] = dict(previous.deltas) if previous else {}
+        self.unused: tuple[Diagnostic, ...] = ()
+        self.incoming: dict[str, dict[str, Edge]] | None = previous and previous.incoming
+        self.order: list[str] | None = previous and previous.order
+        # Worked out when first patched, then handed on: the same ids and wires keep them.
+        self._maps = previous._maps if previous else None
+
+    def _worked_out(self) -> tuple[dict, dict, dict]:
+        if self._maps is None:
+            consumers: dict[str, list[str]] = {}
+            for dst, ports in self.incoming.items():
+                for src in {e.src[0] for e in ports.values()}:
+                    consumers.setdefault(src, []).append(dst)
+            self._maps = ({n: i for i, n in enumerate(self.order)}, consumers,
+                          {n.id: i for i, n in enumerate(self.graph.nodes)})
+        return self._maps
+
+    def position(self) -> dict[str, int]:
+        """Node id → its place in the topological order."""
+        return self._worked_out()[0]
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Node id → the nodes its outputs are wired to."""
+        return self._worked_out()[1]
+
+    def index(self) -> dict[str, int]:
+        """Node id → its place in the graph's node list."""
+        return self._worked_out()[2]
 
 
 def validate(graph: Graph) -> list[Diagnostic]:
@@ -180,9 +233,11 @@ def analyze(graph: Graph, cache: AnalysisCache | None = None) -> Analysis:
     result = Analysis()
     memo = cache._begin() if cache is not None else None
     top = _Region(graph, "", result, boundary=None, memo=memo)
-    top.run()
+    patched = memo is not None and memo._main is not None and top.patch(memo._main)
+    if not patched:
+        top.run()
     if cache is not None:
-        cache._end()
+        cache._end(patched)
     # Per-node caps hold each node; these hold their sum, reported only when no node already
     # is too large on its own (root causes only).
     if not any(d.code == "too_large" for d in result.diagnostics):
@@ -293,25 +348,173 @@ class _Region:
     # -- the pass --
 
     def run(self) -> dict[str, TensorType | None]:
-        check = self.check_node if self.memo is None else self._check_node_memo
+        memo, diags = self.memo, self.result.diagnostics
+        # The main graph's pass is recorded node by node, for the next version to patch.
+        record = _MainRecord(self) if memo is not None and not self.prefix else None
+        check = self.check_node if memo is None else self._check_node_memo
         for node in self.graph.nodes:
+            start = len(diags)
             check(node)
-        reused = self.memo._wiring(self) if self.memo is not None else None
+            if record is not None and len(diags) > start:
+                record.check_diags[node.id] = tuple(diags[start:])
+        if record is not None:
+            record.check_broken = set(self.broken)
+        reused = memo._wiring(self) if memo is not None else None
         if reused is not None:   # same wires, same ports: same incoming edges, same order
             incoming, order = reused
         else:
-            before = (len(self.result.diagnostics), len(self.broken))
+            before = (len(diags), len(self.broken))
             incoming = self.check_edges()
             order = self.toposort(incoming)
-            if self.memo is not None and before == (len(self.result.diagnostics),
-                                                    len(self.broken)):
-                self.memo._remember_wiring(self, incoming, order)
+            if memo is not None and before == (len(diags), len(self.broken)):
+                memo._remember_wiring(self, incoming, order)
+                reused = incoming, order
         self.result.order[self.prefix] = order
         for node_id in order:
             if node_id not in self.broken:
-                self.infer(self.graph.node(node_id), incoming.get(node_id, {}))
+                if record is None:
+                    self.infer(self.graph.node(node_id), incoming.get(node_id, _NO_WIRES))
+                else:
+                    self._infer_recorded(self.graph.node(node_id), incoming, record)
+        start = len(diags)
         self.report_unused(incoming)
+        if record is not None:
+            record.unused = tuple(diags[start:])
+            if reused is not None:   # patching needs wires that checked clean
+                record.incoming, record.order = incoming, order
+            memo._main = record
         return self.results
+
+    def _infer_recorded(self, node: Node, incoming: Mapping[str, Mapping[str, Edge]],
+                        record: _MainRecord) -> None:
+        """`infer`, noting in `record` the diagnostics (its bodies' included) and the counts
+        it added."""
+        result = self.result
+        start = len(result.diagnostics)
+        before = [getattr(result, name) for name in _COUNTERS]
+        self.infer(node, incoming.get(node.id, _NO_WIRES))
+        if len(result.diagnostics) > start:
+            record.infer_diags[node.id] = tuple(result.diagnostics[start:])
+        deltas = tuple((name, getattr(result, name) - was)
+                       for name, was in zip(_COUNTERS, before, strict=True)
+                       if getattr(result, name) != was)
+        if deltas:
+            record.deltas[node.id] = deltas
+
+    def patch(self, record: _MainRecord) -> bool:
+        """Analyse this main graph by patching `record`, the pass of an earlier version with
+        the same node ids and the same wires: redo the nodes that changed, then, in
+        topological order, those whose input types or brokenness changed with them. The rest
+        gave what they gave before. False, having added nothing, when that does not apply
+        (different wires or ids, wires that had problems, many changes, a node whose ports
+        changed); then `run` walks the whole graph. The result is the same either way.
+
+        Why: an edit of one param in a 1,000-node graph used to cost a walk over every node,
+        ~15 ms even with each node's work replayed; a patch costs about as many nodes as the
+        edit reaches (two or three for a width), plus a few dict copies."""
+        graph, old = self.graph, record.graph
+        if record.order is None or graph.edges is not old.edges \
+                or len(graph.nodes) != len(old.nodes):
+            return False
+        changed = [i for i, (was, now) in enumerate(zip(old.nodes, graph.nodes, strict=True))
+                   if now is not was]
+        if len(changed) * 4 > len(graph.nodes) or \
+                any(graph.nodes[i].id != old.nodes[i].id for i in changed):
+            return False
+        # The changed nodes' checks, kept apart (in `checked`) until we know the wires hold.
+        was = record.region
+        self.specs, self.ports, self.port_names = dict(was.specs), dict(was.ports), dict(was.port_names)
+        self.broken = set(was.broken)
+        check_broken, check_diags = set(record.check_broken), dict(record.check_diags)
+        result, checked = self.result, Analysis()
+        self.result = checked
+        try:
+            for i in changed:
+                node = graph.nodes[i]
+                for table in (self.specs, self.ports, self.port_names):
+                    table.pop(node.id, None)
+                self.broken.discard(node.id)
+                check_broken.discard(node.id)
+                start = len(checked.diagnostics)
+                self.check_node(node)
+                check_diags.pop(node.id, None)
+                if len(checked.diagnostics) > start:
+                    check_diags[node.id] = tuple(checked.diagnostics[start:])
+                if node.id in self.broken:
+                    check_broken.add(node.id)
+                if self.port_names.get(node.id) != was.port_names.get(node.id):
+                    self.specs, self.ports, self.port_names, self.broken = {}, {}, {}, set()
+                    return False   # its wires may now be judged differently: start over
+        finally:
+            self.result = result
+        # Everything as the last pass left it, but for what the changed nodes' checks gave.
+        before = record.result
+        for name in _BY_PATH:
+            getattr(result, name).update(getattr(before, name))
+        result.order.update(before.order)
+        for name in _COUNTERS:
+            setattr(result, name, getattr(before, name))
+        for i in changed:
+            result.params.pop(graph.nodes[i].id, None)
+        result.params.update(checked.params)
+        self.outputs = dict(was.outputs)
+        # Re-infer in topological order from the changed nodes, as far as their outputs change.
+        position, consumers, incoming = record.position(), record.consumers(), record.incoming
+        new = _MainRecord(self, record)
+        new.check_broken, new.check_diags = check_broken, check_diags
+        queue = [position[graph.nodes[i].id] for i in changed]
+        heapq.heapify(queue)
+        queued = set(queue)
+        redone = 0
+        while queue:
+            node_id = record.order[heapq.heappop(queue)]
+            node = graph.node(node_id)
+            self._forget(node_id, bool(node.regions or old.node(node_id).regions), new)
+            if node_id not in check_broken:
+                self.broken.discard(node_id)
+                self._infer_recorded(node, incoming, new)
+            redone += 1
+            if self.outputs.get(node_id) != was.outputs.get(node_id) or \
+                    (node_id in self.broken) != (node_id in was.broken):
+                for consumer in consumers.get(node_id, ()):
+                    if position[consumer] not in queued:
+                        queued.add(position[consumer])
+                        heapq.heappush(queue, position[consumer])
+        # "Feeds nothing" depends on the wires (the same), brokenness and the node's kind.
+        changed_ids = {graph.nodes[i].id for i in changed}
+        if self.broken == was.broken and not any(d.node in changed_ids for d in record.unused) \
+                and all(self.specs.get(n) is was.specs.get(n) for n in changed_ids):
+            new.unused = record.unused
+        else:
+            start = len(result.diagnostics)
+            self.report_unused(incoming)
+            new.unused = tuple(result.diagnostics[start:])
+        # The diagnostics in the order a full pass reports them: checks in node order, then
+        # inferences in topological order, then unused nodes.
+        index = record.index()
+        result.diagnostics[:] = [
+            *(d for n in sorted(new.check_diags, key=index.__getitem__) for d in new.check_diags[n]),
+            *(d for n in sorted(new.infer_diags, key=position.__getitem__) for d in new.infer_diags[n]),
+            *new.unused]
+        self.memo._main = new
+        self.memo.hits += len(graph.nodes) - len(changed) + len(record.order) - redone
+        self.memo.patches += 1
+        return True
+
+    def _forget(self, node_id: str, has_bodies: bool, record: _MainRecord) -> None:
+        """Take back what the last pass's inference of `node_id` added (its bodies' included)."""
+        result = self.result
+        self.outputs.pop(node_id, None)
+        for name in _INFERRED:
+            getattr(result, name).pop(node_id, None)
+        record.infer_diags.pop(node_id, None)
+        for name, delta in record.deltas.pop(node_id, ()):
+            setattr(result, name, getattr(result, name) - delta)
+        if has_bodies:   # everything under "node_id/": written while its bodies were analysed
+            inside = node_id + PATH_SEP
+            for table in (*(getattr(result, name) for name in _BY_PATH), result.order):
+                for path in [p for p in table if p.startswith(inside)]:
+                    del table[path]
 
     def check_node(self, node: Node) -> None:
         spec = lookup(node.type)
