@@ -38,6 +38,7 @@ class CodePanel:
         self._stale: bool | None = None
         self._shown: tuple | None = None
         self._last = 0.0
+        self.refreshed_at: float | None = None   # the `now` of the last tick that refreshed
 
     def build(self, parent: int | str) -> None:
         self.root = dpg.add_group(parent=parent)
@@ -69,7 +70,7 @@ class CodePanel:
             return
         if now - self._last < 1.0 / MAX_HZ:
             return
-        self._last = now
+        self._last = self.refreshed_at = now
         self._shown = key
         self.refresh()
 
