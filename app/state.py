@@ -165,9 +165,10 @@ class AppState:
         self._fix_region()
         self.version += 1
 
-    # The code is generated lazily, once per graph, the first time a view reads it: code
-    # generation costs about ten times the analysis (~200 ms for 1,000 nodes), and most
-    # edits happen while the code pane is hidden. Views: read `code` only when showing it.
+    # The code is generated lazily, once per graph, the first time a view reads it: most
+    # edits happen while the code pane is hidden, and an edit the code cache cannot patch
+    # (a rewire, say) regenerates node by node, ~20 ms for 1,000 nodes. Views: read `code`
+    # only when showing it.
 
     def _index_diagnostics(self) -> None:
         self.diagnostics: tuple[Diagnostic, ...] = (*self.analysis.diagnostics, *self.run_problems)

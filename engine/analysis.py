@@ -101,6 +101,9 @@ class AnalysisCache:
     body boundary nodes, whose results depend on more than their inputs, are always analysed
     (the nodes inside their bodies are replayed like any other).
 
+    Before any of that, an edit that kept the main graph's node ids and wires is patched
+    (`_Region.patch`): only the changed nodes and what their new outputs reach are visited.
+
     Entries are kept for the nodes of the last two graphs analysed, so going back and forth
     between two versions (undo, redo, a command that analyses before and after) stays cheap.
     One cache per document, used from one thread; treat the analyses it helps build as

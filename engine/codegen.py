@@ -227,6 +227,9 @@ class CodeCache:
     numbers taken, exactly as emitting would have. Loops and branches (whose bodies are
     classes of their own) are always emitted; the nodes inside them are reused like any other.
     Entries are kept for the nodes of the last two generations. One cache per document.
+
+    Before any of that, a main class whose graph kept its ids, wires and order is patched
+    (`_Generator.patch`): only the nodes whose analysis changed are visited.
     """
 
     def __init__(self) -> None:

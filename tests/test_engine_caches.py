@@ -38,13 +38,7 @@ def _edit(rng: random.Random, graph: Graph) -> Graph:
     node = rng.choice(region.nodes)
     kind = rng.random()
     if kind < 0.6:
-        spec = lookup(node.type)
-        if spec is None or not spec.params:
-            return graph
-        p = rng.choice(spec.params)
-        value = plausible_value(rng, node.type, p) if rng.random() < 0.8 else hostile_value(rng, p)
-        value = tuple(value) if isinstance(value, list) else value
-        return edit_region(graph, list(path), lambda g: set_param(g, node.id, p.name, value))
+        return _set_some_param(rng, graph, path, node)
     if kind < 0.7:
         return edit_region(graph, list(path), lambda g: remove_nodes(g, [node.id]))
     if kind < 0.85 and region.edges:
@@ -53,6 +47,17 @@ def _edit(rng: random.Random, graph: Graph) -> Graph:
     other = rng.choice(region.nodes)
     port = rng.choice(["x", "a", "b", "cond", "input"])
     return edit_region(graph, list(path), lambda g: connect(g, (other.id, "y"), (node.id, port)))
+
+
+def _set_some_param(rng: random.Random, graph: Graph, path: tuple, node) -> Graph:
+    """One of the node's params set to a value, mostly plausible, sometimes hostile."""
+    spec = lookup(node.type)
+    if spec is None or not spec.params:
+        return graph
+    p = rng.choice(spec.params)
+    value = plausible_value(rng, node.type, p) if rng.random() < 0.8 else hostile_value(rng, p)
+    value = tuple(value) if isinstance(value, list) else value
+    return edit_region(graph, list(path), lambda g: set_param(g, node.id, p.name, value))
 
 
 _CODE: dict[int, CodeCache] = {}
@@ -67,20 +72,29 @@ def _same(graph: Graph, cache: AnalysisCache) -> None:
             assert generate(graph, cached, tap=tap, cache=code) == generate(graph, fresh, tap=tap)
 
 
+def _walk(rng: random.Random, graph: Graph, cache: AnalysisCache, edit, steps: int, *,
+          jump: float, take_back: float = 0.0) -> None:
+    """`steps` edits, each version checked. Now and then an undo jumps back in history (most
+    nodes shared); with `take_back`, an edit that broke the graph is often undone at once,
+    as a user would."""
+    _same(graph, cache)
+    history = [graph]
+    for _ in range(steps):
+        graph = edit(rng, graph)
+        history.append(graph)
+        _same(graph, cache)
+        if take_back and not analyze(graph, cache).ok and rng.random() < take_back:
+            graph = history[-2]
+            _same(graph, cache)
+        elif rng.random() < jump:
+            graph = rng.choice(history)
+            _same(graph, cache)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_random_edits_match_a_fresh_analysis(seed):
     rng = random.Random(seed)
-    graph = graph_from_document(grow(rng))
-    cache = AnalysisCache()
-    _same(graph, cache)
-    history = [graph]
-    for _ in range(40):
-        graph = _edit(rng, graph)
-        history.append(graph)
-        _same(graph, cache)
-        if rng.random() < 0.15:   # undo: back to an older version, most nodes shared
-            graph = rng.choice(history)
-            _same(graph, cache)
+    _walk(rng, graph_from_document(grow(rng)), AnalysisCache(), _edit, 40, jump=0.15)
 
 
 @pytest.mark.parametrize("name", ["moons_mlp", "rnn_scan", "adaptive_depth", "gated_branch"])
@@ -159,17 +173,10 @@ def test_code_cache_sees_names_taken_earlier():
 # -- patching: an edit that keeps ids and wires redoes only what it reaches -----------------
 
 def _param_edit(rng: random.Random, graph: Graph) -> Graph:
-    """A param edit of a random node, anywhere; mostly plausible, sometimes hostile."""
+    """A param edit of a random node, mostly in the main graph."""
     path, region = rng.choice([r for r in _regions(graph) if r[1].nodes] if rng.random() < 0.3
                               else [((), graph)])
-    node = rng.choice(region.nodes)
-    spec = lookup(node.type)
-    if spec is None or not spec.params:
-        return graph
-    p = rng.choice(spec.params)
-    value = plausible_value(rng, node.type, p) if rng.random() < 0.8 else hostile_value(rng, p)
-    value = tuple(value) if isinstance(value, list) else value
-    return edit_region(graph, list(path), lambda g: set_param(g, node.id, p.name, value))
+    return _set_some_param(rng, graph, path, rng.choice(region.nodes))
 
 
 @pytest.mark.parametrize("make", [chain, dag, nested_loops])
@@ -178,21 +185,8 @@ def test_patched_param_edits_match(make, seed):
     """Long runs of param edits (errors that appear and go away, widths that change shapes
     downstream, loop bodies edited) and jumps back in history, on graphs big enough to patch:
     every patched analysis and generation equals a fresh one."""
-    rng = random.Random(seed)
-    graph = make(160)
     analyses = AnalysisCache()
-    _same(graph, analyses)
-    history = [graph]
-    for _ in range(60):
-        graph = _param_edit(rng, graph)
-        history.append(graph)
-        _same(graph, analyses)
-        if not analyze(graph, analyses).ok and rng.random() < 0.7:   # the user takes it back
-            graph = history[-2]
-            _same(graph, analyses)
-        elif rng.random() < 0.1:
-            graph = rng.choice(history)
-            _same(graph, analyses)
+    _walk(random.Random(seed), make(160), analyses, _param_edit, 60, jump=0.1, take_back=0.7)
     assert analyses.patches >= 30
     if make is chain:   # dag's Adds refuse most width edits; nested_loops is one big loop
         assert _CODE[id(analyses)].patches >= 5

@@ -1,7 +1,7 @@
 """The live code panel: the generated PyTorch source (`AppState.code`), one text item per line.
 
-`AppState` generates the code lazily, the first time it is read (about ten times the cost of
-the analysis: a 1,000-node graph takes tens of ms). So this panel reads it only while the
+`AppState` generates the code lazily, the first time it is read (a few ms for a param edit
+of a 1,000-node graph, tens of ms when it must regenerate). So this panel reads it only while the
 Code tab is showing, and never in the frame of an edit: it catches up in the first frame
 after the edits stop, at most `MAX_HZ` times a second. The editor and inspector redraw at
 once; the code follows a frame or so later, and a burst of edits costs one generation.
