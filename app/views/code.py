@@ -20,7 +20,10 @@ from ..state import AppState
 from .theme import SEVERITY_TEXT, TEXT_DIM, Theme
 
 MAX_HZ = 6.0
-LINE_HEIGHT = 19.0   # DejaVu Sans Mono 15 px (18 px lines) + 1 px item spacing
+# Until two lines have been drawn: DejaVu Sans Mono 15 px (18 px lines) + 1 px item spacing.
+# The real pitch depends on the font Dear PyGui found and the global scale; it is measured
+# from the drawn lines (a fixed 19 scrolled a line 60 down to line 47 on Xvfb).
+LINE_HEIGHT = 19.0
 
 
 class CodePanel:
@@ -39,6 +42,7 @@ class CodePanel:
         self._shown: tuple | None = None
         self._last = 0.0
         self.refreshed_at: float | None = None   # the `now` of the last tick that refreshed
+        self._pitch = LINE_HEIGHT
 
     def build(self, parent: int | str) -> None:
         self.root = dpg.add_group(parent=parent)
@@ -118,4 +122,12 @@ class CodePanel:
             dpg.bind_item_theme(self.items[i], self.theme.code_highlight)
         if self.highlighted:
             first = self.highlighted[0]
-            dpg.set_y_scroll(self.lines_box, max(0.0, (first - 4) * LINE_HEIGHT))
+            dpg.set_y_scroll(self.lines_box, max(0.0, (first - 4) * self._line_pitch()))
+
+    def _line_pitch(self) -> float:
+        """Pixels from one code line to the next, as drawn (LINE_HEIGHT before that)."""
+        if len(self.items) >= 2:
+            a, b = (dpg.get_item_state(item).get("rect_min", (0, 0))[1] for item in self.items[:2])
+            if b > a:
+                self._pitch = float(b - a)
+        return self._pitch
