@@ -90,7 +90,36 @@ class Analysis:
         return sum(c for path, c in self.param_counts.items() if PATH_SEP not in path)
 
 
-class AnalysisCache:
+class NodeMemo:
+    """Entries per `Node` object for the last two passes over a document's graphs: the base of
+    `AnalysisCache` and `engine.codegen.CodeCache`. An entry is a list whose first item is the
+    node itself, so an id reused by a new object after the old one died cannot be mistaken
+    for it. A patch visits only the nodes it redoes, so after one the others keep their
+    entries for the next full pass instead of ageing out."""
+
+    def __init__(self) -> None:
+        self._older: dict[int, list] = {}
+        self._old: dict[int, list] = {}
+        self._new: dict[int, list] = {}
+        self.hits = 0
+        self.misses = 0
+        self.patches = 0   # passes that patched the last one instead of walking every node
+
+    def _earlier(self, node: Node) -> list | None:
+        """This node object's entry from one of the last two passes, if it has one."""
+        key = id(node)
+        entry = self._old.get(key) or self._older.get(key)
+        return entry if entry is not None and entry[0] is node else None
+
+    def _end(self, patched: bool = False) -> None:
+        if patched:
+            self._old.update(self._new)
+        else:
+            self._older, self._old = self._old, self._new
+        self._new = {}
+
+
+class AnalysisCache(NodeMemo):
     """What each node gave in earlier analyses, so that re-analysing an edited graph redoes
     only the nodes that changed (`analyze(graph, cache)`).
 
@@ -110,37 +139,30 @@ class AnalysisCache:
     read-only, since they share values.
     """
 
+    # hits: nodes replayed (checks and inferences counted apart); misses: inferences worked out
+
     def __init__(self) -> None:
-        self._older: dict[int, list] = {}
-        self._old: dict[int, list] = {}
-        self._new: dict[int, list] = {}
+        super().__init__()
         self._main: _MainRecord | None = None   # the last full or patched pass of a main graph
-        self.hits = 0      # nodes replayed (checks and inferences counted apart)
-        self.misses = 0    # inferences worked out
-        self.patches = 0   # analyses that patched the last one instead of walking every node
+        self._wirings: dict[str, tuple] = {}    # region prefix → its wiring (see `_wiring`)
+        self._new_wiring: dict[str, tuple] = {}
 
     def _begin(self) -> AnalysisCache:
         self._new = {}
-        self._new_wiring: dict[str, tuple] = {}
+        self._new_wiring = {}
         return self
 
-    def _end(self, patched: bool) -> None:
-        if patched:
-            # A patch visits only the nodes it redoes: the others keep their entries (and their
-            # bodies their wirings) for the next full pass, instead of ageing out.
-            self._old.update(self._new)
-            self._new = {}
-            self._wirings = {**getattr(self, "_wirings", {}), **self._new_wiring}
-            return
-        self._older, self._old, self._new = self._old, self._new, {}
-        self._wirings = self._new_wiring
+    def _end(self, patched: bool = False) -> None:
+        super()._end(patched)
+        # After a patch, bodies it did not visit keep their wirings too.
+        self._wirings = {**self._wirings, **self._new_wiring} if patched else self._new_wiring
 
     # A region's wiring (incoming edges per node, topological order) depends only on its edges
     # and its nodes' ids, ports and brokenness; an edit of params leaves the edges tuple the
     # same object. Remembered only when checking the wires reported nothing.
 
     def _wiring(self, region: _Region) -> tuple | None:
-        record = getattr(self, "_wirings", {}).get(region.prefix)
+        record = self._wirings.get(region.prefix)
         if record is None:
             return None
         edges, ids, names, broken, incoming, order = record
@@ -161,9 +183,8 @@ class AnalysisCache:
         key = id(node)
         entry = self._new.get(key)
         if entry is None:
-            entry = self._old.get(key) or self._older.get(key)
-            # The node itself is kept in the entry, so its id cannot have been reused.
-            if entry is None or entry[0] is not node or entry[1] != in_regions:
+            entry = self._earlier(node)
+            if entry is None or entry[1] != in_regions:
                 entry = [node, in_regions, None, None, None]
             self._new[key] = entry
         elif entry[1] != in_regions:   # one node object in two kinds of place: keep it simple
@@ -190,17 +211,18 @@ class _MainRecord:
     the counts its inference added; the wiring when it checked clean."""
 
     def __init__(self, region: _Region, previous: _MainRecord | None = None) -> None:
-        self.graph, self.result, self.region = region.graph, region.result, region
-        self.check_broken: set[str] = set()
-        self.check_diags: dict[str, tuple[Diagnostic, ...]] = {}
-        self.infer_diags: dict[str, tuple[Diagnostic, ...]] = \
-            dict(previous.infer_diags) if previous else {}
-        self.deltas: dict[str, tuple] = dict(previous.deltas) if previous else {}
-        self.unused: tuple[Diagnostic, ...] = ()
-        self.incoming: dict[str, dict[str, Edge]] | None = previous and previous.incoming
-        self.order: list[str] | None = previous and previous.order
+        """A record of `region`'s pass: empty, or a copy of `previous` for a patch to change."""
+        self.region = region   # its graph and result, and how its tables ended
+        p = previous
+        self.check_broken: set[str] = set(p.check_broken) if p else set()
+        self.check_diags: dict[str, tuple[Diagnostic, ...]] = dict(p.check_diags) if p else {}
+        self.infer_diags: dict[str, tuple[Diagnostic, ...]] = dict(p.infer_diags) if p else {}
+        self.deltas: dict[str, tuple] = dict(p.deltas) if p else {}
+        self.unused: tuple[Diagnostic, ...] = p.unused if p else ()
+        self.incoming: dict[str, dict[str, Edge]] | None = p and p.incoming
+        self.order: list[str] | None = p and p.order
         # Worked out when first patched, then handed on: the same ids and wires keep them.
-        self._maps = previous._maps if previous else None
+        self._maps = p._worked_out() if p else None
 
     def _worked_out(self) -> tuple[dict, dict, dict]:
         if self._maps is None:
@@ -209,7 +231,7 @@ class _MainRecord:
                 for src in {e.src[0] for e in ports.values()}:
                     consumers.setdefault(src, []).append(dst)
             self._maps = ({n: i for i, n in enumerate(self.order)}, consumers,
-                          {n.id: i for i, n in enumerate(self.graph.nodes)})
+                          {n.id: i for i, n in enumerate(self.region.graph.nodes)})
         return self._maps
 
     def position(self) -> dict[str, int]:
@@ -415,68 +437,41 @@ class _Region:
         Why: an edit of one param in a 1,000-node graph used to cost a walk over every node,
         ~15 ms even with each node's work replayed; a patch costs about as many nodes as the
         edit reaches (two or three for a width), plus a few dict copies."""
-        graph, old = self.graph, record.graph
+        graph, old = self.graph, record.region.graph
         if record.order is None or graph.edges is not old.edges \
                 or len(graph.nodes) != len(old.nodes):
             return False
-        changed = [i for i, (was, now) in enumerate(zip(old.nodes, graph.nodes, strict=True))
-                   if now is not was]
-        if len(changed) * 4 > len(graph.nodes) or \
-                any(graph.nodes[i].id != old.nodes[i].id for i in changed):
+        pairs = [(was, now) for was, now in zip(old.nodes, graph.nodes, strict=True) if now is not was]
+        if len(pairs) * 4 > len(graph.nodes) or any(now.id != was.id for was, now in pairs):
+            return False   # many changes, or ids in new places (the node order counts)
+        changed = [now for _, now in pairs]
+        new = _MainRecord(self, record)   # what `record` holds, node by node, to be patched
+        checked = self._recheck(changed, record, new)
+        if checked is None:
             return False
-        # The changed nodes' checks, kept apart (in `checked`) until we know the wires hold.
-        was = record.region
-        self.specs, self.ports, self.port_names = dict(was.specs), dict(was.ports), dict(was.port_names)
-        self.broken = set(was.broken)
-        check_broken, check_diags = set(record.check_broken), dict(record.check_diags)
-        result, checked = self.result, Analysis()
-        self.result = checked
-        try:
-            for i in changed:
-                node = graph.nodes[i]
-                for table in (self.specs, self.ports, self.port_names):
-                    table.pop(node.id, None)
-                self.broken.discard(node.id)
-                check_broken.discard(node.id)
-                start = len(checked.diagnostics)
-                self.check_node(node)
-                check_diags.pop(node.id, None)
-                if len(checked.diagnostics) > start:
-                    check_diags[node.id] = tuple(checked.diagnostics[start:])
-                if node.id in self.broken:
-                    check_broken.add(node.id)
-                if self.port_names.get(node.id) != was.port_names.get(node.id):
-                    self.specs, self.ports, self.port_names, self.broken = {}, {}, {}, set()
-                    return False   # its wires may now be judged differently: start over
-        finally:
-            self.result = result
         # Everything as the last pass left it, but for what the changed nodes' checks gave.
-        before = record.result
+        was, before, result = record.region, record.region.result, self.result
         for name in _BY_PATH:
             getattr(result, name).update(getattr(before, name))
         result.order.update(before.order)
         for name in _COUNTERS:
             setattr(result, name, getattr(before, name))
-        for i in changed:
-            result.params.pop(graph.nodes[i].id, None)
+        for node in changed:
+            result.params.pop(node.id, None)
         result.params.update(checked.params)
         self.outputs = dict(was.outputs)
         # Re-infer in topological order from the changed nodes, as far as their outputs change.
         position, consumers, incoming = record.position(), record.consumers(), record.incoming
-        new = _MainRecord(self, record)
-        new.check_broken, new.check_diags = check_broken, check_diags
-        queue = [position[graph.nodes[i].id] for i in changed]
+        queue = [position[node.id] for node in changed]
         heapq.heapify(queue)
         queued = set(queue)
-        redone = 0
         while queue:
             node_id = record.order[heapq.heappop(queue)]
             node = graph.node(node_id)
             self._forget(node_id, bool(node.regions or old.node(node_id).regions), new)
-            if node_id not in check_broken:
+            if node_id not in new.check_broken:
                 self.broken.discard(node_id)
                 self._infer_recorded(node, incoming, new)
-            redone += 1
             if self.outputs.get(node_id) != was.outputs.get(node_id) or \
                     (node_id in self.broken) != (node_id in was.broken):
                 for consumer in consumers.get(node_id, ()):
@@ -484,7 +479,7 @@ class _Region:
                         queued.add(position[consumer])
                         heapq.heappush(queue, position[consumer])
         # "Feeds nothing" depends on the wires (the same), brokenness and the node's kind.
-        changed_ids = {graph.nodes[i].id for i in changed}
+        changed_ids = {node.id for node in changed}
         if self.broken == was.broken and not any(d.node in changed_ids for d in record.unused) \
                 and all(self.specs.get(n) is was.specs.get(n) for n in changed_ids):
             new.unused = record.unused
@@ -500,9 +495,39 @@ class _Region:
             *(d for n in sorted(new.infer_diags, key=position.__getitem__) for d in new.infer_diags[n]),
             *new.unused]
         self.memo._main = new
-        self.memo.hits += len(graph.nodes) - len(changed) + len(record.order) - redone
+        self.memo.hits += len(graph.nodes) - len(changed) + len(record.order) - len(queued)
         self.memo.patches += 1
         return True
+
+    def _recheck(self, nodes: list[Node], record: _MainRecord, new: _MainRecord) -> Analysis | None:
+        """Check `nodes` again on this region's tables as `record` left them, noting in `new`
+        what the checks gave. Their params and diagnostics go to the `Analysis` returned, kept
+        apart until the patch knows the wires hold: None when a node's ports changed (its wires
+        may now be judged differently), with the tables left empty for `run`."""
+        was = record.region
+        self.specs, self.ports, self.port_names = dict(was.specs), dict(was.ports), dict(was.port_names)
+        self.broken = set(was.broken)
+        result, checked = self.result, Analysis()
+        self.result = checked
+        try:
+            for node in nodes:
+                for table in (self.specs, self.ports, self.port_names):
+                    table.pop(node.id, None)
+                self.broken.discard(node.id)
+                new.check_broken.discard(node.id)
+                new.check_diags.pop(node.id, None)
+                start = len(checked.diagnostics)
+                self.check_node(node)
+                if len(checked.diagnostics) > start:
+                    new.check_diags[node.id] = tuple(checked.diagnostics[start:])
+                if node.id in self.broken:
+                    new.check_broken.add(node.id)
+                if self.port_names.get(node.id) != was.port_names.get(node.id):
+                    self.specs, self.ports, self.port_names, self.broken = {}, {}, {}, set()
+                    return None
+        finally:
+            self.result = result
+        return checked
 
     def _forget(self, node_id: str, has_bodies: bool, record: _MainRecord) -> None:
         """Take back what the last pass's inference of `node_id` added (its bodies' included)."""

@@ -32,7 +32,7 @@ from nodes import expression, lookup
 from nodes.spec import BlockSpec
 from nodes.types import TensorType
 
-from .analysis import Analysis, GraphError, analyze, boundary_nodes, loop_iterations
+from .analysis import Analysis, GraphError, NodeMemo, analyze, boundary_nodes, loop_iterations
 from .graph import PATH_SEP, Edge, Graph, Node
 
 INDENT = "    "
@@ -216,7 +216,7 @@ def generate(graph: Graph, analysis: Analysis | None = None, *, tap: bool = Fals
     return generated
 
 
-class CodeCache:
+class CodeCache(NodeMemo):
     """The lines each node gave in earlier generations, for regenerating an edited graph.
 
     A node's lines depend on the node (its type, params, name), its input and output types,
@@ -233,30 +233,15 @@ class CodeCache:
     """
 
     def __init__(self) -> None:
-        self._older: dict[int, list] = {}
-        self._old: dict[int, list] = {}
-        self._new: dict[int, list] = {}
+        super().__init__()
         self._main: dict[bool, _MainCode] = {}   # by `tap`: the last generation of a main class
-        self.hits = 0
-        self.misses = 0
-        self.patches = 0   # generations that patched the last one (see `_Generator.patch`)
-
-    def _end(self, patched: bool = False) -> None:
-        if patched:   # a patch visits only what it redoes: the other entries must not age out
-            self._old.update(self._new)
-            self._new = {}
-            return
-        self._older, self._old, self._new = self._old, self._new, {}
 
     def _entry(self, node: Node) -> list:
         """[node, recorded effect or None] for this node object."""
         key = id(node)
         entry = self._new.get(key)
         if entry is None:
-            entry = self._old.get(key) or self._older.get(key)
-            if entry is None or entry[0] is not node:   # the node is kept: ids are not reused
-                entry = [node, None]
-            self._new[key] = entry
+            entry = self._new[key] = self._earlier(node) or [node, None]
         return entry
 
 
@@ -314,6 +299,19 @@ class _MainCode:
                     was[2] is not inputs(node_id) or was[3] is not outputs(node_id):
                 out.append(node)
         return out
+
+    def redo(self, gen: _Generator, node: Node) -> bool:
+        """Bring a changed node's part up to date; False when only a generation node by node
+        can: an input (the arguments), a loop or branch (body classes), a node that asks for
+        other names or reads other ports."""
+        spec = lookup(node.type)
+        if spec is None or spec.kind in ("input", *_ALWAYS_EMITTED):
+            return False
+        self.saw(gen, node)
+        if spec.kind == "output":
+            return True   # it reads the same wire: the same `return` line
+        gen.attrs.pop(node.id, None)
+        return self.emit_again(gen, node, spec)
 
     def emit_again(self, gen: _Generator, node: Node, spec: BlockSpec) -> bool:
         """Emit `node` again, handing it the names and reads it got last time; False when it
@@ -494,18 +492,9 @@ class _Generator:
             return None
         main = _MainCode(self, graph, was.incoming, was.consumed, previous=was)
         self.attrs = dict(was.attrs)
-        for node in changed:
-            spec = lookup(node.type)
-            if spec is None or spec.kind in ("input", *_ALWAYS_EMITTED):
-                self.attrs = {}
-                return None   # arguments, body classes: more than this node's own lines
-            main.saw(self, node)
-            if spec.kind == "output":
-                continue   # it reads the same wire: the same `return` line
-            self.attrs.pop(node.id, None)
-            if not main.emit_again(self, node, spec):
-                self.attrs = {}
-                return None
+        if not all(main.redo(self, node) for node in changed):
+            self.attrs = {}
+            return None
         main.patched = True
         self.main = main
         code = ClassCode(name, doc, was.code.args, was.code.arg_comments,

@@ -17,14 +17,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def smoke_run(tmp_path, rows: str, timeout: float) -> tuple[dict, str]:
+    """`python -m bench --smoke --rows ROWS`: its results file and what it printed."""
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--rows", rows,
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
 @pytest.mark.slow
 def test_smoke_run_writes_results(tmp_path):
-    out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--rows", "1,2,3",
-                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results, printed = smoke_run(tmp_path, "1,2,3", timeout=600)
     assert results["mode"] == "smoke"
     assert {"cpu", "cores", "python", "torch"} <= set(results["machine"])
     assert "commit" in results["git"]
@@ -39,19 +44,14 @@ def test_smoke_run_writes_results(tmp_path):
     assert set(results["rows"]["2"]["graphs"]) == {"moons_mlp"}   # all three in --quick
     assert set(results["rows"]["3"]["graphs"]) == {"chain", "dag", "loops3"}
     assert [e["row"] for e in results["summary"]] == ["1", "2", "3"]
-    assert "compiled vs hand-written" in proc.stdout
+    assert "compiled vs hand-written" in printed
 
 
 @pytest.mark.slow
 @pytest.mark.gui
 def test_smoke_run_of_the_studio_rows(tmp_path):
     """Rows 4-8 drive the real studio on a private Xvfb screen (about 90 s here)."""
-    out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--rows", "4,5,6,7,8",
-                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(out.read_text())["rows"]
+    rows = smoke_run(tmp_path, "4,5,6,7,8", timeout=900)[0]["rows"]
     assert set(rows) == {"4", "5", "6", "7", "8"}
     for number, row in rows.items():
         assert "error" not in row and "skipped" not in row, f"row {number}: {row}"

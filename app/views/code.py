@@ -40,8 +40,7 @@ class CodePanel:
         self._selection: tuple | None = None
         self._stale: bool | None = None
         self._shown: tuple | None = None
-        self._last = 0.0
-        self.refreshed_at: float | None = None   # the `now` of the last tick that refreshed
+        self.refreshed_at = -float("inf")   # the `now` of the last tick that refreshed
         self._pitch = LINE_HEIGHT
 
     def build(self, parent: int | str) -> None:
@@ -72,9 +71,9 @@ class CodePanel:
         key = (state.graph, state.region, state.selection)
         if not visible or edited_now or key == self._shown:
             return
-        if now - self._last < 1.0 / MAX_HZ:
+        if now - self.refreshed_at < 1.0 / MAX_HZ:
             return
-        self._last = self.refreshed_at = now
+        self.refreshed_at = now
         self._shown = key
         self.refresh()
 

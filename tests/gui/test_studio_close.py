@@ -94,33 +94,24 @@ def test_close_while_running_and_save(screen: VirtualScreen, tmp_path: Path) -> 
     assert load_graph(graph) == graph_from_document(edited), "the saved file is the edited graph"
 
 
-def test_pause_then_close_and_discard(screen: VirtualScreen, tmp_path: Path) -> None:
+@pytest.mark.parametrize("button, settled", [("pause_button", "paused"), ("stop_button", None)])
+def test_pause_or_stop_then_close_and_discard(screen: VirtualScreen, tmp_path: Path,
+                                              button: str, settled: str | None) -> None:
+    """Paused (and settled), or Stop pressed and the window closed without waiting for the
+    run to wind down; Discard leaves the file as it was."""
     graph = long_moons(tmp_path)
     before = graph.read_bytes()
     recovery = tmp_path / "state" / "recovery.json"
     with studio(screen, tmp_path, graph) as app:
         train_with_unsaved_changes(app, recovery)
-        press(app, "pause_button")
-        app.wait(lambda s: s["run"]["status"] == "paused" and s, "the run to pause")
+        press(app, button)
+        if settled:
+            app.wait(lambda s: s["run"]["status"] == settled and s, f"the run to be {settled}")
         code, seconds = close_and_answer(app, "discard")
         assert code == 0, app.app.describe()
         assert seconds < EXIT_SECONDS, f"the studio took {seconds:.1f} s to exit"
         check_folder(tmp_path, app, recovery)
     assert graph.read_bytes() == before, "Discard leaves the file as it was"
-
-
-def test_stop_then_close_at_once_and_discard(screen: VirtualScreen, tmp_path: Path) -> None:
-    graph = long_moons(tmp_path)
-    before = graph.read_bytes()
-    recovery = tmp_path / "state" / "recovery.json"
-    with studio(screen, tmp_path, graph) as app:
-        train_with_unsaved_changes(app, recovery)
-        press(app, "stop_button")   # and close without waiting for the run to wind down
-        code, seconds = close_and_answer(app, "discard")
-        assert code == 0, app.app.describe()
-        assert seconds < EXIT_SECONDS, f"the studio took {seconds:.1f} s to exit"
-        check_folder(tmp_path, app, recovery)
-    assert graph.read_bytes() == before
 
 
 def test_close_while_torch_is_still_loading(screen: VirtualScreen, tmp_path: Path) -> None:
