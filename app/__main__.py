@@ -1,5 +1,5 @@
 """`python -m app [GRAPH] [--screenshot PATH] [--frames N] [--train]`: the studio, as `dprog`."""
 
-from engine.cli import main
+from app.main import main
 
 raise SystemExit(main())

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from engine.analysis import Analysis, AnalysisCache, Diagnostic, analyze
-from engine.config import TrainingConfig
-from engine.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
-from engine.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
+from engine.core.analysis import Analysis, AnalysisCache, Diagnostic, analyze
+from engine.core.config import TrainingConfig
+from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
+from engine.core.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
 from nodes import lookup
 from nodes.spec import BlockSpec
 
@@ -60,12 +60,12 @@ class CommandRejected(Exception):
 _ANALYSES: list[tuple[Graph, Analysis]] = []
 _ANALYSES_KEPT = 4
 # Per-node results across edits: graphs share their unchanged nodes, so re-analysing an edited
-# graph redoes only the nodes that changed (engine.analysis.AnalysisCache; main thread only).
+# graph redoes only the nodes that changed (engine.core.analysis.AnalysisCache; main thread only).
 _NODE_CACHE = AnalysisCache()
 
 
 def analysis_of(graph: Graph) -> Analysis:
-    """`engine.analysis.analyze(graph)`, remembered for the last few graphs (by identity).
+    """`engine.core.analysis.analyze(graph)`, remembered for the last few graphs (by identity).
 
     Graphs are immutable values, so an analysis never goes stale. `AppState` and `Connect`
     share this cache: a connect analyses the graph before and after, and the state's
@@ -152,7 +152,7 @@ def _prune_vanished(graph: Graph, old: Node, new: Node) -> Graph:
 def edit_in(graph: Graph, region: Region, edit: Callable[[Graph], Graph]) -> Graph:
     """Apply `edit` to the graph at `region`, rebuilding the parents (unchanged nodes shared).
 
-    Like `engine.graph.edit_region`, plus: a missing region is a CommandRejected, and when the
+    Like `engine.core.graph.edit_region`, plus: a missing region is a CommandRejected, and when the
     edit changes a loop/branch node's ports (its body gained or lost a Body input/output),
     the outer wires to ports that vanished are removed.
     """

@@ -11,7 +11,7 @@ Pure: no dearpygui, no torch.
 
 from __future__ import annotations
 
-from engine.graph import Graph
+from engine.core.graph import Graph
 
 ORIGIN = (40.0, 60.0)
 SPACING = (200.0, 130.0)   # column width, row height: the sample graphs' grid

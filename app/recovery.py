@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.fileformat import GraphFileError, atomic_write, graph_to_document, loads
-from engine.graph import Graph
+from engine.core.fileformat import GraphFileError, atomic_write, graph_to_document, loads
+from engine.core.graph import Graph
 
 RECOVERY_FORMAT = "dprog-recovery"
 MAX_RECENT = 10

@@ -2,8 +2,8 @@
 
 Views read `AppState` and change it only through its methods; every edit of the graph is a
 command (`app.commands`) passed to `do`. After each change the state recomputes what the
-views show - diagnostics, port types, parameter counts (`engine.analysis.analyze`) and the
-generated code (`engine.codegen.generate`) - and bumps `version`; views poll `version` each
+views show - diagnostics, port types, parameter counts (`engine.core.analysis.analyze`) and the
+generated code (`engine.core.codegen.generate`) - and bumps `version`; views poll `version` each
 frame and redraw what changed (graphs are immutable values, so "changed" is "not the same
 object").
 
@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.analysis import Analysis, Diagnostic
-from engine.codegen import CodeCache, generate
-from engine.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
-from engine.graph import PATH_SEP, Edge, Graph, Node
+from engine.core.analysis import Analysis, Diagnostic
+from engine.core.codegen import CodeCache, generate
+from engine.core.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
+from engine.core.graph import PATH_SEP, Edge, Graph, Node
 from nodes import TensorType
 
 from .commands import (
@@ -87,7 +87,7 @@ class AppState:
         region: the body being edited, `()` for the main graph, `("loop1", "body")` for the
             body of loop1, `("loop1", "body", "br1", "then")` deeper.
         selection: ids of selected nodes in the current region.
-        analysis: `engine.analysis.Analysis` of `graph` (keys are node paths; see node_path).
+        analysis: `engine.core.analysis.Analysis` of `graph` (keys are node paths; see node_path).
         diagnostics: what the views list and draw on nodes: the analysis's diagnostics, then
             those a failed training run left (`run_problems`). A new tuple whenever either
             changes, so views compare it by identity.

@@ -47,8 +47,8 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
-from engine.fileformat import graph_to_document
-from engine.graph import Graph
+from engine.core.fileformat import graph_to_document
+from engine.core.graph import Graph
 from nodes import lookup
 
 from .commands import AutoLayout
@@ -334,7 +334,7 @@ class Studio:
             try:
                 import torch  # noqa: F401
 
-                import engine.train  # noqa: F401
+                import engine.runtime.trainer  # noqa: F401
                 self.torch_ready = True
                 gc.freeze()   # torch's modules are here for good (see build_studio)
             except Exception as e:  # the studio still edits without torch
@@ -656,7 +656,7 @@ class Studio:
         self.run.stop()
 
     def export(self, what: str) -> None:
-        from . import export
+        from engine.runtime import export
 
         graph = self.state.graph
         if not self.state.analysis.ok:

@@ -1,6 +1,6 @@
 """The studio's side of a training run: start/pause/stop, and what the run has shown so far.
 
-`TrainingRun` wraps `engine.train.Trainer` for the studio. It imports torch and the
+`TrainingRun` wraps `engine.runtime.trainer.Trainer` for the studio. It imports torch and the
 trainer lazily, on the worker thread (so pressing Train never blocks a frame on a 2-second
 import), and keeps everything the views plot: step losses, evaluation metrics, gradient-flow
 snapshots with a short history, the latest decision-boundary grid and the data points.
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import TrainingConfig
-from engine.graph import Graph
+from engine.core.config import TrainingConfig
+from engine.core.graph import Graph
 
 _INF = float("inf")
 HISTORY = 60             # gradient-flow snapshots kept for the heatmap and histories
@@ -125,10 +125,10 @@ class TrainingRun:
         self.val_loss = Series()
         self.train_acc = Series()
         self.val_acc = Series()
-        self.flow: Any = None                # the latest engine.gradflow.GradFlowSnapshot
+        self.flow: Any = None                # the latest engine.runtime.gradflow.GradFlowSnapshot
         self.history: deque[Any] = deque(maxlen=HISTORY)
         self._flags: tuple[int, dict[str, str]] = (-1, {})
-        self.boundary: Any = None            # engine.train.DecisionBoundary
+        self.boundary: Any = None            # engine.runtime.trainer.DecisionBoundary
         self.points: tuple[Any, Any] | None = None   # (x (N, 2), y (N,)) numpy, for 2-D data
         self.is_2d = False
         self.metric_points = 0
@@ -170,7 +170,7 @@ class TrainingRun:
         A stop that comes while torch loads ends the run before its setup (loading the
         data, compiling), which takes seconds: closing the studio waits for this thread."""
         try:
-            from engine.train import Trainer
+            from engine.runtime.trainer import Trainer
 
             config = config_for_studio(graph)
             trainer = Trainer(graph, config, events=events, base_dir=base_dir)
@@ -430,7 +430,7 @@ def _steps_per_epoch_guess(config: TrainingConfig) -> int:
 
 
 def _source(edge_key: str) -> str:
-    """`loop1/body/fc.y->act.x` → `loop1/body/fc` (as engine.gradflow.source_node, torch-free)."""
+    """`loop1/body/fc.y->act.x` → `loop1/body/fc` (as engine.runtime.gradflow.source_node, torch-free)."""
     src = edge_key.split("->")[0]
     cut = src.rfind("/") + 1
     return src[:cut] + src[cut:].split(".")[0]

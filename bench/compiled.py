@@ -36,7 +36,7 @@ def _setup(name: str):
 
     from bench.twins import TWINS
     from engine import analyze, compile_graph, example_inputs, load_graph
-    from engine.config import TrainingConfig
+    from engine.core.config import TrainingConfig
 
     graph = load_graph(ROOT / "sample_graphs" / f"{name}.json")
     config = TrainingConfig.from_mapping(graph.training)

@@ -4,7 +4,7 @@ For generated chains, DAGs (fan-out and skip connections) and loops nested three
 100, 1,000 and 5,000 nodes, each round times the stages one after another on the same graph:
 
 - analyze: `engine.analyze`, validation and shape inference in its one pass;
-- codegen: `engine.codegen.generate` given that analysis (the exported text);
+- codegen: `engine.core.codegen.generate` given that analysis (the exported text);
 - compile: Python's `compile()` of that text;
 - exec: running the compiled module body (defining the classes);
 - init (reported, not part of the target): instantiating the module, which is torch's
@@ -30,8 +30,8 @@ TARGET_MS_PER_1K = 50.0
 
 
 def _measure(graph, rounds: int, init: bool) -> dict:
-    from engine.analysis import analyze
-    from engine.codegen import generate
+    from engine.core.analysis import analyze
+    from engine.core.codegen import generate
 
     wall: dict[str, list[float]] = {s: [] for s in (*STAGES, "init")}
     cpu: dict[str, list[float]] = {s: [] for s in (*STAGES, "init")}

@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from engine import load_graph  # noqa: E402
-from engine.config import TrainingConfig  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.core.config import TrainingConfig  # noqa: E402
+from engine.runtime.trainer import Trainer  # noqa: E402
 
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_graphs").glob("*.json"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from engine.graph import Edge, Graph, Node
+from engine.core.graph import Edge, Graph, Node
 
 FEATURES = 16
 _OPS = ("linear", "relu", "linear", "tanh")   # a chain repeats this pattern

@@ -105,8 +105,8 @@ def frame_cost(vs, quick: bool, smoke: bool, threads: int | None) -> dict:
 
 
 def training_throughput(vs, quick: bool, smoke: bool, threads: int | None) -> dict:
-    from engine.fileformat import load_graph, save_graph
-    from engine.graph import set_training
+    from engine.core.fileformat import load_graph, save_graph
+    from engine.core.graph import set_training
 
     steps = 100 if smoke else 1500 if quick else 6000
     rounds = 1 if smoke else 2 if quick else 4

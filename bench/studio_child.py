@@ -55,11 +55,11 @@ def first_frame(args: dict) -> None:
     def observed() -> None:
         render()
         _emit({"first_frame_at": time.time(), "torch_loaded": "torch" in sys.modules,
-               "engine_train_loaded": "engine.train" in sys.modules})
+               "engine_train_loaded": "engine.runtime.trainer" in sys.modules})
         os._exit(0)
 
     dpg.render_dearpygui_frame = observed
-    from engine.cli import main
+    from app.main import main
 
     main([args["graph"]])
 
@@ -89,8 +89,8 @@ def edit(args: dict) -> None:
 
     from app.commands import SetParam
     from bench.graphs import chain
-    from engine.analysis import analyze
-    from engine.codegen import generate
+    from engine.core.analysis import analyze
+    from engine.core.codegen import generate
 
     size, rounds = args["size"], args["rounds"]
     studio = _studio(chain(size))
@@ -183,7 +183,7 @@ def _wait(predicate, timeout: float, studio) -> bool:
 def frames(args: dict) -> None:
     from app.training import ACTIVE, RUNNING
     from bench.graphs import trainable_chain
-    from engine.fileformat import save_graph
+    from engine.core.fileformat import save_graph
 
     sizes, rounds, n = args["sizes"], args["rounds"], args["frames"]
     folder = Path(tempfile.mkdtemp(prefix="dprog-bench-"))
@@ -238,7 +238,7 @@ def frames(args: dict) -> None:
 
 def train(args: dict) -> None:
     from app.training import ACTIVE, FINISHED
-    from engine.fileformat import load_graph
+    from engine.core.fileformat import load_graph
 
     graph = load_graph(args["graph"])
     studio = _studio(graph)
@@ -287,7 +287,7 @@ def memory(args: dict) -> None:
 
 def headless_train(args: dict) -> None:
     """`dprog train GRAPH` itself (engine.cli.main), observed: the trainer's seconds."""
-    import engine.train as train_module
+    import engine.runtime.trainer as train_module
 
     run = train_module.Trainer.run
     ends: list = []

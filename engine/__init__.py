@@ -8,18 +8,25 @@ The stable Python API:
     example_inputs(graph, batch_size) -> tuple[Tensor, ...]
     Trainer(graph, config=None, events=queue) -> .start() / .run(), pause/resume/stop
 
-The pure modules (graph, fileformat, analysis, codegen, config) never import torch; the
-names backed by torch are loaded on first use, so `import engine` stays fast.
+The layers, each a package whose docstring says what it may import, in dependency order:
+
+    core/      pure: graph, file format, config, analysis, codegen, events (no torch)
+    runtime/   torch: compiler, trainer, gradient flow, run folders, export of weights
+    data/      datasets: the built-in registry and the file readers (numpy, no torch)
+    cli/       the `dprog` subcommands
+
+Importing `engine` loads only the core; the names backed by torch are loaded on first use,
+so `import engine` stays fast.
 """
 
-from .analysis import Analysis, Diagnostic, GraphError, analyze, validate
-from .codegen import export_python
-from .fileformat import GraphFileError, load_graph, save_graph
-from .graph import Edge, Graph, Node
+from .core.analysis import Analysis, Diagnostic, GraphError, analyze, validate
+from .core.codegen import export_python
+from .core.fileformat import GraphFileError, load_graph, save_graph
+from .core.graph import Edge, Graph, Node
 
 _TORCH_BACKED = {
-    "compile_graph": "compiler", "example_inputs": "compiler", "node_for_exception": "compiler",
-    "Trainer": "train",
+    "compile_graph": "runtime.compiler", "example_inputs": "runtime.compiler",
+    "node_for_exception": "runtime.compiler", "Trainer": "runtime.trainer",
 }
 
 __all__ = ["Analysis", "Diagnostic", "Edge", "Graph", "GraphError", "GraphFileError", "Node", "Trainer",

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from helpers import build
 
-from engine.fileformat import save_graph
-from engine.graph import Graph
+from engine.core.fileformat import save_graph
+from engine.core.graph import Graph
 
 # Where token_reader's error is raised: the Embedding inside the scan Loop's body.
 FAILING_NODE = "reader/body/lookup"

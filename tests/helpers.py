@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.graph import Edge, Graph, Node
+from engine.core.graph import Edge, Graph, Node
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO / "sample_graphs"
@@ -135,7 +135,7 @@ def moons_graph(**training) -> Graph:
 def next_event(events, kind, timeout: float = 30.0):
     """The next event of type `kind` from a trainer's queue; an AssertionError quoting the
     failure when the run fails first, or when none comes within `timeout` seconds."""
-    from engine.train import Failed
+    from engine.runtime.trainer import Failed
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -40,8 +40,8 @@ from app.commands import (
 )
 from app.recovery import Recovery
 from app.state import AppState
-from engine.fileformat import dumps, graph_from_document, graph_to_document, loads
-from engine.graph import ID_PATTERN, Graph, Node
+from engine.core.fileformat import dumps, graph_from_document, graph_to_document, loads
+from engine.core.graph import ID_PATTERN, Graph, Node
 from nodes import REGISTRY, lookup
 from nodes.spec import Param
 

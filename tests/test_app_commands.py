@@ -29,9 +29,9 @@ from app.commands import (
 from app.layout import columns, layered_positions, layers
 from app.recovery import Recovery
 from app.state import AppState
-from engine.analysis import analyze
-from engine.fileformat import MAX_REGION_DEPTH, dumps, loads
-from engine.graph import ID_PATTERN, Edge, Graph, Node
+from engine.core.analysis import analyze
+from engine.core.fileformat import MAX_REGION_DEPTH, dumps, loads
+from engine.core.graph import ID_PATTERN, Edge, Graph, Node
 from tests.helpers import REPO, build, chain
 
 LOOP = ("loop1", "body")
@@ -414,7 +414,7 @@ def test_connect_refuses_a_sequence_without_a_dim_to_scan():
 
 def test_moves_and_training_really_do_not_change_analysis_or_code(samples):
     """Guards the shortcut in AppState.do: a same_structure edit keeps analysis and code."""
-    from engine.codegen import generate
+    from engine.core.codegen import generate
 
     for name, g in samples.items():
         moved = AutoLayout(()).apply(MoveNodes((), tuple((n.id, (n.pos[0] + 7, -n.pos[1]))

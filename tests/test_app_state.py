@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import engine.fileformat as fileformat
+import engine.core.fileformat as fileformat
 from app.commands import (
     AddNode,
     Command,
@@ -23,8 +23,8 @@ from app.commands import (
 )
 from app.recovery import MAX_RECENT, Recovery
 from app.state import AppState, sample_names
-from engine.fileformat import dumps, load_graph, loads, save_graph
-from engine.graph import Edge, Graph, Node
+from engine.core.fileformat import dumps, load_graph, loads, save_graph
+from engine.core.graph import Edge, Graph, Node
 from tests.helpers import build
 
 LOOP = ("loop1", "body")

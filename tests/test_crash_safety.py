@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from fuzzing.crash import big_graph, kill_loop, orphans
 
-from engine.fileformat import atomic_write, dumps, load_graph, save_graph
+from engine.core.fileformat import atomic_write, dumps, load_graph, save_graph
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the kill test forks writers")

@@ -1,4 +1,4 @@
-"""Tests for engine.datasets: built-ins, seeding and splits, user files and their errors."""
+"""Tests for engine.data.datasets: built-ins, seeding and splits, user files and their errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.datasets import (
+from engine.data.datasets import (
     BUILTIN,
     FILE_FORMATS,
     Dataset,
@@ -514,6 +514,6 @@ def test_check_input_shape_messages():
 
 
 def test_importing_the_module_is_cheap_and_torch_free():
-    code = ("import sys; sys.modules['torch'] = None; import engine.datasets; "
+    code = ("import sys; sys.modules['torch'] = None; import engine.data.datasets; "
             "assert 'sklearn' not in sys.modules, 'sklearn imported eagerly'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

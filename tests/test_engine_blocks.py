@@ -11,8 +11,8 @@ from helpers import build
 from torch import nn
 
 import engine
-from engine.analysis import analyze
-from engine.codegen import MODULE_ATTRIBUTES, call_name
+from engine.core.analysis import analyze
+from engine.core.codegen import MODULE_ATTRIBUTES, call_name
 from nodes import BLOCKS, CATEGORIES, LEGACY_TYPES, REGISTRY, lookup
 from nodes.spec import PARAM_KINDS
 

@@ -16,10 +16,10 @@ import pytest
 from fuzzing.generate import grow, hostile_value, plausible_value, sample_document
 
 from bench.graphs import chain, dag, nested_loops
-from engine.analysis import AnalysisCache, analyze
-from engine.codegen import CodeCache, generate
-from engine.fileformat import graph_from_document
-from engine.graph import Graph, connect, disconnect, edit_region, remove_nodes, set_param
+from engine.core.analysis import AnalysisCache, analyze
+from engine.core.codegen import CodeCache, generate
+from engine.core.fileformat import graph_from_document
+from engine.core.graph import Graph, connect, disconnect, edit_region, remove_nodes, set_param
 from nodes import lookup
 
 
@@ -158,7 +158,7 @@ def test_code_cache_reuses_unchanged_nodes():
 
 def test_code_cache_sees_names_taken_earlier():
     """A node relabelled to another node's name takes it first; the other becomes name_2."""
-    from engine.graph import update_node
+    from engine.core.graph import update_node
 
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(50)
@@ -215,7 +215,7 @@ def test_a_width_edit_patches_three_nodes():
 def test_patching_gives_way():
     """What a patch cannot do is done node by node: a relabel (new names), an input's shape
     (the forward's arguments), and a rewire (new wires) all still give the fresh result."""
-    from engine.graph import update_node
+    from engine.core.graph import update_node
 
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(200)

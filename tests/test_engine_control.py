@@ -9,8 +9,8 @@ from helpers import build, linear_body
 from torch.func import functional_call
 
 import engine
-from engine.analysis import analyze
-from engine.graph import set_param
+from engine.core.analysis import analyze
+from engine.core.graph import set_param
 
 
 def branch_graph(mode: str, threshold: float = 0.0):

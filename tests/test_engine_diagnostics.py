@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, build, chain, codes, errors, linear_body
 
 from engine import Diagnostic, analyze, validate
-from engine.graph import Edge, Graph, edit_region, set_param
+from engine.core.graph import Edge, Graph, edit_region, set_param
 from nodes import REGISTRY
 
 X2 = ("x", "input", {"shape": [2]})
@@ -27,7 +27,7 @@ def only_error(graph) -> Diagnostic:
 
 def emitted_codes() -> set[str]:
     """Every diagnostic code the engine and the block library can emit, found in their source."""
-    found = set(re.findall(r'report\("([a-z_]+)"', (REPO / "engine/analysis.py").read_text()))
+    found = set(re.findall(r'report\("([a-z_]+)"', (REPO / "engine/core/analysis.py").read_text()))
     for path in (REPO / "nodes").glob("*.py"):
         found |= set(re.findall(r'code="([a-z_]+)"', path.read_text()))
     return found | {"no_output", "shape_mismatch"}   # the latter is ShapeError's default
@@ -327,7 +327,7 @@ def test_samples_on_disk_are_what_the_script_writes():
     spec = importlib.util.spec_from_file_location("make_samples", REPO / "tools/make_samples.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from engine.fileformat import dumps
+    from engine.core.fileformat import dumps
 
     for name, make in module.SAMPLES.items():
         assert dumps(make()) == Path(REPO / "sample_graphs" / f"{name}.json").read_text(), name

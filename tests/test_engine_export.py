@@ -123,7 +123,7 @@ def test_exported_files_pass_ruff(samples, tmp_path):
 def test_tapped_forward_computes_the_same_and_taps_every_edge(name, samples):
     """The gradient-flow probe's `<Class>_forward(self, tap, ...)` is the forward with each
     edge read wrapped in tap(k, value); with an identity tap it must change nothing."""
-    from engine.compiler import compile_class, tapped_forward
+    from engine.runtime.compiler import compile_class, tapped_forward
 
     graph = samples[name]
     compiled = compile_class(graph, tap=True)

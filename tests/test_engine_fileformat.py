@@ -11,8 +11,8 @@ import pytest
 from helpers import REPO, SAMPLE_NAMES, build
 
 import engine
-from engine.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
-from engine.graph import Edge, Graph, Node
+from engine.core.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
+from engine.core.graph import Edge, Graph, Node
 
 GOLDEN = REPO / "tests" / "golden"
 

@@ -22,8 +22,8 @@ import torch
 from helpers import build, import_file, kitchen_sink
 
 import engine
-from engine.fileformat import GraphFileError, dumps, load_graph, loads
-from engine.graph import Graph, Node, edit_region, set_param
+from engine.core.fileformat import GraphFileError, dumps, load_graph, loads
+from engine.core.graph import Graph, Node, edit_region, set_param
 from nodes import REGISTRY, expression
 
 MARKER = "dprog_pwned_marker"

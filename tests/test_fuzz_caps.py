@@ -1,6 +1,6 @@
 """Huge params are refused by validation, before anything is allocated.
 
-What validates must fit: at batch size 2, the caps in engine/analysis.py allow at most
+What validates must fit: at batch size 2, the caps in engine/core/analysis.py allow at most
 MAX_PARAMETERS float32 weights plus MAX_TOTAL_ACTIVATIONS kept values per sample, about
 6 GiB, well inside a 24 GiB machine (training adds gradients and optimizer state; Adam at
 the parameter cap is 8 GiB). Loops multiply what their bodies keep and compute, nested
@@ -21,7 +21,7 @@ from fuzzing.caps import estimate_bytes, measure, near_caps
 from helpers import build
 
 import engine
-from engine.analysis import (
+from engine.core.analysis import (
     MAX_ACTIVATION_VALUES,
     MAX_LOOP_STEPS,
     MAX_MACS,

@@ -18,7 +18,7 @@ from fuzzing.pipeline import judge
 from helpers import build
 
 import engine
-from engine.fileformat import GraphFileError, dumps, loads
+from engine.core.fileformat import GraphFileError, dumps, loads
 
 
 def ok(graph) -> None:

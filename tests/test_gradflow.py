@@ -10,10 +10,16 @@ import pytest
 import torch
 from helpers import SAMPLE_NAMES, build
 
-from engine.codegen import generate
-from engine.config import TrainingConfig
-from engine.gradflow import GradFlowSnapshot, _Flags, graph_edge_keys, node_parameters, source_node
-from engine.train import Trainer
+from engine.core.codegen import generate
+from engine.core.config import TrainingConfig
+from engine.runtime.gradflow import (
+    GradFlowSnapshot,
+    _Flags,
+    graph_edge_keys,
+    node_parameters,
+    source_node,
+)
+from engine.runtime.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -45,7 +51,7 @@ def one_snapshot(trainer: Trainer, index: torch.Tensor | None = None) -> GradFlo
 
 
 def edges_of(graph, prefix=""):
-    """The graph's edge keys, written out independently of engine.gradflow."""
+    """The graph's edge keys, written out independently of engine.runtime.gradflow."""
     keys = {prefix + f"{e.src[0]}.{e.src[1]}->{e.dst[0]}.{e.dst[1]}" for e in graph.edges}
     for node in graph.nodes:
         for name, region in node.regions.items():
@@ -194,7 +200,7 @@ def test_parameters_of_unshared_loop_bodies_belong_to_their_node():
                    ("y", "output", {})], ["x -> loop.h", "loop.h -> y"])
     generated = generate(graph)
     assert generated.node_modules == {"loop/body/fc": "loop.fc"}
-    from engine.compiler import compile_graph
+    from engine.runtime.compiler import compile_graph
 
     module = compile_graph(graph)
     params = node_parameters(module, generated.node_modules)

@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import engine
-from engine.codegen import generate
-from engine.fileformat import GraphFileError, loads, save_graph
+from engine.core.codegen import generate
+from engine.core.fileformat import GraphFileError, loads, save_graph
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -335,9 +335,9 @@ def test_string_and_choice_params(payload, tmp_path):
              (("scan", "body", "x_t"), "role"), (("think",), "mode"), (("route",), "mode"),
              (("x",), "dtype"), (("route", "then", "act"), "approximate"), (("f",), "expr")]
     for i, (where, param) in enumerate(edits):
-        graph = engine.graph.edit_region(
+        graph = engine.core.graph.edit_region(
             sink(), list(where[:-1]),
-            lambda r, n=where[-1], k=param: engine.graph.set_param(r, n, k, payload))
+            lambda r, n=where[-1], k=param: engine.core.graph.set_param(r, n, k, payload))
         loaded = through_a_file(graph, tmp_path) if i == 0 else graph
         if loaded is None:
             continue
@@ -462,7 +462,7 @@ def test_the_tree_loads_no_pickles_and_execs_only_generated_source():
     assert found == []
     marked = [path.relative_to(REPO).as_posix() for path in files
               for line in path.read_text(encoding="utf-8").splitlines() if TRUSTED_EXEC in line]
-    assert marked == ["engine/compiler.py"]
+    assert marked == ["engine/runtime/compiler.py"]
 
 
 @pytest.mark.parametrize("snippet, bad", [

@@ -12,9 +12,9 @@ import torch
 from helpers import build, import_file, moons_graph, next_event
 
 from engine import load_graph
-from engine.config import TrainingConfig
-from engine.datasets import load_dataset
-from engine.train import (
+from engine.core.config import TrainingConfig
+from engine.data.datasets import load_dataset
+from engine.runtime.trainer import (
     CheckpointSaved,
     DecisionBoundary,
     EvalMetrics,

@@ -13,8 +13,8 @@ import torch
 from helpers import REPO, SAMPLES_DIR, build, import_file, subprocess_env
 
 from engine.cli import main
-from engine.datasets import load_dataset
-from engine.fileformat import save_graph
+from engine.core.fileformat import save_graph
+from engine.data.datasets import load_dataset
 
 MOONS = str(SAMPLES_DIR / "moons_mlp.json")
 

@@ -26,9 +26,9 @@ import torch
 from helpers import REPO, import_file, moons_graph, next_event, subprocess_env
 
 from app.training import ACTIVE, PAUSED, RUNNING, STOPPED, TrainingRun
-from engine.checkpoint import load_state
-from engine.fileformat import save_graph
-from engine.train import (
+from engine.core.fileformat import save_graph
+from engine.runtime.checkpoint import load_state
+from engine.runtime.trainer import (
     CheckpointSaved,
     Failed,
     Finished,
@@ -60,7 +60,7 @@ OOM_CHILD = textwrap.dedent("""
     sys.path.insert(0, "tests")
     import torch
     from helpers import build
-    from engine.train import train
+    from engine.runtime.trainer import train
 
     torch.set_num_threads(1)
     small = build([("x", "input", {"shape": [2]}), ("fc", "linear", {"out_features": 2}),
@@ -161,7 +161,7 @@ def test_stopping_at_random_moments_leaves_a_folder_that_resumes(tmp_path):
 
 
 def config_with_steps(graph, steps: int):
-    from engine.config import TrainingConfig
+    from engine.core.config import TrainingConfig
 
     return TrainingConfig.from_mapping(graph.training).with_overrides(steps=steps, epochs=1)
 

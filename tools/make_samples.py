@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.fileformat import save_graph  # noqa: E402
-from engine.graph import Edge, Graph, Node  # noqa: E402
+from engine.core.fileformat import save_graph  # noqa: E402
+from engine.core.graph import Edge, Graph, Node  # noqa: E402
 
 
 def chain(specs, start=(40.0, 120.0), step=190.0):

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
 
-from engine.analysis import Diagnostic
-from engine.graph import PATH_SEP
+from engine.core.analysis import Diagnostic
+from engine.core.graph import PATH_SEP
 
 from ..state import AppState
 from .theme import SEVERITY_TEXT, TEXT_DIM

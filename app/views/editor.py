@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import dearpygui.dearpygui as dpg
 
-from engine.graph import Edge, Graph, Node
+from engine.core.graph import Edge, Graph, Node
 from nodes import lookup
 from nodes.spec import BlockSpec
 

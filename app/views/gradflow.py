@@ -1,6 +1,6 @@
 """Gradient flow, live: wires coloured by gradient RMS, flagged nodes, bars, heatmap, history.
 
-The trainer samples gradient flow every few steps (`engine.gradflow.GradFlowSnapshot`).
+The trainer samples gradient flow every few steps (`engine.runtime.gradflow.GradFlowSnapshot`).
 This view turns the latest sample into
 
 - a colour for every wire of the region on screen: eight link themes on a log scale (built

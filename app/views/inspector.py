@@ -19,7 +19,7 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
-from engine.graph import Node
+from engine.core.graph import Node
 from nodes import lookup
 from nodes.spec import BlockSpec, Param
 

@@ -19,8 +19,8 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from engine.config import LOSSES, OPTIMIZERS, TrainingConfig
-from engine.datasets import BUILTIN
+from engine.core.config import LOSSES, OPTIMIZERS, TrainingConfig
+from engine.data.datasets import BUILTIN
 
 from ..commands import SetTraining
 from ..state import AppState

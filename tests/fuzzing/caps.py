@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.analysis import MAX_MACS, MAX_PARAMETERS, MAX_TOTAL_ACTIVATIONS
+from engine.core.analysis import MAX_MACS, MAX_PARAMETERS, MAX_TOTAL_ACTIVATIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,9 +82,9 @@ import gc, json, sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
-from engine.analysis import analyze
-from engine.compiler import compile_graph, example_inputs
-from engine.fileformat import loads
+from engine.core.analysis import analyze
+from engine.runtime.compiler import compile_graph, example_inputs
+from engine.core.fileformat import loads
 
 
 def rss(key):

@@ -23,15 +23,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from engine.fileformat import dumps, load_graph
-from engine.graph import Edge, Graph, Node
+from engine.core.fileformat import dumps, load_graph
+from engine.core.graph import Edge, Graph, Node
 
 REPO = Path(__file__).resolve().parents[2]
 
 SERVER = r"""
 import os, sys
 sys.path.insert(0, sys.argv[1])
-from engine.fileformat import atomic_write, loads, save_graph
+from engine.core.fileformat import atomic_write, loads, save_graph
 target, texts = sys.argv[2], [open(p, encoding="utf-8").read() for p in sys.argv[3:5]]
 graphs = [loads(t) for t in texts]
 data = [t.encode("utf-8") for t in texts]

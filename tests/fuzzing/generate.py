@@ -25,9 +25,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.analysis import analyze
-from engine.fileformat import FORMAT, VERSION, graph_from_document
-from engine.graph import Node
+from engine.core.analysis import analyze
+from engine.core.fileformat import FORMAT, VERSION, graph_from_document
+from engine.core.graph import Node
 from nodes import REGISTRY
 from nodes.expression import FUNCTIONS
 from nodes.spec import Param

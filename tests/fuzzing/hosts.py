@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 from functools import cache
 
-from engine.analysis import analyze
-from engine.fileformat import FORMAT, VERSION, graph_from_document
-from engine.graph import Node
+from engine.core.analysis import analyze
+from engine.core.fileformat import FORMAT, VERSION, graph_from_document
+from engine.core.graph import Node
 from nodes import REGISTRY
 
 STRUCTURAL = ("input", "output", "loop", "branch", "body_input", "body_output")

@@ -25,8 +25,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.analysis import analyze, validate
-from engine.fileformat import GraphFileError, dumps, load_graph, loads
+from engine.core.analysis import analyze, validate
+from engine.core.fileformat import GraphFileError, dumps, load_graph, loads
 from nodes import lookup
 from nodes.types import BATCH
 
@@ -107,8 +107,8 @@ def expected_outputs(graph, analysis) -> list[tuple[tuple[int, ...], str]]:
 def run_stage(graph, analysis) -> str:
     import torch
 
-    from engine.codegen import generate
-    from engine.compiler import compile_graph, example_inputs
+    from engine.core.codegen import generate
+    from engine.runtime.compiler import compile_graph, example_inputs
 
     try:
         source = generate(graph, analysis).source

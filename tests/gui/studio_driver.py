@@ -123,7 +123,7 @@ def studio(screen: VirtualScreen, tmp_path: Path, graph: Path | None = None,
            *extra: str) -> Iterator[Studio]:
     """The studio on `graph` (copied into tmp_path first, so saves never touch the repo)."""
     state_path = tmp_path / "studio_state.json"
-    args = [sys.executable, "-m", "engine.cli"]
+    args = [sys.executable, "-m", "app"]
     if graph is not None:
         local = tmp_path / graph.name
         if not local.exists():

@@ -25,7 +25,7 @@ from harness import VirtualScreen, request_close
 from studio_driver import SAMPLES, Studio, center, studio
 
 from engine import load_graph
-from engine.fileformat import graph_from_document
+from engine.core.fileformat import graph_from_document
 
 pytestmark = pytest.mark.gui
 

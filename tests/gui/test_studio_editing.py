@@ -17,8 +17,8 @@ import pytest
 from harness import VirtualScreen, color_fraction, region_differs
 from studio_driver import Studio, studio
 
-from engine.fileformat import save_graph
-from engine.graph import Graph
+from engine.core.fileformat import save_graph
+from engine.core.graph import Graph
 
 pytestmark = pytest.mark.gui
 

@@ -28,7 +28,7 @@ GRADIENT_COLORS = ((70, 84, 130), (64, 116, 178), (58, 150, 200), (70, 182, 180)
 def shoot(screen: VirtualScreen, tmp_path: Path, graph: Path, *extra: str) -> Image.Image:
     out = tmp_path / "studio.png"
     env = screen.env({"DPROG_STATE_DIR": str(tmp_path / "state")})
-    done = subprocess.run([sys.executable, "-m", "engine.cli", str(graph), "--screenshot", str(out),
+    done = subprocess.run([sys.executable, "-m", "app", str(graph), "--screenshot", str(out),
                            "--frames", "5", *extra], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -57,9 +57,9 @@ def test_screenshot_mid_training(screen: VirtualScreen, tmp_path: Path) -> None:
 def test_the_studio_imports_without_torch() -> None:
     """The first frame must not wait for torch: nothing in app/ imports it at import time."""
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import app.studio, app.training, app.export, app.views.run_panel\n"
+            "import app.studio, app.training, engine.runtime.export, app.views.run_panel\n"
             "assert not [m for m, mod in sys.modules.items() if mod is not None and "
-            "m.startswith(('torch', 'engine.train', 'engine.compiler'))]")
+            "m.startswith(('torch', 'engine.runtime.trainer', 'engine.runtime.compiler'))]")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr

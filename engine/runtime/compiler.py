@@ -17,9 +17,9 @@ from torch import nn
 
 from nodes import lookup
 
-from .analysis import Analysis, analyze
-from .codegen import Generated, generate
-from .graph import Graph
+from ..core.analysis import Analysis, analyze
+from ..core.codegen import Generated, generate
+from ..core.graph import Graph
 
 # file name → generated code, for mapping tracebacks back to nodes
 _SOURCES: dict[str, Generated] = {}

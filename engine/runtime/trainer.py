@@ -52,13 +52,13 @@ from torch import nn
 from nodes import lookup
 from nodes.types import BATCH, fmt_shape, numel
 
-from .analysis import analyze
+from ..core.analysis import analyze
+from ..core.config import TrainingConfig
+from ..core.graph import Graph
+from ..data.datasets import DatasetError, check_input_shape, load_dataset
 from .checkpoint import CheckpointError, load_state, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
-from .config import TrainingConfig
-from .datasets import DatasetError, check_input_shape, load_dataset
 from .gradflow import GradFlowProbe, GradFlowSnapshot, node_parameters, source_node
-from .graph import Graph
 
 EVAL_CHUNK = 1024
 BOUNDARY_RESOLUTION = 64

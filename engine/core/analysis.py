@@ -92,7 +92,7 @@ class Analysis:
 
 class NodeMemo:
     """Entries per `Node` object for the last two passes over a document's graphs: the base of
-    `AnalysisCache` and `engine.codegen.CodeCache`. An entry is a list whose first item is the
+    `AnalysisCache` and `engine.core.codegen.CodeCache`. An entry is a list whose first item is the
     node itself, so an id reused by a new object after the old one died cannot be mistaken
     for it. A patch visits only the nodes it redoes, so after one the others keep their
     entries for the next full pass instead of ageing out."""

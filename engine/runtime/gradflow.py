@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .graph import PATH_SEP, Graph
+from ..core.graph import PATH_SEP, Graph
 
 VANISHING_BELOW = 1e-7
 VANISHING_STREAK = 3

@@ -32,11 +32,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from .analysis import analyze
-from .checkpoint import GRAPH, CheckpointError, load_config
-from .cli import EXIT_INVALID, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, _Parser, fail, format_report
-from .config import DEVICES, LOSSES, OPTIMIZERS, SCHEDULES, TrainingConfig
-from .fileformat import GraphFileError, load_graph
+from ..core.analysis import analyze
+from ..core.config import DEVICES, LOSSES, OPTIMIZERS, SCHEDULES, TrainingConfig
+from ..core.fileformat import GraphFileError, load_graph
+from ..runtime.checkpoint import GRAPH, CheckpointError, load_config
+from .common import EXIT_INVALID, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, Parser, fail, format_report
 
 EXIT_STOPPED = 130
 EXIT_CODES = {"invalid_graph": EXIT_INVALID, "error": EXIT_INVALID, "data": EXIT_USAGE,
@@ -46,8 +46,8 @@ METRICS, GRADFLOW = "metrics.jsonl", "gradflow.jsonl"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def parser() -> _Parser:
-    p = _Parser(prog="dprog train", allow_abbrev=False, description="Train a graph headless. "
+def parser() -> Parser:
+    p = Parser(prog="dprog train", allow_abbrev=False, description="Train a graph headless. "
                 "Settings come from the graph's training section; these options override them.")
     p.add_argument("graph", nargs="?", help="graph file (optional with --resume)")
     p.add_argument("--epochs", type=int, help="passes over the training data")
@@ -118,7 +118,7 @@ def run(argv: Sequence[str]) -> int:
 
 
 def _train(graph, config: TrainingConfig, args, source: Path, out: Path) -> int:
-    from .train import Failed, Finished, Stopped, Trainer
+    from ..runtime.trainer import Failed, Finished, Stopped, Trainer
 
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
@@ -272,8 +272,8 @@ class _Report:
         self.first_step = 0
 
     def put(self, event) -> None:
-        from .gradflow import GradFlowSnapshot
-        from .train import EvalMetrics, Started, StepMetrics
+        from ..runtime.gradflow import GradFlowSnapshot
+        from ..runtime.trainer import EvalMetrics, Started, StepMetrics
 
         if isinstance(event, Started):
             self.first_step = event.first_step

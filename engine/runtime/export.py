@@ -1,6 +1,6 @@
 """Export from the studio: `model.py`, `weights.pt` (after training) and a runnable `train.py`.
 
-- model.py: `engine.codegen.export_python`, the very source the studio trains.
+- model.py: `engine.core.codegen.export_python`, the very source the studio trains.
 - weights.pt: the trained module's `state_dict` (plain tensors: `torch.load(...,
   weights_only=True)` reads it, and the class in model.py loads it with `load_state_dict`).
 - train.py + data.npz: a script that needs only torch and numpy. It trains the class in
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.codegen import export_python
-from engine.config import TrainingConfig
-from engine.fileformat import atomic_write
-from engine.graph import Graph
+from engine.core.codegen import export_python
+from engine.core.config import TrainingConfig
+from engine.core.fileformat import atomic_write
+from engine.core.graph import Graph
 from nodes import lookup
 
 TRAIN_SCRIPT = '''\
@@ -141,7 +141,7 @@ def train_script(graph: Graph) -> str:
     source = export_python(graph)
     loss = config.loss
     if loss == "auto":
-        from engine.datasets import BUILTIN
+        from engine.data.datasets import BUILTIN
 
         info = BUILTIN.get(str(config.dataset.get("name")))
         loss = "mse" if info is not None and info.task == "regression" else "cross_entropy"
@@ -157,7 +157,7 @@ def train_script(graph: Graph) -> str:
 
 def write_train_script(graph: Graph, folder: str | Path) -> list[Path]:
     """train.py and the data.npz it reads (the graph's dataset, split as the trainer splits it)."""
-    from engine.datasets import load_dataset
+    from engine.data.datasets import load_dataset
 
     folder = Path(folder)
     config = TrainingConfig.from_mapping(graph.training)

@@ -25,10 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .codegen import export_python
-from .config import TrainingConfig
-from .fileformat import atomic_write, save_graph
-from .graph import Graph
+from ..core.codegen import export_python
+from ..core.config import TrainingConfig
+from ..core.fileformat import atomic_write, save_graph
+from ..core.graph import Graph
 
 if TYPE_CHECKING:
     import torch
