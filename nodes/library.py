@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import expression
+from . import control, expression
+from .control import BRANCH_MODES, INPUT_ROLES, LOOP_MODES, OUTPUT_ROLES, branch_ports, loop_ports
 from .spec import (
     BlockSpec,
     Bool,
@@ -360,40 +361,6 @@ def expression_ports(node) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
 def _param(node, name: str, default):
     value = node.params.get(name, default)
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 64 else default
-
-
-def _boundary(region, kind: str) -> list:
-    return [n for n in getattr(region, "nodes", ()) if n.type == kind]
-
-
-def loop_ports(node) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
-    """A loop's ports come from its body: one input per body input, one output per result."""
-    body = node.regions.get("body")
-    # Params left out take their defaults (a body output's role is "output", a loop's mode
-    # "repeat"), as in the analysis; reading them raw dropped those ports, and the analysis
-    # then crashed matching its result types to the ports.
-    def role(n, default: str):
-        value = n.params.get("role", default)
-        return value if isinstance(value, str) else default
-
-    mode = node.params.get("mode", "repeat")
-    inputs = [Port(n.id, optional=role(n, "context") == "state")
-              for n in _boundary(body, "body_input")]
-    if mode == "repeat" and node.params.get("count_from", "param") == "input":
-        inputs.append(Port("count", "iterations to run, from the data (its max over the batch)"))
-    outputs = [Port(n.id) for n in _boundary(body, "body_input") if role(n, "context") == "state"]
-    outputs += [Port(n.id) for n in _boundary(body, "body_output") if role(n, "output") == "output"]
-    if mode == "while":
-        outputs.append(Port("iterations", "steps each sample took, as floats (B,)"))
-    return tuple(inputs), tuple(outputs)
-
-
-def branch_ports(node) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
-    """A branch's inputs are the condition and its bodies' inputs; its outputs theirs."""
-    then = node.regions.get("then")
-    inputs = (Port("cond", "taken where cond > threshold"),)
-    inputs += tuple(Port(n.id) for n in _boundary(then, "body_input"))
-    return inputs, tuple(Port(n.id) for n in _boundary(then, "body_output"))
 
 
 def structural(p: ParamValues, s: InTypes) -> list[TensorType]:
@@ -780,8 +747,7 @@ CONTROL = [
         type="loop", title="Loop", category="Control", kind="loop", regions=("body",),
         doc="Runs its body repeatedly: N times, once per sequence step, or until a halt score says stop.",
         shape=structural, ports=loop_ports, input_dtypes=ANY_DTYPE,
-        params=(Choice("mode", "repeat", ("repeat", "scan", "while"),
-                       "repeat N times, scan over a sequence dim, or run while not halted"),
+        params=(Choice("mode", "repeat", tuple(LOOP_MODES), control.choices_doc(LOOP_MODES)),
                 Int("count", 3, "repeat: how many iterations", min=1, max=10_000),
                 Choice("count_from", "param", ("param", "input"),
                        "repeat: take N from the count param or from a `count` input"),
@@ -799,17 +765,14 @@ CONTROL = [
         type="branch", title="Branch", category="Control", kind="branch", regions=("then", "else"),
         doc="Runs `then` where the condition exceeds the threshold and `else` elsewhere.",
         shape=structural, ports=branch_ports, input_dtypes=ANY_DTYPE,
-        params=(Choice("mode", "per_sample", ("per_sample", "hard"),
-                       "per_sample mixes the two results by a mask; hard runs one body per batch"),
+        params=(Choice("mode", "per_sample", tuple(BRANCH_MODES), control.choices_doc(BRANCH_MODES)),
                 Float("threshold", 0.0, "the condition is true above this", min=-1e6, max=1e6)),
     ),
     BlockSpec(
         type="body_input", title="Body input", category="Control", kind="body_input",
         doc="An input of a loop or branch body; its id names the matching port outside.",
         outputs=(Port("y"),), shape=structural,
-        params=(Choice("role", "context", ("context", "state", "sequence"),
-                       "context: the same value every step; state: carried between iterations; "
-                       "sequence: one step of a sequence (scan)"),
+        params=(Choice("role", "context", tuple(INPUT_ROLES), control.choices_doc(INPUT_ROLES)),
                 ShapeParam("shape", (16,), "state: per-sample shape used when the port outside is "
                            "not connected (the state then starts at zeros)")),
     ),
@@ -817,9 +780,7 @@ CONTROL = [
         type="body_output", title="Body output", category="Control", kind="body_output",
         doc="A result of a loop or branch body; its id names the matching port outside.",
         inputs=X, outputs=(), shape=structural, input_dtypes=ANY_DTYPE,
-        params=(Choice("role", "output", ("output", "state", "halt"),
-                       "output: a result (stacked per step in a scan); state: the next value of a "
-                       "state input; halt: the while loop's halt score"),
+        params=(Choice("role", "output", tuple(OUTPUT_ROLES), control.choices_doc(OUTPUT_ROLES)),
                 String("state", "", "state: the id of the body input this updates", max_len=64)),
     ),
 ]
