@@ -20,6 +20,7 @@ from nodes import lookup
 from nodes.spec import BlockSpec, Param, Port
 from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
 
+from ..incremental.memo import NodeMemo  # moving: the caches leave the core (issue 11)
 from .graph import PATH_SEP, Edge, Graph, Node
 
 SEVERITIES = ("error", "warning", "info")
@@ -88,35 +89,6 @@ class Analysis:
     def total_params(self) -> int:
         # Region totals already include their bodies; count only top-level nodes.
         return sum(c for path, c in self.param_counts.items() if PATH_SEP not in path)
-
-
-class NodeMemo:
-    """Entries per `Node` object for the last two passes over a document's graphs: the base of
-    `AnalysisCache` and `engine.core.codegen.CodeCache`. An entry is a list whose first item is the
-    node itself, so an id reused by a new object after the old one died cannot be mistaken
-    for it. A patch visits only the nodes it redoes, so after one the others keep their
-    entries for the next full pass instead of ageing out."""
-
-    def __init__(self) -> None:
-        self._older: dict[int, list] = {}
-        self._old: dict[int, list] = {}
-        self._new: dict[int, list] = {}
-        self.hits = 0
-        self.misses = 0
-        self.patches = 0   # passes that patched the last one instead of walking every node
-
-    def _earlier(self, node: Node) -> list | None:
-        """This node object's entry from one of the last two passes, if it has one."""
-        key = id(node)
-        entry = self._old.get(key) or self._older.get(key)
-        return entry if entry is not None and entry[0] is node else None
-
-    def _end(self, patched: bool = False) -> None:
-        if patched:
-            self._old.update(self._new)
-        else:
-            self._older, self._old = self._old, self._new
-        self._new = {}
 
 
 class AnalysisCache(NodeMemo):

@@ -32,7 +32,8 @@ from nodes import expression, lookup
 from nodes.spec import BlockSpec
 from nodes.types import TensorType
 
-from .analysis import Analysis, GraphError, NodeMemo, analyze, boundary_nodes, loop_iterations
+from ..incremental.memo import NodeMemo  # moving: the caches leave the core (issue 11)
+from .analysis import Analysis, GraphError, analyze, boundary_nodes, loop_iterations
 from .graph import PATH_SEP, Edge, Graph, Node
 
 INDENT = "    "
