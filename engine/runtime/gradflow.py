@@ -28,56 +28,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..core.events import EdgeFlow, GradFlowSnapshot, NodeFlow
 from ..core.graph import PATH_SEP, Graph
 
 VANISHING_BELOW = 1e-7
 VANISHING_STREAK = 3
 EXPLODING_ABOVE = 1e3
 GROWTH = 100.0
-
-
-@dataclass(frozen=True)
-class EdgeFlow:
-    grad_rms: float | None        # None: no gradient flows along this edge
-    mean: float | None            # the activation on the edge; None if it was never read
-    std: float | None
-    zero_fraction: float | None
-    reads: int = 0                # how often the edge was read in the step (loop iterations)
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NodeFlow:
-    grad_rms: float | None        # None: no parameter of the node got a gradient this step
-    weight_rms: float
-    update_ratio: float | None    # RMS(weight change) / RMS(weight)
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GradFlowSnapshot:
-    step: int
-    edges: Mapping[str, EdgeFlow]
-    nodes: Mapping[str, NodeFlow]
-    dead_units: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # relu: (dead, units)
-
-    def flagged(self, flag: str) -> list[str]:
-        """Edge keys and node paths carrying `flag`, e.g. "vanishing"."""
-        return [k for table in (self.edges, self.nodes) for k, v in table.items() if flag in v.flags]
-
-    def to_json(self) -> dict[str, Any]:
-        def clean(obj) -> dict:
-            return {k: (list(v) if isinstance(v, tuple) else v) for k, v in obj.__dict__.items()}
-
-        return {"step": self.step, "edges": {k: clean(v) for k, v in self.edges.items()},
-                "nodes": {k: clean(v) for k, v in self.nodes.items()},
-                "dead_units": {k: list(v) for k, v in self.dead_units.items()}}
 
 
 def graph_edge_keys(graph: Graph, prefix: str = "") -> list[str]:
