@@ -10,12 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import control, expression
-from .control import BRANCH_MODES, INPUT_ROLES, LOOP_MODES, OUTPUT_ROLES, branch_ports, loop_ports
+from .control import (
+    BRANCH_MODES,
+    INPUT_ROLES,
+    LOOP_MODES,
+    OUTPUT_ROLES,
+    branch_ports,
+    branch_skips_weights,
+    loop_ports,
+    loop_skips_weights,
+)
 from .spec import (
     BlockSpec,
     Bool,
     Choice,
     Float,
+    IdInput,
     Int,
     InTypes,
     ParamValues,
@@ -456,6 +466,7 @@ LAYERS = [
         shape=lambda p, s: [TensorType((*s[0].shape, p["embedding_dim"]))],
         init=lambda p, s: dict(num_embeddings=p["num_embeddings"], embedding_dim=p["embedding_dim"]),
         count=lambda p, s: p["num_embeddings"] * p["embedding_dim"],
+        id_inputs=(IdInput("x", count_param="num_embeddings"),),
     ),
     BlockSpec(
         type="multihead_attention", title="MultiheadAttention", category="Layers",
@@ -597,7 +608,7 @@ NORMALIZATION = [
 
 ACTIVATIONS = [
     BlockSpec(type="relu", title="ReLU", category="Activations", doc="max(x, 0).",
-              inputs=X, function="torch.relu", shape=same),
+              inputs=X, function="torch.relu", shape=same, dead_units=("y",)),
     BlockSpec(type="leaky_relu", title="LeakyReLU", category="Activations",
               doc="x where positive, slope·x elsewhere.", inputs=X, shape=same,
               params=(Float("negative_slope", 0.01, "slope for negative inputs", min=0.0, max=1.0),),
@@ -728,6 +739,8 @@ LOSSES = [
                   inputs=(Port("input", "prediction"), Port("target")),
                   input_dtypes={"input": ("float",), "target": (target,)},
                   shape=loss_rule(target), function=function,
+                  # Class ids run 0..C-1 for logits (B, C).
+                  id_inputs=(IdInput("target", count_dim=("input", 1)),) if target == "long" else (),
                   params=(Choice("reduction", "mean", ("mean", "sum", "none"),
                                  "how to combine per-element losses"),),
                   args=lambda p, s: {} if p["reduction"] == "mean" else {"reduction": p["reduction"]})
@@ -746,7 +759,7 @@ CONTROL = [
     BlockSpec(
         type="loop", title="Loop", category="Control", kind="loop", regions=("body",),
         doc="Runs its body repeatedly: N times, once per sequence step, or until a halt score says stop.",
-        shape=structural, ports=loop_ports, input_dtypes=ANY_DTYPE,
+        shape=structural, ports=loop_ports, input_dtypes=ANY_DTYPE, skips_weights=loop_skips_weights,
         params=(Choice("mode", "repeat", tuple(LOOP_MODES), control.choices_doc(LOOP_MODES)),
                 Int("count", 3, "repeat: how many iterations", min=1, max=10_000),
                 Choice("count_from", "param", ("param", "input"),
@@ -765,6 +778,7 @@ CONTROL = [
         type="branch", title="Branch", category="Control", kind="branch", regions=("then", "else"),
         doc="Runs `then` where the condition exceeds the threshold and `else` elsewhere.",
         shape=structural, ports=branch_ports, input_dtypes=ANY_DTYPE,
+        skips_weights=branch_skips_weights,
         params=(Choice("mode", "per_sample", tuple(BRANCH_MODES), control.choices_doc(BRANCH_MODES)),
                 Float("threshold", 0.0, "the condition is true above this", min=-1e6, max=1e6)),
     ),

@@ -49,6 +49,21 @@ KwargsRule = Callable[[ParamValues, InTypes], Mapping[str, Any]]
 PortsRule = Callable[[Any], tuple[tuple[Port, ...], tuple[Port, ...]]]
 
 
+@dataclass(frozen=True)
+class IdInput:
+    """An input that takes integer ids (token ids, class indices) and the count n that bounds
+    them, ids running 0..n-1: the value of param `count_param`, or dim `count_dim[1]` of input
+    `count_dim[0]`'s inferred shape. Random example inputs stay below every such n."""
+
+    port: str
+    count_param: str | None = None
+    count_dim: tuple[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.count_param is None) == (self.count_dim is None):
+            raise ValueError(f"id input {self.port!r}: give count_param or count_dim, not both")
+
+
 def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
     return {}
 
@@ -88,6 +103,13 @@ class BlockSpec:
     input_dtypes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     regions: tuple[str, ...] = ()           # names of the sub-graphs a node of this type holds
     loss: bool = False
+    # What training and its instruments need to know. `id_inputs`: inputs of integer ids and
+    # what bounds them. `dead_units`: outputs whose exact zeros mean dead units (ReLU's), that
+    # gradient flow counts. `skips_weights(params)`: whether a step may leave some of the
+    # block's weights without a gradient (distributed training must then look for them).
+    id_inputs: tuple[IdInput, ...] = ()
+    dead_units: tuple[str, ...] = ()
+    skips_weights: Callable[[ParamValues], bool] | None = None
     legacy_types: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param | None:

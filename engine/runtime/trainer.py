@@ -181,15 +181,12 @@ def _loss_function(loss: str, task: str, out_shape: tuple, num_classes: int | No
 
 
 def _may_skip_weights(graph: Graph, analysis) -> bool:
-    """Whether a step can leave some weights without a gradient: a hard branch runs one body, a
-    loop without shared weights may stop before its last iteration, a block may feed nothing.
-    DDP must then search for unused weights every step (and warns when told to but needless)."""
+    """Whether a step can leave some weights without a gradient: a block's spec says it may (a
+    hard branch runs one body), or a block feeds nothing. DDP must then search for unused
+    weights every step (and warns when told to but needless)."""
     for path, node in graph.walk():
-        p = analysis.params.get(path, {})
-        if node.type == "branch" and p.get("mode") == "hard":
-            return True
-        if node.type == "loop" and not p.get("share_weights", True) and (
-                p.get("mode") == "while" or p.get("count_from") == "input"):
+        rule, params = lookup(node.type).skips_weights, analysis.params.get(path)
+        if rule is not None and params is not None and rule(params):
             return True
     return any(d.code == "unused" for d in analysis.diagnostics)
 
