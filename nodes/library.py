@@ -122,6 +122,24 @@ def pool_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
     return [x.with_shape((*x.shape[:2], *spatial(x, p, 2)))]
 
 
+def adaptive_pool_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
+    (x,) = s
+    need_rank(x, [4], "(B, C, H, W)")
+    return [x.with_shape((*x.shape[:2], *p["output_size"]))]
+
+
+def same_along_dim(p: ParamValues, s: InTypes) -> list[TensorType]:
+    """The input's type, once `dim` is known to be one of its dims (softmax and kin)."""
+    norm_dim(p["dim"], s[0].rank)
+    return [s[0]]
+
+
+def layer_norm_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
+    """The input's type, once the last `dims` dims are known to leave the batch dim out."""
+    norm_dim(-p["dims"], s[0].rank - 1, param="dims")
+    return [s[0]]
+
+
 def reduce_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
     (x,) = s
     d = norm_dim(p["dim"], x.rank)
@@ -544,9 +562,7 @@ POOLING = [
         doc="Averages (B, C, H, W) down to a fixed output size, whatever H and W are.",
         inputs=X, params=(ShapeParam("output_size", (1, 1), "output (H, W)", max_dims=2),),
         function="torch.nn.functional.adaptive_avg_pool2d",
-        args=lambda p, s: dict(output_size=tuple(p["output_size"])),
-        shape=lambda p, s: (need_rank(s[0], [4], "(B, C, H, W)"),
-                            [s[0].with_shape((*s[0].shape[:2], *p["output_size"]))])[1],
+        args=lambda p, s: dict(output_size=tuple(p["output_size"])), shape=adaptive_pool_rule,
     ),
 ]
 
@@ -592,7 +608,7 @@ NORMALIZATION = [
         inputs=X, params=(Int("dims", 1, "how many trailing dims to normalize over", min=1, max=7),
                           Bool("affine", True, "learn a scale and shift")),
         module="torch.nn.LayerNorm",
-        shape=lambda p, s: (norm_dim(-p["dims"], s[0].rank - 1, param="dims"), [s[0]])[1],
+        shape=layer_norm_rule,
         init=lambda p, s: non_default(dict(normalized_shape=tuple(s[0].shape[-p["dims"]:])),
                                       dict(elementwise_affine=p["affine"]),
                                       dict(elementwise_affine=True)),
@@ -629,7 +645,7 @@ ACTIVATIONS = [
         BlockSpec(type=type_, title=title, category="Activations", doc=doc, inputs=X,
                   function=function, params=(Int("dim", -1, "the dim that sums to one", min=-8, max=7),),
                   args=lambda p, s: dict(dim=p["dim"]),
-                  shape=lambda p, s: (norm_dim(p["dim"], s[0].rank), [s[0]])[1])
+                  shape=same_along_dim)
         for type_, title, function, doc in [
             ("softmax", "Softmax", "torch.softmax", "Exponentials normalized to sum to one along dim."),
             ("log_softmax", "LogSoftmax", "torch.log_softmax", "Logarithm of Softmax, computed stably."),
