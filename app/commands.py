@@ -31,14 +31,13 @@ from engine.core.config import TrainingConfig
 from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
 from engine.core.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
 from nodes import lookup
+from nodes.control import BODY_OUTPUT
 from nodes.spec import BlockSpec
 
 Region = tuple[str, ...]
 Pos = tuple[float, float]
 
 MAX_LABEL = 200       # graph.schema.json: node label and graph name
-MAX_STRING_PARAM = 1000
-MAX_SHAPE_ITEMS = 16
 
 
 class CommandRejected(Exception):
@@ -213,11 +212,7 @@ def check_param(spec: BlockSpec, name: str, value: Any) -> Any:
     param = spec.param(name)
     if param is None:
         raise CommandRejected(f"{spec.title} has no param {name!r}", "bad_param")
-    problem = param.check(value)
-    if problem is None and param.kind == "string" and len(value) > MAX_STRING_PARAM:
-        problem = f"is longer than {MAX_STRING_PARAM} characters"
-    if problem is None and param.kind == "shape" and len(value) > MAX_SHAPE_ITEMS:
-        problem = f"may have at most {MAX_SHAPE_ITEMS} dims"
+    problem = param.check(value) or param.kind_row.cap(value)
     if problem:
         shown = repr(value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
@@ -603,7 +598,7 @@ def remap_ids(taken: Graph, nodes: Iterable[Node], edges: Iterable[Edge],
 
 def _follow_state(node: Node, mapping: Mapping[str, str]) -> Mapping[str, Any]:
     target = node.params.get("state")
-    if node.type == "body_output" and isinstance(target, str) and target in mapping:
+    if node.type == BODY_OUTPUT and isinstance(target, str) and target in mapping:
         return {**node.params, "state": mapping[target]}
     return node.params
 

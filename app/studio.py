@@ -23,18 +23,15 @@ Closing (the window's close button, Ctrl+Q, File › Quit) asks about unsaved ch
 then `close()` stops a run and joins its thread (bounded), so the interpreter never exits
 with the trainer inside torch, and only then tears the window down.
 
-Test hook: with DPROG_TEST_STATE=path set, the studio writes a small JSON snapshot of its
-state (graph document, selection, region, dirty, status, run status, diagnostics, metric
-points, and the screen geometry of palette buttons, nodes, pins and widgets) to that path
-every frame, atomically, and a last one from `close()` saying how the workers ended; GUI
-tests poll it and sync their input on its frame number.
+Test hook: with DPROG_TEST_STATE=path set, the studio writes a JSON snapshot of its state
+and screen geometry to that path every frame, and a last one from `close()` saying how the
+workers ended (app/views/testhook.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import sys
@@ -42,12 +39,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dearpygui.dearpygui as dpg
 
-from engine.core.fileformat import graph_to_document
 from engine.core.graph import Graph
 from nodes import lookup
 
@@ -57,13 +54,14 @@ from .training import ACTIVE, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, Traini
 from .views.code import CodePanel
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
-from .views.editor import NODE_PADDING, GraphEditor
+from .views.editor import GraphEditor
 from .views.gradflow import GradientView
 from .views.inspector import Inspector
 from .views.menus import SHORTCUTS, MenuBar
 from .views.palette import Palette
 from .views.quick_add import QuickAdd
 from .views.run_panel import RunPanel, TrainingSettings
+from .views.testhook import TestHook
 from .views.theme import ERROR, INFO, TEXT_DIM, WARNING, Theme
 
 log = logging.getLogger("dprog.studio")
@@ -77,6 +75,14 @@ FPS = 60.0
 # How long closing waits for the trainer (it stops after the step in progress, which
 # takes milliseconds for the samples) and an export in flight, before exiting regardless.
 CLOSE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """How an export on its worker thread ended, for the next frame's status bar."""
+
+    message: str
+    failed: bool = False
 
 
 class Studio:
@@ -100,6 +106,7 @@ class Studio:
         self.dialogs = Dialogs(self.theme)
         self.menu = MenuBar(state, self)
         self.test_state_path = test_state_path
+        self.test_hook = TestHook(self, test_state_path) if test_state_path else None
         self.seen_version = -1
         self._edited_frame = -1
         self.frames = 0
@@ -113,13 +120,12 @@ class Studio:
         self._last_double = -10
         self._errors_logged: set[tuple[str, str]] = set()
         self.internal_errors: list[str] = []   # "what: Type: message" per caught exception
-        self._test_doc: tuple[Any, Any] = (None, None)
         self.callback_log: list[str] = []
         self._size = (0, 0)
         self._exporting = False
         self._export_thread: threading.Thread | None = None
+        self._export_done: ExportResult | None = None   # set by the export thread
         self.closing: dict[str, Any] | None = None   # how close() left the workers (test hook)
-        self._last_snapshot: dict[str, Any] = {}
         self.window = self.status_text = self.status_right = 0
         self.right_tabs = self.dock_tabs = self.gradient_tab = self.problems_tab = 0
         self.step_seconds = 0.0
@@ -248,8 +254,8 @@ class Studio:
             self._guard("autosave", self.state.maybe_autosave)
         self._guard("status bar", self._refresh_status)
         self._guard("export", _finish_export, self)
-        if self.test_state_path:
-            self._guard("test hook", self._write_test_state, now)
+        if self.test_hook is not None:
+            self._guard("test hook", self.test_hook.write)
         self.frames += 1
         self.step_seconds = time.perf_counter() - started
 
@@ -689,9 +695,11 @@ class Studio:
                                    *export.write_train_script(graph, folder)]
                     else:
                         written = export.export_all(graph, folder, module)
-                    self._export_done = f"exported {', '.join(p.name for p in written)} to {folder}"
+                    self._export_done = ExportResult(
+                        f"exported {', '.join(p.name for p in written)} to {folder}")
                 except Exception as e:
-                    self._export_done = f"!export failed: {type(e).__name__}: {e}"
+                    self._export_done = ExportResult(f"export failed: {type(e).__name__}: {e}",
+                                                     failed=True)
                 finally:
                     self._exporting = False
 
@@ -703,109 +711,6 @@ class Studio:
 
     def show_shortcuts(self) -> None:
         self.dialogs.message("\n".join(f"{k:<34} {v}" for k, v in SHORTCUTS), "Keyboard shortcuts")
-
-    # -- test hook ----------------------------------------------------------------------------------------
-
-    def _write_test_state(self, now: float, snapshot: dict | None = None) -> None:
-        """Test mode only: the snapshot, every frame (tests sync their input on the frame
-        number), written atomically."""
-        if snapshot is None:
-            snapshot = self._last_snapshot = self.test_snapshot()
-        text = json.dumps(snapshot, sort_keys=True, default=str)
-        path = Path(self.test_state_path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
-    def test_snapshot(self) -> dict:
-        state, run = self.state, self.run
-        if self._test_doc[0] is not state.graph:
-            self._test_doc = (state.graph, graph_to_document(state.graph))
-        return {
-            "graph": self._test_doc[1],
-            "diagnostics": [[d.code, d.node, d.severity, d.message] for d in state.diagnostics],
-            "problems_list": [[d.code, d.node] for d in self.diagnostics.rows.values()],
-            "closing": self.closing,
-            "region": list(state.region),
-            "selection": sorted(state.selection),
-            "selected_wires": [[*e.src, *e.dst] for e in self.editor.selected_edges],
-            "dirty": state.dirty,
-            "status": state.status,
-            "status_level": state.status_level,
-            "title": state.title,
-            "file": str(state.file) if state.file else None,
-            "version": state.version,
-            "run": {"status": run.status, "step": run.step, "total_steps": run.total_steps,
-                    "metric_points": run.metric_points, "grad_snapshots": run.grad_version,
-                    "boundaries": run.boundary_version, "plot_updates": self.run_panel.plot_updates,
-                    "recolors": self.gradients.recolors, "message": run.message,
-                    "colored_links": sum(1 for t in self.editor.link_theme.values() if t)},
-            "torch_ready": self.torch_ready,
-            "frame": self.frames,
-            "callbacks": self.callback_log,
-            "mouse": list(dpg.get_mouse_pos(local=False)),
-            "quick_add_open": self.quick_add.visible,
-            "inspector_errors": {name: dpg.get_value(item) for name, item in
-                                 self.inspector.errors.items() if dpg.get_value(item)},
-            "dialog_open": self.dialogs.open,
-            "dialogs": self.dialogs.showing(),
-            "layout": self._geometry(),
-        }
-
-    def _geometry(self) -> dict:
-        def rect(item: int) -> list[float] | None:
-            if not item or not dpg.does_item_exist(item):
-                return None
-            try:
-                lo, hi = dpg.get_item_rect_min(item), dpg.get_item_rect_max(item)
-            except (KeyError, SystemError):
-                return None
-            return [lo[0], lo[1], hi[0], hi[1]] if hi[0] > lo[0] else None
-
-        palette = {block: rect(button) for button, block in self.palette.buttons.items()
-                   if dpg.is_item_shown(button)}
-        nodes = {}
-        for node_id, view in self.editor.nodes.items():
-            r = rect(view.item)
-            if r is None:
-                continue
-            pins = {}
-            for io, port in view.attrs:
-                text = view.port_text[(io, port)][0]
-                tr = rect(text)
-                if tr is None:
-                    continue
-                y = (tr[1] + tr[3]) / 2
-                x = r[2] + NODE_PADDING[0] if io == "out" else r[0] - NODE_PADDING[0]
-                pins[f"{io}:{port}"] = [x, y]
-            nodes[node_id] = {"rect": r, "title": [r[0] + 10, r[1] + 6], "pins": pins,
-                              "problem": view.diag[1]}
-        canvas = self.editor.canvas_origin()
-        size = dpg.get_item_rect_size(self.editor.canvas)
-        inspector = {name: rect(w) for name, (w, _) in self.inspector.widgets.items()}
-        if self.inspector._label:
-            inspector["label"] = rect(self.inspector._label)
-        return {"palette": palette, "nodes": nodes,
-                "canvas": [canvas[0], canvas[1], canvas[0] + size[0], canvas[1] + size[1]],
-                "inspector": inspector,
-                "train_button": rect(self.run_panel.train_button),
-                "pause_button": rect(self.run_panel.pause_button),
-                "stop_button": rect(self.run_panel.stop_button),
-                "plots": {kind: rect(plot) for plot, kind in self.run_panel.plots},
-                "quick_add_filter": rect(self.quick_add.filter) if self.quick_add.visible else None,
-                "open_body": {region: rect(button) for button, (_, region)
-                              in self.inspector.body_buttons.items()},
-                "tabs": {name: rect(tab) for name, tab in (
-                    ("inspector", self.inspector_tab), ("training", self.settings_tab),
-                    ("code", self.code_tab), ("problems", self.problems_tab),
-                    ("metrics", self.metrics_tab), ("gradients", self.gradient_tab))},
-                "problems": [[*r, d.node or ""] for row, d in self.diagnostics.rows.items()
-                             if (r := rect(row))],
-                "dialog_buttons": {name: r for name, b in self.dialogs.buttons.items()
-                                   if (r := rect(b))},
-                "breadcrumbs": [dpg.get_item_label(b) for b in
-                                dpg.get_item_children(self.editor.breadcrumb_group, 1) or []
-                                if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}
 
     # -- teardown -------------------------------------------------------------------------------------------
 
@@ -841,9 +746,8 @@ class Studio:
             "threads": sorted(t.name for t in threading.enumerate()
                               if t is not threading.main_thread() and not t.daemon),
         }
-        if self.test_state_path:
-            self._guard("test hook", self._write_test_state, time.monotonic(),
-                        {**self._last_snapshot, "closing": self.closing})
+        if self.test_hook is not None:
+            self._guard("test hook", self.test_hook.write_closing)
         return joined and exported
 
     def _draw_while(self, busy: Callable[[], bool], deadline: float, message: str) -> None:
@@ -960,11 +864,10 @@ def _loop(studio: Studio) -> int:
 
 
 def _finish_export(studio: Studio) -> None:
-    done = getattr(studio, "_export_done", None)
-    if done:
+    done = studio._export_done
+    if done is not None:
         studio._export_done = None
-        error = done.startswith("!")
-        studio.state.set_status(done.lstrip("!"), "error" if error else "info")
+        studio.state.set_status(done.message, "error" if done.failed else "info")
 
 
 def _screenshot(studio: Studio, path: str, frames: int, train: bool) -> int:

@@ -6,9 +6,10 @@ import), and keeps everything the views plot: step losses, evaluation metrics, g
 snapshots with a short history, the latest decision-boundary grid and the data points.
 
 The main thread calls `poll()` once per frame; it drains the trainer's event queue with a
-bound on events and time, so a fast trainer can never stall the UI. Events are matched by
-class name, which keeps this module importable without torch (the layering rule for `app/`
-row 4: dearpygui-free and torch-free at import).
+bound on events and time, so a fast trainer can never stall the UI. Events are dispatched by
+type through one table of the classes `engine.core.events` defines (pure, so this module
+stays importable without torch: dearpygui-free and torch-free at import); a renamed event is
+an import error here, not an event dropped.
 
 Per-run counters (`version`, `metrics_version`, `grad_version`, `boundary_version`) let
 views redraw only what changed, and only at the rate they choose.
@@ -20,12 +21,25 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.core.config import TrainingConfig
+from engine.core.events import (
+    CheckpointSaved,
+    DecisionBoundary,
+    EvalMetrics,
+    Failed,
+    Finished,
+    GradFlowSnapshot,
+    Paused,
+    Resumed,
+    Started,
+    StepMetrics,
+    Stopped,
+)
 from engine.core.graph import Graph
 
 _INF = float("inf")
@@ -33,7 +47,7 @@ HISTORY = 60             # gradient-flow snapshots kept for the heatmap and hist
 MAX_POINTS = 20_000      # step-loss points kept (halved by decimation beyond this)
 BOUNDARY_UPDATES = 40    # aim for about this many decision-boundary grids per run,
 BOUNDARY_MAX_EVERY = 50  # but at least one every 50 steps (a 64×64 grid: one small forward)
-DEAD_FRACTION = 0.5      # a ReLU with at least this share of dead units is flagged
+DEAD_FRACTION = 0.5      # a node (a ReLU) with at least this share of dead units is flagged
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 FINISHED, STOPPED, FAILED = "finished", "stopped", "failed"
@@ -96,7 +110,14 @@ class TrainingRun:
         self.trainer: Any = None
         self._thread: threading.Thread | None = None
         self._stop_early = False
-        self._handlers: dict[type, Any] = {}
+        # Every event the trainer sends, and the studio's own two; poll() ignores others.
+        self.handlers: dict[type, Callable[[Any], None]] = {
+            Started: self._on_started, StepMetrics: self._on_step, EvalMetrics: self._on_eval,
+            GradFlowSnapshot: self._on_gradflow, DecisionBoundary: self._on_boundary,
+            CheckpointSaved: _ignore, Paused: self._on_paused, Resumed: self._on_resumed,
+            Stopped: self._on_stopped, Finished: self._on_finished, Failed: self._on_failed,
+            _StudioStopped: self._on_studio_stopped, _StudioFailure: self._on_studio_failure,
+        }
         self.reset()
         self.runs = 0
 
@@ -125,10 +146,10 @@ class TrainingRun:
         self.val_loss = Series()
         self.train_acc = Series()
         self.val_acc = Series()
-        self.flow: Any = None                # the latest engine.runtime.gradflow.GradFlowSnapshot
-        self.history: deque[Any] = deque(maxlen=HISTORY)
+        self.flow: GradFlowSnapshot | None = None   # the latest
+        self.history: deque[GradFlowSnapshot] = deque(maxlen=HISTORY)
         self._flags: tuple[int, dict[str, str]] = (-1, {})
-        self.boundary: Any = None            # engine.runtime.trainer.DecisionBoundary
+        self.boundary: DecisionBoundary | None = None
         self.points: tuple[Any, Any] | None = None   # (x (N, 2), y (N,)) numpy, for 2-D data
         self.is_2d = False
         self.metric_points = 0
@@ -221,25 +242,21 @@ class TrainingRun:
             return 0
         done = 0
         deadline = time.perf_counter() + max_seconds
-        handlers = self._handlers
+        handlers = self.handlers
         popleft = items.popleft
         while done < max_events:
             try:
                 event = popleft()
             except IndexError:
                 break
-            kind = type(event)
-            handler = handlers.get(kind)
-            if handler is None:
-                handler = handlers[kind] = getattr(self, "_on_" + kind.__name__, _ignore)
-            handler(event)
+            handlers.get(type(event), _ignore)(event)
             done += 1
             if not done & 63 and time.perf_counter() > deadline:
                 break
         self.version += 1
         return done
 
-    def _on_StepMetrics(self, e: Any) -> None:
+    def _on_step(self, e: StepMetrics) -> None:
         self.step = step = e.step
         self.epoch = e.epoch
         self.step_loss.add(step, e.loss)
@@ -248,7 +265,7 @@ class TrainingRun:
         self.metric_points += 1
         self.metrics_version += 1
 
-    def _on_Started(self, e: Any) -> None:
+    def _on_started(self, e: Started) -> None:
         self.status = RUNNING
         self.message = f"training on {e.device}"
         self.total_steps, self.steps_per_epoch = e.total_steps, max(1, e.steps_per_epoch)
@@ -262,7 +279,7 @@ class TrainingRun:
             self.is_2d = True
             self.points = (data.x_train, data.y_train if data.task == "classification" else None)
 
-    def _on_EvalMetrics(self, e: Any) -> None:
+    def _on_eval(self, e: EvalMetrics) -> None:
         self.train_loss.add(e.step, e.train_loss)
         self.val_loss.add(e.step, e.val_loss)
         self.train_acc.add(e.step, e.train_accuracy)
@@ -270,32 +287,32 @@ class TrainingRun:
         self.metric_points += 1
         self.metrics_version += 1
 
-    def _on_GradFlowSnapshot(self, e: Any) -> None:
+    def _on_gradflow(self, e: GradFlowSnapshot) -> None:
         # O(1) here: a snapshot of a big graph has thousands of entries, and views read
         # only what they draw, at their own rate.
         self.flow = e
         self.history.append(e)
         self.grad_version += 1
 
-    def _on_DecisionBoundary(self, e: Any) -> None:
+    def _on_boundary(self, e: DecisionBoundary) -> None:
         self.boundary = e
         self.boundary_version += 1
 
-    def _on_Paused(self, e: Any) -> None:
+    def _on_paused(self, e: Paused) -> None:
         if self.status != STOPPING:
             self.status = PAUSED
             self.message = f"paused at step {e.step}"
 
-    def _on_Resumed(self, e: Any) -> None:
+    def _on_resumed(self, e: Resumed) -> None:
         if self.status != STOPPING:
             self.status = RUNNING
             self.message = f"training on {self.device}"
 
-    def _on_Stopped(self, e: Any) -> None:
+    def _on_stopped(self, e: Stopped) -> None:
         self.status = STOPPED
         self.message = f"stopped at step {e.step}"
 
-    def _on_Finished(self, e: Any) -> None:
+    def _on_finished(self, e: Finished) -> None:
         self.status = FINISHED
         self.finished_seconds = e.seconds
         m = e.metrics
@@ -306,7 +323,7 @@ class TrainingRun:
                 summary += f", val accuracy {m.val_accuracy:.1%}"
         self.message = f"finished {e.step} steps in {e.seconds:.1f}s{summary}"
 
-    def _on_Failed(self, e: Any) -> None:
+    def _on_failed(self, e: Failed) -> None:
         self.status = FAILED
         self.failed_node = e.node
         self.failed_kind = e.kind
@@ -314,11 +331,11 @@ class TrainingRun:
         self.failed_text = e.message.removeprefix(f"node {e.node}: ") if e.node else e.message
         self.message = f"training failed ({e.kind}): {e.message}"
 
-    def _on__StudioStopped(self, e: _StudioStopped) -> None:
+    def _on_studio_stopped(self, e: _StudioStopped) -> None:
         self.status = STOPPED
         self.message = "stopped before the first step"
 
-    def _on__StudioFailure(self, e: _StudioFailure) -> None:
+    def _on_studio_failure(self, e: _StudioFailure) -> None:
         self.status = FAILED
         self.message = f"training could not start: {e.message}"
 
@@ -436,8 +453,8 @@ def _source(edge_key: str) -> str:
     return src[:cut] + src[cut:].split(".")[0]
 
 
-def flags_from(snapshot: Any) -> dict[str, str]:
-    """node path → a short marker for gradient-flow trouble: vanishing, exploding, dead ReLU."""
+def flags_from(snapshot: GradFlowSnapshot) -> dict[str, str]:
+    """node path → a short marker for gradient-flow trouble: vanishing, exploding, dead units."""
     found: dict[str, set[str]] = {}
     for path, flow in snapshot.nodes.items():
         for f in flow.flags:
@@ -455,7 +472,7 @@ def flags_from(snapshot: Any) -> dict[str, str]:
         out[path] = "  ".join(marks)
     for path, (dead, units) in snapshot.dead_units.items():
         if units and dead / units >= DEAD_FRACTION:
-            text = f"✕ dead ReLU {dead}/{units}"
+            text = f"✕ dead units {dead}/{units}"
             out[path] = f"{out[path]}  {text}" if out.get(path) else text
     return out
 

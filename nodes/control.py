@@ -137,6 +137,17 @@ def branch_ports(node: Any) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
     return inputs, tuple(Port(n.id) for n in boundary(then, BODY_OUTPUT))
 
 
+def loop_skips_weights(p: Mapping[str, Any]) -> bool:
+    """Unshared weights belong to one iteration each, so a loop that may stop before its last
+    (a while loop, a count from the data) can leave the later iterations' without a gradient."""
+    return not p["share_weights"] and (p["mode"] == WHILE.name or p["count_from"] == "input")
+
+
+def branch_skips_weights(p: Mapping[str, Any]) -> bool:
+    """A hard branch runs one body per step; the other's weights get no gradient."""
+    return p["mode"] == HARD.name
+
+
 def choices_doc(rows: Mapping[str, Any]) -> str:
     """'repeat: ...; scan: ...' for a param's tooltip."""
     return "; ".join(f"{name}: {row.doc}" for name, row in rows.items())

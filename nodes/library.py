@@ -10,12 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import control, expression
-from .control import BRANCH_MODES, INPUT_ROLES, LOOP_MODES, OUTPUT_ROLES, branch_ports, loop_ports
+from .control import (
+    BRANCH_MODES,
+    INPUT_ROLES,
+    LOOP_MODES,
+    OUTPUT_ROLES,
+    branch_ports,
+    branch_skips_weights,
+    loop_ports,
+    loop_skips_weights,
+)
 from .spec import (
     BlockSpec,
     Bool,
     Choice,
     Float,
+    IdInput,
     Int,
     InTypes,
     ParamValues,
@@ -110,6 +120,24 @@ def pool_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
         raise ShapeError("padding must be at most half the kernel size", param="padding",
                          code="param_out_of_range")
     return [x.with_shape((*x.shape[:2], *spatial(x, p, 2)))]
+
+
+def adaptive_pool_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
+    (x,) = s
+    need_rank(x, [4], "(B, C, H, W)")
+    return [x.with_shape((*x.shape[:2], *p["output_size"]))]
+
+
+def same_along_dim(p: ParamValues, s: InTypes) -> list[TensorType]:
+    """The input's type, once `dim` is known to be one of its dims (softmax and kin)."""
+    norm_dim(p["dim"], s[0].rank)
+    return [s[0]]
+
+
+def layer_norm_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
+    """The input's type, once the last `dims` dims are known to leave the batch dim out."""
+    norm_dim(-p["dims"], s[0].rank - 1, param="dims")
+    return [s[0]]
 
 
 def reduce_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
@@ -456,6 +484,7 @@ LAYERS = [
         shape=lambda p, s: [TensorType((*s[0].shape, p["embedding_dim"]))],
         init=lambda p, s: dict(num_embeddings=p["num_embeddings"], embedding_dim=p["embedding_dim"]),
         count=lambda p, s: p["num_embeddings"] * p["embedding_dim"],
+        id_inputs=(IdInput("x", count_param="num_embeddings"),),
     ),
     BlockSpec(
         type="multihead_attention", title="MultiheadAttention", category="Layers",
@@ -533,9 +562,7 @@ POOLING = [
         doc="Averages (B, C, H, W) down to a fixed output size, whatever H and W are.",
         inputs=X, params=(ShapeParam("output_size", (1, 1), "output (H, W)", max_dims=2),),
         function="torch.nn.functional.adaptive_avg_pool2d",
-        args=lambda p, s: dict(output_size=tuple(p["output_size"])),
-        shape=lambda p, s: (need_rank(s[0], [4], "(B, C, H, W)"),
-                            [s[0].with_shape((*s[0].shape[:2], *p["output_size"]))])[1],
+        args=lambda p, s: dict(output_size=tuple(p["output_size"])), shape=adaptive_pool_rule,
     ),
 ]
 
@@ -581,7 +608,7 @@ NORMALIZATION = [
         inputs=X, params=(Int("dims", 1, "how many trailing dims to normalize over", min=1, max=7),
                           Bool("affine", True, "learn a scale and shift")),
         module="torch.nn.LayerNorm",
-        shape=lambda p, s: (norm_dim(-p["dims"], s[0].rank - 1, param="dims"), [s[0]])[1],
+        shape=layer_norm_rule,
         init=lambda p, s: non_default(dict(normalized_shape=tuple(s[0].shape[-p["dims"]:])),
                                       dict(elementwise_affine=p["affine"]),
                                       dict(elementwise_affine=True)),
@@ -597,7 +624,7 @@ NORMALIZATION = [
 
 ACTIVATIONS = [
     BlockSpec(type="relu", title="ReLU", category="Activations", doc="max(x, 0).",
-              inputs=X, function="torch.relu", shape=same),
+              inputs=X, function="torch.relu", shape=same, dead_units=("y",)),
     BlockSpec(type="leaky_relu", title="LeakyReLU", category="Activations",
               doc="x where positive, slope·x elsewhere.", inputs=X, shape=same,
               params=(Float("negative_slope", 0.01, "slope for negative inputs", min=0.0, max=1.0),),
@@ -618,7 +645,7 @@ ACTIVATIONS = [
         BlockSpec(type=type_, title=title, category="Activations", doc=doc, inputs=X,
                   function=function, params=(Int("dim", -1, "the dim that sums to one", min=-8, max=7),),
                   args=lambda p, s: dict(dim=p["dim"]),
-                  shape=lambda p, s: (norm_dim(p["dim"], s[0].rank), [s[0]])[1])
+                  shape=same_along_dim)
         for type_, title, function, doc in [
             ("softmax", "Softmax", "torch.softmax", "Exponentials normalized to sum to one along dim."),
             ("log_softmax", "LogSoftmax", "torch.log_softmax", "Logarithm of Softmax, computed stably."),
@@ -728,6 +755,8 @@ LOSSES = [
                   inputs=(Port("input", "prediction"), Port("target")),
                   input_dtypes={"input": ("float",), "target": (target,)},
                   shape=loss_rule(target), function=function,
+                  # Class ids run 0..C-1 for logits (B, C).
+                  id_inputs=(IdInput("target", count_dim=("input", 1)),) if target == "long" else (),
                   params=(Choice("reduction", "mean", ("mean", "sum", "none"),
                                  "how to combine per-element losses"),),
                   args=lambda p, s: {} if p["reduction"] == "mean" else {"reduction": p["reduction"]})
@@ -746,7 +775,7 @@ CONTROL = [
     BlockSpec(
         type="loop", title="Loop", category="Control", kind="loop", regions=("body",),
         doc="Runs its body repeatedly: N times, once per sequence step, or until a halt score says stop.",
-        shape=structural, ports=loop_ports, input_dtypes=ANY_DTYPE,
+        shape=structural, ports=loop_ports, input_dtypes=ANY_DTYPE, skips_weights=loop_skips_weights,
         params=(Choice("mode", "repeat", tuple(LOOP_MODES), control.choices_doc(LOOP_MODES)),
                 Int("count", 3, "repeat: how many iterations", min=1, max=10_000),
                 Choice("count_from", "param", ("param", "input"),
@@ -765,6 +794,7 @@ CONTROL = [
         type="branch", title="Branch", category="Control", kind="branch", regions=("then", "else"),
         doc="Runs `then` where the condition exceeds the threshold and `else` elsewhere.",
         shape=structural, ports=branch_ports, input_dtypes=ANY_DTYPE,
+        skips_weights=branch_skips_weights,
         params=(Choice("mode", "per_sample", tuple(BRANCH_MODES), control.choices_doc(BRANCH_MODES)),
                 Float("threshold", 0.0, "the condition is true above this", min=-1e6, max=1e6)),
     ),

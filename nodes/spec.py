@@ -14,114 +14,27 @@ nothing from a graph file is ever pasted into code.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# Params are defined next door, one row per kind; specs are written with these constructors.
+from .params import (  # noqa: F401
+    PARAM_KINDS,
+    Bool,
+    Choice,
+    Float,
+    Int,
+    Param,
+    ParamKind,
+    ShapeParam,
+    String,
+    Widget,
+)
 from .types import ShapeError, TensorType
 
 ParamValues = Mapping[str, Any]
 InTypes = Sequence[TensorType]
-
-PARAM_KINDS = ("int", "float", "bool", "choice", "shape", "string")
-
-
-@dataclass(frozen=True)
-class Param:
-    """A typed, documented block parameter with a default and (for numbers) a range."""
-
-    name: str
-    kind: str
-    default: Any
-    doc: str = ""
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] = ()
-    max_len: int = 256          # strings, and the number of dims in a shape
-    allow_negative_one: bool = False  # shapes: Reshape's "infer this dim"
-
-    def check(self, value: Any) -> str | None:
-        """Return why `value` is not acceptable for this param, or None when it is."""
-        if self.kind == "bool":
-            return None if isinstance(value, bool) else "must be true or false"
-        if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                return "must be an integer"
-            return self._check_range(value)
-        if self.kind == "float":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return "must be a number"
-            # An int too big for a float (a 400-digit JSON number) is as unusable as inf;
-            # math.isfinite would raise OverflowError on it.
-            if (isinstance(value, int) and abs(value) > 1 << 1000) or \
-                    (isinstance(value, float) and not math.isfinite(value)):
-                return "must be a finite number"
-            return self._check_range(value)
-        if self.kind == "choice":
-            if value not in self.choices:
-                return "must be one of " + ", ".join(repr(c) for c in self.choices)
-            return None
-        if self.kind == "string":
-            if not isinstance(value, str):
-                return "must be a string"
-            return None if len(value) <= self.max_len else f"is longer than {self.max_len} characters"
-        if self.kind == "shape":
-            if not isinstance(value, list | tuple) or len(value) > self.max_len:
-                return f"must be a list of at most {self.max_len} positive integers"
-            for d in value:
-                if isinstance(d, bool) or not isinstance(d, int):
-                    return "must be a list of integers"
-                if not (d >= 1 or (d == -1 and self.allow_negative_one)) or d > 1 << 24:
-                    return f"has a dim {d} outside 1..{1 << 24}"
-            if self.allow_negative_one and list(value).count(-1) > 1:
-                return "may infer (-1) at most one dim"
-            return None
-        return f"has unknown kind {self.kind!r}"
-
-    def _check_range(self, value: float) -> str | None:
-        if self.min is not None and value < self.min:
-            return f"must be at least {self.min:g}"
-        if self.max is not None and value > self.max:
-            return f"must be at most {self.max:g}"
-        return None
-
-    def coerce(self, value: Any) -> Any:
-        """The canonical in-memory form: shapes are tuples, ints given as floats stay ints."""
-        if self.kind == "shape" and isinstance(value, list | tuple):
-            return tuple(value)
-        if self.kind == "float" and isinstance(value, int) and not isinstance(value, bool) \
-                and abs(value) <= 1 << 1000:   # bigger ints stay as they are (and fail check)
-            return float(value)
-        return value
-
-
-def Int(name: str, default: int, doc: str = "", *, min: int | None = None,
-        max: int | None = None) -> Param:
-    return Param(name, "int", default, doc, min=min, max=max)
-
-
-def Float(name: str, default: float, doc: str = "", *, min: float | None = None,
-          max: float | None = None) -> Param:
-    return Param(name, "float", float(default), doc, min=min, max=max)
-
-
-def Bool(name: str, default: bool, doc: str = "") -> Param:
-    return Param(name, "bool", default, doc)
-
-
-def Choice(name: str, default: str, choices: Sequence[str], doc: str = "") -> Param:
-    return Param(name, "choice", default, doc, choices=tuple(choices))
-
-
-def ShapeParam(name: str, default: Sequence[int], doc: str = "", *, max_dims: int = 8,
-               allow_negative_one: bool = False) -> Param:
-    return Param(name, "shape", tuple(default), doc, max_len=max_dims,
-                 allow_negative_one=allow_negative_one)
-
-
-def String(name: str, default: str, doc: str = "", *, max_len: int = 256) -> Param:
-    return Param(name, "string", default, doc, max_len=max_len)
 
 
 @dataclass(frozen=True)
@@ -134,6 +47,21 @@ class Port:
 ShapeRule = Callable[[ParamValues, InTypes], Sequence[TensorType]]
 KwargsRule = Callable[[ParamValues, InTypes], Mapping[str, Any]]
 PortsRule = Callable[[Any], tuple[tuple[Port, ...], tuple[Port, ...]]]
+
+
+@dataclass(frozen=True)
+class IdInput:
+    """An input that takes integer ids (token ids, class indices) and the count n that bounds
+    them, ids running 0..n-1: the value of param `count_param`, or dim `count_dim[1]` of input
+    `count_dim[0]`'s inferred shape. Random example inputs stay below every such n."""
+
+    port: str
+    count_param: str | None = None
+    count_dim: tuple[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.count_param is None) == (self.count_dim is None):
+            raise ValueError(f"id input {self.port!r}: give count_param or count_dim, not both")
 
 
 def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
@@ -175,6 +103,13 @@ class BlockSpec:
     input_dtypes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     regions: tuple[str, ...] = ()           # names of the sub-graphs a node of this type holds
     loss: bool = False
+    # What training and its instruments need to know. `id_inputs`: inputs of integer ids and
+    # what bounds them. `dead_units`: outputs whose exact zeros mean dead units (ReLU's), that
+    # gradient flow counts. `skips_weights(params)`: whether a step may leave some of the
+    # block's weights without a gradient (distributed training must then look for them).
+    id_inputs: tuple[IdInput, ...] = ()
+    dead_units: tuple[str, ...] = ()
+    skips_weights: Callable[[ParamValues], bool] | None = None
     legacy_types: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param | None:

@@ -135,7 +135,7 @@ def moons_graph(**training) -> Graph:
 def next_event(events, kind, timeout: float = 30.0):
     """The next event of type `kind` from a trainer's queue; an AssertionError quoting the
     failure when the run fails first, or when none comes within `timeout` seconds."""
-    from engine.runtime.trainer import Failed
+    from engine.core.events import Failed
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -47,8 +47,7 @@ NEVER: dict[str, tuple[str, ...]] = {
     "engine": ("dearpygui",),
 }
 # The studio's model is drawn and tested without a GUI, and is importable before torch is.
-APP_MODEL = ("app.state", "app.commands", "app.layout", "app.recovery", "app.training",
-             "app.geometry")
+APP_MODEL = ("app.state", "app.commands", "app.layout", "app.recovery", "app.training")
 
 
 def module_name(path: Path) -> str:

@@ -12,8 +12,8 @@ from helpers import SAMPLE_NAMES, build
 
 from engine.core.codegen import generate
 from engine.core.config import TrainingConfig
+from engine.core.events import GradFlowSnapshot
 from engine.runtime.gradflow import (
-    GradFlowSnapshot,
     _Flags,
     graph_edge_keys,
     node_parameters,

@@ -13,8 +13,7 @@ from helpers import build, import_file, moons_graph, next_event
 
 from engine import load_graph
 from engine.core.config import TrainingConfig
-from engine.data.datasets import load_dataset
-from engine.runtime.trainer import (
+from engine.core.events import (
     CheckpointSaved,
     DecisionBoundary,
     EvalMetrics,
@@ -24,6 +23,9 @@ from engine.runtime.trainer import (
     Resumed,
     StepMetrics,
     Stopped,
+)
+from engine.data.datasets import load_dataset
+from engine.runtime.trainer import (
     Trainer,
     lr_at,
     train,

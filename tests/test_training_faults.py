@@ -26,15 +26,10 @@ import torch
 from helpers import REPO, import_file, moons_graph, next_event, subprocess_env
 
 from app.training import ACTIVE, PAUSED, RUNNING, STOPPED, TrainingRun
+from engine.core.events import CheckpointSaved, Failed, Finished, Paused, StepMetrics, Stopped
 from engine.core.fileformat import save_graph
 from engine.runtime.checkpoint import load_state
 from engine.runtime.trainer import (
-    CheckpointSaved,
-    Failed,
-    Finished,
-    Paused,
-    StepMetrics,
-    Stopped,
     Trainer,
     _allocation_size,
     is_out_of_memory,

@@ -60,17 +60,8 @@ def param_summary(spec: BlockSpec, node: Node, limit: int = 1) -> str:
     names = [p.name for p in spec.params if p.name in node.params] or \
         [p.name for p in spec.params[:1]]
     for name in names[:limit]:
-        param = spec.param(name)
         value = node.params.get(name, defaults.get(name))
-        if isinstance(value, tuple):
-            text = "×".join(map(str, value))
-        elif param is not None and param.kind == "float":
-            text = f"{value:g}"
-        else:
-            text = str(value)
-        if param is not None and param.kind == "string" and len(text) > 18:
-            text = text[:17] + "…"
-        shown.append(f"{name}={text}")
+        shown.append(f"{name}={spec.param(name).kind_row.summary(value)}")
     return "  ".join(shown)
 
 

@@ -1,8 +1,9 @@
 """The inspector: widgets generated from the selected block's `BlockSpec` params.
 
-int → input_int (clamped to the param's range), float → input_float, bool → checkbox,
-choice → combo, shape → input_text read as a list of ints, string → input_text. Each
-widget's tooltip is the param's doc and range. Text-like widgets commit on Enter or when
+Each param's kind describes its widget as data (`nodes.params.Widget`); `CONTROLS` here
+turns that into Dear PyGui: "int" → input_int (clamped to the param's range), "float" →
+input_float, "checkbox", "combo", "text" → input_text (a shape's text is read back as a
+list of ints by its kind). Each widget's tooltip is the param's doc and range. Text-like widgets commit on Enter or when
 they lose focus (never per keystroke); checkboxes and combos commit on change. Every commit
 is a `SetParam`/`SetLabel` command; a refused one resets the widget and shows the reason
 under it.
@@ -13,7 +14,6 @@ new ports); otherwise values are patched in place, and never while the user type
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ import dearpygui.dearpygui as dpg
 
 from engine.core.graph import Node
 from nodes import lookup
+from nodes.params import Widget
 from nodes.spec import BlockSpec, Param
 
 from ..commands import RenameGraph, SetLabel, SetParam
@@ -29,22 +30,6 @@ from .editor import fmt_count
 from .theme import CATEGORY_TITLE, SEVERITY_TEXT, TEXT_DIM, Theme
 
 TABLE_ROWS = 200
-
-
-def parse_shape(text: str) -> list[int]:
-    """"2, 3", "[2, 3]", "(2,3)" or "2x3" → [2, 3]; ValueError with a reason otherwise."""
-    inner = text.strip().strip("[]()").strip()
-    if not inner:
-        return []
-    parts = [p for p in re.split(r"[\s,x×]+", inner) if p]
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"{text!r} is not a list of integers, e.g. 1, 28, 28") from None
-
-
-def format_shape(value: Any) -> str:
-    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
 def _range_text(p: Param) -> str:
@@ -168,37 +153,17 @@ class Inspector:
             if param.doc:
                 dpg.add_text(param.doc, wrap=320)
             extra = _range_text(param)
-            default = format_shape(param.default) if param.kind == "shape" else param.default
+            default = param.kind_row.text(param.default)
             dpg.add_text(f"default {default}" + (f" · {extra}" if extra else ""), color=TEXT_DIM)
 
     def _widget(self, param: Param, value: Any) -> int:
-        kind = param.kind
-        common = dict(width=-1, user_data=param.name)
-        if kind == "int":
-            kw: dict[str, Any] = {}
-            if param.min is not None:
-                kw.update(min_value=int(param.min), min_clamped=True)
-            if param.max is not None:
-                kw.update(max_value=int(param.max), max_clamped=True)
-            w = dpg.add_input_int(default_value=int(value), on_enter=True, callback=self._on_value,
-                                  **kw, **common)
-        elif kind == "float":
-            w = dpg.add_input_float(default_value=float(value), on_enter=True, format="%.6g",
-                                    step=0, callback=self._on_value, **common)
-        elif kind == "bool":
-            return dpg.add_checkbox(default_value=bool(value), callback=self._on_value,
-                                    user_data=param.name)
-        elif kind == "choice":
-            return dpg.add_combo(list(param.choices), default_value=str(value),
-                                 callback=self._on_value, **common)
-        elif kind == "shape":
-            w = dpg.add_input_text(default_value=format_shape(value), on_enter=True,
-                                   hint="e.g. 1, 28, 28", callback=self._on_value, **common)
-        else:
-            w = dpg.add_input_text(default_value=str(value), on_enter=True,
-                                   callback=self._on_value, **common)
-        dpg.bind_item_handler_registry(w, self._handlers)
-        self.texts.append(w)
+        row = param.kind_row
+        widget = row.widget(param)
+        add, typed = CONTROLS[widget.control]
+        w = add(widget, row.to_widget(value), callback=self._on_value, user_data=param.name)
+        if typed:   # commits on Enter or when it loses focus, never per keystroke
+            dpg.bind_item_handler_registry(w, self._handlers)
+            self.texts.append(w)
         return w
 
     def _patch(self, node: Node) -> None:
@@ -210,14 +175,7 @@ class Inspector:
 
     @staticmethod
     def _show_value(widget: int, param: Param, value: Any) -> None:
-        if param.kind == "shape":
-            value = format_shape(value)
-        elif param.kind == "int":
-            value = int(value)
-        elif param.kind == "float":
-            value = float(value)
-        elif param.kind == "string" or param.kind == "choice":
-            value = str(value)
+        value = param.kind_row.to_widget(value)
         # Never overwrite what the user is typing (asked only when the value differs: item
         # state queries are the slow ones).
         if dpg.get_value(widget) != value and not dpg.is_item_active(widget):
@@ -344,14 +302,14 @@ class Inspector:
         widget, param = self.widgets[name]
         raw = dpg.get_value(widget)
         err = self.errors[name]
+        row = param.kind_row
         try:
-            value = parse_shape(raw) if param.kind == "shape" else raw
+            value = row.from_widget(raw)
         except ValueError as e:
             self._show_error(err, str(e))
             return
         current = self._node.params.get(name, param.default) if self._node else None
-        same = (tuple(value) == tuple(current)) if param.kind == "shape" else value == current
-        if same:   # nothing new (e.g. the deactivation after an Enter): leave any error shown
+        if row.coerce(value) == row.coerce(current):   # nothing new (e.g. the deactivation after an Enter): leave any error shown
             return
         ok = self.state.do(SetParam(self.state.region, node_id, name, value))
         if ok:
@@ -388,3 +346,38 @@ def _ports(spec: BlockSpec, node: Node) -> tuple:
     except Exception:
         return ((), ())
     return tuple(p.name for p in ins), tuple(p.name for p in outs)
+
+
+# --- Dear PyGui controls for the param kinds' widget descriptions --------------------------------
+
+
+def _add_int(w: Widget, value: Any, **kw: Any) -> int:
+    if w.min is not None:
+        kw.update(min_value=int(w.min), min_clamped=True)
+    if w.max is not None:
+        kw.update(max_value=int(w.max), max_clamped=True)
+    return dpg.add_input_int(default_value=value, on_enter=True, width=-1, **kw)
+
+
+def _add_float(w: Widget, value: Any, **kw: Any) -> int:
+    return dpg.add_input_float(default_value=value, on_enter=True, format=w.format or "%.6g",
+                               step=0, width=-1, **kw)
+
+
+def _add_checkbox(w: Widget, value: Any, **kw: Any) -> int:
+    return dpg.add_checkbox(default_value=value, **kw)
+
+
+def _add_combo(w: Widget, value: Any, **kw: Any) -> int:
+    return dpg.add_combo(list(w.choices), default_value=value, width=-1, **kw)
+
+
+def _add_text(w: Widget, value: Any, **kw: Any) -> int:
+    return dpg.add_input_text(default_value=value, on_enter=True, hint=w.hint, width=-1, **kw)
+
+
+# Widget.control → (how to add it, whether it is typed into: committed on Enter or focus loss)
+CONTROLS: dict[str, tuple[Callable[..., int], bool]] = {
+    "int": (_add_int, True), "float": (_add_float, True), "checkbox": (_add_checkbox, False),
+    "combo": (_add_combo, False), "text": (_add_text, True),
+}

@@ -14,13 +14,14 @@ from collections.abc import Callable
 import dearpygui.dearpygui as dpg
 
 from nodes import BLOCKS, CATEGORIES, lookup
+from nodes.control import BODY_INPUT, BODY_OUTPUT
 from nodes.spec import BlockSpec
 
 from .theme import CATEGORY_TITLE, Theme
 
 PAYLOAD = "block"
 # Blocks that only make sense inside a loop or branch body are listed, but last.
-BODY_ONLY = ("body_input", "body_output")
+BODY_ONLY = (BODY_INPUT, BODY_OUTPUT)   # by spec kind
 
 
 def matches(spec: BlockSpec, query: str) -> bool:
@@ -67,7 +68,7 @@ class Palette:
             with dpg.child_window(border=False, width=-1, height=-1):
                 for category in CATEGORIES:
                     specs = [s for s in BLOCKS if s.category == category]
-                    specs.sort(key=lambda s: s.type in BODY_ONLY)
+                    specs.sort(key=lambda s: s.kind in BODY_ONLY)
                     header = dpg.add_collapsing_header(label=f"{category}  ({len(specs)})",
                                                        default_open=category in DEFAULT_OPEN)
                     self.headers[category] = header

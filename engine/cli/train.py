@@ -34,6 +34,15 @@ from typing import Any, TextIO
 
 from ..core.analysis import analyze
 from ..core.config import DEVICES, LOSSES, OPTIMIZERS, SCHEDULES, TrainingConfig
+from ..core.events import (
+    EvalMetrics,
+    Failed,
+    Finished,
+    GradFlowSnapshot,
+    Started,
+    StepMetrics,
+    Stopped,
+)
 from ..core.fileformat import GraphFileError, load_graph
 from ..runtime.checkpoint import GRAPH, CheckpointError, load_config
 from .common import EXIT_INVALID, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, Parser, fail, format_report
@@ -118,7 +127,7 @@ def run(argv: Sequence[str]) -> int:
 
 
 def _train(graph, config: TrainingConfig, args, source: Path, out: Path) -> int:
-    from ..runtime.trainer import Failed, Finished, Stopped, Trainer
+    from ..runtime.trainer import Trainer
 
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
@@ -270,23 +279,31 @@ class _Report:
                       (("metrics", METRICS), ("gradflow", GRADFLOW))} if out else {}
         self.progress = _Progress(stream) if stream else None
         self.first_step = 0
+        # By event type; the others (pauses, checkpoints, the end) need no report here.
+        self.handlers = {Started: self._started, StepMetrics: self._step,
+                         EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow}
 
     def put(self, event) -> None:
-        from ..runtime.gradflow import GradFlowSnapshot
-        from ..runtime.trainer import EvalMetrics, Started, StepMetrics
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
 
-        if isinstance(event, Started):
-            self.first_step = event.first_step
-            if self.progress:
-                self.progress.start(event.first_step, event.total_steps, event.steps_per_epoch)
-        elif isinstance(event, StepMetrics) and self.progress:
+    def _started(self, event: Started) -> None:
+        self.first_step = event.first_step
+        if self.progress:
+            self.progress.start(event.first_step, event.total_steps, event.steps_per_epoch)
+
+    def _step(self, event: StepMetrics) -> None:
+        if self.progress:
             self.progress.step(event)
-        elif isinstance(event, EvalMetrics):
-            self._write("metrics", event.to_json())
-            if self.progress:
-                self.progress.evaluated(event)
-        elif isinstance(event, GradFlowSnapshot):
-            self._write("gradflow", event.to_json())
+
+    def _evaluated(self, event: EvalMetrics) -> None:
+        self._write("metrics", event.to_json())
+        if self.progress:
+            self.progress.evaluated(event)
+
+    def _gradflow(self, event: GradFlowSnapshot) -> None:
+        self._write("gradflow", event.to_json())
 
     def _write(self, kind: str, record: dict) -> None:
         if kind in self.files:

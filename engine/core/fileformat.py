@@ -25,7 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from nodes import LEGACY_TYPES
+from nodes import LEGACY_TYPES, lookup
+from nodes.params import from_json, to_json
 
 from .graph import Edge, Graph, Node, check_id
 
@@ -221,8 +222,8 @@ def _build(region: Mapping, where: str, source: str, **extra: Any) -> Graph:
         try:
             # A renamed block type loads under its current name ("dense" -> "linear"), so the
             # rest of dprog, and the next save, only ever see current types.
-            nodes.append(Node(id=n["id"], type=LEGACY_TYPES.get(n["type"], n["type"]),
-                              params=n.get("params", {}),
+            type_ = LEGACY_TYPES.get(n["type"], n["type"])
+            nodes.append(Node(id=n["id"], type=type_, params=_params_from_json(type_, n.get("params", {})),
                               pos=tuple(n.get("pos", (0.0, 0.0))), label=n.get("label", ""),
                               regions=regions))
         except (ValueError, OverflowError) as e:
@@ -240,6 +241,11 @@ def _build(region: Mapping, where: str, source: str, **extra: Any) -> Graph:
         return Graph(nodes=tuple(nodes), edges=tuple(edges), **extra)
     except ValueError as e:
         raise GraphFileError(f"{source}: {where}: {e}") from None
+
+
+def _params_from_json(type_: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    spec = lookup(type_)
+    return {k: from_json(spec and spec.param(k), v) for k, v in params.items()}
 
 
 def graph_from_document(doc: Mapping, source: str = "<graph>") -> Graph:
@@ -280,7 +286,8 @@ def _region_document(graph: Graph) -> dict:
         if n.label:
             out["label"] = n.label
         out["pos"] = [round(n.pos[0], 1), round(n.pos[1], 1)]
-        out["params"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(n.params.items())}
+        spec = lookup(n.type)
+        out["params"] = {k: to_json(spec and spec.param(k), v) for k, v in sorted(n.params.items())}
         if n.regions:
             out["regions"] = {k: _region_document(r) for k, r in sorted(n.regions.items())}
         nodes.append(out)

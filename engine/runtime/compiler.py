@@ -85,10 +85,9 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
                    ) -> tuple[torch.Tensor, ...]:
     """Random inputs the compiled module accepts, one per Input block, in argument order.
 
-    Integer inputs stay below every Embedding's vocabulary and every CrossEntropy's class
-    count in the graph, bodies included: ids reach them through reshapes, concats and loops,
-    not only by a direct wire (which was all this looked at, so a Loop or Reshape in between
-    gave out-of-range ids).
+    Integer inputs stay below every bound on ids in the graph, bodies included (an Embedding's
+    vocabulary, a CrossEntropy's class count): ids reach those blocks through reshapes,
+    concats and loops, not only by a direct wire.
     """
     tensors = []
     high = _id_limit(graph)
@@ -106,17 +105,20 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
 
 
 def _id_limit(graph: Graph) -> int:
-    """One more than the largest token or class id every consumer of ids in `graph` accepts."""
+    """One more than the largest id every input of ids in `graph` accepts (the `id_inputs` of
+    its blocks' specs); 10 when nothing bounds them."""
     limits = [10]
-    walked = list(graph.walk())
-    for _, node in walked:
-        if node.type == "embedding":
-            limits.append(node.params.get("num_embeddings", lookup("embedding").param(
-                "num_embeddings").default))
-    if any(node.type == "cross_entropy" for _, node in walked):
-        analysis = analyze(graph)
-        for path, node in walked:
-            logits = analysis.inputs.get(path, {}).get("input") if node.type == "cross_entropy" else None
-            if logits is not None and logits.rank == 2 and isinstance(logits.shape[1], int):
-                limits.append(logits.shape[1])
+    analysis: Analysis | None = None   # only when a bound is an inferred dim
+    for path, node in graph.walk():
+        spec = lookup(node.type)
+        for ids in spec.id_inputs if spec is not None else ():
+            if ids.count_param is not None:
+                limits.append(node.params.get(ids.count_param,
+                                              spec.param(ids.count_param).default))
+                continue
+            port, dim = ids.count_dim
+            analysis = analysis or analyze(graph)
+            t = analysis.inputs.get(path, {}).get(port)
+            if t is not None and t.rank > dim and isinstance(t.shape[dim], int):
+                limits.append(t.shape[dim])
     return max(1, min(v for v in limits if isinstance(v, int) and not isinstance(v, bool)))

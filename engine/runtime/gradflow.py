@@ -12,8 +12,9 @@ The result is a `GradFlowSnapshot` (also the trainer's event) with
   `grad_rms=None`;
 - per node with parameters: gradient RMS, weight RMS and update-to-weight ratio (the RMS of the
   optimizer step's change over the weight RMS);
-- per ReLU node: units dead for the whole sampled batch (a unit is one element position of a
-  sample, all non-batch dims: a feature for (B, F), a channel-pixel for (B, C, H, W));
+- per node with dead-unit outputs (its spec's `dead_units`, e.g. ReLU's): units dead for the
+  whole sampled batch (a unit is one element position of a sample, all non-batch dims: a
+  feature for (B, F), a channel-pixel for (B, C, H, W));
 - flags: "vanishing" (grad RMS below `vanishing_below` for `vanishing_streak` snapshots in a
   row) and "exploding" (grad RMS above `exploding_above`, or `growth` times the previous
   snapshot's and above 1).
@@ -28,56 +29,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from nodes import lookup
+
+from ..core.events import EdgeFlow, GradFlowSnapshot, NodeFlow
 from ..core.graph import PATH_SEP, Graph
 
 VANISHING_BELOW = 1e-7
 VANISHING_STREAK = 3
 EXPLODING_ABOVE = 1e3
 GROWTH = 100.0
-
-
-@dataclass(frozen=True)
-class EdgeFlow:
-    grad_rms: float | None        # None: no gradient flows along this edge
-    mean: float | None            # the activation on the edge; None if it was never read
-    std: float | None
-    zero_fraction: float | None
-    reads: int = 0                # how often the edge was read in the step (loop iterations)
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NodeFlow:
-    grad_rms: float | None        # None: no parameter of the node got a gradient this step
-    weight_rms: float
-    update_ratio: float | None    # RMS(weight change) / RMS(weight)
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GradFlowSnapshot:
-    step: int
-    edges: Mapping[str, EdgeFlow]
-    nodes: Mapping[str, NodeFlow]
-    dead_units: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # relu: (dead, units)
-
-    def flagged(self, flag: str) -> list[str]:
-        """Edge keys and node paths carrying `flag`, e.g. "vanishing"."""
-        return [k for table in (self.edges, self.nodes) for k, v in table.items() if flag in v.flags]
-
-    def to_json(self) -> dict[str, Any]:
-        def clean(obj) -> dict:
-            return {k: (list(v) if isinstance(v, tuple) else v) for k, v in obj.__dict__.items()}
-
-        return {"step": self.step, "edges": {k: clean(v) for k, v in self.edges.items()},
-                "nodes": {k: clean(v) for k, v in self.nodes.items()},
-                "dead_units": {k: list(v) for k, v in self.dead_units.items()}}
 
 
 def graph_edge_keys(graph: Graph, prefix: str = "") -> list[str]:
@@ -94,6 +59,25 @@ def source_node(edge_key: str) -> str:
     src = edge_key.split("->")[0]
     prefix = src[: src.rfind(PATH_SEP) + 1]
     return prefix + src[len(prefix):].split(".")[0]
+
+
+def source_port(edge_key: str) -> str:
+    """`loop1/body/fc.y->act.x` → `y`."""
+    src = edge_key.split("->")[0]
+    return src[src.rfind(PATH_SEP) + 1:].split(".", 1)[1]
+
+
+def dead_unit_sources(graph: Graph, edge_keys: list[str]) -> dict[int, tuple[str, str]]:
+    """tap index → (node path, output port), for the edges leaving an output that the node's
+    spec lists in `dead_units`."""
+    specs = {path: lookup(node.type) for path, node in graph.walk()}
+    out = {}
+    for k, key in enumerate(edge_keys):
+        node, port = source_node(key), source_port(key)
+        spec = specs.get(node)
+        if spec is not None and port in spec.dead_units:
+            out[k] = (node, port)
+    return out
 
 
 def node_parameters(module: nn.Module, node_modules: Mapping[str, str]) -> dict[str, list[nn.Parameter]]:
@@ -172,9 +156,7 @@ class GradFlowProbe:
                  growth: float = GROWTH):
         self.keys = graph_edge_keys(graph)
         self.tap_keys = edge_keys                              # tap index → edge key
-        types = {path: node.type for path, node in graph.walk()}
-        self.relu_of = {k: source_node(key) for k, key in enumerate(edge_keys)
-                        if types.get(source_node(key)) == "relu"}
+        self.dead_of = dead_unit_sources(graph, edge_keys)
         self.params = node_parameters(module, node_modules)
         self.flags = _Flags(vanishing_below, vanishing_streak, exploding_above, growth)
         self.discard()
@@ -218,12 +200,12 @@ class GradFlowProbe:
             deltas = torch._foreach_sub([p.detach() for _, p in self._live], self._before)
             pending.append((torch.stack(torch._foreach_norm(deltas)).unsqueeze(1),
                             range(len(deltas))))
-        alive: dict[str, torch.Tensor] = {}   # relu node → which units fired for some sample
+        alive: dict[tuple[str, str], torch.Tensor] = {}   # which units fired for some sample
         for k, value, _ in self._taps:
-            if k in self.relu_of and value.dim() > 0:
-                fired = (value != 0).reshape(len(value), -1).any(0)   # (units,)
-                node = self.relu_of[k]
-                alive[node] = alive[node] | fired if node in alive else fired
+            if k in self.dead_of and value.dim() > 0:
+                fired = (value != 0).reshape(len(value), -1).any(0)   # (B, ...) → (units,)
+                out = self.dead_of[k]
+                alive[out] = alive[out] | fired if out in alive else fired
         parts = [rows.reshape(-1) for rows, _ in pending if rows.numel()]
         if alive:
             parts.append(torch.stack([a.sum() for a in alive.values()]))
@@ -237,7 +219,10 @@ class GradFlowProbe:
         values, grads, *params = tables
         edges = self._edge_table(values, grads)
         nodes = self._node_table(*(params or ([], [])))   # (grad, weight) norms, delta norms
-        dead = {node: (a.numel() - int(next(numbers)), a.numel()) for node, a in alive.items()}
+        dead: dict[str, tuple[int, int]] = {}   # per node, its dead-unit outputs added up
+        for (node, _), a in alive.items():
+            was = dead.get(node, (0, 0))
+            dead[node] = (was[0] + a.numel() - int(next(numbers)), was[1] + a.numel())
         self.discard()
         return GradFlowSnapshot(step, edges, nodes, dead)
 

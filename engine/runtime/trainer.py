@@ -4,8 +4,8 @@
     trainer.start()                        # on a worker thread; or trainer.run() right here
     event = trainer.events.get()           # StepMetrics, EvalMetrics, GradFlowSnapshot, ...
 
-Everything observable is a small frozen event put on `events` (a `queue.Queue`, or anything
-with `put`); the worker never touches a GUI. `pause`, `resume` and `stop` act between steps,
+Everything observable is a small frozen event (`engine.core.events`) put on `events` (a
+`queue.Queue`, or anything with `put`); the worker never touches a GUI. `pause`, `resume` and `stop` act between steps,
 so within one step. The run ends with exactly one of `Finished`, `Stopped` or `Failed`.
 
 Guarantees:
@@ -40,7 +40,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,107 +54,29 @@ from nodes.types import BATCH, fmt_shape, numel
 
 from ..core.analysis import analyze
 from ..core.config import TrainingConfig
+from ..core.events import (
+    CheckpointSaved,
+    DecisionBoundary,
+    EvalMetrics,
+    Event,
+    Failed,
+    Finished,
+    Paused,
+    Resumed,
+    Started,
+    StepMetrics,
+    Stopped,
+)
 from ..core.graph import Graph
 from ..data.datasets import DatasetError, check_input_shape, load_dataset
 from .checkpoint import CheckpointError, load_state, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
-from .gradflow import GradFlowProbe, GradFlowSnapshot, node_parameters, source_node
+from .gradflow import GradFlowProbe, node_parameters, source_node
 
 EVAL_CHUNK = 1024
 BOUNDARY_RESOLUTION = 64
 BOUNDARY_MARGIN = 0.1   # of the data's extent, on each side
 TARGET_INPUT = "target"
-
-
-# ---- events ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Started:
-    total_steps: int
-    steps_per_epoch: int
-    first_step: int        # > 0 when resuming
-    device: str
-    task: str
-    loss: str
-    parameters: int
-    world_size: int = 1
-
-
-@dataclass(frozen=True)
-class StepMetrics:
-    step: int              # steps completed, counting from 1
-    epoch: int             # 1-based
-    loss: float
-    accuracy: float | None
-    lr: float
-
-
-@dataclass(frozen=True)
-class EvalMetrics:
-    step: int
-    epoch: int
-    train_loss: float | None     # None when no step ran since the last evaluation
-    val_loss: float
-    train_accuracy: float | None
-    val_accuracy: float | None
-    lr: float
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"step": self.step, "epoch": self.epoch, "train_loss": self.train_loss,
-               "val_loss": self.val_loss}
-        if self.val_accuracy is not None:
-            out.update(train_accuracy=self.train_accuracy, val_accuracy=self.val_accuracy)
-        out["lr"] = self.lr
-        return out
-
-
-@dataclass(frozen=True, eq=False)
-class DecisionBoundary:
-    step: int
-    extent: tuple[float, float, float, float]   # x0, x1, y0, y1 of the grid
-    probs: np.ndarray = field(repr=False)        # (rows = y, cols = x, classes) float32
-
-
-@dataclass(frozen=True)
-class CheckpointSaved:
-    step: int
-    path: str
-
-
-@dataclass(frozen=True)
-class Paused:
-    step: int
-
-
-@dataclass(frozen=True)
-class Resumed:
-    step: int
-
-
-@dataclass(frozen=True)
-class Stopped:
-    step: int
-
-
-@dataclass(frozen=True)
-class Finished:
-    step: int
-    metrics: EvalMetrics | None
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Failed:
-    step: int
-    kind: str   # invalid_graph | data | config | checkpoint | nonfinite | out_of_memory | error
-    message: str
-    node: str | None = None
-    error: BaseException | None = field(default=None, repr=False, compare=False)
-
-
-Event = (Started | StepMetrics | EvalMetrics | GradFlowSnapshot | DecisionBoundary
-         | CheckpointSaved | Paused | Resumed | Stopped | Finished | Failed)
 
 
 class TrainingError(Exception):
@@ -259,15 +181,12 @@ def _loss_function(loss: str, task: str, out_shape: tuple, num_classes: int | No
 
 
 def _may_skip_weights(graph: Graph, analysis) -> bool:
-    """Whether a step can leave some weights without a gradient: a hard branch runs one body, a
-    loop without shared weights may stop before its last iteration, a block may feed nothing.
-    DDP must then search for unused weights every step (and warns when told to but needless)."""
+    """Whether a step can leave some weights without a gradient: a block's spec says it may (a
+    hard branch runs one body), or a block feeds nothing. DDP must then search for unused
+    weights every step (and warns when told to but needless)."""
     for path, node in graph.walk():
-        p = analysis.params.get(path, {})
-        if node.type == "branch" and p.get("mode") == "hard":
-            return True
-        if node.type == "loop" and not p.get("share_weights", True) and (
-                p.get("mode") == "while" or p.get("count_from") == "input"):
+        rule, params = lookup(node.type).skips_weights, analysis.params.get(path)
+        if rule is not None and params is not None and rule(params):
             return True
     return any(d.code == "unused" for d in analysis.diagnostics)
 

@@ -50,9 +50,9 @@ from monkey import Monkey, new_state  # noqa: E402
 
 from app.studio import Studio, build_studio  # noqa: E402
 from app.views.diagnostics import split_path  # noqa: E402
-from app.views.inspector import format_shape  # noqa: E402
 from engine.core.graph import Graph  # noqa: E402
 from nodes import lookup  # noqa: E402
+from nodes.params import format_shape  # noqa: E402
 
 # What the window adds to the command layer: each runs the studio's own handler for an
 # event, as Dear PyGui would call it (a pin-to-pin drag, a Ctrl+click on a wire, a drop from

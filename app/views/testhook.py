@@ -1,0 +1,152 @@
+"""The studio's test hook: what the window shows, as JSON, for the real-window tests.
+
+With DPROG_TEST_STATE=path set, `Studio.step` calls `TestHook.write` every frame: a snapshot
+of the state (graph document, selection, region, dirty, status, run status, diagnostics,
+metric points) and the screen geometry of palette buttons, nodes, pins and widgets goes to
+that path, atomically. `close()` adds a last one saying how the workers ended. GUI tests poll
+the file and sync their input on its frame number.
+
+Only for tests: the studio never reads any of this back. It reads widget rects, so it
+imports dearpygui, and it lives with the views.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from engine.core.fileformat import graph_to_document
+
+from .editor import NODE_PADDING
+
+# The studio (app.studio.Studio) is typed loosely: it imports this module, and views never
+# import the studio back.
+Studio = Any
+
+
+class TestHook:
+    """Writes one studio's snapshots to `path`."""
+
+    __test__ = False   # not a pytest test class, whatever its name
+
+    def __init__(self, studio: Studio, path: str) -> None:
+        self.studio = studio
+        self.path = Path(path)
+        self.last: dict[str, Any] = {}
+        self._doc: tuple[Any, Any] = (None, None)   # (graph, its document), made once per graph
+
+    def write(self, snapshot: dict | None = None) -> None:
+        """The snapshot of this frame (or `snapshot`), written atomically."""
+        if snapshot is None:
+            snapshot = self.last = self.snapshot()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(snapshot, sort_keys=True, default=str))
+        os.replace(tmp, self.path)
+
+    def write_closing(self) -> None:
+        """After `close()`: the last frame's snapshot with how the workers ended."""
+        self.write({**self.last, "closing": self.studio.closing})
+
+    def snapshot(self) -> dict:
+        studio = self.studio
+        state, run = studio.state, studio.run
+        if self._doc[0] is not state.graph:
+            self._doc = (state.graph, graph_to_document(state.graph))
+        return {
+            "graph": self._doc[1],
+            "diagnostics": [[d.code, d.node, d.severity, d.message] for d in state.diagnostics],
+            "problems_list": [[d.code, d.node] for d in studio.diagnostics.rows.values()],
+            "closing": studio.closing,
+            "region": list(state.region),
+            "selection": sorted(state.selection),
+            "selected_wires": [[*e.src, *e.dst] for e in studio.editor.selected_edges],
+            "dirty": state.dirty,
+            "status": state.status,
+            "status_level": state.status_level,
+            "title": state.title,
+            "file": str(state.file) if state.file else None,
+            "version": state.version,
+            "run": {"status": run.status, "step": run.step, "total_steps": run.total_steps,
+                    "metric_points": run.metric_points, "grad_snapshots": run.grad_version,
+                    "boundaries": run.boundary_version,
+                    "plot_updates": studio.run_panel.plot_updates,
+                    "recolors": studio.gradients.recolors, "message": run.message,
+                    "colored_links": sum(1 for t in studio.editor.link_theme.values() if t)},
+            "torch_ready": studio.torch_ready,
+            "frame": studio.frames,
+            "callbacks": studio.callback_log,
+            "mouse": list(dpg.get_mouse_pos(local=False)),
+            "quick_add_open": studio.quick_add.visible,
+            "inspector_errors": {name: dpg.get_value(item) for name, item in
+                                 studio.inspector.errors.items() if dpg.get_value(item)},
+            "dialog_open": studio.dialogs.open,
+            "dialogs": studio.dialogs.showing(),
+            "layout": geometry(studio),
+        }
+
+
+def rect(item: int) -> list[float] | None:
+    """[x0, y0, x1, y1] of a drawn item on the screen; None when it is not drawn."""
+    if not item or not dpg.does_item_exist(item):
+        return None
+    try:
+        lo, hi = dpg.get_item_rect_min(item), dpg.get_item_rect_max(item)
+    except (KeyError, SystemError):
+        return None
+    return [lo[0], lo[1], hi[0], hi[1]] if hi[0] > lo[0] else None
+
+
+def node_geometry(studio: Studio) -> dict:
+    """node id → its rect, where to grab its title, its pins and its problem text."""
+    nodes = {}
+    for node_id, view in studio.editor.nodes.items():
+        r = rect(view.item)
+        if r is None:
+            continue
+        pins = {}
+        for io, port in view.attrs:
+            tr = rect(view.port_text[(io, port)][0])
+            if tr is None:
+                continue
+            y = (tr[1] + tr[3]) / 2
+            x = r[2] + NODE_PADDING[0] if io == "out" else r[0] - NODE_PADDING[0]
+            pins[f"{io}:{port}"] = [x, y]
+        nodes[node_id] = {"rect": r, "title": [r[0] + 10, r[1] + 6], "pins": pins,
+                          "problem": view.diag[1]}
+    return nodes
+
+
+def geometry(studio: Studio) -> dict:
+    """Where the things a test clicks are on the screen."""
+    canvas = studio.editor.canvas_origin()
+    size = dpg.get_item_rect_size(studio.editor.canvas)
+    inspector = {name: rect(w) for name, (w, _) in studio.inspector.widgets.items()}
+    if studio.inspector._label:
+        inspector["label"] = rect(studio.inspector._label)
+    return {"palette": {block: rect(button) for button, block in studio.palette.buttons.items()
+                        if dpg.is_item_shown(button)},
+            "nodes": node_geometry(studio),
+            "canvas": [canvas[0], canvas[1], canvas[0] + size[0], canvas[1] + size[1]],
+            "inspector": inspector,
+            "train_button": rect(studio.run_panel.train_button),
+            "pause_button": rect(studio.run_panel.pause_button),
+            "stop_button": rect(studio.run_panel.stop_button),
+            "plots": {kind: rect(plot) for plot, kind in studio.run_panel.plots},
+            "quick_add_filter": rect(studio.quick_add.filter) if studio.quick_add.visible else None,
+            "open_body": {region: rect(button) for button, (_, region)
+                          in studio.inspector.body_buttons.items()},
+            "tabs": {name: rect(tab) for name, tab in (
+                ("inspector", studio.inspector_tab), ("training", studio.settings_tab),
+                ("code", studio.code_tab), ("problems", studio.problems_tab),
+                ("metrics", studio.metrics_tab), ("gradients", studio.gradient_tab))},
+            "problems": [[*r, d.node or ""] for row, d in studio.diagnostics.rows.items()
+                         if (r := rect(row))],
+            "dialog_buttons": {name: r for name, b in studio.dialogs.buttons.items()
+                               if (r := rect(b))},
+            "breadcrumbs": [dpg.get_item_label(b) for b in
+                            dpg.get_item_children(studio.editor.breadcrumb_group, 1) or []
+                            if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}
