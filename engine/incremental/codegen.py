@@ -75,23 +75,14 @@ class NodeCode:
 
 
 @dataclass(frozen=True, slots=True)
-class _Seen:
-    """What a main-class node's lines were made from: the node and its analysis."""
-
-    node: Node
-    params: Mapping | None
-    inputs: Mapping | None
-    outputs: Mapping | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Part:
-    """A main-class node's share of the class."""
+    """The lines of a main-class node that has no NodeCode (a loop, branch or output), or that
+    a patch emitted again."""
 
     init: tuple[Line, ...]
     body: tuple[Line, ...]
     functional: bool
-    asked: Asked | None   # None: it cannot be emitted again alone (a loop, branch or output)
+    asked: Asked | None = None   # None: it cannot be emitted again alone
 
 
 class CodeCache(NodeMemo):
@@ -125,47 +116,50 @@ class CodeCache(NodeMemo):
 
 class _MainCode:
     """A main class's generation, node by node: what a patch starts from to generate the next
-    version of the graph, and the generator's state once it was done."""
+    version of the graph, and the generator's state once it was done.
 
-    def __init__(self, graph: Graph, order: list[str], incoming: dict[str, dict[str, Edge]],
+    Each node's lines were made from the node in `graph` and its entries in `analysis`. A
+    patch redoes exactly the nodes whose node or entries are not the very same objects as
+    here, so once it is done, the new graph and analysis are what every node was made from."""
+
+    def __init__(self, graph: Graph, analysis: Analysis, incoming: dict[str, dict[str, Edge]],
                  consumed: set[tuple[str, str]], previous: _MainCode | None = None):
-        self.graph, self.order = graph, order
+        self.graph, self.analysis, self.order = graph, analysis, analysis.order[""]
         self.incoming, self.consumed = incoming, consumed
         self.patched = previous is not None
-        self.seen: dict[str, _Seen] = dict(previous.seen) if previous else {}
-        # node id → its part, for every node but the inputs, in the class's order:
+        # node id → its lines, for every node but the inputs, in the class's order:
         self.emitted: list[str] = previous.emitted if previous else []
-        self.parts: dict[str, _Part] = dict(previous.parts) if previous else {}
+        self.parts: dict[str, NodeCode | _Part] = dict(previous.parts) if previous else {}
         self.functional: set[str] = set(previous.functional) if previous else set()   # F.* users
         self.tail: list[Line] = previous.tail if previous else []   # the `return` line
         self.code: ClassCode | None = None
+        self._body_lines = 0
 
-    def made(self, node_id: str, part: _Part) -> None:
+    def made(self, node_id: str, part: NodeCode | _Part) -> None:
         self.emitted.append(node_id)
         self.parts[node_id] = part
         if part.functional:
             self.functional.add(node_id)
+        self._body_lines += len(part.body)
 
-    def saw(self, analysis: Analysis, graph: Graph, code: ClassCode) -> None:
-        """Note what every node was made from, and the class's last lines (its `return`)."""
-        params, inputs, outputs = analysis.params.get, analysis.inputs.get, analysis.outputs.get
-        for node in graph.nodes:
-            self.seen[node.id] = _Seen(node, params(node.id), inputs(node.id), outputs(node.id))
-        self.code = code
-        self.tail = code.body[sum(len(self.parts[n].body) for n in self.emitted):]
+    def ended(self, code: ClassCode) -> None:
+        """The class is written: what follows the nodes' lines is its `return`."""
+        self.code, self.tail = code, code.body[self._body_lines:]
 
     def changed(self, analysis: Analysis, graph: Graph) -> list[Node] | None:
         """The nodes not made from the very same things as last time; None if one is new."""
         params, inputs, outputs = analysis.params.get, analysis.inputs.get, analysis.outputs.get
-        seen = self.seen
+        old, was = self.graph, self.analysis
+        was_params, was_inputs, was_outputs = was.params.get, was.inputs.get, was.outputs.get
         out = []
         for node in graph.nodes:
             node_id = node.id
-            was = seen.get(node_id)
-            if was is None:
+            old_node = old.get(node_id)
+            if old_node is None:
                 return None
-            if was.node is not node or was.params is not params(node_id) or \
-                    was.inputs is not inputs(node_id) or was.outputs is not outputs(node_id):
+            if old_node is not node or was_params(node_id) is not params(node_id) or \
+                    was_inputs(node_id) is not inputs(node_id) or \
+                    was_outputs(node_id) is not outputs(node_id):
                 out.append(node)
         return out
 
@@ -192,29 +186,28 @@ class _CachedGenerator(Generator):
         code = self.patch(was, graph, name, doc) if was is not None else None
         if code is None:
             scope = self.scope(graph, "", name, doc)
-            self.main = _MainCode(graph, self.analysis.order[""], scope.incoming, scope.consumed)
+            self.main = _MainCode(graph, self.analysis, scope.incoming, scope.consumed)
             code = self.emit_class(graph, scope)
-            self.main.saw(self.analysis, graph, code)
+            self.main.ended(code)
         return code
 
     def node_lines(self, scope: Scope, node: Node, spec: BlockSpec) -> None:
-        """Replayed, or emitted and recorded; a main-class node's part noted for patches."""
-        code = scope.code
-        n_init, n_body = len(code.init), len(code.body)
+        """Replayed, or emitted and recorded; a main-class node's lines noted for patches."""
         before, self.uses_functional = self.uses_functional, False
         if spec.kind in _ALWAYS_EMITTED or spec.kind in _RESULTS:
+            code = scope.code
+            n_init, n_body = len(code.init), len(code.body)
             super().node_lines(scope, node, spec)
-            record = None
+            part: NodeCode | _Part = _Part(tuple(code.init[n_init:]), tuple(code.body[n_body:]),
+                                           self.uses_functional)
         else:
             entry = self.cache._entry(node)
-            record = entry[1]
-            if not self.replay(record, scope, node):
-                record = entry[1] = self.record(scope, node, spec)
-        functional = self.uses_functional
-        self.uses_functional = before or functional
+            part = entry[1]
+            if not self.replay(part, scope, node):
+                part = entry[1] = self.record(scope, node, spec)
+        self.uses_functional = before or self.uses_functional
         if not scope.prefix and self.main is not None:
-            self.main.made(node.id, _Part(tuple(code.init[n_init:]), tuple(code.body[n_body:]),
-                                          functional, record.asked if record else None))
+            self.main.made(node.id, part)
 
     def replay(self, record: NodeCode | None, scope: Scope, node: Node) -> bool:
         """The lines `node` gave last time, taken again (names, wire numbers and all) when
@@ -301,7 +294,7 @@ class _CachedGenerator(Generator):
         changed = was.changed(self.analysis, graph)
         if changed is None or len(changed) * 4 > len(graph.nodes):
             return None
-        main = _MainCode(graph, order, was.incoming, was.consumed, previous=was)
+        main = _MainCode(graph, self.analysis, was.incoming, was.consumed, previous=was)
         self.attrs = dict(was.attrs)
         if not all(self.redo(main, node) for node in changed):
             self.attrs = {}
@@ -328,9 +321,6 @@ class _CachedGenerator(Generator):
         spec = lookup(node.type)
         if spec is None or spec.kind in ("input", *_ALWAYS_EMITTED):
             return False
-        analysis = self.analysis
-        main.seen[node.id] = _Seen(node, analysis.params.get(node.id), analysis.inputs.get(node.id),
-                                   analysis.outputs.get(node.id))
         if spec.kind == "output":
             return True   # it reads the same wire: the same `return` line
         self.attrs.pop(node.id, None)
