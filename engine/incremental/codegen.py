@@ -179,9 +179,8 @@ class _CachedGenerator(Generator):
         self.cache = cache
         self.main: _MainCode | None = None
 
-    # -- node by node --
-
     def main_class(self, graph: Graph, name: str, doc: str) -> ClassCode:
+        """The last generation's main class patched where it can be, else written node by node."""
         was = self.cache._main.get(self.tap)
         code = self.patch(was, graph, name, doc) if was is not None else None
         if code is None:
