@@ -116,17 +116,19 @@ class CodeCache(NodeMemo):
 
 class _MainCode:
     """A main class's generation, node by node: what a patch starts from to generate the next
-    version of the graph, and the generator's state once it was done.
-
-    Each node's lines were made from the node in `graph` and its entries in `analysis`. A
-    patch redoes exactly the nodes whose node or entries are not the very same objects as
-    here, so once it is done, the new graph and analysis are what every node was made from."""
+    version of the graph, and the generator's state once it was done."""
 
     def __init__(self, graph: Graph, analysis: Analysis, incoming: dict[str, dict[str, Edge]],
                  consumed: set[tuple[str, str]], previous: _MainCode | None = None):
-        self.graph, self.analysis, self.order = graph, analysis, analysis.order[""]
+        self.graph, self.order = graph, analysis.order[""]
         self.incoming, self.consumed = incoming, consumed
         self.patched = previous is not None
+        # Per node of `graph`, in its order, what its lines were made from: the node and its
+        # params, input types and output types in the analysis (a patch updates what it redoes).
+        params, inputs, outputs = analysis.params.get, analysis.inputs.get, analysis.outputs.get
+        self.seen: list[tuple[Node, Mapping | None, Mapping | None, Mapping | None]] = \
+            list(previous.seen) if previous else \
+            [(n, params(n.id), inputs(n.id), outputs(n.id)) for n in graph.nodes]
         # node id → its lines, for every node but the inputs, in the class's order:
         self.emitted: list[str] = previous.emitted if previous else []
         self.parts: dict[str, NodeCode | _Part] = dict(previous.parts) if previous else {}
@@ -146,22 +148,25 @@ class _MainCode:
         """The class is written: what follows the nodes' lines is its `return`."""
         self.code, self.tail = code, code.body[self._body_lines:]
 
-    def changed(self, analysis: Analysis, graph: Graph) -> list[Node] | None:
-        """The nodes not made from the very same things as last time; None if one is new."""
+    def changed(self, analysis: Analysis, graph: Graph) -> list[int] | None:
+        """Where in `graph.nodes` the nodes are not made from the very same things as last
+        time; None unless the graph has the same node ids in the same places."""
         params, inputs, outputs = analysis.params.get, analysis.inputs.get, analysis.outputs.get
-        old, was = self.graph, self.analysis
-        was_params, was_inputs, was_outputs = was.params.get, was.inputs.get, was.outputs.get
         out = []
-        for node in graph.nodes:
-            node_id = node.id
-            old_node = old.get(node_id)
-            if old_node is None:
-                return None
-            if old_node is not node or was_params(node_id) is not params(node_id) or \
-                    was_inputs(node_id) is not inputs(node_id) or \
-                    was_outputs(node_id) is not outputs(node_id):
-                out.append(node)
+        for i, (node, (was, p, ins, outs)) in enumerate(zip(graph.nodes, self.seen, strict=True)):
+            if was is not node:
+                if was.id != node.id:
+                    return None
+                out.append(i)
+            elif p is not params(node.id) or ins is not inputs(node.id) or outs is not outputs(node.id):
+                out.append(i)
         return out
+
+    def saw(self, analysis: Analysis, node: Node, i: int) -> None:
+        """Node `i` of the graph is now made from these."""
+        node_id = node.id
+        self.seen[i] = (node, analysis.params.get(node_id), analysis.inputs.get(node_id),
+                        analysis.outputs.get(node_id))
 
     def finish(self, gen: Generator) -> _MainCode:
         """Note the generator's state at the end of the generation; returns self."""
@@ -295,7 +300,7 @@ class _CachedGenerator(Generator):
             return None
         main = _MainCode(graph, self.analysis, was.incoming, was.consumed, previous=was)
         self.attrs = dict(was.attrs)
-        if not all(self.redo(main, node) for node in changed):
+        if not all(self.redo(main, i, graph.nodes[i]) for i in changed):
             self.attrs = {}
             return None
         self.main = main
@@ -313,13 +318,14 @@ class _CachedGenerator(Generator):
         self.cache.hits += len(graph.nodes) - len(changed)
         return code
 
-    def redo(self, main: _MainCode, node: Node) -> bool:
+    def redo(self, main: _MainCode, i: int, node: Node) -> bool:
         """Bring a changed node's part up to date; False when only a generation node by node
         can: an input (the arguments), a loop or branch (body classes), a node that asks for
         other names or reads other ports."""
         spec = lookup(node.type)
         if spec is None or spec.kind in ("input", *_ALWAYS_EMITTED):
             return False
+        main.saw(self.analysis, node, i)
         if spec.kind == "output":
             return True   # it reads the same wire: the same `return` line
         self.attrs.pop(node.id, None)
