@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.core.analysis import Analysis, Diagnostic
-from engine.core.codegen import CodeCache, generate
 from engine.core.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
 from engine.core.graph import PATH_SEP, Edge, Graph, Node
+from engine.incremental.codegen import CodeCache
 from nodes import TensorType
 
 from .commands import (
@@ -187,7 +187,7 @@ class AppState:
                                 f"first: {errors[0]}")
             return
         try:
-            generated = generate(self.graph, self.analysis, cache=self._code_cache)
+            generated = self._code_cache.generate(self.graph, self.analysis)
         except Exception as e:  # an engine bug: keep editing, say so in the code pane
             log.error("code generation failed:\n%s", traceback.format_exc())
             self._code_error = f"the code generator failed: {type(e).__name__}: {e}"

@@ -382,6 +382,13 @@ def expression_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
     return [TensorType(broadcast(*(s[names.index(n)].shape for n in used)))]
 
 
+def expression_template(p: ParamValues, s: InTypes) -> str:
+    """The checked formula as a template, each input name its `{name}` placeholder. The tree
+    holds only numbers, names, operators and torch calls, so its text has no other braces."""
+    names = tuple("abcd"[: p["inputs"]])
+    return expression.render(p["expr"], names, {n: "{" + n + "}" for n in names})
+
+
 def expression_ports(node) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
     return tuple(Port(c) for c in "abcd"[: _param(node, "inputs", 2)]), (Port("y"),)
 
@@ -393,6 +400,13 @@ def _param(node, name: str, default):
 
 def structural(p: ParamValues, s: InTypes) -> list[TensorType]:
     raise AssertionError("the engine infers this block's shapes itself")
+
+
+# The Parameter block's initial values: a template per `init` choice.
+PARAMETER_INITS = {
+    "zeros": "torch.zeros({shape})", "ones": "torch.ones({shape})",
+    "normal": "torch.randn({shape}) * {scale}", "uniform": "(torch.rand({shape}) * 2 - 1) * {scale}",
+}
 
 
 # --- the blocks --------------------------------------------------------------------
@@ -416,6 +430,8 @@ IO = [
         shape=lambda p, s: [TensorType(tuple(p["shape"]))],
         params=(Float("value", 0.0, "the fill value", min=-1e12, max=1e12),
                 ShapeParam("shape", (1,), "its shape (no batch dim)")),
+        emit="buffer", template="torch.full({shape}, {value})",
+        args=lambda p, s: dict(shape=tuple(p["shape"]), value=p["value"]),
     ),
     BlockSpec(
         type="parameter", title="Parameter", category="Data",
@@ -423,9 +439,11 @@ IO = [
         shape=lambda p, s: [TensorType(tuple(p["shape"]))],
         count=lambda p, s: numel(p["shape"]),
         params=(ShapeParam("shape", (1,), "its shape (no batch dim)"),
-                Choice("init", "normal", ("zeros", "ones", "normal", "uniform"), "initial values"),
+                Choice("init", "normal", tuple(PARAMETER_INITS), "initial values"),
                 Float("scale", 0.1, "std (normal) or half-width (uniform) of the initial values",
                       min=0.0, max=1e6)),
+        emit="parameter", template=lambda p, s: PARAMETER_INITS[p["init"]],
+        args=lambda p, s: dict(shape=tuple(p["shape"]), scale=p["scale"]),
     ),
 ]
 
@@ -744,7 +762,7 @@ MATH = [
               args=lambda p, s: dict(ord=p["ord"], dim=p["dim"], keepdim=p["keepdim"])),
     BlockSpec(type="expression", title="Expression", category="Math",
               doc="Elementwise formula over inputs a..d, e.g. a * torch.sigmoid(b) + 0.5.",
-              shape=expression_rule, ports=expression_ports,
+              shape=expression_rule, ports=expression_ports, template=expression_template,
               params=(String("expr", "a + b", "the formula; torch.<fn> for functions", max_len=500),
                       Int("inputs", 2, "how many inputs (a, b, c, d)", min=1, max=4))),
 ]

@@ -2,14 +2,16 @@
 
 A `BlockSpec` says everything the rest of dprog needs to know about a block:
 its ports, its typed params (the studio builds its inspector widgets from these),
-its shape rule, and how it becomes torch code - a `torch.nn` class or a function
-named by its qualified name (this package never imports torch), or an expression
-template. Constructor kwargs such as `in_features` are computed from the params
-and the inferred input types, so users never type them.
+its shape rule, and how it becomes torch code (`emit`, one of `EMIT_KINDS`): a
+`torch.nn` class or a function named by its qualified name (this package never
+imports torch), an expression template, or a tensor the module holds. Constructor
+kwargs such as `in_features` are computed from the params and the inferred input
+types, so users never type them.
 
-Templates are trusted text written in this package. The code generator fills their
-`{placeholders}` only with generated identifiers and `repr`s of validated literals;
-nothing from a graph file is ever pasted into code.
+Templates are trusted text written in this package, or (the Expression block) text
+re-emitted from a syntax tree checked against an allow-list. The code generator fills
+their `{placeholders}` only with generated identifiers and `repr`s of validated
+literals; nothing from a graph file is ever pasted into code.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Port:
 
 ShapeRule = Callable[[ParamValues, InTypes], Sequence[TensorType]]
 KwargsRule = Callable[[ParamValues, InTypes], Mapping[str, Any]]
+TemplateRule = Callable[[ParamValues, InTypes], str]   # a template chosen by params and types
 PortsRule = Callable[[Any], tuple[tuple[Port, ...], tuple[Port, ...]]]
 
 
@@ -68,17 +71,34 @@ def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
     return {}
 
 
+# How a block of kind "op" becomes code: `BlockSpec.emit` names a row, and the code generator
+# has one emitter per row (`engine.core.codegen.EMITTERS`). A new block of any of these kinds
+# is one spec in library.py; the generator never learns its name.
+EMIT_KINDS: dict[str, str] = {
+    "call": "one forward line `y = ...`: the `module`, `function` or `template` (see BlockSpec)",
+    "buffer": "a fixed tensor built once in __init__ by `template` (a non-persistent buffer) "
+              "and read in forward",
+    "parameter": "a learnable tensor whose initial value is `template`, held in an nn.Parameter "
+                 "and read in forward",
+}
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """Everything dprog knows about one block type.
 
-    How the block becomes code, in order of precedence:
-    - `kind` "input"/"output"/"loop"/"branch"/"body_input"/"body_output": the compiler
-      handles these structurally;
-    - `module`: a submodule `self.<name> = <module>(**init(p, s))`, called as
-      `template` (default `{self}({inputs})`);
-    - `function`: `<function>(<inputs>, **args(p, s))`;
-    - `template`: an expression with `{port}` and `{arg}` placeholders.
+    How the block becomes code:
+    - `kind` "input"/"output"/"loop"/"branch"/"body_input"/"body_output": the code generator
+      handles these structurally (loops and branches by their mode, see `nodes.control`);
+    - otherwise `emit` (a key of `EMIT_KINDS`). For "call", in order of precedence:
+      - `module`: a submodule `self.<name> = <module>(**init(p, s))`, called as
+        `template` (default `{self}({inputs})`);
+      - `function`: `<function>(<inputs>, **args(p, s))`;
+      - `template`: an expression with `{port}` and `{arg}` placeholders.
+      For "buffer" and "parameter", `template` is the tensor's expression, with `{arg}`
+      placeholders only.
+    `template` is text, or a function of the params and input types that returns it; `{arg}`
+    placeholders take the `repr`s of `args(p, s)`.
     """
 
     type: str
@@ -94,7 +114,8 @@ class BlockSpec:
     init: KwargsRule = _no_kwargs
     function: str | None = None
     args: KwargsRule = _no_kwargs
-    template: str | None = None
+    template: str | TemplateRule | None = None
+    emit: str = "call"                      # a key of EMIT_KINDS
     ports: PortsRule | None = None          # dynamic ports, from the node (params, regions)
     count: Callable[[ParamValues, InTypes], int] | None = None  # learnable parameters
     # Multiply-adds per sample, for the analysis's compute cap (None: about one per output

@@ -12,7 +12,7 @@ from torch import nn
 
 import engine
 from engine.core.analysis import analyze
-from engine.core.codegen import MODULE_ATTRIBUTES, call_name
+from engine.core.naming import MODULE_ATTRIBUTES, call_name
 from nodes import BLOCKS, CATEGORIES, LEGACY_TYPES, REGISTRY, lookup
 from nodes.spec import PARAM_KINDS
 

@@ -1,5 +1,5 @@
-"""The engine's caches: `analyze(graph, cache)` and `generate(graph, analysis, cache=...)`
-give exactly what they give without one.
+"""The engine's caches: `analyze(graph, cache)` and `CodeCache().generate(graph, analysis)`
+give exactly what the plain passes give.
 
 A cache kept across edits replays what unchanged nodes (the same objects) gave before, so
 these tests walk long random edit sequences over grown graphs (loops and branches included),
@@ -17,9 +17,10 @@ from fuzzing.generate import grow, hostile_value, plausible_value, sample_docume
 
 from bench.graphs import chain, dag, nested_loops
 from engine.core.analysis import AnalysisCache, analyze
-from engine.core.codegen import CodeCache, generate
+from engine.core.codegen import generate
 from engine.core.fileformat import graph_from_document
 from engine.core.graph import Graph, connect, disconnect, edit_region, remove_nodes, set_param
+from engine.incremental.codegen import CodeCache
 from nodes import lookup
 
 
@@ -69,7 +70,7 @@ def _same(graph: Graph, cache: AnalysisCache) -> None:
     if fresh.ok:   # the code, from a code cache that lives as long as the analysis cache
         code = _CODE.setdefault(id(cache), CodeCache())
         for tap in (False, True):
-            assert generate(graph, cached, tap=tap, cache=code) == generate(graph, fresh, tap=tap)
+            assert code.generate(graph, cached, tap=tap) == generate(graph, fresh, tap=tap)
 
 
 def _walk(rng: random.Random, graph: Graph, cache: AnalysisCache, edit, steps: int, *,
@@ -146,10 +147,10 @@ def test_generated_graphs():
 def test_code_cache_reuses_unchanged_nodes():
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(400)
-    generate(graph, analyze(graph, analyses), cache=code)
+    code.generate(graph, analyze(graph, analyses))
     edited = set_param(graph, "n201", "out_features", 17)   # n201 is a Linear: shapes change
     before = code.hits
-    cached = generate(edited, analyze(edited, analyses), cache=code)
+    cached = code.generate(edited, analyze(edited, analyses))
     assert cached == generate(edited, analyze(edited))
     assert code.hits - before >= 390
     assert "self.n201 = nn.Linear(in_features=16, out_features=17)" in cached.source
@@ -163,9 +164,9 @@ def test_code_cache_sees_names_taken_earlier():
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(50)
     _same(graph, analyses)
-    generate(graph, analyze(graph, analyses), cache=code)
+    code.generate(graph, analyze(graph, analyses))
     edited = update_node(graph, "n5", label="n10")
-    cached = generate(edited, analyze(edited, analyses), cache=code)
+    cached = code.generate(edited, analyze(edited, analyses))
     assert cached == generate(edited, analyze(edited))
     assert "n10_2 = torch.relu(n9)" in cached.source
 
@@ -197,7 +198,7 @@ def test_a_width_edit_patches_three_nodes():
     Linear are redone; the analysis and the code of every other node are as they were."""
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(1000)
-    generate(graph, analyze(graph, analyses), cache=code)
+    code.generate(graph, analyze(graph, analyses))
     before = analyze(graph, analyses)
     edited = set_param(graph, "n501", "out_features", 17)
     hits, misses, patches = analyses.hits, analyses.misses, analyses.patches
@@ -207,7 +208,7 @@ def test_a_width_edit_patches_three_nodes():
     assert analyses.misses - misses == 3   # inferences worked out: those three
     redone = [p for p in after.outputs if after.outputs[p] is not before.outputs.get(p)]
     assert sorted(redone) == ["n501", "n502", "n503"]
-    generated = generate(edited, after, cache=code)
+    generated = code.generate(edited, after)
     assert code.patches == 1 and generated == generate(edited, analyze(edited))
     assert "self.n503 = nn.Linear(in_features=17, out_features=16)" in generated.source
 
