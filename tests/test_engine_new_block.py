@@ -149,9 +149,8 @@ ALLOWED = {
     **{("engine/runtime/trainer.py", name): "the training config's built-in losses "
        "(engine.core.config.LOSSES), applied to the model's output; not blocks"
        for name in ("cross_entropy", "mse", "l1", "bce_with_logits")},
-    # Block knowledge still in the code generator; its half of the spec work removes these.
-    **{("engine/core/codegen.py", name): "pending: constant, parameter and expression emission"
-       for name in ("constant", "parameter", "expression")},
+    ("engine/core/codegen.py", "parameter"): "the emission kind 'parameter' "
+    "(nodes.spec.EMIT_KINDS) that the Parameter block and any other may declare; not a block",
 }
 
 
