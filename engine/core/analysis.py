@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from nodes import control, lookup
@@ -116,7 +117,9 @@ def _check_whole_graph(top: _Region) -> None:
     # Per-node caps hold each node; these hold their sum, reported only when no node already
     # is too large on its own (root causes only).
     if not any(d.code == "too_large" for d in result.diagnostics):
-        if result.total_params > MAX_PARAMETERS:
+        # Every count, bodies' included, bounds the model's total and is quicker to add up.
+        if sum(result.param_counts.values()) > MAX_PARAMETERS \
+                and result.total_params > MAX_PARAMETERS:
             result.diagnostics.append(Diagnostic(
                 "too_large", f"the model has {result.total_params:,} parameters "
                 f"(~{result.total_params * 4 / 2**30:.1f} GiB), more than the "
@@ -131,7 +134,7 @@ def _check_whole_graph(top: _Region) -> None:
                 "too_large", f"a forward pass keeps {result.activation_values:,} values per sample "
                 f"(~{result.activation_values * 4 / 2**30:.1f} GiB at batch size 1), more than the "
                 f"{MAX_TOTAL_ACTIVATIONS:,} dprog allocates; use smaller layers or fewer iterations"))
-    if not any(spec.kind == "output" for spec in top.specs.values()):
+    if "output" not in map(attrgetter("kind"), top.specs.values()):   # after each edit: kept quick
         result.diagnostics.append(Diagnostic("no_output", "the graph has no Output block, so the "
                                              "model would return nothing"))
 
