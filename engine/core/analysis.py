@@ -233,27 +233,26 @@ class _Region:
                 self.report(code, message, node.id, param=name)
                 self.broken.add(node.id)
         self.result.params[self.prefix + node.id] = params
-        if self.check_placement(node, spec):
-            self.check_ports(node, spec, facts.ports)
-
-    def check_ports(self, node: Node, spec: BlockSpec, facts: PortFacts | None) -> None:
-        if facts is None:   # dynamic ports; fixed ones are known once per spec
+        if not self.check_placement(node, spec):
+            return
+        ports = facts.ports
+        if ports is None:   # dynamic ports; fixed ones are known once per spec
             try:
-                facts = _port_facts(spec.port_lists(node))
+                ports = _port_facts(spec.port_lists(node))
             except Exception as e:  # a dynamic port rule given nonsense params
                 self.report("bad_param", f"cannot work out its ports: {e}", node.id)
                 self.broken.add(node.id)
                 return
         # A body input named "cond" or "count", or a state named "iterations", gives the node
         # two ports of one name: one wire then fed both, or one variable held both results.
-        if facts.clash is not None:
+        if ports.clash is not None:
             self.report("region_signature", f"{self.title(node)} would have two ports named "
-                        f"{facts.clash!r}; rename its body's {facts.clash!r}", node.id,
-                        port=facts.clash)
+                        f"{ports.clash!r}; rename its body's {ports.clash!r}", node.id,
+                        port=ports.clash)
             self.broken.add(node.id)
             return
-        self.ports[node.id] = facts.ports
-        self.port_names[node.id] = facts.names
+        self.ports[node.id] = ports.ports
+        self.port_names[node.id] = ports.names
 
     def check_placement(self, node: Node, spec: BlockSpec) -> bool:
         """Whether a structural block (input, output, body boundary, loop, branch) stands where
