@@ -30,6 +30,9 @@ from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
 
 from .graph import PATH_SEP, Edge, Graph, Node
 
+Params = Mapping[str, Any]          # a node's params, resolved
+Types = Mapping[str, TensorType]    # by port (or by Body input id)
+
 SEVERITIES = ("error", "warning", "info")
 # Caps, so that whatever validates can be allocated and run on a 24 GiB machine at batch size 2
 # (tests/test_fuzz_caps.py): 2 GiB of weights, at most 4 GiB of activations, and no loop nest
@@ -388,7 +391,7 @@ class _Region:
             return None
         return types
 
-    def infer_types(self, node: Node, spec: BlockSpec, path: str, params: Mapping[str, Any],
+    def infer_types(self, node: Node, spec: BlockSpec, path: str, params: Params,
                     types: dict[str, TensorType]) -> None:
         """The node's output types from its input types, with what they cost."""
         self.result.inputs[path] = types
@@ -418,7 +421,7 @@ class _Region:
             return
         self.take_outputs(node, spec, path, params, types, outs)
 
-    def take_outputs(self, node: Node, spec: BlockSpec, path: str, params: Mapping[str, Any],
+    def take_outputs(self, node: Node, spec: BlockSpec, path: str, params: Params,
                      types: dict[str, TensorType], outs: list[TensorType]) -> None:
         """Name the node's output types by port and count what they cost, within the caps."""
         out_ports = self.ports[node.id][1]
@@ -477,24 +480,23 @@ class _Region:
 
 # --- structural blocks: their types come from the graph, not from a shape rule -------------
 
-Types = Mapping[str, TensorType]
-_StructuralRule = Callable[[_Region, Node, Mapping[str, Any], Types], list[TensorType] | None]
+_StructuralRule = Callable[[_Region, Node, Params, Types], list[TensorType] | None]
 
 
-def _input(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> list[TensorType]:
+def _input(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType]:
     return [TensorType((BATCH, *p["shape"]), p["dtype"])]
 
 
-def _output(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> list[TensorType]:
+def _output(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType]:
     return []
 
 
-def _body_input(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> list[TensorType] | None:
+def _body_input(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType] | None:
     t = r.boundary.get(node.id)   # as the loop or branch outside hands it in
     return None if t is None else [t]
 
 
-def _body_output(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> list[TensorType]:
+def _body_output(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType]:
     r.results[node.id] = types["x"]   # the body's result: the loop or branch outside reads it
     return []
 
@@ -507,34 +509,32 @@ class LoopRule:
     loop shares (`_infer_loop`). A hook that finds a problem reports it and returns False or
     None; the defaults find none."""
 
-    def signature(self, p: Mapping[str, Any], ins: list[Node], outs: list[Node]) -> str | None:
+    def signature(self, p: Params, ins: list[Node], outs: list[Node]) -> str | None:
         """A problem of the body's signature that only this mode has."""
         return None
 
-    def admits(self, r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> bool:
+    def admits(self, r: _Region, node: Node, p: Params, types: Types) -> bool:
         """Whether the loop's connected inputs suit this mode."""
         return True
 
-    def entering(self, r: _Region, node: Node, p: Mapping[str, Any], ins: list[Node],
-                 boundary: Types) -> bool:
+    def entering(self, r: _Region, node: Node, p: Params, ins: list[Node], boundary: Types) -> bool:
         """Whether the types entering the body (by body input id) suit this mode."""
         return True
 
-    def iterations(self, p: Mapping[str, Any], length: int | None) -> int:
+    def iterations(self, p: Params, length: int | None) -> int:
         """The static iteration count: the body's runs, and its copies without shared weights."""
         raise NotImplementedError
 
-    def result(self, r: _Region, node: Node, p: Mapping[str, Any], out: Node,
-               t: TensorType | None) -> bool:
+    def result(self, r: _Region, node: Node, p: Params, out: Node, t: TensorType | None) -> bool:
         """Whether the type `t` leaving the body at `out` suits this mode."""
         return True
 
-    def output(self, r: _Region, node: Node, p: Mapping[str, Any], out: Node, t: TensorType,
+    def output(self, r: _Region, node: Node, p: Params, out: Node, t: TensorType,
                length: int | None) -> TensorType | None:
         """The loop's output type for the plain (role output) body output `out` of type `t`."""
         return t
 
-    def extras(self, p: Mapping[str, Any]) -> list[TensorType]:
+    def extras(self, p: Params) -> list[TensorType]:
         """The types of this mode's `LoopMode.extra_outputs`."""
         return []
 
@@ -542,17 +542,17 @@ class LoopRule:
 class _Repeat(LoopRule):
     """`count` times, or as often as a `count` input says, up to `max_iters`."""
 
-    def iterations(self, p: Mapping[str, Any], length: int | None) -> int:
+    def iterations(self, p: Params, length: int | None) -> int:
         return p["count"] if p["count_from"] == "param" else p["max_iters"]
 
 
 class _Scan(LoopRule):
     """Once per step along `dim` of the sequences; plain outputs stack the steps there."""
 
-    def iterations(self, p: Mapping[str, Any], length: int | None) -> int:
+    def iterations(self, p: Params, length: int | None) -> int:
         return int(length)
 
-    def output(self, r: _Region, node: Node, p: Mapping[str, Any], out: Node, t: TensorType,
+    def output(self, r: _Region, node: Node, p: Params, out: Node, t: TensorType,
                length: int | None) -> TensorType | None:
         dim = p["dim"]
         if t.rank < dim:   # torch.stack(steps, dim) needs dim <= rank
@@ -565,14 +565,14 @@ class _Scan(LoopRule):
 class _While(LoopRule):
     """Until the halt score passes the threshold, per sample or for the whole batch."""
 
-    def signature(self, p: Mapping[str, Any], ins: list[Node], outs: list[Node]) -> str | None:
+    def signature(self, p: Params, ins: list[Node], outs: list[Node]) -> str | None:
         plain = [n for n in outs if role(n) == OUTPUT.name]
         if p["halt"] == "per_sample" and plain:
             return (f"body output {plain[-1].id!r}: a per-sample while loop returns only its states, "
                     "so each sample keeps the value of its own last step; make it a state")
         return None
 
-    def admits(self, r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> bool:
+    def admits(self, r: _Region, node: Node, p: Params, types: Types) -> bool:
         # A while loop counts the steps of each sample, zeros the size of a batched input.
         if not any(t.batched for t in types.values()):
             r.report("region_signature", "a while loop counts steps per sample, so it needs at least "
@@ -580,8 +580,7 @@ class _While(LoopRule):
             return False
         return True
 
-    def entering(self, r: _Region, node: Node, p: Mapping[str, Any], ins: list[Node],
-                 boundary: Types) -> bool:
+    def entering(self, r: _Region, node: Node, p: Params, ins: list[Node], boundary: Types) -> bool:
         if p["halt"] != "per_sample":
             return True
         for n in ins:   # a per-sample while loop masks its states sample by sample
@@ -591,8 +590,7 @@ class _While(LoopRule):
                 return False
         return True
 
-    def result(self, r: _Region, node: Node, p: Mapping[str, Any], out: Node,
-               t: TensorType | None) -> bool:
+    def result(self, r: _Region, node: Node, p: Params, out: Node, t: TensorType | None) -> bool:
         if role(out) != HALT.name:
             return True
         if t.dtype != "float":   # the batch halt's .mean() refuses integer tensors
@@ -604,17 +602,17 @@ class _While(LoopRule):
             return False
         return True
 
-    def iterations(self, p: Mapping[str, Any], length: int | None) -> int:
+    def iterations(self, p: Params, length: int | None) -> int:
         return p["max_iters"]
 
-    def extras(self, p: Mapping[str, Any]) -> list[TensorType]:
+    def extras(self, p: Params) -> list[TensorType]:
         return [TensorType((BATCH,))]   # iterations: the steps each sample took
 
 
 LOOP_RULES: dict[str, LoopRule] = {"repeat": _Repeat(), "scan": _Scan(), "while": _While()}
 
 
-def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> list[TensorType] | None:
+def _infer_loop(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType] | None:
     body = node.regions["body"]
     mode, rule = control.LOOP_MODES[p["mode"]], LOOP_RULES[p["mode"]]
     ins, outs = control.boundary(body, BODY_INPUT), control.boundary(body, BODY_OUTPUT)
@@ -660,7 +658,7 @@ def _infer_loop(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> l
     return out_types + rule.extras(p)
 
 
-def _loop_signature(mode: control.LoopMode, rule: LoopRule, p: Mapping[str, Any], body: Graph,
+def _loop_signature(mode: control.LoopMode, rule: LoopRule, p: Params, body: Graph,
                     ins: list[Node], outs: list[Node]) -> list[str]:
     """What is wrong with the body's Body inputs and outputs for this mode, in the order
     found: each boundary node's role, then the states, then what the mode needs."""
@@ -706,7 +704,7 @@ def _loop_modes_with(role_name: str, side: str) -> str:
     return "a " + " or ".join(names) if names else "no"
 
 
-def _loop_boundary(r: _Region, node: Node, p: Mapping[str, Any], ins: list[Node],
+def _loop_boundary(r: _Region, node: Node, p: Params, ins: list[Node],
                    types: Types) -> tuple[dict[str, TensorType], int | None] | None:
     """The type entering the body at each Body input, and the sequences' length (None without
     sequences); None when one cannot enter."""
@@ -739,7 +737,7 @@ def _loop_boundary(r: _Region, node: Node, p: Mapping[str, Any], ins: list[Node]
     return boundary, length
 
 
-def loop_iterations(p: Mapping[str, Any], length: int | None) -> int:
+def loop_iterations(p: Params, length: int | None) -> int:
     """The static iteration count used for per-iteration weights."""
     return LOOP_RULES[p["mode"]].iterations(p, length)
 
@@ -778,7 +776,7 @@ class _PerSample(BranchRule):
 BRANCH_RULES: dict[str, BranchRule] = {"per_sample": _PerSample(), "hard": BranchRule()}
 
 
-def _infer_branch(r: _Region, node: Node, p: Mapping[str, Any], types: Types) -> list[TensorType] | None:
+def _infer_branch(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType] | None:
     then = node.regions["then"]
     if not _branch_signature(r, node):
         return None
