@@ -137,7 +137,7 @@ def _check_whole_graph(top: _Region) -> None:
                 "too_large", f"a forward pass keeps {result.activation_values:,} values per sample "
                 f"(~{result.activation_values * 4 / 2**30:.1f} GiB at batch size 1), more than the "
                 f"{MAX_TOTAL_ACTIVATIONS:,} dprog allocates; use smaller layers or fewer iterations"))
-    if "output" not in map(attrgetter("kind"), top.specs.values()):   # after each edit: kept quick
+    if "output" not in map(attrgetter("kind"), top.specs.values()):   # runs after every edit
         result.diagnostics.append(Diagnostic("no_output", "the graph has no Output block, so the "
                                              "model would return nothing"))
 
