@@ -26,10 +26,11 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from engine.core.analysis import Analysis, AnalysisCache, Diagnostic, analyze
+from engine.core.analysis import Analysis, Diagnostic
 from engine.core.config import TrainingConfig
 from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
 from engine.core.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
+from engine.incremental.analysis import AnalysisCache
 from nodes import lookup
 from nodes.control import BODY_OUTPUT
 from nodes.spec import BlockSpec
@@ -59,7 +60,7 @@ class CommandRejected(Exception):
 _ANALYSES: list[tuple[Graph, Analysis]] = []
 _ANALYSES_KEPT = 4
 # Per-node results across edits: graphs share their unchanged nodes, so re-analysing an edited
-# graph redoes only the nodes that changed (engine.core.analysis.AnalysisCache; main thread only).
+# graph redoes only the nodes that changed (engine.incremental.analysis.AnalysisCache; main thread only).
 _NODE_CACHE = AnalysisCache()
 
 
@@ -74,7 +75,7 @@ def analysis_of(graph: Graph) -> Analysis:
     for g, a in _ANALYSES:
         if g is graph:
             return a
-    result = analyze(graph, _NODE_CACHE)
+    result = _NODE_CACHE.analyze(graph)
     _ANALYSES.insert(0, (graph, result))
     del _ANALYSES[_ANALYSES_KEPT:]
     return result

@@ -1,4 +1,4 @@
-"""The engine's caches: `analyze(graph, cache)` and `CodeCache().generate(graph, analysis)`
+"""The engine's caches: `cache.analyze(graph)` and `CodeCache().generate(graph, analysis)`
 give exactly what the plain passes give.
 
 A cache kept across edits replays what unchanged nodes (the same objects) gave before, so
@@ -16,10 +16,11 @@ import pytest
 from fuzzing.generate import grow, hostile_value, plausible_value, sample_document
 
 from bench.graphs import chain, dag, nested_loops
-from engine.core.analysis import AnalysisCache, analyze
+from engine.core.analysis import analyze
 from engine.core.codegen import generate
 from engine.core.fileformat import graph_from_document
 from engine.core.graph import Graph, connect, disconnect, edit_region, remove_nodes, set_param
+from engine.incremental.analysis import AnalysisCache
 from engine.incremental.codegen import CodeCache
 from nodes import lookup
 
@@ -65,7 +66,7 @@ _CODE: dict[int, CodeCache] = {}
 
 
 def _same(graph: Graph, cache: AnalysisCache) -> None:
-    fresh, cached = analyze(graph), analyze(graph, cache)
+    fresh, cached = analyze(graph), cache.analyze(graph)
     assert cached == fresh
     if fresh.ok:   # the code, from a code cache that lives as long as the analysis cache
         code = _CODE.setdefault(id(cache), CodeCache())
@@ -84,7 +85,7 @@ def _walk(rng: random.Random, graph: Graph, cache: AnalysisCache, edit, steps: i
         graph = edit(rng, graph)
         history.append(graph)
         _same(graph, cache)
-        if take_back and not analyze(graph, cache).ok and rng.random() < take_back:
+        if take_back and not cache.analyze(graph).ok and rng.random() < take_back:
             graph = history[-2]
             _same(graph, cache)
         elif rng.random() < jump:
@@ -111,11 +112,11 @@ def test_sample_edits_match(name):
 def test_unchanged_nodes_are_replayed():
     cache = AnalysisCache()
     graph = dag(300)
-    analyze(graph, cache)
+    cache.analyze(graph)
     before = cache.hits
     edited = set_param(graph, "n100", "out_features", 16) if graph.node("n100").type == "linear" \
         else set_param(graph, "n101", "out_features", 16)
-    assert analyze(edited, cache) == analyze(edited)
+    assert cache.analyze(edited) == analyze(edited)
     assert cache.hits - before >= 2 * 290   # checks and inferences of the untouched nodes
 
 
@@ -147,10 +148,10 @@ def test_generated_graphs():
 def test_code_cache_reuses_unchanged_nodes():
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(400)
-    code.generate(graph, analyze(graph, analyses))
+    code.generate(graph, analyses.analyze(graph))
     edited = set_param(graph, "n201", "out_features", 17)   # n201 is a Linear: shapes change
     before = code.hits
-    cached = code.generate(edited, analyze(edited, analyses))
+    cached = code.generate(edited, analyses.analyze(edited))
     assert cached == generate(edited, analyze(edited))
     assert code.hits - before >= 390
     assert "self.n201 = nn.Linear(in_features=16, out_features=17)" in cached.source
@@ -164,9 +165,9 @@ def test_code_cache_sees_names_taken_earlier():
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(50)
     _same(graph, analyses)
-    code.generate(graph, analyze(graph, analyses))
+    code.generate(graph, analyses.analyze(graph))
     edited = update_node(graph, "n5", label="n10")
-    cached = code.generate(edited, analyze(edited, analyses))
+    cached = code.generate(edited, analyses.analyze(edited))
     assert cached == generate(edited, analyze(edited))
     assert "n10_2 = torch.relu(n9)" in cached.source
 
@@ -198,11 +199,11 @@ def test_a_width_edit_patches_three_nodes():
     Linear are redone; the analysis and the code of every other node are as they were."""
     analyses, code = AnalysisCache(), CodeCache()
     graph = chain(1000)
-    code.generate(graph, analyze(graph, analyses))
-    before = analyze(graph, analyses)
+    code.generate(graph, analyses.analyze(graph))
+    before = analyses.analyze(graph)
     edited = set_param(graph, "n501", "out_features", 17)
     hits, misses, patches = analyses.hits, analyses.misses, analyses.patches
-    after = analyze(edited, analyses)
+    after = analyses.analyze(edited)
     assert analyses.patches == patches + 1 and after == analyze(edited)
     assert analyses.hits - hits == 2 * 1000 - 1 - 3   # all but one check and three inferences
     assert analyses.misses - misses == 3   # inferences worked out: those three

@@ -9,8 +9,9 @@ from helpers import build, linear_body
 from torch.func import functional_call
 
 import engine
-from engine.core.analysis import analyze
+from engine.core.analysis import BRANCH_RULES, LOOP_RULES, analyze
 from engine.core.graph import set_param
+from nodes import control
 
 
 def branch_graph(mode: str, threshold: float = 0.0):
@@ -282,3 +283,13 @@ def test_gradcheck_per_sample_while_loop():
     assert engine.validate(graph) == []
     start = torch.tensor([[0.9], [0.1], [-0.4]])   # halts after 1, 4 and 6 steps
     gradcheck_graph(graph, [start, torch.randn(3, 3)])
+
+
+def test_every_loop_and_branch_mode_has_its_analysis_rule():
+    """A row added to nodes/control.py's LOOP_MODES or BRANCH_MODES needs its rule in the
+    analysis, under the same name; every loop rule knows how often its body runs."""
+    assert set(LOOP_RULES) == set(control.LOOP_MODES)
+    assert set(BRANCH_RULES) == set(control.BRANCH_MODES)
+    params = {"count": 3, "count_from": "param", "max_iters": 5, "dim": 1}
+    for rule in LOOP_RULES.values():
+        assert rule.iterations(params, 7) >= 1
