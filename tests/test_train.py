@@ -4,6 +4,7 @@ NaN naming the node, and leaves checkpoints that load without pickle and resume 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import numpy as np
@@ -70,24 +71,27 @@ def trivial_baseline(config: TrainingConfig) -> float:
     return flat.score(data.x_val.reshape(len(data.x_val), -1), data.y_val)
 
 
-# Figures measured with these epochs (the samples' own epochs do better still):
-#   rnn_scan (adding)       predict-the-mean MSE 0.149, model 0.026  (40 epochs: 0.0012)
-#   attention (adding)      predict-the-mean MSE 0.149, model 0.0005
+# Figures measured with these epochs on three seeds (the samples' own epochs do better still).
+# Single evaluations jump around (the adding problem's loss spikes 5x between epochs late in a
+# run), so the test judges the median of the last five: a robust property, with a wide margin
+# on any CPU.
+#   rnn_scan (adding)        predict-the-mean MSE 0.149; median of the last five 0.0026-0.0033
+#   attention (adding)       predict-the-mean MSE 0.149, model 0.0005
 #   adaptive_depth (circles) linear 47.0%, model 98.5%
-#   gated_branch (xor)      linear 53.5%, model 91.0% (the noisy labels cap it at 92.5%)
+#   gated_branch (xor)       linear 53.5%, model 91.0% (the noisy labels cap it at 92.5%)
 @pytest.mark.slow
-@pytest.mark.parametrize("name, epochs", [("rnn_scan", 10), ("attention", 5),
+@pytest.mark.parametrize("name, epochs", [("rnn_scan", 25), ("attention", 5),
                                           ("adaptive_depth", 20), ("gated_branch", 15)])
 def test_loop_and_branch_samples_beat_their_trivial_baseline(samples, name, epochs):
     config = config_of(samples[name], epochs=epochs)
     baseline = trivial_baseline(config)
     _, events = train(samples[name], config)
-    final = events[-1].metrics
-    if final.val_accuracy is None:
-        assert final.val_loss < 0.2 * baseline
+    last = [e for e in events if isinstance(e, EvalMetrics)][-5:]
+    if last[-1].val_accuracy is None:
+        assert statistics.median(e.val_loss for e in last) < 0.2 * baseline
     else:
         assert baseline < 0.6
-        assert final.val_accuracy > baseline + 0.3
+        assert statistics.median(e.val_accuracy for e in last) > baseline + 0.3
 
 
 # ---- determinism, schedules, losses ---------------------------------------------------------------
