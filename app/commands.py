@@ -55,37 +55,38 @@ class CommandRejected(Exception):
         self.code = code
 
 
-# --- analysis, cached by graph identity ---------------------------------------------------
-
-_ANALYSES: list[tuple[Graph, Analysis]] = []
-_ANALYSES_KEPT = 4
-# Per-node results across edits: graphs share their unchanged nodes, so re-analysing an edited
-# graph redoes only the nodes that changed (engine.incremental.analysis.AnalysisCache; main thread only).
-_NODE_CACHE = AnalysisCache()
+# --- analysis, one cache per document ----------------------------------------------------
 
 
-def analysis_of(graph: Graph) -> Analysis:
-    """`engine.core.analysis.analyze(graph)`, remembered for the last few graphs (by identity).
+class Analyses:
+    """One document's analyses: the last few graphs' results by identity, over an
+    `AnalysisCache` that redoes only the nodes an edit changed.
 
     Graphs are immutable values, so an analysis never goes stale. `AppState` and `Connect`
-    share this cache: a connect analyses the graph before and after, and the state's
-    refresh then reuses the "after" analysis instead of running it a third time.
-    Treat the returned `Analysis` as read-only.
+    share one: a connect analyses the graph before and after, and the state's refresh then
+    reuses the "after" analysis instead of running it a third time. Main thread only; treat
+    the returned analyses as read-only (they share values).
     """
-    for g, a in _ANALYSES:
-        if g is graph:
-            return a
-    result = _NODE_CACHE.analyze(graph)
-    _ANALYSES.insert(0, (graph, result))
-    del _ANALYSES[_ANALYSES_KEPT:]
-    return result
 
+    KEPT = 4
 
-def remember_analysis(graph: Graph, analysis: Analysis) -> None:
-    """Seed `analysis_of`'s cache: `analysis` is known to describe `graph` (see same_structure)."""
-    if not any(g is graph for g, _ in _ANALYSES):
-        _ANALYSES.insert(0, (graph, analysis))
-        del _ANALYSES[_ANALYSES_KEPT:]
+    def __init__(self) -> None:
+        self._recent: list[tuple[Graph, Analysis]] = []
+        self._cache = AnalysisCache()
+
+    def of(self, graph: Graph) -> Analysis:
+        for g, a in self._recent:
+            if g is graph:
+                return a
+        result = self._cache.analyze(graph)
+        self.remember(graph, result)
+        return result
+
+    def remember(self, graph: Graph, analysis: Analysis) -> None:
+        """`analysis` is known to describe `graph` (see same_structure)."""
+        if not any(g is graph for g, _ in self._recent):
+            self._recent.insert(0, (graph, analysis))
+            del self._recent[self.KEPT:]
 
 
 def same_structure(a: Graph, b: Graph) -> bool:
@@ -300,6 +301,11 @@ class Command:
     def apply(self, graph: Graph) -> Graph:
         raise NotImplementedError
 
+    def apply_in(self, graph: Graph, analyses: Analyses) -> Graph:
+        """`apply`, with the document's analyses at hand for a command that judges its result
+        (`AppState.do` calls this)."""
+        return self.apply(graph)
+
 
 @dataclass(frozen=True)
 class AddNode(Command):
@@ -454,6 +460,9 @@ class Connect(Command):
         return f"Connect {self.src[0]}.{self.src[1]} → {self.dst[0]}.{self.dst[1]}"
 
     def apply(self, graph: Graph) -> Graph:
+        return self.apply_in(graph, Analyses())
+
+    def apply_in(self, graph: Graph, analyses: Analyses) -> Graph:
         g = region_graph(graph, self.region)
         (src_id, out), (dst_id, inp) = self.src, self.dst
         src, dst = _node(g, src_id), _node(g, dst_id)
@@ -475,8 +484,8 @@ class Connect(Command):
 
         new = edit_in(graph, self.region, edit)
         path = region_prefix(self.region) + dst_id
-        before = {_key(d) for d in _errors_at(analysis_of(graph), path)}
-        fresh = [d for d in _errors_at(analysis_of(new), path) if _key(d) not in before]
+        before = {_key(d) for d in _errors_at(analyses.of(graph), path)}
+        fresh = [d for d in _errors_at(analyses.of(new), path) if _key(d) not in before]
         if fresh:
             raise CommandRejected(f"can't wire {src.name}.{out} → {dst.name}.{inp}: {fresh[0].message}",
                                   fresh[0].code)
@@ -728,6 +737,9 @@ class Batch(Command):
     label: str = "Edit"  # type: ignore[assignment]  # a field here, a property elsewhere
 
     def apply(self, graph: Graph) -> Graph:
+        return self.apply_in(graph, Analyses())
+
+    def apply_in(self, graph: Graph, analyses: Analyses) -> Graph:
         for command in self.commands:
-            graph = command.apply(graph)
+            graph = command.apply_in(graph, analyses)
         return graph

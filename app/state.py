@@ -42,13 +42,12 @@ from engine.incremental.codegen import CodeCache
 from nodes import TensorType
 
 from .commands import (
+    Analyses,
     Command,
     CommandRejected,
     Paste,
     RemoveNodes,
-    analysis_of,
     region_prefix,
-    remember_analysis,
     same_structure,
 )
 from .recovery import PendingRecovery, Recovery
@@ -139,7 +138,9 @@ class AppState:
 
     def _reset(self, graph: Graph, file: Path | None) -> None:
         """Make `graph` the document, with fresh history; raises if it cannot be analysed."""
-        analysis = analysis_of(graph)   # first, so a failure leaves everything as it was
+        analyses = Analyses()   # one per document
+        analysis = analyses.of(graph)   # first, so a failure leaves everything as it was
+        self.analyses = analyses
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
         self.region: tuple[str, ...] = ()
@@ -154,7 +155,7 @@ class AppState:
         the code when first read (see `code`)."""
         previous = getattr(self, "graph", None)
         if analysis is None:
-            analysis = analysis_of(graph)
+            analysis = self.analyses.of(graph)
         self.graph = graph
         self.analysis = analysis
         if self.run_problems and not _same_program(self._run_graph, graph):
@@ -249,16 +250,16 @@ class AppState:
         rejected or fails; then nothing changed. A command that changes nothing returns True
         and records nothing."""
         try:
-            new = command.apply(self.graph)
+            new = command.apply_in(self.graph, self.analyses)
             if not isinstance(new, Graph):
                 raise TypeError(f"{type(command).__name__}.apply returned {type(new).__name__}")
             if new is self.graph or new == self.graph:
                 return True
             if same_structure(self.graph, new):   # a move: the analysis still holds
                 analysis = self.analysis
-                remember_analysis(new, analysis)
+                self.analyses.remember(new, analysis)
             else:
-                analysis = analysis_of(new)
+                analysis = self.analyses.of(new)
         except CommandRejected as e:
             self.set_status(str(e), "warning")
             return False

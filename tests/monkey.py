@@ -28,6 +28,7 @@ from typing import Any
 
 from app.commands import (
     AddNode,
+    Analyses,
     AutoLayout,
     Connect,
     Disconnect,
@@ -36,7 +37,6 @@ from app.commands import (
     SetLabel,
     SetParam,
     SetTraining,
-    analysis_of,
 )
 from app.recovery import Recovery
 from app.state import AppState
@@ -56,7 +56,7 @@ def rebuild(graph: Graph) -> Graph:
     return Graph(nodes, graph.edges, name=graph.name, training=dict(graph.training))
 
 
-def check_data(graph: Graph, *, schema: bool = True) -> None:
+def check_data(graph: Graph, analyses: Analyses, *, schema: bool = True) -> None:
     """Valid data; `schema=False` skips the (slow: ~1 ms per node) JSON Schema check and
     round-trips through the same JSON document without it."""
     assert rebuild(graph) == graph
@@ -67,7 +67,7 @@ def check_data(graph: Graph, *, schema: bool = True) -> None:
         for name, value in node.params.items():
             param = spec.param(name)
             assert param is not None and param.check(value) is None, (path, name, value)
-    analysis_of(graph)    # analyze, unless the state already did for this very graph
+    analyses.of(graph)    # analyze, unless the state already did for this very graph
     if schema:
         assert loads(dumps(graph)) == graph
     else:   # the same document, without the pretty-printer and the schema (both slow)
@@ -336,7 +336,7 @@ class Monkey:
         s = self.state
         if id(s.graph) not in self.checked or self.checked[id(s.graph)] is not s.graph:
             # Each new graph once; every 32nd (and every file opened) through the schema too.
-            check_data(s.graph, schema=len(self.checked) % 32 == 0)
+            check_data(s.graph, s.analyses, schema=len(self.checked) % 32 == 0)
             if len(self.checked) > 20_000:
                 self.checked.clear()
             self.checked[id(s.graph)] = s.graph

@@ -141,6 +141,18 @@ def test_a_move_keeps_the_analysis_and_the_code():
     assert s.analysis is analysis and s.code is code and s.code_error is None
 
 
+def test_each_document_has_its_own_analysis_cache(tmp_path):
+    a, b = AppState(mlp()), AppState(mlp())
+    assert a.analyses is not b.analyses
+    first = a.analyses
+    a.do(SetParam((), "fc", "out_features", 3))
+    assert a.analyses is first and first.of(a.graph) is a.analysis   # edits share the document's
+    path = tmp_path / "other.json"
+    save_graph(with_loop(), path)
+    assert a.open(path)
+    assert a.analyses is not first   # another document, another cache
+
+
 # --- selection and regions -----------------------------------------------------------------
 
 
