@@ -3,7 +3,7 @@
 Views read `AppState` and change it only through its methods; every edit of the graph is a
 command (`app.commands`) passed to `do`. After each change the state recomputes what the
 views show - diagnostics, port types, parameter counts (`engine.core.analysis.analyze`) and the
-generated code (`engine.core.codegen.generate`) - and bumps `version`; views poll `version` each
+generated code (`engine.incremental.codegen.CodeCache`) - and bumps `version`; views poll `version` each
 frame and redraw what changed (graphs are immutable values, so "changed" is "not the same
 object").
 

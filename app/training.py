@@ -40,7 +40,7 @@ from engine.core.events import (
     StepMetrics,
     Stopped,
 )
-from engine.core.graph import Graph
+from engine.core.graph import Graph, source_node
 
 _INF = float("inf")
 HISTORY = 60             # gradient-flow snapshots kept for the heatmap and histories
@@ -394,7 +394,7 @@ class TrainingRun:
         parameters' gradient when it has parameters, else that of its first output wire."""
         out_key = None
         if self.flow is not None:
-            out_key = next((k for k in self.flow.edges if _source(k) == path), None)
+            out_key = next((k for k in self.flow.edges if source_node(k) == path), None)
         steps, grads, means, stds = [], [], [], []
         for p in self.history:
             node = p.nodes.get(path)
@@ -446,13 +446,6 @@ def _steps_per_epoch_guess(config: TrainingConfig) -> int:
     return max(1, math.ceil(n * (1 - val) / config.batch_size))
 
 
-def _source(edge_key: str) -> str:
-    """`loop1/body/fc.y->act.x` → `loop1/body/fc` (as engine.runtime.gradflow.source_node, torch-free)."""
-    src = edge_key.split("->")[0]
-    cut = src.rfind("/") + 1
-    return src[:cut] + src[cut:].split(".")[0]
-
-
 def flags_from(snapshot: GradFlowSnapshot) -> dict[str, str]:
     """node path → a short marker for gradient-flow trouble: vanishing, exploding, dead units."""
     found: dict[str, set[str]] = {}
@@ -461,7 +454,7 @@ def flags_from(snapshot: GradFlowSnapshot) -> dict[str, str]:
             found.setdefault(path, set()).add(f)
     for key, flow in snapshot.edges.items():
         for f in flow.flags:
-            found.setdefault(_source(key), set()).add(f)
+            found.setdefault(source_node(key), set()).add(f)
     out = {}
     for path, flags in found.items():
         marks = []

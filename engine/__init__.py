@@ -10,10 +10,11 @@ The stable Python API:
 
 The layers, each a package whose docstring says what it may import, in dependency order:
 
-    core/      pure: graph, file format, config, analysis, codegen, events (no torch)
-    runtime/   torch: compiler, trainer, gradient flow, run folders, export of weights
-    data/      datasets: the built-in registry and the file readers (numpy, no torch)
-    cli/       the `dprog` subcommands
+    core/         pure: graph, file format, config, analysis, codegen, events (no torch)
+    incremental/  pure: the studio's caches, which redo only what an edit reached
+    runtime/      torch: compiler, trainer, gradient flow, run folders, export of weights
+    data/         datasets: the built-in registry and the file readers (numpy, no torch)
+    cli/          the `dprog` subcommands
 
 Importing `engine` loads only the core; the names backed by torch are loaded on first use,
 so `import engine` stays fast.

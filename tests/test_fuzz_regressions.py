@@ -45,7 +45,7 @@ IDENTITY = body(("x", "body_input"), ("y", "body_output"), wires=["x -> y"])
 
 
 def test_repeat_loop_with_a_plain_output_generates():
-    # codegen._emit_loop zipped scan-only step lists with every plain output: ValueError.
+    # A repeat loop with a plain output keeps its last step; only a scan collects steps.
     tanh = body(("x", "body_input"), ("t", "tanh"), ("y", "body_output"), wires=["x -> t", "t -> y"])
     ok(build([("x", "input", {"shape": [3]}), ("lp", "loop", {"count": 2}, {"body": tanh}),
               ("o", "output")], ["x -> lp.x", "lp.y -> o"]))

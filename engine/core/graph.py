@@ -71,8 +71,22 @@ class Edge:
 
     @property
     def key(self) -> str:
-        """A stable text key, e.g. for metrics files: `fc1.y->act1.x`."""
+        """A stable text key, e.g. for metrics files: `fc1.y->act1.x`; inside a body the key
+        is prefixed by the body's path, `loop1/body/fc.y->act.x`."""
         return f"{self.src[0]}.{self.src[1]}->{self.dst[0]}.{self.dst[1]}"
+
+
+def source_node(edge_key: str) -> str:
+    """The path of the node an edge key leaves: `loop1/body/fc.y->act.x` → `loop1/body/fc`."""
+    src = edge_key.split("->")[0]
+    prefix = src[: src.rfind(PATH_SEP) + 1]
+    return prefix + src[len(prefix):].split(".")[0]
+
+
+def source_port(edge_key: str) -> str:
+    """The output port an edge key leaves: `loop1/body/fc.y->act.x` → `y`."""
+    src = edge_key.split("->")[0]
+    return src[src.rfind(PATH_SEP) + 1:].split(".", 1)[1]
 
 
 @dataclass(frozen=True)

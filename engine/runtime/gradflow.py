@@ -37,7 +37,7 @@ from torch import nn
 from nodes import lookup
 
 from ..core.events import EdgeFlow, GradFlowSnapshot, NodeFlow
-from ..core.graph import PATH_SEP, Graph
+from ..core.graph import PATH_SEP, Graph, source_node, source_port
 
 VANISHING_BELOW = 1e-7
 VANISHING_STREAK = 3
@@ -52,19 +52,6 @@ def graph_edge_keys(graph: Graph, prefix: str = "") -> list[str]:
         for region_name, region in node.regions.items():
             keys += graph_edge_keys(region, f"{prefix}{node.id}{PATH_SEP}{region_name}{PATH_SEP}")
     return keys
-
-
-def source_node(edge_key: str) -> str:
-    """`loop1/body/fc.y->act.x` → `loop1/body/fc`."""
-    src = edge_key.split("->")[0]
-    prefix = src[: src.rfind(PATH_SEP) + 1]
-    return prefix + src[len(prefix):].split(".")[0]
-
-
-def source_port(edge_key: str) -> str:
-    """`loop1/body/fc.y->act.x` → `y`."""
-    src = edge_key.split("->")[0]
-    return src[src.rfind(PATH_SEP) + 1:].split(".", 1)[1]
 
 
 def dead_unit_sources(graph: Graph, edge_keys: list[str]) -> dict[int, tuple[str, str]]:

@@ -67,11 +67,11 @@ from ..core.events import (
     StepMetrics,
     Stopped,
 )
-from ..core.graph import Graph
+from ..core.graph import Graph, source_node
 from ..data.datasets import DatasetError, check_input_shape, load_dataset
 from .checkpoint import CheckpointError, load_state, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
-from .gradflow import GradFlowProbe, node_parameters, source_node
+from .gradflow import GradFlowProbe, node_parameters
 
 EVAL_CHUNK = 1024
 BOUNDARY_RESOLUTION = 64
