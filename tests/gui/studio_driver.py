@@ -110,6 +110,15 @@ class Studio:
     def key(self, *chords: str) -> None:
         self.screen.key(*chords)
 
+    def key_to_quit(self, chord: str) -> None:
+        """Press a chord that ends the studio. No frame sync follows: on a fast machine the
+        process is gone before a sync could see its next frame."""
+        sync, self.screen.sync = self.screen.sync, None
+        try:
+            self.screen.key(chord)
+        finally:
+            self.screen.sync = sync
+
     def type_text(self, text: str) -> None:
         self.screen.type_text(text)
 
