@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from ..core.analysis import analyze
 from ..core.codegen import export_python
 from ..core.fileformat import atomic_write
+from ..core.files import shown
 from .common import EXIT_INVALID, EXIT_OK, Parser, fail, format_report, load
 
 COMMANDS = ("check", "export", "blocks", "train")
@@ -75,7 +76,7 @@ def cmd_export(argv: Sequence[str]) -> int:
         atomic_write(args.output, source.encode())
     except OSError as e:
         return fail(f"{args.output}: cannot write ({e.strerror or e})")
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {shown(args.output)}", file=sys.stderr)
     return EXIT_OK
 
 
