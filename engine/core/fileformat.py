@@ -27,7 +27,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -374,31 +374,56 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     `path`; the next successful save removes such orphans of writers that are no longer
     running (tests/test_crash_safety.py).
     """
-    path = Path(path)
+    atomic_write_all([(path, data)])
+
+
+def atomic_write_all(files: Sequence[tuple[str | os.PathLike, bytes]]) -> None:
+    """Replace several files together: each is written whole to its temporary sibling and
+    fsynced, and only when every one is complete are they renamed into place, in order. A
+    failure while writing (a full disk, an interrupt) leaves every file as it was and no
+    temporary file; a crash during the renames leaves each file old or new."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path = Path(path)
+            staged.append((_stage(path, data), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    for folder in dict.fromkeys(path.parent for _, path in staged):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the renames themselves durable
+        finally:
+            os.close(dir_fd)
+    for _, path in staged:
+        _remove_orphans(path)
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """`data` in a new fsynced temporary sibling of `path`; its name. Removed on failure."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file 0600; keep the mode the file had (or a new file would get),
         # so that saving does not quietly make a graph or an exported model.py private.
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_UMASK
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                mode = 0o666 & ~_UMASK
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-    _remove_orphans(path)
+    return tmp
 
 
 def _remove_orphans(path: Path) -> None:
