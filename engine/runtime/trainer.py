@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import queue
 import random
 import re
@@ -55,8 +56,9 @@ from nodes.types import BATCH, fmt_shape, numel
 from ..core.analysis import analyze
 from ..core.config import TrainingConfig
 from ..core.graph import Graph
-from ..data.datasets import DatasetError, check_input_shape, load_dataset
-from .checkpoint import CheckpointError, load_state, save_run
+from ..core.limits import with_limits
+from ..data.datasets import DatasetError, check_input_shape, check_token_ids, load_dataset
+from .checkpoint import CheckpointError, RunFiles, load_state, restore, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
 from .gradflow import GradFlowProbe, GradFlowSnapshot, node_parameters, source_node
 
@@ -277,8 +279,31 @@ def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingCo
     spec = dict(config.dataset)
     for key in ("path", "targets"):
         if isinstance(spec.get(key), str) and base_dir is not None:
-            spec[key] = str((base_dir / spec[key]).resolve())
+            # normpath, not resolve: a symlink loop or a NUL byte is the dataset's to report.
+            spec[key] = os.path.normpath(os.path.join(os.path.abspath(base_dir), spec[key]))
     return replace(config, dataset=spec)
+
+
+def _vocabularies(graph: Graph, data_input: str) -> dict[str, int]:
+    """node path -> num_embeddings, for every Embedding the data Input's token ids can reach:
+    downstream of it in the main graph, and anywhere in the body of a loop or branch it
+    reaches (ids enter bodies by any port)."""
+    reached, frontier = {data_input}, [data_input]
+    while frontier:
+        src = frontier.pop()
+        for edge in graph.edges:
+            if edge.src[0] == src and edge.dst[0] not in reached:
+                reached.add(edge.dst[0])
+                frontier.append(edge.dst[0])
+    default = lookup("embedding").param("num_embeddings").default
+    sizes = {}
+    for node in graph.nodes:
+        if node.id not in reached:
+            continue
+        for path, inner in Graph(nodes=(node,)).walk():
+            if inner.type == "embedding":
+                sizes[path] = inner.params.get("num_embeddings", default)
+    return sizes
 
 
 class _Model(nn.Module):
@@ -314,6 +339,8 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.step = 0
+        self.saved_step: int | None = None   # the step of the out_dir's last complete checkpoint
+        self._files: RunFiles | None = None
         self._stop = threading.Event()
         self._go = threading.Event()   # cleared while paused
         self._go.set()
@@ -389,10 +416,14 @@ class Trainer:
         self.world = torch.distributed.get_world_size() if distributed else 1
         if self.rank != 0:
             self.events = _NoEvents()
-        analysis = analyze(self.graph)
+        analysis = with_limits(self.graph, analyze(self.graph))
         if not analysis.ok:
             raise TrainingError("invalid_graph", "; ".join(str(d) for d in analysis.errors[:3]),
                                 analysis.errors[0].node)
+        try:   # what every checkpoint writes unchanged: refused now if it could not be saved
+            self._files = RunFiles.of(self.graph, self.config) if self.out_dir else None
+        except ValueError as e:
+            raise TrainingError("config", str(e)) from None
         self._load_data()
         self._check_inputs(analysis)
         self._build_model(analysis)
@@ -484,6 +515,10 @@ class Trainer:
         problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:], node.name)
         if problem:
             raise TrainingError("invalid_graph", problem, node.id)
+        for path, size in _vocabularies(self.graph, node.id).items():
+            problem = check_token_ids(self.data, size, path)
+            if problem:
+                raise TrainingError("data", problem, path)
 
     def _device(self) -> torch.device:
         want = self.config.device
@@ -704,23 +739,30 @@ class Trainer:
                 "running": self._running.clone(), "torch_rng": torch.get_rng_state()}
 
     def checkpoint(self) -> Path | None:
+        """Write the run folder, all or nothing. A folder that cannot be written (a full disk)
+        ends the run with Failed(kind="io"), saying which checkpoint the folder kept."""
         if self.out_dir is None or self.rank != 0:
             return None
-        path = save_run(self.out_dir, self.graph, self.config, self.module.state_dict(),
-                        self.state())
+        try:
+            path = save_run(self.out_dir, self.graph, self.config, self.module.state_dict(),
+                            self.state(), self._files)
+        except OSError as e:
+            kept = f"the run folder keeps the checkpoint of step {self.saved_step}, which " \
+                "--resume continues" if self.saved_step is not None else "no checkpoint was kept"
+            raise TrainingError("io", f"cannot write the checkpoint of step {self.step} to "
+                                f"{self.out_dir} ({e.strerror or e}); {kept}") from None
+        self.saved_step = self.step
         self.emit(CheckpointSaved(self.step, str(path)))
         return path
 
     def _load(self, folder: Path) -> None:
         state = load_state(folder, self.device)
         try:
-            self.module.load_state_dict(state["weights"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{folder}: the checkpoint does not fit this graph ({e})") from None
-        self.step = int(state["step"])
-        self._running = state["running"].cpu().to(torch.float64)
-        torch.set_rng_state(state["torch_rng"].cpu())
+            self.step, self._running = restore(state, self.module, self.optimizer)
+        except CheckpointError as e:
+            raise CheckpointError(f"{folder}: {e}") from None
+        if self.out_dir is not None and os.path.abspath(self.out_dir) == os.path.abspath(folder):
+            self.saved_step = self.step
 
     def emit(self, event: Event) -> Event:
         self.events.put(event)
