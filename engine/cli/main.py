@@ -23,6 +23,7 @@ from ..core.analysis import analyze
 from ..core.codegen import export_python
 from ..core.fileformat import atomic_write
 from ..core.files import shown
+from ..core.limits import with_limits
 from .common import EXIT_INVALID, EXIT_OK, Parser, fail, format_report, load
 
 COMMANDS = ("check", "export", "blocks", "train")
@@ -50,7 +51,7 @@ def cmd_check(argv: Sequence[str]) -> int:
     graph, code = load(args.graph)
     if graph is None:
         return code
-    analysis = analyze(graph)
+    analysis = with_limits(graph, analyze(graph))
     print(format_report(args.graph, analysis, graph))
     return EXIT_OK if analysis.ok else EXIT_INVALID
 
@@ -64,7 +65,7 @@ def cmd_export(argv: Sequence[str]) -> int:
     graph, code = load(args.graph)
     if graph is None:
         return code
-    analysis = analyze(graph)
+    analysis = with_limits(graph, analyze(graph))
     if not analysis.ok:
         print(format_report(args.graph, analysis, graph), file=sys.stderr)
         return EXIT_INVALID
