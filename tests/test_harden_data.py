@@ -173,6 +173,18 @@ def test_an_npz_listing_thousands_of_members_is_refused_from_its_end_record(tmp_
     refused({"name": "npz", "path": str(path)}, "1,500 arrays", "limit 1,000")
 
 
+def test_a_header_numpy_cannot_tokenize_is_a_dataset_error(tmp_path):
+    """Found by tests/test_fuzz_files.py: numpy parses the header text with tokenize, which
+    raised TokenError, not ValueError, for an unterminated dict."""
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (40, 2"
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    (tmp_path / "x.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                     + header + bytes(320))
+    np.save(tmp_path / "y.npy", np.arange(40) % 2)
+    refused({"name": "npy", "path": str(tmp_path / "x.npy"),
+             "targets": str(tmp_path / "y.npy")}, "not a valid NumPy .npy array")
+
+
 def test_npy_pairs_still_load(tmp_path):
     np.save(tmp_path / "x.npy", features())
     np.save(tmp_path / "y.npy", np.arange(40) % 2)

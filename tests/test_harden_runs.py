@@ -391,6 +391,9 @@ STATE_CASES = {
     "text_weights": ("weights", "w", "'weights'"),
     "no_weights_key": ("weights", {}, "no weights for"),
     "format_2": ("format", 2, "'format' must be 1"),
+    # Found by tests/test_fuzz_files.py: both used to pass the checks and break the first step.
+    "negative_adam_step": ("optimizer", "negative_step", "'step' must be in 0.."),
+    "complex_moment": ("optimizer", "complex_moment", "float tensors"),
     "list": (None, [1, 2], "not a dprog training state"),
 }
 
@@ -403,6 +406,13 @@ def test_a_damaged_state_is_refused_field_by_field(tmp_path, run_folder, capsys,
     for name in FILES:
         (folder / name).write_bytes((run_folder / name).read_bytes())
     state = torch.load(run_folder / STATE, weights_only=True)
+    if value in ("negative_step", "complex_moment"):
+        moments = {k: dict(v) for k, v in state["optimizer"]["state"].items()}
+        if value == "negative_step":
+            moments[0]["step"] = torch.tensor(-5.0)
+        else:
+            moments[0]["exp_avg"] = moments[0]["exp_avg"].to(torch.complex64)
+        value = {**state["optimizer"], "state": moments}
     damaged = value if field is None else mutated(state, field, value)
     (folder / STATE).write_bytes(tensor_bytes(damaged))
     code, err = train_cli(capsys, "--resume", str(folder), "--steps", "5")
@@ -528,3 +538,21 @@ def test_a_loop_of_10000_unshared_iterations_is_refused_by_check_and_train(tmp_p
     assert isinstance(events[-1], Failed) and events[-1].kind == "invalid_graph"
     assert events[-1].node == "lp"
     assert main(["check", str(save_graph(unshared_loop(1000), path) or path)]) == 0
+
+
+def test_the_config_decides_the_optimizer_settings_on_resume(tmp_path, run_folder, capsys):
+    """A damaged setting in the saved optimizer (here Adam's betas) never reaches a step, and
+    an option given with --resume holds: the config, not state.pt, sets lr, betas, decay."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in FILES:
+        (folder / name).write_bytes((run_folder / name).read_bytes())
+    state = torch.load(run_folder / STATE, weights_only=True)
+    groups = [{**g, "betas": "x", "weight_decay": -1.0} for g in state["optimizer"]["param_groups"]]
+    (folder / STATE).write_bytes(tensor_bytes({**state, "optimizer": {**state["optimizer"],
+                                                                      "param_groups": groups}}))
+    code, err = train_cli(capsys, "--resume", str(folder), "--steps", "5",
+                          "--weight-decay", "0.5")
+    assert code == 0, err
+    saved = torch.load(folder / STATE, weights_only=True)["optimizer"]["param_groups"][0]
+    assert saved["betas"] == (0.9, 0.999) and saved["weight_decay"] == 0.5

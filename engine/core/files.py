@@ -35,7 +35,7 @@ class FileRefused(ValueError):
     """A path dprog will not read: its message is the reason, without the path."""
 
 
-def _kind(mode: int) -> str | None:
+def file_kind(mode: int) -> str | None:
     """What a non-regular file is ("a FIFO"); None for a regular file."""
     if stat.S_ISREG(mode):
         return None
@@ -53,7 +53,7 @@ def open_regular(path: str | os.PathLike, limit: int | None = None) -> BinaryIO:
     """`path` opened for binary reading, once it is known to be a regular file (of at most
     `limit` bytes when given). The caller closes it."""
     before = _stat(path)
-    kind = _kind(before.st_mode)
+    kind = file_kind(before.st_mode)
     if kind is not None:
         raise FileRefused(f"is {kind}, not a regular file")
     if limit is not None and before.st_size > limit:
@@ -61,7 +61,7 @@ def open_regular(path: str | os.PathLike, limit: int | None = None) -> BinaryIO:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         now = os.fstat(fd)
-        kind = _kind(now.st_mode)
+        kind = file_kind(now.st_mode)
         if kind is not None:   # swapped between the stat and the open
             raise FileRefused(f"is {kind}, not a regular file")
         os.set_blocking(fd, True)

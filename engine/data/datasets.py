@@ -643,8 +643,11 @@ def _npy_header(fp: BinaryIO, where: str) -> _NpyHeader:
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, fortran_order, dtype = read_header(fp)
-    except (ValueError, EOFError) as e:
-        raise DatasetError(f"{where} is not a valid NumPy .npy array: {e}") from None
+    # numpy parses the header's text with tokenize and literal_eval: damaged text fails
+    # there in more ways than ValueError (tokenize.TokenError, SyntaxError, RecursionError).
+    except Exception as e:
+        raise DatasetError(f"{where} is not a valid NumPy .npy array "
+                           f"({type(e).__name__}: {e})") from None
     if dtype.hasobject:
         raise DatasetError(f"{where} holds Python objects (dtype {dtype}); refused, because "
                            "loading them would unpickle and could run code. Save plain numbers.")

@@ -244,33 +244,38 @@ def _check_optimizer(optimizer: Any, bad) -> None:
             raise bad("optimizer.param_groups", "a list of groups of parameter ids", group)
     for key, entry in optimizer["state"].items():
         if isinstance(key, bool) or not isinstance(key, int) or not isinstance(entry, dict) or \
-                not all(isinstance(v, torch.Tensor | int | float | type(None)) for v in entry.values()):
-            raise bad(f"optimizer.state[{_describe(key)}]", "a dict of tensors and numbers", entry)
+                not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                        or (isinstance(v, torch.Tensor) and v.is_floating_point())
+                        for v in entry.values()):
+            raise bad(f"optimizer.state[{_describe(key)}]", "a dict of float tensors and numbers",
+                      entry)
 
 
 def restore(state: Mapping[str, Any], module: torch.nn.Module, optimizer: torch.optim.Optimizer
             ) -> tuple[int, torch.Tensor]:
     """Load a checked state into `module` and `optimizer` and set torch's RNG; returns the
     step and the running sums. CheckpointError, naming the first differences, when the
-    checkpoint does not fit."""
+    checkpoint does not fit. The optimizer's settings (lr, betas, weight decay...) stay those
+    it was built with: the run's config decides them, so an option given with --resume holds,
+    and a damaged setting in the file never reaches a step."""
     import torch
 
-    expected = module.state_dict()
-    weights = state["weights"]
-    problems = [f"no weights for {k}" for k in expected if k not in weights]
-    problems += [f"weights for {shown(k)[:80]}, which this graph lacks"
-                 for k in weights if k not in expected]
-    problems += [f"{k} is {tuple(weights[k].shape)} in the checkpoint but "
-                 f"{tuple(v.shape)} in this graph"
-                 for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise CheckpointError(f"the checkpoint does not fit this graph: "
-                              f"{'; '.join(problems[:3])}{more}")
+    _check_weights(state["weights"], module.state_dict())
+    settings = [{k: v for k, v in group.items() if k != "params"}
+                for group in optimizer.param_groups]
+    expected_ids = [g["params"] for g in optimizer.state_dict()["param_groups"]]
+    saved_ids = [g["params"] for g in state["optimizer"]["param_groups"]]
+    if saved_ids != expected_ids:
+        raise CheckpointError("the checkpoint does not fit this graph: its optimizer state is "
+                              f"for {sum(map(len, saved_ids))} parameters in "
+                              f"{len(saved_ids)} groups, not {sum(map(len, expected_ids))} in "
+                              f"{len(expected_ids)}")
     try:
-        module.load_state_dict(weights)
+        module.load_state_dict(state["weights"])
         optimizer.load_state_dict(state["optimizer"])
-        _check_optimizer_shapes(optimizer)
+        for group, kept in zip(optimizer.param_groups, settings, strict=True):
+            group.update(kept)
+        _check_optimizer_state(optimizer)
         torch.set_rng_state(state["torch_rng"].cpu())
     except CheckpointError:
         raise
@@ -280,16 +285,40 @@ def restore(state: Mapping[str, Any], module: torch.nn.Module, optimizer: torch.
     return state["step"], state["running"].detach().cpu().to(torch.float64)
 
 
-def _check_optimizer_shapes(optimizer: torch.optim.Optimizer) -> None:
-    """Per-parameter state (Adam's moments, SGD's momentum) must have its parameter's shape;
-    torch would only find out at the next step."""
+def _check_weights(weights: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    """The same names, shapes and dtypes as the module's own state_dict."""
+    problems = [f"no weights for {k}" for k in expected if k not in weights]
+    problems += [f"weights for {shown(k)[:80]}, which this graph lacks"
+                 for k in weights if k not in expected]
+    problems += [f"{k} is {tuple(weights[k].shape)} in the checkpoint but "
+                 f"{tuple(v.shape)} in this graph"
+                 for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    problems += [f"{k} holds {weights[k].dtype} values, not {v.dtype}"
+                 for k, v in expected.items() if k in weights and weights[k].dtype != v.dtype]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"the checkpoint does not fit this graph: "
+                              f"{'; '.join(problems[:3])}{more}")
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Per-parameter state (Adam's moments, SGD's momentum) must be real floats of its
+    parameter's shape, and a step count a scalar; torch would only find out at the next
+    step, or silently broadcast."""
     for param, entry in optimizer.state.items():
         for name, value in entry.items():
             shape = getattr(value, "shape", None)
-            if shape is not None and len(shape) > 0 and shape != param.shape:
+            if shape is None:
+                continue
+            want = () if name == "step" else param.shape
+            if shape != want or not value.is_floating_point():
                 raise CheckpointError(f"the checkpoint does not fit this graph: optimizer state "
-                                      f"{shown(name)[:40]} is {tuple(shape)} for a parameter of "
-                                      f"shape {tuple(param.shape)}")
+                                      f"{shown(name)[:40]} is {value.dtype} {tuple(shape)} for "
+                                      f"a parameter of shape {tuple(param.shape)}")
+            # A negative or NaN step count makes Adam's bias correction complex.
+            if name == "step" and not 0 <= float(value) <= MAX_STEP:
+                raise CheckpointError(f"optimizer state 'step' must be in 0..{MAX_STEP:,}, "
+                                      f"not {float(value)!r}")
 
 
 def load_config(folder: str | Path) -> TrainingConfig:
