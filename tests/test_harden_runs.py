@@ -556,3 +556,16 @@ def test_the_config_decides_the_optimizer_settings_on_resume(tmp_path, run_folde
     assert code == 0, err
     saved = torch.load(folder / STATE, weights_only=True)["optimizer"]["param_groups"][0]
     assert saved["betas"] == (0.9, 0.999) and saved["weight_decay"] == 0.5
+
+
+def test_an_ignored_hangup_stays_ignored_as_under_nohup():
+    from engine.cli.train import _Signals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _Signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

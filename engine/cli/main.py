@@ -10,8 +10,10 @@ allowed to import both the engine and the studio. `python -m engine.cli` runs th
 subcommands alone (torchrun uses it).
 
 Exit codes: 0 success; 1 the graph is invalid; 2 unreadable input or wrong usage;
-3 training stopped on non-finite values. Bad input always gets one clear line, never a
-Python traceback.
+3 training stopped on non-finite values; 4 a run folder could not be written while
+training; 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), with a
+checkpoint to resume. Bad input always gets one clear line, never a Python traceback, and
+anything printed from a file or a path is escaped (see engine/core/files.py).
 """
 
 from __future__ import annotations

@@ -7,14 +7,15 @@ of engine/runtime/checkpoint.py: weights.pt, state.pt, graph.json, config.json, 
 
 Exit codes: 0 done; 1 the graph is invalid, or does not fit the data, or raised at run time
 (the message names the node); 2 unreadable input, bad options, unknown dataset, or a run
-folder another process is writing; 3 training stopped on non-finite values; 4 the run
-folder could not be written (a full disk: the message says which checkpoint it kept);
+folder that cannot be created or that another process is writing; 3 training stopped on
+non-finite values; 4 the run folder could not be written while training (a full disk: the
+message says which checkpoint it kept);
 130, 143, 129 stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP (continue with --resume DIR).
 
 What it promises:
 - Signals: SIGINT, SIGTERM (what `kill` and schedulers send) and SIGHUP (a closed terminal)
   stop the run after the current step, write a checkpoint of that step and exit 128 + the
-  signal's number. A second signal stops at once without saving; the folder keeps its last
+  signal's number. A signal that was ignored when dprog started (`nohup`) stays ignored. A second signal stops at once without saving; the folder keeps its last
   complete checkpoint. A signal before training starts stops before anything is written.
 - One writer per folder: the run folder is locked (engine/runtime/checkpoint.py's RunLock);
   a second `dprog train` on it is refused, naming the process that holds it.
@@ -189,7 +190,9 @@ class _Signals:
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                # An ignored signal stays ignored: `nohup dprog train` must outlive its terminal.
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -250,7 +253,7 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
         except CheckpointError as e:
             return fail(str(e))
         except OSError as e:
-            return fail(f"{out}: cannot write ({e.strerror or e})", EXIT_IO)
+            return fail(f"{out}: cannot write ({e.strerror or e})")
     try:
         trainer = Trainer(graph, config, base_dir=source.parent,
                           out_dir=out if rank == 0 else None,
@@ -333,7 +336,7 @@ def launch(argv: list[str], nproc: int, out: Path) -> int:
     except CheckpointError as e:
         return fail(str(e))
     except OSError as e:
-        return fail(f"{out}: cannot write ({e.strerror or e})", EXIT_IO)
+        return fail(f"{out}: cannot write ({e.strerror or e})")
     try:
         return _run_ranks(argv, nproc, out)
     finally:
@@ -359,7 +362,8 @@ def _run_ranks(argv: list[str], nproc: int, out: Path) -> int:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in SIGNALS}
+    previous = {signum: signal.signal(signum, forward) for signum in SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         failed_at = None
         while any(p.poll() is None for p in procs):
