@@ -285,25 +285,27 @@ def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingCo
 
 
 def _vocabularies(graph: Graph, data_input: str) -> dict[str, int]:
-    """node path -> num_embeddings, for every Embedding the data Input's token ids can reach:
-    downstream of it in the main graph, and anywhere in the body of a loop or branch it
-    reaches (ids enter bodies by any port)."""
+    """node path -> num_embeddings, for every Embedding the data Input's token ids reach in
+    the main graph: the walk stops at an Embedding (it turns ids into vectors) and at loops
+    and branches. Those are checked before the first step; an Embedding inside a body that
+    fails at run time gets the same explanation added to its error (`_explain_ids`)."""
     reached, frontier = {data_input}, [data_input]
+    stops = {n.id for n in graph.nodes if n.type == "embedding" or n.regions}
     while frontier:
         src = frontier.pop()
         for edge in graph.edges:
             if edge.src[0] == src and edge.dst[0] not in reached:
                 reached.add(edge.dst[0])
-                frontier.append(edge.dst[0])
+                if edge.dst[0] not in stops:
+                    frontier.append(edge.dst[0])
+    return {path: size for path, size in _embedding_sizes(graph).items() if path in reached}
+
+
+def _embedding_sizes(graph: Graph) -> dict[str, int]:
+    """node path -> num_embeddings of every Embedding, bodies included."""
     default = lookup("embedding").param("num_embeddings").default
-    sizes = {}
-    for node in graph.nodes:
-        if node.id not in reached:
-            continue
-        for path, inner in Graph(nodes=(node,)).walk():
-            if inner.type == "embedding":
-                sizes[path] = inner.params.get("num_embeddings", default)
-    return sizes
+    return {path: node.params.get("num_embeddings", default)
+            for path, node in graph.walk() if node.type == "embedding"}
 
 
 class _Model(nn.Module):
@@ -385,9 +387,18 @@ class Trainer:
                 end = Failed(self.step, "out_of_memory", self._explain_oom(e, node), node, e)
             else:
                 where = f"node {node}: " if node else ""
-                end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}", node, e)
+                end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}"
+                             f"{self._explain_ids(e, node)}", node, e)
         self.emit(end)
         return end
+
+    def _explain_ids(self, error: BaseException, node: str | None) -> str:
+        """For an Embedding inside a body that raised IndexError: the data's token ids past
+        its num_embeddings, said as the check before the first step says it."""
+        size = _embedding_sizes(self.graph).get(node) if isinstance(error, IndexError) else None
+        data = getattr(self, "data", None)
+        problem = check_token_ids(data, size, node) if size and data is not None else None
+        return f" ({problem})" if problem else ""
 
     def _explain_oom(self, error: BaseException, node: str | None) -> str:
         where = f"node {node}" if node else \
