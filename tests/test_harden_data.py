@@ -230,13 +230,14 @@ def test_token_ids_past_num_embeddings_are_a_data_message(tmp_path, in_loop):
     _, events = train(token_graph(50, in_loop=in_loop), config)
     end = events[-1]
     assert isinstance(end, Failed), end
-    assert "token ids up to 57" in end.message and "num_embeddings 50" in end.message
-    assert "at least 58" in end.message
-    if in_loop:   # found by the first forward pass, named at the node, explained the same way
+    assert "num_embeddings 50" in end.message and "at least 58" in end.message
+    if in_loop:   # found by the first forward pass, named at the node, explained briefly
         assert end.kind == "error" and end.node == "scan/body/emb"
         assert end.message.startswith("node scan/body/emb: IndexError"), end.message
+        assert "token id 57 >= num_embeddings 50" in end.message
     else:         # found before the first step
         assert end.kind == "data" and end.node == "emb" and "IndexError" not in end.message
+        assert "token ids up to 57" in end.message
     _, events = train(token_graph(58, in_loop=in_loop), config)
     assert isinstance(events[-1], Finished)
 

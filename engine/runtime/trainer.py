@@ -397,8 +397,11 @@ class Trainer:
         its num_embeddings, said as the check before the first step says it."""
         size = _embedding_sizes(self.graph).get(node) if isinstance(error, IndexError) else None
         data = getattr(self, "data", None)
-        problem = check_token_ids(data, size, node) if size and data is not None else None
-        return f" ({problem})" if problem else ""
+        if not size or data is None or not check_token_ids(data, size, node):
+            return ""
+        top = max(int(x.max()) for x in (data.x_train, data.x_val) if x.size)
+        # Short: the studio shows it on the block and in the Problems list.
+        return f": token id {top} >= num_embeddings {size}; set it to at least {top + 1}"
 
     def _explain_oom(self, error: BaseException, node: str | None) -> str:
         where = f"node {node}" if node else \
