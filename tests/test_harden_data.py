@@ -185,6 +185,20 @@ def test_a_header_numpy_cannot_tokenize_is_a_dataset_error(tmp_path):
              "targets": str(tmp_path / "y.npy")}, "not a valid NumPy .npy array")
 
 
+def test_a_member_flagged_as_encrypted_is_a_dataset_error(tmp_path):
+    """Found by `bench/fuzz.py --files`: zipfile raises RuntimeError for it."""
+    path = tmp_path / "enc.npz"
+    write_npz(path, {"x": features(), "y": np.arange(40) % 2})
+    data = bytearray(path.read_bytes())
+    for at in range(len(data) - 4):   # set bit 0 (encrypted) of every header's flags
+        if data[at:at + 4] == b"PK\x03\x04":
+            data[at + 6] |= 1
+        elif data[at:at + 4] == b"PK\x01\x02":
+            data[at + 8] |= 1
+    path.write_bytes(bytes(data))
+    refused({"name": "npz", "path": str(path)}, "not a readable .npz archive", "encrypted")
+
+
 def test_npy_pairs_still_load(tmp_path):
     np.save(tmp_path / "x.npy", features())
     np.save(tmp_path / "y.npy", np.arange(40) % 2)

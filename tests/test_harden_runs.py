@@ -394,6 +394,8 @@ STATE_CASES = {
     # Found by tests/test_fuzz_files.py: both used to pass the checks and break the first step.
     "negative_adam_step": ("optimizer", "negative_step", "'step' must be in 0.."),
     "complex_moment": ("optimizer", "complex_moment", "float tensors"),
+    # Found by `bench/fuzz.py --files`: a renamed key made Adam's step raise KeyError.
+    "missing_moment": ("optimizer", "missing_moment", "lacks exp_avg_sq"),
     "list": (None, [1, 2], "not a dprog training state"),
 }
 
@@ -406,10 +408,12 @@ def test_a_damaged_state_is_refused_field_by_field(tmp_path, run_folder, capsys,
     for name in FILES:
         (folder / name).write_bytes((run_folder / name).read_bytes())
     state = torch.load(run_folder / STATE, weights_only=True)
-    if value in ("negative_step", "complex_moment"):
+    if value in ("negative_step", "complex_moment", "missing_moment"):
         moments = {k: dict(v) for k, v in state["optimizer"]["state"].items()}
         if value == "negative_step":
             moments[0]["step"] = torch.tensor(-5.0)
+        elif value == "missing_moment":
+            moments[0]["exp_avg_sp"] = moments[0].pop("exp_avg_sq")
         else:
             moments[0]["exp_avg"] = moments[0]["exp_avg"].to(torch.complex64)
         value = {**state["optimizer"], "state": moments}

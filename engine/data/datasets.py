@@ -756,9 +756,10 @@ def _read_npz(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
                                        (fy, infos[1].file_size, f"{path}['{keys[1]}']")])
     except DatasetError:
         raise
-    # A corrupt archive fails in zipfile, zlib or struct, depending on where the damage is.
+    # A corrupt archive fails in zipfile, zlib or struct, depending on where the damage is;
+    # zipfile says RuntimeError for a member flagged as encrypted.
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
-            NotImplementedError, ValueError) as e:
+            NotImplementedError, ValueError, RuntimeError) as e:
         raise DatasetError(f"{path} is not a readable .npz archive: {e}") from None
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None

@@ -45,6 +45,7 @@ import re
 import socket
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -65,6 +66,11 @@ LOCK = ".lock"
 STATE_FORMAT = 1
 MAX_STEP = 2**53   # a step count any JSON reader holds exactly
 MAX_CONFIG_BYTES = 1 << 20
+# optimizer -> the per-parameter state its step reads by key (SGD's momentum buffer is
+# optional: a missing one starts again from the gradient).
+OPTIMIZER_STATE = {"Adam": ("step", "exp_avg", "exp_avg_sq"),
+                   "AdamW": ("step", "exp_avg", "exp_avg_sq"),
+                   "RMSprop": ("step", "square_avg")}
 
 
 class CheckpointError(ValueError):
@@ -129,9 +135,12 @@ def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[s
 
     path = Path(folder) / STATE
     try:
-        with open_regular(path) as f:
+        with open_regular(path) as f, warnings.catch_warnings():
             _check_archive(f, path)
             f.seek(0)
+            # A damaged file can make torch warn (deprecated storages): noise on the one line
+            # the command line promises; the fields are checked below anyway.
+            warnings.simplefilter("ignore")
             state = torch.load(f, map_location=device, weights_only=True)
     except CheckpointError:
         raise
@@ -305,7 +314,12 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
     """Per-parameter state (Adam's moments, SGD's momentum) must be real floats of its
     parameter's shape, and a step count a scalar; torch would only find out at the next
     step, or silently broadcast."""
+    required = OPTIMIZER_STATE.get(type(optimizer).__name__, ())
     for param, entry in optimizer.state.items():
+        missing = [name for name in required if entry and name not in entry]
+        if missing:
+            raise CheckpointError(f"the checkpoint does not fit this graph: the optimizer state "
+                                  f"of a parameter lacks {', '.join(missing)}")
         for name, value in entry.items():
             shape = getattr(value, "shape", None)
             if shape is None:
