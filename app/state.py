@@ -645,7 +645,10 @@ class AppState:
         try:
             self._reset(pending.graph, pending.file)
         except Exception as e:
-            self.set_status(f"can't restore the autosave: {e}", "error")
+            log.error("restoring the autosave failed:\n%s", traceback.format_exc())
+            self.recovery.set_aside(f"{type(e).__name__}: {e}")
+            self.set_status(f"can't restore the autosave: {self.recovery.problem}", "error")
+            self.recovery.problem = None
             return False
         self._sample = None
         self._saved = None   # unsaved by definition

@@ -33,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -45,6 +47,7 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from engine.core.files import shown
 from engine.core.graph import Graph
 from nodes import lookup
 
@@ -827,37 +830,82 @@ def run(graph_path: str | None, *, screenshot: str | None = None, frames: int = 
     try:
         studio = build_studio(graph_path, test_state_path=test_path)
     except Exception as e:
-        print(f"dprog: cannot start the studio: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"dprog: cannot start the studio: {type(e).__name__}: {shown(e)}", file=sys.stderr)
         return 2
     try:
         if screenshot is None:
-            pending = studio.state.pending_recovery()
-            if pending is not None:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(pending.saved_at))
-                what = pending.file.name if pending.file else "an untitled graph"
-                studio.dialogs.offer_recovery(
-                    f"dprog did not exit cleanly last time. Restore the unsaved changes to {what} "
-                    f"autosaved at {when}?",
-                    on_restore=lambda: studio.state.restore_recovery(pending),
-                    on_discard=studio.state.discard_recovery)
+            studio.frame()   # the window first: reading a big autosave takes a moment
+            _offer_recovery(studio)
         if train:
             studio.frame()
             studio.train()
         if screenshot is not None:
             return _screenshot(studio, screenshot, frames, train)
-        return _loop(studio)
+        with _Signals() as signals:
+            return _loop(studio, signals)
     finally:
         studio.close()
 
 
-def _loop(studio: Studio) -> int:
+class _Signals:
+    """SIGTERM (logout, shutdown, `kill`) and SIGHUP (the terminal closed) end the frame loop
+    like a crash the studio sees coming: the unsaved changes are autosaved at once and kept
+    for the next start, and `dprog` exits 128 + the signal's number."""
+
+    HANDLED = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.HANDLED:
+                if signal.getsignal(signum) is not signal.SIG_IGN:   # nohup: stays ignored
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame) -> None:
+        self.received = self.received or signum
+
+
+def _offer_recovery(studio: Studio) -> None:
+    """Offer the autosave a session that did not exit cleanly left. Nothing in it can stop
+    the studio from starting: a damaged one is set aside and reported in the status bar
+    (app/recovery.py), and anything else that goes wrong here is reported the same way."""
+    try:
+        pending = studio.state.pending_recovery()
+        if pending is None:
+            return
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(pending.saved_at))
+        what = shown(pending.file.name) if pending.file else "an untitled graph"
+        studio.dialogs.offer_recovery(
+            f"dprog did not exit cleanly last time. Restore the unsaved changes to {what} "
+            f"autosaved at {when}?",
+            on_restore=lambda: studio.state.restore_recovery(pending),
+            on_discard=studio.state.discard_recovery)
+    except Exception as e:
+        log.error("offering the autosave failed:\n%s", traceback.format_exc())
+        studio.state.set_status(f"could not offer the autosave: {type(e).__name__}: {e}",
+                                "warning")
+
+
+def _loop(studio: Studio, signals: _Signals) -> int:
     budget = 1.0 / FPS
-    while dpg.is_dearpygui_running() and not studio.quit_requested:
+    while dpg.is_dearpygui_running() and not studio.quit_requested and not signals.received:
         started = time.perf_counter()
         studio.frame()
         spare = budget - (time.perf_counter() - started)
         if spare > 0:
             time.sleep(spare)   # software GL ignores vsync: keep a core for the trainer
+    if signals.received:
+        # now=inf: past any autosave interval; the recovery file is kept for the next start.
+        studio.state.maybe_autosave(now=math.inf)
+        return 128 + signals.received
     if studio.quit_requested or not studio.state.dirty:
         studio.state.close()   # a clean exit: no recovery to offer next time
     return 0

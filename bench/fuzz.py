@@ -17,6 +17,9 @@ SIGTERM or Ctrl-C, and --resume reads the log back and runs only the groups not 
 --out/failures/ as files `dprog check` and `--reproduce GROUP:INDEX` can replay.
 
 Output: cases tried, failures, throughput, and a summary by outcome and by case source.
+
+`--files N` fuzzes the other files dprog reads instead (recovery files, states, data files;
+tests/fuzzing/files.py), in this process.
 """
 
 from __future__ import annotations
@@ -338,6 +341,96 @@ def kills(args) -> int:
     return 0
 
 
+def files(args) -> int:
+    """The other files dprog reads, `--files N` damaged ones of each kind: recovery files,
+    states (each one restored then takes a training step) and CSV, .npy and .npz data; and
+    `--kills` more SIGKILLs of checkpoint writers. The promises of tests/test_fuzz_files.py:
+    each case loads or is refused with its own error, within --timeout seconds."""
+    import tempfile
+
+    _paths()
+    with tempfile.TemporaryDirectory() as tmp:
+        failures = _fuzz_files(Path(tmp), args.files, args.seed, args.timeout)
+    for kind, found in failures.items():
+        print(f"{kind}: {args.files} cases, {len(found)} failures")
+        for line in found[:5]:
+            print(f"  {line}")
+    return 1 if any(failures.values()) else 0
+
+
+def _fuzz_files(tmp: Path, count: int, seed: int, timeout: float) -> dict[str, list[str]]:
+    import numpy as np
+    import torch
+    from fuzzing.files import DATA_CASES, damage_zip, recovery_case, state_case
+    from helpers import moons_graph
+
+    from app.recovery import RECOVERY_FORMAT, Recovery
+    from engine.cli import main as cli
+    from engine.core.fileformat import dumps, load_graph, save_graph
+    from engine.data.datasets import DatasetError, load_dataset
+    from engine.runtime.checkpoint import STATE, CheckpointError, load_state, restore, tensor_bytes
+    from engine.runtime.compiler import compile_graph
+
+    torch.set_num_threads(1)
+    failures: dict[str, list[str]] = {}
+
+    def judge(kind: str, how: str, action, allowed) -> None:
+        start = time.monotonic()
+        try:
+            action()
+        except allowed:
+            pass
+        except Exception as e:   # anything else is a bug
+            failures[kind].append(f"{how}: {type(e).__name__}: {str(e)[:120]}")
+        if time.monotonic() - start > timeout:
+            failures[kind].append(f"{how}: took {time.monotonic() - start:.1f} s")
+
+    np.save(tmp / "targets.npy", np.arange(40) % 2)
+    for fmt, make in DATA_CASES.items():
+        rng, failures[fmt] = random.Random(seed * 7 + len(fmt)), []
+        for i in range(count):
+            data, how = make(rng)
+            path = tmp / f"case.{fmt}"
+            path.write_bytes(data)
+            spec = {"name": fmt, "path": str(path), **({"targets": str(tmp / "targets.npy")}
+                                                       if fmt == "npy" else {})}
+            judge(fmt, f"{i} {how}", lambda spec=spec: load_dataset(spec), DatasetError)
+    good = {"format": RECOVERY_FORMAT, "version": 1, "file": "/tmp/work.json", "file_stamp": 1,
+            "saved_at": 1.7e9, "graph": dumps(moons_graph())}
+    rng, failures["recovery"] = random.Random(seed), []
+    for i in range(count):
+        text, how = recovery_case(rng, good)
+        folder = tmp / f"recovery{i}"
+        folder.mkdir()
+        (folder / "recovery.json").write_bytes(text.encode("utf-8", "surrogatepass"))
+        judge("recovery", f"{i} {how}", Recovery(folder).pending, ())
+    save_graph(moons_graph(epochs=100_000), tmp / "g.json")
+    out = tmp / "run"
+    cli(["train", str(tmp / "g.json"), "--out", str(out), "--steps", "3", "--quiet"])
+    state, good_bytes = torch.load(out / STATE, weights_only=True), (out / STATE).read_bytes()
+    graph = load_graph(out / "graph.json")
+    rng, failures["state"] = random.Random(seed), []
+    for i in range(count):
+        if i % 3:
+            damaged, how = state_case(rng, state, torch)
+            try:
+                data = tensor_bytes(damaged)
+            except Exception:
+                continue
+        else:
+            data, how = damage_zip(rng, good_bytes)
+        (out / STATE).write_bytes(data)
+
+        def resume_and_step() -> None:
+            module = compile_graph(graph)
+            optimizer = torch.optim.Adam(module.parameters())
+            restore(load_state(out), module, optimizer)
+            module(torch.randn(4, 2)).sum().backward()
+            optimizer.step()
+        judge("state", f"{i} {how}", resume_and_step, CheckpointError)
+    return failures
+
+
 def reproduce(args) -> int:
     _paths()
     from fuzzing.pipeline import FuzzBug, judge
@@ -379,7 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caps-scale", type=float, default=1.0, help="with --caps: fraction of the caps")
     parser.add_argument("--kills", type=int, default=0,
                         help="instead of fuzzing: SIGKILL a saving process this many times")
+    parser.add_argument("--files", type=int, default=0, metavar="N",
+                        help="instead of graphs: N damaged recovery files, states and data "
+                        "files of each kind")
     args = parser.parse_args(argv)
+    if args.files:
+        return files(args)
     if args.kills:
         return kills(args)
     if args.caps:

@@ -10,8 +10,10 @@ allowed to import both the engine and the studio. `python -m engine.cli` runs th
 subcommands alone (torchrun uses it).
 
 Exit codes: 0 success; 1 the graph is invalid; 2 unreadable input or wrong usage;
-3 training stopped on non-finite values. Bad input always gets one clear line, never a
-Python traceback.
+3 training stopped on non-finite values; 4 a run folder could not be written while
+training; 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), with a
+checkpoint to resume. Bad input always gets one clear line, never a Python traceback, and
+anything printed from a file or a path is escaped (see engine/core/files.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Sequence
 from ..core.analysis import analyze
 from ..core.codegen import export_python
 from ..core.fileformat import atomic_write
+from ..core.files import shown
+from ..core.limits import with_limits
 from .common import EXIT_INVALID, EXIT_OK, Parser, fail, format_report, load
 
 COMMANDS = ("check", "export", "blocks", "train")
@@ -49,7 +53,7 @@ def cmd_check(argv: Sequence[str]) -> int:
     graph, code = load(args.graph)
     if graph is None:
         return code
-    analysis = analyze(graph)
+    analysis = with_limits(graph, analyze(graph))
     print(format_report(args.graph, analysis, graph))
     return EXIT_OK if analysis.ok else EXIT_INVALID
 
@@ -63,7 +67,7 @@ def cmd_export(argv: Sequence[str]) -> int:
     graph, code = load(args.graph)
     if graph is None:
         return code
-    analysis = analyze(graph)
+    analysis = with_limits(graph, analyze(graph))
     if not analysis.ok:
         print(format_report(args.graph, analysis, graph), file=sys.stderr)
         return EXIT_INVALID
@@ -75,7 +79,7 @@ def cmd_export(argv: Sequence[str]) -> int:
         atomic_write(args.output, source.encode())
     except OSError as e:
         return fail(f"{args.output}: cannot write ({e.strerror or e})")
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {shown(args.output)}", file=sys.stderr)
     return EXIT_OK
 
 

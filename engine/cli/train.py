@@ -3,20 +3,40 @@
 The run folder (default runs/<graph file name>) gets metrics.jsonl (one JSON object per
 evaluation: step, epoch, train_loss, val_loss, and train_accuracy/val_accuracy for
 classification), gradflow.jsonl (one gradient-flow snapshot per line), and the checkpoint files
-of engine/checkpoint.py: weights.pt, state.pt, graph.json, config.json, model.py.
+of engine/runtime/checkpoint.py: weights.pt, state.pt, graph.json, config.json, model.py.
 
 Exit codes: 0 done; 1 the graph is invalid, or does not fit the data, or raised at run time
-(the message names the node); 2 unreadable input, bad options, unknown dataset; 3 training
-stopped on non-finite values; 130 stopped by Ctrl-C (continue with --resume DIR).
+(the message names the node); 2 unreadable input, bad options, unknown dataset, or a run
+folder that cannot be created or that another process is writing; 3 training stopped on
+non-finite values; 4 the run folder could not be written while training (a full disk: the
+message says which checkpoint it kept);
+130, 143, 129 stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP (continue with --resume DIR).
+
+What it promises:
+- Signals: SIGINT, SIGTERM (what `kill` and schedulers send) and SIGHUP (a closed terminal)
+  stop the run after the current step, write a checkpoint of that step and exit 128 + the
+  signal's number. A signal that was ignored when dprog started (`nohup`) stays ignored. A second signal stops at once without saving; the folder keeps its last
+  complete checkpoint. A signal before training starts stops before anything is written.
+- One writer per folder: the run folder is locked (engine/runtime/checkpoint.py's RunLock);
+  a second `dprog train` on it is refused, naming the process that holds it.
+- A failure leaves the last complete state: checkpoints are written all or nothing; a log
+  line that cannot be written is taken back and stops the run with a checkpoint; on
+  --resume the logs are cut back to the step the checkpoint holds, so they never run ahead
+  of it or end in half a line. A fresh folder that never got a checkpoint is removed.
+- Settings are checked before torch loads: out of range, non-finite or unsavable values are
+  one line naming the setting and its range.
 
 `--nproc N` re-runs this command in N local processes under torch.distributed (gloo on CPU,
 nccl on GPU), torchrun-style: MASTER_ADDR/MASTER_PORT, RANK, WORLD_SIZE and LOCAL_RANK in
 each child's environment. A command started by torchrun itself sees WORLD_SIZE > 1 and joins
-the group the same way, which is how a run spans several machines.
+the group the same way, which is how a run spans several machines. The launcher holds the
+run folder's lock for its children and passes every signal on to them.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import math
 import os
@@ -26,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -44,15 +64,40 @@ from ..core.events import (
     Stopped,
 )
 from ..core.fileformat import GraphFileError, load_graph
-from ..runtime.checkpoint import GRAPH, CheckpointError, load_config
+from ..core.files import shown
+from ..core.limits import with_limits
+from ..runtime.checkpoint import (
+    GRAPH,
+    LOCK,
+    CheckpointError,
+    RunLock,
+    check_run_folder,
+    load_config,
+)
 from .common import EXIT_INVALID, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, Parser, fail, format_report
 
-EXIT_STOPPED = 130
+EXIT_STOPPED, EXIT_IO = 130, 4
 EXIT_CODES = {"invalid_graph": EXIT_INVALID, "error": EXIT_INVALID, "data": EXIT_USAGE,
               "config": EXIT_USAGE, "checkpoint": EXIT_USAGE, "nonfinite": EXIT_NONFINITE,
-              "out_of_memory": EXIT_INVALID}
+              "out_of_memory": EXIT_INVALID, "io": EXIT_IO}
+SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 METRICS, GRADFLOW = "metrics.jsonl", "gradflow.jsonl"
-REPO = Path(__file__).resolve().parents[1]
+MAX_NPROC = 64
+LOCK_HELD = "DPROG_RUN_LOCK_HELD"   # set by the --nproc launcher: it holds the lock of this folder
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high, or a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {shown(text)[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high:,}, not {value}")
+        return value
+    return parse
 
 
 def parser() -> Parser:
@@ -77,11 +122,11 @@ def parser() -> Parser:
                    "once per epoch)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<graph name>, or the "
                    "--resume folder)")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+    p.add_argument("--checkpoint-every", type=_count(0, 100_000_000), default=0, metavar="N",
                    help="also checkpoint every N steps (always at the end)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
-    p.add_argument("--nproc", type=int, default=1, metavar="N", help="train in N local processes "
-                   "with DistributedDataParallel")
+    p.add_argument("--nproc", type=_count(1, MAX_NPROC), default=1, metavar="N",
+                   help="train in N local processes with DistributedDataParallel")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--traceback", action="store_true", help="on failure, also print the Python "
                    "traceback (for bug reports)")
@@ -93,32 +138,47 @@ def run(argv: Sequence[str]) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:   # -h, or a usage error argparse has already printed
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    if args.nproc < 1:
-        return fail("--nproc must be at least 1")
-    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return launch(list(argv), args.nproc)
     if args.graph is None and args.resume is None:
         return fail("dprog train: give a graph file, or --resume DIR")
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return launch(list(argv), args.nproc, _out_folder(args, None))
+    signals = _Signals()
+    with signals:
+        try:
+            return _load_and_train(args, signals)
+        except KeyboardInterrupt:
+            if signals.trainer is None:
+                return fail(f"stopped by {signals.name} before training started; the run folder "
+                            "was not changed", signals.code)
+            return fail(f"stopped by a second {signals.name} without saving; "
+                        f"{_kept(signals.trainer)}", signals.code)
 
+
+def _out_folder(args, graph) -> Path:
+    name = Path(args.graph).stem if args.graph else graph.name if graph is not None else "model"
+    return Path(args.out or args.resume or Path("runs") / name)
+
+
+def _load_and_train(args, signals: _Signals) -> int:
     # The graph and the config: from the files, then the options.
     source = Path(args.graph) if args.graph else Path(args.resume) / GRAPH
     try:
+        if args.resume:
+            check_run_folder(args.resume)
         graph = load_graph(source)
         config = load_config(args.resume) if args.resume else \
             TrainingConfig.from_mapping(graph.training)
         config = _with_options(config, args)
     except (GraphFileError, CheckpointError, ValueError, TypeError) as e:
         return fail(str(e))
-    analysis = analyze(graph)
+    analysis = with_limits(graph, analyze(graph))
     if not analysis.ok:
         print(format_report(str(source), analysis, graph), file=sys.stderr)
         return EXIT_INVALID
-    name = Path(args.graph).stem if args.graph else graph.name
-    out = Path(args.out or args.resume or Path("runs") / name)
-
+    out = _out_folder(args, graph)
     distributed = _init_distributed(config.device)
     try:
-        return _train(graph, config, args, source, out)
+        return _train(graph, config, args, source, out, signals)
     finally:
         if distributed:
             import torch.distributed as dist
@@ -126,38 +186,109 @@ def run(argv: Sequence[str]) -> int:
             dist.destroy_process_group()
 
 
-def _train(graph, config: TrainingConfig, args, source: Path, out: Path) -> int:
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP, handled alike while `dprog train` runs (see the module
+    docstring): the first stops the attached trainer after its step, or, before there is a
+    trainer, raises KeyboardInterrupt; a second raises KeyboardInterrupt at once."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.trainer = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNALS:
+                # An ignored signal stays ignored: `nohup dprog train` must outlive its terminal.
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame) -> None:
+        first = self.received is None
+        self.received = self.received or signum
+        if not first or self.trainer is None:
+            raise KeyboardInterrupt
+        self.trainer.stop()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received else "a signal"
+
+    @property
+    def code(self) -> int:
+        return SIGNALS.get(self.received, EXIT_STOPPED)
+
+
+def _kept(trainer) -> str:
+    step = getattr(trainer, "saved_step", None)
+    return f"the run folder keeps the checkpoint of step {step}" if step is not None \
+        else "no checkpoint was written"
+
+
+def _take_folder(out: Path) -> tuple[RunLock | None, bool]:
+    """Create and lock the run folder (rank 0); (the lock, whether the folder is new).
+    Under the --nproc launcher, which holds the lock already, only the folder is made."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get(LOCK_HELD) == os.path.abspath(out):
+        return None, created
+    return RunLock(out).acquire(), created
+
+
+def _give_back(out: Path, lock: RunLock | None, created: bool) -> None:
+    """Release the lock; a folder this run created that never got a checkpoint goes too."""
+    if lock is not None:
+        lock.release()
+    if created and {p.name for p in out.iterdir()} <= {LOCK}:
+        with contextlib.suppress(OSError):
+            (out / LOCK).unlink(missing_ok=True)
+            out.rmdir()
+
+
+def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
+           signals: _Signals) -> int:
     from ..runtime.trainer import Trainer
 
     rank = int(os.environ.get("RANK", "0"))
+    lock, created = None, False
     if rank == 0:
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            for name in (METRICS, GRADFLOW):   # a fresh run starts its logs; a resumed one adds
-                with open(out / name, "a" if args.resume else "w"):
-                    pass
+            lock, created = _take_folder(out)
+        except CheckpointError as e:
+            return fail(str(e))
         except OSError as e:
             return fail(f"{out}: cannot write ({e.strerror or e})")
-    report = _Report(out if rank == 0 else None, None if args.quiet or rank else sys.stderr)
-    trainer = Trainer(graph, config, events=report, base_dir=source.parent,
-                      out_dir=out if rank == 0 else None, checkpoint_every=args.checkpoint_every,
-                      resume_from=args.resume)
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread:   # Ctrl-C stops after the current step, and the run folder can resume
-        previous = signal.signal(signal.SIGINT, lambda *_: trainer.stop())
     try:
-        end = trainer.run()
+        trainer = Trainer(graph, config, base_dir=source.parent,
+                          out_dir=out if rank == 0 else None,
+                          checkpoint_every=args.checkpoint_every, resume_from=args.resume)
+        report = _Report(out if rank == 0 else None, None if args.quiet or rank else sys.stderr,
+                         resumed=args.resume is not None, on_error=trainer.stop)
+        trainer.events = report
+        signals.trainer = trainer
+        try:
+            end = trainer.run()
+        finally:
+            report.close()
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-        report.close()
+        if rank == 0:
+            _give_back(out, lock, created)
     if isinstance(end, Finished):
         if rank == 0:
-            print(_summary(graph.name, end, report.first_step, out))
+            with contextlib.suppress(OSError):
+                print(shown(_summary(graph.name, end, report.first_step, out)))
         return EXIT_OK
     if isinstance(end, Stopped):
-        return fail(f"stopped at step {end.step}; continue with: dprog train --resume {out}",
-                    EXIT_STOPPED) if rank == 0 else EXIT_STOPPED
+        if report.error:
+            return fail(f"{report.error}; stopped at step {end.step}, and the run folder keeps "
+                        f"its checkpoint: continue with: dprog train --resume {out}", EXIT_IO)
+        return fail(f"stopped at step {end.step} by {signals.name}; continue with: dprog train "
+                    f"--resume {out}", signals.code) if rank == 0 else signals.code
     assert isinstance(end, Failed)
     if args.traceback and end.error is not None:
         import traceback
@@ -182,7 +313,8 @@ def _with_options(config: TrainingConfig, args) -> TrainingConfig:
 def _dataset_spec(text: str, current) -> dict[str, Any]:
     suffix = Path(text).suffix.lower()
     if suffix in (".csv", ".npz"):
-        return {"name": suffix[1:], "path": str(Path(text).resolve())}
+        # abspath, not resolve: a symlink loop or a NUL byte is the dataset's to report.
+        return {"name": suffix[1:], "path": os.path.abspath(text)}
     if suffix == ".npy":
         raise ValueError("--data: a .npy file needs a targets file too; set dataset.path and "
                          "dataset.targets in the graph's training section")
@@ -203,15 +335,30 @@ def _init_distributed(device: str) -> bool:
     return True
 
 
-def launch(argv: list[str], nproc: int) -> int:
+def launch(argv: list[str], nproc: int, out: Path) -> int:
     """Run this same command in `nproc` local processes; rank 0 reports, the others stay quiet
-    unless they fail. Ctrl-C is passed on to every process, which stop at the same step."""
+    unless they fail. The launcher holds the run folder's lock for them; every signal is
+    passed on to every process, which stop at the same step."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(out).acquire()
+    except CheckpointError as e:
+        return fail(str(e))
+    except OSError as e:
+        return fail(f"{out}: cannot write ({e.strerror or e})")
+    try:
+        return _run_ranks(argv, nproc, out)
+    finally:
+        lock.release()
+
+
+def _run_ranks(argv: list[str], nproc: int, out: Path) -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "engine.cli", "train", *_without(argv, "--nproc")]
     base = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(nproc),
-                LOCAL_WORLD_SIZE=str(nproc),
+                LOCAL_WORLD_SIZE=str(nproc), **{LOCK_HELD: os.path.abspath(out)},
                 PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     procs = [subprocess.Popen(command, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
@@ -224,7 +371,8 @@ def launch(argv: list[str], nproc: int) -> int:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    previous = signal.signal(signal.SIGINT, forward)
+    previous = {signum: signal.signal(signum, forward) for signum in SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         failed_at = None
         while any(p.poll() is None for p in procs):
@@ -236,7 +384,8 @@ def launch(argv: list[str], nproc: int) -> int:
                         p.kill()
             time.sleep(0.05)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     codes = [p.wait() for p in procs]
     for r, p in enumerate(procs[1:], start=1):
         message = p.stderr.read().decode(errors="replace").strip() if p.stderr else ""
@@ -272,13 +421,20 @@ def _finite(value: Any) -> Any:
 
 
 class _Report:
-    """The trainer's event sink: log files, and a progress line on stderr."""
+    """The trainer's event sink: log files, and a progress line on stderr.
 
-    def __init__(self, out: Path | None, stream: TextIO | None):
-        self.files = {kind: open(out / name, "a") for kind, name in  # noqa: SIM115
-                      (("metrics", METRICS), ("gradflow", GRADFLOW))} if out else {}
+    The logs are opened when training starts: a fresh run empties them, a resumed one first
+    cuts them back to the step its checkpoint holds (dropping a half-written last line), so
+    they never run ahead of the state they go with. A line that cannot be written (a full
+    disk) is taken back, logging stops, and `on_error` asks the trainer to stop."""
+
+    def __init__(self, out: Path | None, stream: TextIO | None, *, resumed: bool = False,
+                 on_error: Callable[[], None] = lambda: None):
+        self.out, self.resumed, self.on_error = out, resumed, on_error
+        self.files: dict[str, TextIO] = {}
         self.progress = _Progress(stream) if stream else None
         self.first_step = 0
+        self.error: str | None = None
         # By event type; the others (pauses, checkpoints, the end) need no report here.
         self.handlers = {Started: self._started, StepMetrics: self._step,
                          EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow}
@@ -290,6 +446,7 @@ class _Report:
 
     def _started(self, event: Started) -> None:
         self.first_step = event.first_step
+        self._open(event.first_step)
         if self.progress:
             self.progress.start(event.first_step, event.total_steps, event.steps_per_epoch)
 
@@ -305,16 +462,65 @@ class _Report:
     def _gradflow(self, event: GradFlowSnapshot) -> None:
         self._write("gradflow", event.to_json())
 
+    def _open(self, first_step: int) -> None:
+        if self.out is None:
+            return
+        try:
+            for kind, name in (("metrics", METRICS), ("gradflow", GRADFLOW)):
+                path = self.out / name
+                if self.resumed and path.exists():
+                    _cut_log(path, first_step)
+                self.files[kind] = open(path, "a" if self.resumed else "w")  # noqa: SIM115
+        except OSError as e:
+            self._failed(f"cannot write the logs in {self.out} ({e.strerror or e})")
+
     def _write(self, kind: str, record: dict) -> None:
-        if kind in self.files:
-            self.files[kind].write(json.dumps(_finite(record)) + "\n")
-            self.files[kind].flush()
+        f = self.files.get(kind)
+        if f is None:
+            return
+        good = f.tell()
+        try:
+            f.write(json.dumps(_finite(record)) + "\n")
+            f.flush()
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.truncate(f.name, good)   # no half line left behind
+            self._failed(f"cannot write {Path(f.name).name} ({e.strerror or e})")
+
+    def _failed(self, message: str) -> None:
+        self.close_files()
+        if self.error is None:
+            self.error = message
+            self.on_error()
+
+    def close_files(self) -> None:
+        for f in self.files.values():
+            with contextlib.suppress(OSError):
+                f.close()
+        self.files = {}
 
     def close(self) -> None:
-        for f in self.files.values():
-            f.close()
+        self.close_files()
         if self.progress:
             self.progress.finish()
+
+
+def _cut_log(path: Path, last_step: int) -> None:
+    """Keep the lines of a JSONL log whose step is at most `last_step`, whole lines only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.cut")
+    try:
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            for line in src:
+                try:
+                    keep = line.endswith(b"\n") and json.loads(line)["step"] <= last_step
+                except (ValueError, KeyError, TypeError):
+                    keep = False
+                if keep:
+                    dst.write(line)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 class _Progress:
@@ -355,17 +561,21 @@ class _Progress:
         text = (f"step {event.step}/{self.total} [{bar:.<{self.WIDTH}}] {done:4.0%}  "
                 f"epoch {event.epoch}/{epochs}  loss {event.loss:.4g}{self.val}  "
                 f"eta {_clock(left)}")
-        if self.tty:
-            self.stream.write("\r" + text + "\x1b[K")
-            self.drawn = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        try:
+            if self.tty:
+                self.stream.write("\r" + text + "\x1b[K")
+                self.drawn = True
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+        except OSError:   # the terminal went away (SIGHUP): train on without the line
+            self.tty, self.drawn, self.next_line = False, False, math.inf
 
     def finish(self) -> None:
         if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+            with contextlib.suppress(OSError):
+                self.stream.write("\n")
+                self.stream.flush()
 
 
 def _clock(seconds: float) -> str:

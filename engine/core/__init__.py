@@ -1,5 +1,7 @@
 """The pure core: the graph model, the file format, the training config, analysis (validation
-and shape inference), code generation, and the trainer's events.
+and shape inference), code generation, and the trainer's events; `files` (opening hostile
+files by type and size, and escaping what is printed from them) and `limits` (the module
+cap the analysis does not check yet).
 
 Everything here is plain data and plain Python. It may import `nodes` and the standard
 library (and jsonschema, lazily, to enforce the file format); never torch, numpy, dearpygui,

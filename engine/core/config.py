@@ -1,11 +1,15 @@
 """The training setup as a frozen value: the graph file's `training` section plus defaults.
 
 Pure data (no torch). The file's section may omit any key; `TrainingConfig.from_mapping`
-fills in the defaults below, and `with_overrides` applies CLI flags or studio edits.
+fills in the defaults below, and `with_overrides` applies CLI flags or studio edits. Every
+way in ends in `checked()`: each setting of the right type and in range (the ranges of
+graph.schema.json), every number finite, so a config that was accepted can always be saved.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -15,6 +19,14 @@ SCHEDULES = ("constant", "step", "cosine", "one_cycle")
 LOSSES = ("auto", "cross_entropy", "mse", "bce_with_logits", "l1", "graph")
 TASKS = ("auto", "classification", "regression")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**32 - 1   # numpy's and scikit-learn's seed range
+# name -> (lowest, highest): the ranges graph.schema.json gives the training section.
+INTEGERS = {"batch_size": (1, 1 << 20), "epochs": (0, 1_000_000), "steps": (1, 100_000_000),
+            "step_size": (1, 100_000_000), "seed": (0, MAX_SEED), "gradflow_every": (0, 1_000_000),
+            "eval_every": (0, 1_000_000), "boundary_every": (0, 1_000_000)}
+# name -> (lowest, highest, lowest excluded); always finite: a run folder's config is JSON.
+NUMBERS = {"lr": (0, 100, True), "momentum": (0, 1, False), "weight_decay": (0, 10, False),
+           "gamma": (0, 1, True), "clip_grad_norm": (0, 1e9, True)}
 
 
 @dataclass(frozen=True)
@@ -53,35 +65,36 @@ class TrainingConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None}).checked()
 
     def checked(self) -> TrainingConfig:
+        """Self, once every setting is known to be in range; otherwise a ValueError naming the
+        setting and its allowed range. Run before anything is trained or written, so a value
+        that would fail late (an infinite clip norm cannot be saved in JSON; a seed past
+        2**32 - 1 is refused by numpy) fails first."""
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("loss", LOSSES),
                               ("task", TASKS), ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
                                  f"not {getattr(self, name)!r}")
-        if not (isinstance(self.lr, int | float) and 0 < self.lr <= 100):
-            raise ValueError(f"lr must be in (0, 100], not {self.lr!r}")
-        for name in ("batch_size", "epochs", "seed", "gradflow_every", "eval_every", "step_size",
-                     "boundary_every"):
+        for name, (low, high) in INTEGERS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
-        for name, high in (("momentum", 1), ("weight_decay", 10)):
+            if value is None and name == "steps":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in {low}..{high:,}, not {value!r}")
+        for name, (low, high, open_low) in NUMBERS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
-                raise ValueError(f"{name} must be a number in [0, {high}], not {value!r}")
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, int | float) \
-                or not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], not {self.gamma!r}")
-        if self.clip_grad_norm is not None and (isinstance(self.clip_grad_norm, bool) or not (
-                isinstance(self.clip_grad_norm, int | float) and self.clip_grad_norm > 0)):
-            raise ValueError(f"clip_grad_norm must be a positive number, not {self.clip_grad_norm!r}")
-        for name in ("batch_size", "step_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise ValueError(f"steps must be a positive integer, not {self.steps!r}")
+            if value is None and name == "clip_grad_norm":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                    math.isfinite(value) and (low < value if open_low else low <= value)
+                    and value <= high):
+                span = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
+                raise ValueError(f"{name} must be a finite number in {span}, not {value!r}")
         if not isinstance(self.dataset, Mapping) or not isinstance(self.dataset.get("name"), str):
             raise ValueError("dataset must be an object with a name")
+        try:   # what a run folder's graph.json and config.json will hold, written as they will be
+            json.dumps(dict(self.dataset), allow_nan=False, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"dataset cannot be saved as a graph file's JSON ({e})") from None
         return self
 
     def to_mapping(self) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class Finished:
 @dataclass(frozen=True)
 class Failed:
     step: int
-    kind: str   # invalid_graph | data | config | checkpoint | nonfinite | out_of_memory | error
+    kind: str   # invalid_graph | data | config | checkpoint | nonfinite | out_of_memory | io | error
     message: str
     node: str | None = None
     error: BaseException | None = field(default=None, repr=False, compare=False)

@@ -4,6 +4,12 @@ Guarantees:
 - `load_graph` raises `GraphFileError` (a `ValueError`) naming the file and the place in it
   (`$.nodes[3].params`, or a line and column for broken JSON) for anything it cannot read;
   it never executes anything from the file.
+- Only a regular file of at most 64 MiB is read (engine/core/files.py): a FIFO or a device
+  is refused by its type before it is opened, so nothing hangs or reads forever.
+- Before the schema sees a document, one pass refuses nesting deeper than 128 levels, any
+  object or list but the node and wire lists with more than 64 entries, text longer than
+  4,096 characters, and text that could never be saved back (a lone surrogate), each with
+  its place: what loads can always be saved.
 - Older versions are migrated step by step; a newer or unknown version is refused.
 - `save_graph` writes atomically (temporary file, fsync, rename) with a fixed key order, so a
   crash leaves the old file or the new one, and files diff well.
@@ -14,13 +20,14 @@ Pure: no torch. jsonschema is imported lazily, on the first load.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,7 @@ from typing import Any
 from nodes import LEGACY_TYPES, lookup
 from nodes.params import from_json, to_json
 
+from .files import FileRefused, read_regular
 from .graph import Edge, Graph, Node, check_id
 
 FORMAT = "dprog-graph"
@@ -36,6 +44,8 @@ MAX_FILE_BYTES = 64 << 20
 MAX_REGION_DEPTH = 16
 MAX_ELEMENTS = 20_000   # nodes and edges in all regions: ~10 s to check at most
 MAX_JSON_DEPTH = 128   # arrays and objects; 16 nested regions need about 70
+MAX_ITEMS = 64   # keys or items of any object or list but the node and wire lists (schema: 64)
+MAX_TEXT = 4096   # characters in any string (the schema's longest, a dataset path)
 SCHEMA_PATH = Path(__file__).with_name("graph.schema.json")
 
 
@@ -129,18 +139,56 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
+def _check_values(doc: Any, source: str) -> None:
+    """One pass over every value before the schema sees any: nesting depth, text that could
+    not be written back, and objects or lists bigger than any the schema allows. The schema's
+    own messages for those print the whole value, which took minutes and gigabytes for a node
+    with 100,000 params; a lone surrogate (JSON's "\\ud800") loads but can never be saved
+    as UTF-8, so it would make every later save of the graph fail."""
+    stack: list[tuple[Any, int, tuple | None, str | int | None]] = [(doc, 1, None, None)]
     while stack:
-        value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value \
-            if isinstance(value, list) else None
-        if children is None:
+        entry = stack.pop()
+        value, depth, _, key = entry
+        if isinstance(value, str):
+            _check_text(value, entry, source)
             continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise GraphFileError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels")
+        if len(value) > MAX_ITEMS and not (isinstance(value, list) and key in ("nodes", "edges")):
+            raise GraphFileError(f"{source}: {_place(_parts(entry))}: {len(value):,} entries; no "
+                                 f"part of a graph file but its node and wire lists holds more "
+                                 f"than {MAX_ITEMS}")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _check_text(k, (k, depth + 1, entry, k), source)
+                stack.append((v, depth + 1, entry, k))
+        else:
+            stack.extend((v, depth + 1, entry, i) for i, v in enumerate(value))
+
+
+def _parts(entry: tuple) -> list[str | int]:
+    parts = []
+    while entry[2] is not None:
+        parts.append(entry[3])
+        entry = entry[2]
+    return parts[::-1]
+
+
+def _check_text(text: str, entry: tuple, source: str) -> None:
+    if len(text) > MAX_TEXT:
+        raise GraphFileError(f"{source}: {_place(_parts(entry))}: text of {len(text):,} "
+                             f"characters; the longest a graph file holds is {MAX_TEXT:,}")
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise GraphFileError(
+            f"{source}: {_place(_parts(entry))}: character {e.start} is a lone surrogate "
+            f"(\\u{ord(text[e.start]):04x}), which no UTF-8 file can hold, so the graph could "
+            "never be saved; replace that text") from None
 
 
 def parse_document(text: str, source: str = "<graph>") -> dict:
@@ -155,8 +203,7 @@ def parse_document(text: str, source: str = "<graph>") -> dict:
         raise GraphFileError(f"{source}: nested too deeply") from None
     # json.loads stops near the recursion limit; nesting just below it got through and then
     # raised RecursionError while jsonschema wrote its message (repr of the nested value).
-    if _nested_deeper_than(doc, MAX_JSON_DEPTH):
-        raise GraphFileError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels")
+    _check_values(doc, source)
     if not isinstance(doc, dict):
         raise GraphFileError(f"{source}: $: expected a JSON object, got {type(doc).__name__}")
     if doc.get("format") != FORMAT:
@@ -175,7 +222,10 @@ def parse_document(text: str, source: str = "<graph>") -> dict:
     except (AttributeError, TypeError, KeyError, ValueError):
         raise GraphFileError(f"{source}: malformed version-{version} file; migration failed") from None
     _check_depth(doc, source)
-    error = next(iter(sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
+    # The first few errors, the earliest in the file first: collecting every error of a
+    # broken 20,000-node file costs seconds and memory for messages nobody reads.
+    found = itertools.islice(_validator().iter_errors(doc), 32)
+    error = min(found, key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path], default=None)
     if error is not None:
         raise GraphFileError(f"{source}: {_place(error.absolute_path)}: {_short(error.message)}")
     return doc
@@ -256,15 +306,11 @@ def load_graph(path: str | os.PathLike) -> Graph:
     """Read a graph file. Raises GraphFileError naming the file and place on any problem."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise GraphFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB")
-        text = path.read_bytes().decode("utf-8")
-    except GraphFileError:
-        raise
+        text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
+    except FileRefused as e:
+        raise GraphFileError(f"{path}: {e}") from None
     except FileNotFoundError:
         raise GraphFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise GraphFileError(f"{path}: is a directory, not a graph file") from None
     except UnicodeDecodeError as e:
         raise GraphFileError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
@@ -335,31 +381,56 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     `path`; the next successful save removes such orphans of writers that are no longer
     running (tests/test_crash_safety.py).
     """
-    path = Path(path)
+    atomic_write_all([(path, data)])
+
+
+def atomic_write_all(files: Sequence[tuple[str | os.PathLike, bytes]]) -> None:
+    """Replace several files together: each is written whole to its temporary sibling and
+    fsynced, and only when every one is complete are they renamed into place, in order. A
+    failure while writing (a full disk, an interrupt) leaves every file as it was and no
+    temporary file; a crash during the renames leaves each file old or new."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path = Path(path)
+            staged.append((_stage(path, data), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    for folder in dict.fromkeys(path.parent for _, path in staged):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the renames themselves durable
+        finally:
+            os.close(dir_fd)
+    for _, path in staged:
+        _remove_orphans(path)
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """`data` in a new fsynced temporary sibling of `path`; its name. Removed on failure."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file 0600; keep the mode the file had (or a new file would get),
         # so that saving does not quietly make a graph or an exported model.py private.
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_UMASK
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                mode = 0o666 & ~_UMASK
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-    _remove_orphans(path)
+    return tmp
 
 
 def _remove_orphans(path: Path) -> None:

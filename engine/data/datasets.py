@@ -47,19 +47,24 @@ Decisions:
 
 from __future__ import annotations
 
+import array
 import csv
 import difflib
+import io
 import math
+import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
+
+from ..core.files import FileRefused, file_kind, open_regular
 
 TASKS = ("classification", "regression")
 MIN_SAMPLES = 10
@@ -69,6 +74,12 @@ MAX_SEQUENCE_VALUES = 20_000_000
 # A file's header may claim any shape; refuse giant arrays before allocating for them.
 MAX_ARRAY_BYTES = 2 << 30
 MAX_AUTO_CLASSES = 20
+# A CSV's feature cells (float64 until the split: 512 MiB), and its longest line.
+MAX_CSV_VALUES = 1 << 26
+MAX_CSV_LINE = 1 << 20
+# Values in one array of an .npy or .npz file, checked from its header before it is read.
+MAX_FILE_VALUES = 1 << 27
+MAX_NPZ_MEMBERS = 1000
 MAX_CLASSES = 100_000
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
 
@@ -236,20 +247,26 @@ class _Request:
     base_dir: Path | None
 
     def path(self, key: str) -> Path:
-        """The file named by option `key`, resolved; DatasetError unless that file exists."""
-        path = Path(self.opts[key]).expanduser()
-        if not path.is_absolute() and self.base_dir is not None:
-            path = self.base_dir / path
-        path = path.absolute()
+        """The file named by option `key`, resolved; DatasetError unless it is a regular file
+        (a FIFO or a device would hang or never end; they are refused by type)."""
         where = f"dataset '{self.info.name}' option '{key}'"
         try:
-            exists, is_dir = path.exists(), path.is_dir()
-        except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-            raise DatasetError(f"{where}: cannot use path {str(path)!r}: {e}") from None
-        if not exists:
-            raise DatasetError(f"{where}: file not found: {path}")
-        if is_dir:
+            path = Path(self.opts[key]).expanduser()
+            if not path.is_absolute() and self.base_dir is not None:
+                path = self.base_dir / path
+            path = path.absolute()
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise DatasetError(f"{where}: file not found: {path}") from None
+        # ValueError: a NUL byte in the name; RuntimeError: "~nobody/x" with no such user.
+        except (OSError, ValueError, RuntimeError) as e:
+            text = getattr(e, "strerror", None) or e
+            raise DatasetError(f"{where}: cannot use path {self.opts[key]!r}: {text}") from None
+        kind = file_kind(mode)
+        if kind == "a directory":
             raise DatasetError(f"{where}: {path} is a directory, not a file")
+        if kind is not None:
+            raise DatasetError(f"{where}: {path} is {kind}, not a regular file")
         return path
 
 
@@ -439,48 +456,102 @@ def _cell_number(cell: str, path: Path, line: int, column: str) -> float:
     return value
 
 
-def _read_csv(path: Path, delimiter: str) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
-    """The header, its line number and the data rows as (line number, cells)."""
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[tuple[int, list[str]]] = []
+def _csv_lines(f: TextIO, path: Path) -> Iterator[str]:
+    """The file's lines, refusing one longer than MAX_CSV_LINE characters: a file with no
+    line breaks (a binary, or a sparse file of zeros) is refused after that many characters
+    instead of being read whole into memory."""
+    number = 0
+    while True:
+        line = f.readline(MAX_CSV_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_CSV_LINE:
+            raise DatasetError(f"{path}, line {number}: longer than {MAX_CSV_LINE:,} "
+                               "characters; is it a CSV file?")
+        yield line
+
+
+@dataclass
+class _CsvTable:
+    """A CSV file read row by row: features parsed to numbers as they come (8 bytes each),
+    target cells kept as text (the task is decided from all of them)."""
+
+    header: list[str]
+    header_line: int
+    target: int
+    values: array.array = field(default_factory=lambda: array.array("d"))
+    labels: list[tuple[int, str]] = field(default_factory=list)   # (line, target cell)
+
+    @property
+    def features(self) -> list[int]:
+        return [j for j in range(len(self.header)) if j != self.target]
+
+    def add(self, cells: list[str], line: int, path: Path) -> None:
+        if len(cells) != len(self.header):
+            raise DatasetError(f"{path}, line {line}: {_count(len(cells), 'cell')}, but the "
+                               f"header on line {self.header_line} has {len(self.header)} columns")
+        if len(self.labels) == MAX_SAMPLES:
+            raise DatasetError(f"{path} has more than {MAX_SAMPLES:,} rows")
+        features = self.features
+        if len(self.values) + len(features) > MAX_CSV_VALUES:
+            raise DatasetError(f"{path}: more than {MAX_CSV_VALUES:,} feature values "
+                               f"({len(features)} columns); use an .npz file for data this large")
+        self.values.extend(_cell_number(cells[j], path, line, self.header[j]) for j in features)
+        self.labels.append((line, cells[self.target].strip()))
+
+
+def _read_csv(path: Path, delimiter: str, target: str | None) -> _CsvTable:
+    """The header, its line number, the target column, feature values and target cells."""
+    table: _CsvTable | None = None
     try:
         # utf-8-sig: spreadsheet programs often start the file with a byte-order mark.
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
+        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig",
+                                                          newline="") as f:
+            reader = csv.reader(_csv_lines(f, path), delimiter=delimiter)
             try:
                 for cells in reader:
                     if not cells:
                         continue  # an empty line
                     # line_num counts physical lines, so a quoted multi-line cell still
                     # leaves the right number for the next record.
-                    line = reader.line_num
-                    if header is None:
-                        header, header_line = [c.strip() for c in cells], line
-                    elif len(cells) != len(header):
-                        raise DatasetError(
-                            f"{path}, line {line}: {_count(len(cells), 'cell')}, but the "
-                            f"header on line {header_line} has {len(header)} columns")
-                    elif len(rows) == MAX_SAMPLES:
-                        raise DatasetError(f"{path} has more than {MAX_SAMPLES:,} rows")
+                    if table is None:
+                        table = _csv_header([c.strip() for c in cells], reader.line_num, path,
+                                            target, delimiter)
                     else:
-                        rows.append((line, cells))
+                        table.add(cells, reader.line_num, path)
             except csv.Error as e:
                 raise DatasetError(f"{path}, line {reader.line_num}: malformed CSV: {e}") from None
     except UnicodeDecodeError as e:
         raise DatasetError(
             f"{path} is not UTF-8 text (byte {e.start}); is it a CSV file?") from None
+    except FileRefused as e:
+        raise DatasetError(f"{path} {e}") from None
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
-    if header is None:
+    if table is None:
         raise DatasetError(f"{path} is empty; a CSV dataset needs a header line and data rows")
-    if not rows:
+    if not table.labels:
         raise DatasetError(f"{path} has a header but no data rows")
+    return table
+
+
+def _csv_header(header: list[str], line: int, path: Path, target: str | None,
+                delimiter: str) -> _CsvTable:
     if len(header) < 2:
         raise DatasetError(f"{path} has a single column; it needs feature columns and a target "
                            f"(if its cells are not separated by {delimiter!r}, set the option "
                            "delimiter)")
-    return header, header_line, rows
+    target = target if target is not None else header[-1]
+    if header.count(target) != 1:
+        if target in header:
+            raise DatasetError(f"{path}: the header names column '{target}' more than once")
+        hint = difflib.get_close_matches(target, header, n=1)
+        raise DatasetError(
+            f"{path}: no column named '{target}'"
+            + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            + f"; the header on line {line} names: {', '.join(header)}")
+    return _CsvTable(header, line, header.index(target))
 
 
 def _class_ids(labels: Sequence[Any], names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -509,34 +580,19 @@ def _number_text(value: float) -> str:
 
 def _load_csv(req: _Request) -> Dataset:
     path = req.path("path")
-    header, header_line, rows = _read_csv(path, req.opts["delimiter"])
-    target = req.opts["target"] if req.opts["target"] is not None else header[-1]
-    if header.count(target) != 1:
-        if target in header:
-            raise DatasetError(f"{path}: the header names column '{target}' more than once")
-        hint = difflib.get_close_matches(target, header, n=1)
-        raise DatasetError(
-            f"{path}: no column named '{target}'"
-            + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            + f"; the header on line {header_line} names: {', '.join(header)}")
-    t = header.index(target)
-    features = [j for j in range(len(header)) if j != t]
-
-    x = np.empty((len(rows), len(features)))  # (N, F), float64 until the split
-    for i, (line, cells) in enumerate(rows):
-        for k, j in enumerate(features):
-            x[i, k] = _cell_number(cells[j], path, line, header[j])
-
-    labels = [cells[t].strip() for _, cells in rows]
-    for (line, _), label in zip(rows, labels, strict=True):
+    table = _read_csv(path, req.opts["delimiter"], req.opts["target"])
+    target = table.header[table.target]
+    features = table.features
+    x = np.frombuffer(table.values, dtype=np.float64).reshape(len(table.labels), len(features))
+    for line, label in table.labels:
         if not label:
             raise DatasetError(f"{path}, line {line}, column '{target}': empty target cell")
+    labels = [label for _, label in table.labels]
     numeric = all(_is_number(label) for label in labels)
     numbers: list[float] = []
     if numeric or req.opts["task"] == "regression":
         # Names the first cell that is not a finite number: a numeric target must be all numbers.
-        numbers = [_cell_number(label, path, line, target)
-                   for (line, _), label in zip(rows, labels, strict=True)]
+        numbers = [_cell_number(label, path, line, target) for line, label in table.labels]
     task = req.opts["task"]
     if task == "auto":
         task = "classification" if not numeric or (
@@ -559,74 +615,151 @@ def _load_csv(req: _Request) -> Dataset:
     _check_float32(x, f"{path}, feature columns")
     return _finish(req, task, x, y, num_classes=num_classes, class_names=class_names,
                    standardize=req.opts["standardize"], name=path.name,
-                   description=f"{path.name}: {_count(len(rows), 'row')}, "
+                   description=f"{path.name}: {_count(len(labels), 'row')}, "
                                f"{_count(len(features), 'feature')}, "
                                f"target '{target}' ({kind})")
 
 
-def _read_npy(fp: BinaryIO, size: int, where: str) -> np.ndarray:
-    """One .npy array from an open stream of `size` bytes, without ever unpickling."""
+@dataclass(frozen=True)
+class _NpyHeader:
+    """What an .npy header promises, checked before any of its data is read."""
+
+    shape: tuple[int, ...]
+    fortran_order: bool
+    dtype: np.dtype
+    where: str
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
+
+
+def _npy_header(fp: BinaryIO, where: str) -> _NpyHeader:
+    """The header of one .npy array, refused unless it holds plain numbers or strings of a
+    size dprog reads: never unpickled, never allocated for first."""
     try:
         version = np.lib.format.read_magic(fp)
         # Version 3 headers differ from version 2 only by allowing UTF-8 field names.
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, fortran_order, dtype = read_header(fp)
-    except (ValueError, EOFError) as e:
-        raise DatasetError(f"{where} is not a valid NumPy .npy array: {e}") from None
+    # numpy parses the header's text with tokenize and literal_eval: damaged text fails
+    # there in more ways than ValueError (tokenize.TokenError, SyntaxError, RecursionError).
+    except Exception as e:
+        raise DatasetError(f"{where} is not a valid NumPy .npy array "
+                           f"({type(e).__name__}: {e})") from None
     if dtype.hasobject:
         raise DatasetError(f"{where} holds Python objects (dtype {dtype}); refused, because "
                            "loading them would unpickle and could run code. Save plain numbers.")
     if dtype.kind not in "biufU" or dtype.itemsize == 0:
         raise DatasetError(f"{where} has dtype {dtype}; expected numbers (or strings for labels)")
-    count = math.prod(shape)
-    need = count * dtype.itemsize
+    header = _NpyHeader(tuple(shape), fortran_order, dtype, where)
+    need = header.count * dtype.itemsize
     if need > MAX_ARRAY_BYTES:
         raise DatasetError(f"{where} is too large: shape {shape} needs {need:,} bytes "
                            f"(limit {MAX_ARRAY_BYTES:,})")
+    if header.count > MAX_FILE_VALUES:
+        raise DatasetError(f"{where} is too large: shape {shape} holds {header.count:,} values "
+                           f"(limit {MAX_FILE_VALUES:,})")
+    if shape and shape[0] > MAX_SAMPLES:
+        raise DatasetError(f"{where} has {shape[0]:,} samples; the limit is {MAX_SAMPLES:,}")
+    return header
+
+
+def _npy_data(fp: BinaryIO, header: _NpyHeader, size: int) -> np.ndarray:
+    """The array a checked header promises, read in chunks into place (no second copy)."""
+    need = header.count * header.dtype.itemsize
     left = size - fp.tell()
-    data = fp.read(need) if left >= need else b""
-    if len(data) < need:
-        raise DatasetError(f"{where} is truncated: its header promises shape {shape} "
-                           f"({need:,} bytes) but only {max(left, len(data)):,} bytes follow")
-    array = np.frombuffer(data, dtype=dtype, count=count)
-    return array.reshape(shape, order="F" if fortran_order else "C")
+    out = np.empty(header.count, dtype=header.dtype)
+    flat = out.view(np.uint8).reshape(-1)
+    got = 0
+    while left >= need and got < need:
+        chunk = fp.read(min(need - got, 1 << 24))
+        if not chunk:
+            break
+        flat[got:got + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        got += len(chunk)
+    if got < need:
+        raise DatasetError(f"{header.where} is truncated: its header promises shape "
+                           f"{header.shape} ({need:,} bytes) but only {max(left, got):,} "
+                           "bytes follow")
+    return out.reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
-def _read_npy_file(path: Path) -> np.ndarray:
+def _read_pair(streams: Sequence[tuple[BinaryIO, int, str]]) -> list[np.ndarray]:
+    """Features and targets from two open .npy streams (stream, size, where): both headers
+    first, so a mismatch or an oversized array is refused before either is read."""
+    headers = [_npy_header(fp, where) for fp, _, where in streams]
+    x, y = headers
+    if x.shape and y.shape and x.shape[0] != y.shape[0]:
+        raise DatasetError(f"{x.where} has {x.shape[0]} samples but {y.where} has "
+                           f"{y.shape[0]}; they must match row for row")
+    return [_npy_data(fp, header, size) for (fp, size, _), header in zip(streams, headers,
+                                                                          strict=True)]
+
+
+def _open_data(path: Path) -> BinaryIO:
     try:
-        with path.open("rb") as f:
-            if f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC:
-                raise DatasetError(f"{path} is an .npz archive, not an .npy array; "
-                                   "use the dataset name 'npz'")
-            f.seek(0)
-            return _read_npy(f, path.stat().st_size, str(path))
+        return open_regular(path)
+    except FileRefused as e:
+        raise DatasetError(f"{path} {e}") from None
+
+
+def _read_npy_files(paths: Sequence[Path]) -> list[np.ndarray]:
+    try:
+        with _open_data(paths[0]) as fx, _open_data(paths[1]) as fy:
+            streams = []
+            for f, path in ((fx, paths[0]), (fy, paths[1])):
+                if f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC:
+                    raise DatasetError(f"{path} is an .npz archive, not an .npy array; "
+                                       "use the dataset name 'npz'")
+                f.seek(0)
+                streams.append((f, os.fstat(f.fileno()).st_size, str(path)))
+            return _read_pair(streams)
     except OSError as e:
-        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+        raise DatasetError(f"cannot read {e.filename or paths[0]}: {e.strerror or e}") from None
+
+
+def _zip_directory_size(f: BinaryIO, path: Path) -> None:
+    """Refuse an archive whose central directory lists more than MAX_NPZ_MEMBERS entries,
+    read from its end record before zipfile loads the directory into memory."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - (1 << 16) - 22))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at >= 0 and len(tail) >= at + 22:
+        entries, = struct.unpack("<H", tail[at + 10:at + 12])
+        if entries > MAX_NPZ_MEMBERS:
+            raise DatasetError(f"{path} lists {entries:,} arrays or more; an .npz dataset "
+                               f"holds a few (limit {MAX_NPZ_MEMBERS:,})")
+    f.seek(0)
 
 
 def _read_npz(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
     try:
-        with path.open("rb") as f:
+        with _open_data(path) as f:
             if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
                 raise DatasetError(f"{path} is a single .npy array, not an .npz archive; "
                                    "use the dataset name 'npy'")
-        arrays = []
-        with zipfile.ZipFile(path) as archive:
-            members = {n.removesuffix(".npy"): n for n in archive.namelist() if n.endswith(".npy")}
-            for key in keys:
-                if key not in members:
-                    raise DatasetError(f"{path} has no array '{key}'; it holds: "
-                                       f"{', '.join(sorted(members)) or 'no arrays'}")
-                info = archive.getinfo(members[key])
-                with archive.open(info) as member:
-                    arrays.append(_read_npy(member, info.file_size, f"{path}['{key}']"))
-        return arrays
+            _zip_directory_size(f, path)
+            with zipfile.ZipFile(f) as archive:
+                members = {n.removesuffix(".npy"): n for n in archive.namelist()
+                           if n.endswith(".npy")}
+                infos = []
+                for key in keys:
+                    if key not in members:
+                        raise DatasetError(f"{path} has no array '{key}'; it holds: "
+                                           f"{', '.join(sorted(members)) or 'no arrays'}")
+                    infos.append(archive.getinfo(members[key]))
+                with archive.open(infos[0]) as fx, archive.open(infos[1]) as fy:
+                    return _read_pair([(fx, infos[0].file_size, f"{path}['{keys[0]}']"),
+                                       (fy, infos[1].file_size, f"{path}['{keys[1]}']")])
     except DatasetError:
         raise
-    # A corrupt archive fails in zipfile, zlib or struct, depending on where the damage is.
+    # A corrupt archive fails in zipfile, zlib or struct, depending on where the damage is;
+    # zipfile says RuntimeError for a member flagged as encrypted.
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
-            NotImplementedError, ValueError) as e:
+            NotImplementedError, ValueError, RuntimeError) as e:
         raise DatasetError(f"{path} is not a readable .npz archive: {e}") from None
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
@@ -719,7 +852,7 @@ def _load_npz(req: _Request) -> Dataset:
 
 def _load_npy(req: _Request) -> Dataset:
     x_path, y_path = req.path("path"), req.path("targets")
-    x, y = _read_npy_file(x_path), _read_npy_file(y_path)
+    x, y = _read_npy_files([x_path, y_path])
     return _from_arrays(req, x_path.name, x, y, str(x_path), str(y_path))
 
 
@@ -861,3 +994,17 @@ def check_input_shape(dataset: Dataset, expected: Sequence[int],
     elif flatten is True and math.prod(expected) == math.prod(actual):
         message += " or use the dataset option flatten=false"
     return message
+
+
+def check_token_ids(dataset: Dataset, num_embeddings: int, embedding: str) -> str | None:
+    """A message when the dataset's integer features (token ids) go past what an Embedding
+    of `num_embeddings` rows accepts, the way class ids past the model's outputs get one;
+    None when they fit or the features are not ids."""
+    if dataset.x_train.dtype != np.int64:
+        return None
+    top = max((int(x.max()) for x in (dataset.x_train, dataset.x_val) if x.size), default=-1)
+    if top < num_embeddings:
+        return None
+    return (f"dataset '{dataset.name}' holds token ids up to {top}, but Embedding "
+            f"'{embedding}' has num_embeddings {num_embeddings} (ids 0..{num_embeddings - 1}): "
+            f"set num_embeddings to at least {top + 1}")

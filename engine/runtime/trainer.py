@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import queue
 import random
 import re
@@ -68,8 +69,9 @@ from ..core.events import (
     Stopped,
 )
 from ..core.graph import Graph, source_node
-from ..data.datasets import DatasetError, check_input_shape, load_dataset
-from .checkpoint import CheckpointError, load_state, save_run
+from ..core.limits import with_limits
+from ..data.datasets import DatasetError, check_input_shape, check_token_ids, load_dataset
+from .checkpoint import CheckpointError, RunFiles, load_state, restore, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
 from .gradflow import GradFlowProbe, node_parameters
 
@@ -196,8 +198,33 @@ def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingCo
     spec = dict(config.dataset)
     for key in ("path", "targets"):
         if isinstance(spec.get(key), str) and base_dir is not None:
-            spec[key] = str((base_dir / spec[key]).resolve())
+            # normpath, not resolve: a symlink loop or a NUL byte is the dataset's to report.
+            spec[key] = os.path.normpath(os.path.join(os.path.abspath(base_dir), spec[key]))
     return replace(config, dataset=spec)
+
+
+def _vocabularies(graph: Graph, data_input: str) -> dict[str, int]:
+    """node path -> num_embeddings, for every Embedding the data Input's token ids reach in
+    the main graph: the walk stops at an Embedding (it turns ids into vectors) and at loops
+    and branches. Those are checked before the first step; an Embedding inside a body that
+    fails at run time gets the same explanation added to its error (`_explain_ids`)."""
+    reached, frontier = {data_input}, [data_input]
+    stops = {n.id for n in graph.nodes if n.type == "embedding" or n.regions}
+    while frontier:
+        src = frontier.pop()
+        for edge in graph.edges:
+            if edge.src[0] == src and edge.dst[0] not in reached:
+                reached.add(edge.dst[0])
+                if edge.dst[0] not in stops:
+                    frontier.append(edge.dst[0])
+    return {path: size for path, size in _embedding_sizes(graph).items() if path in reached}
+
+
+def _embedding_sizes(graph: Graph) -> dict[str, int]:
+    """node path -> num_embeddings of every Embedding, bodies included."""
+    default = lookup("embedding").param("num_embeddings").default
+    return {path: node.params.get("num_embeddings", default)
+            for path, node in graph.walk() if node.type == "embedding"}
 
 
 class _Model(nn.Module):
@@ -233,6 +260,8 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.step = 0
+        self.saved_step: int | None = None   # the step of the out_dir's last complete checkpoint
+        self._files: RunFiles | None = None
         self._stop = threading.Event()
         self._go = threading.Event()   # cleared while paused
         self._go.set()
@@ -277,9 +306,21 @@ class Trainer:
                 end = Failed(self.step, "out_of_memory", self._explain_oom(e, node), node, e)
             else:
                 where = f"node {node}: " if node else ""
-                end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}", node, e)
+                end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}"
+                             f"{self._explain_ids(e, node)}", node, e)
         self.emit(end)
         return end
+
+    def _explain_ids(self, error: BaseException, node: str | None) -> str:
+        """For an Embedding inside a body that raised IndexError: the data's token ids past
+        its num_embeddings, said as the check before the first step says it."""
+        size = _embedding_sizes(self.graph).get(node) if isinstance(error, IndexError) else None
+        data = getattr(self, "data", None)
+        if not size or data is None or not check_token_ids(data, size, node):
+            return ""
+        top = max(int(x.max()) for x in (data.x_train, data.x_val) if x.size)
+        # Short: the studio shows it on the block and in the Problems list.
+        return f": token id {top} >= num_embeddings {size}; set it to at least {top + 1}"
 
     def _explain_oom(self, error: BaseException, node: str | None) -> str:
         where = f"node {node}" if node else \
@@ -308,10 +349,14 @@ class Trainer:
         self.world = torch.distributed.get_world_size() if distributed else 1
         if self.rank != 0:
             self.events = _NoEvents()
-        analysis = analyze(self.graph)
+        analysis = with_limits(self.graph, analyze(self.graph))
         if not analysis.ok:
             raise TrainingError("invalid_graph", "; ".join(str(d) for d in analysis.errors[:3]),
                                 analysis.errors[0].node)
+        try:   # what every checkpoint writes unchanged: refused now if it could not be saved
+            self._files = RunFiles.of(self.graph, self.config) if self.out_dir else None
+        except ValueError as e:
+            raise TrainingError("config", str(e)) from None
         self._load_data()
         self._check_inputs(analysis)
         self._build_model(analysis)
@@ -403,6 +448,10 @@ class Trainer:
         problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:], node.name)
         if problem:
             raise TrainingError("invalid_graph", problem, node.id)
+        for path, size in _vocabularies(self.graph, node.id).items():
+            problem = check_token_ids(self.data, size, path)
+            if problem:
+                raise TrainingError("data", problem, path)
 
     def _device(self) -> torch.device:
         want = self.config.device
@@ -623,23 +672,30 @@ class Trainer:
                 "running": self._running.clone(), "torch_rng": torch.get_rng_state()}
 
     def checkpoint(self) -> Path | None:
+        """Write the run folder, all or nothing. A folder that cannot be written (a full disk)
+        ends the run with Failed(kind="io"), saying which checkpoint the folder kept."""
         if self.out_dir is None or self.rank != 0:
             return None
-        path = save_run(self.out_dir, self.graph, self.config, self.module.state_dict(),
-                        self.state())
+        try:
+            path = save_run(self.out_dir, self.graph, self.config, self.module.state_dict(),
+                            self.state(), self._files)
+        except OSError as e:
+            kept = f"the run folder keeps the checkpoint of step {self.saved_step}, which " \
+                "--resume continues" if self.saved_step is not None else "no checkpoint was kept"
+            raise TrainingError("io", f"cannot write the checkpoint of step {self.step} to "
+                                f"{self.out_dir} ({e.strerror or e}); {kept}") from None
+        self.saved_step = self.step
         self.emit(CheckpointSaved(self.step, str(path)))
         return path
 
     def _load(self, folder: Path) -> None:
         state = load_state(folder, self.device)
         try:
-            self.module.load_state_dict(state["weights"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{folder}: the checkpoint does not fit this graph ({e})") from None
-        self.step = int(state["step"])
-        self._running = state["running"].cpu().to(torch.float64)
-        torch.set_rng_state(state["torch_rng"].cpu())
+            self.step, self._running = restore(state, self.module, self.optimizer)
+        except CheckpointError as e:
+            raise CheckpointError(f"{folder}: {e}") from None
+        if self.out_dir is not None and os.path.abspath(self.out_dir) == os.path.abspath(folder):
+            self.saved_step = self.step
 
     def emit(self, event: Event) -> Event:
         self.events.put(event)

@@ -148,3 +148,108 @@ def kill_loop(folder: Path, kills: int, *, seed: int = 0, nodes: int = 1000,
         server.wait(30)
         server.stdout.close()
     return dict(stats)
+
+
+# --- run folders: several files saved together ------------------------------------------
+
+GROUP_SERVER = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from engine.core.fileformat import atomic_write_all
+folder, names = sys.argv[2], sys.argv[3].split(",")
+versions = [[(os.path.join(folder, n), open(os.path.join(src, n), "rb").read()) for n in names]
+            for src in sys.argv[4:6]]
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd, arg = line.split()
+    if cmd == "spawn":
+        pid = os.fork()
+        if pid == 0:
+            try:
+                while True:   # the same version again and again
+                    atomic_write_all(versions[int(arg)])
+            finally:
+                os._exit(1)
+        print(pid, flush=True)
+    elif cmd == "reap":
+        os.waitpid(int(arg), 0)
+        print("reaped", flush=True)
+"""
+
+
+def group_kill_loop(folder: Path, versions: list[dict[str, bytes]], kills: int, *,
+                    seed: int = 0) -> dict:
+    """Kill writers of a group of files (a run folder's checkpoint, its last file last) at
+    random moments. Each round starts from a folder holding the old version of every file and
+    a writer saving the new one; after the kill every file must be whole, and the new files
+    must be a prefix of the list: the renames run in order, so the last file new means every
+    file is new. Returns the figures; AssertionError on the first round that breaks that."""
+    rng = random.Random(seed)
+    names = list(versions[0])
+    sources = []
+    for i, files in enumerate(versions):
+        src = folder / f"version{i}"
+        src.mkdir()
+        for name, data in files.items():
+            (src / name).write_bytes(data)
+        sources.append(src)
+    target = folder / "run"
+    target.mkdir()
+    server = subprocess.Popen([sys.executable, "-c", GROUP_SERVER, str(REPO), str(target),
+                               ",".join(names), *map(str, sources)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    stats: Counter = Counter()
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        cycle = _save_time(server, target, names, versions)
+        stats["cycle_ms"] = round(cycle * 1000, 1)
+        for k in range(kills):
+            new = k % 2
+            for name, data in versions[1 - new].items():
+                (target / name).write_bytes(data)
+            server.stdin.write(f"spawn {new}\n")
+            server.stdin.flush()
+            pid = int(server.stdout.readline())
+            time.sleep(rng.uniform(0, 1.5 * cycle))   # within the first save or two
+            os.kill(pid, signal.SIGKILL)
+            server.stdin.write(f"reap {pid}\n")
+            server.stdin.flush()
+            assert server.stdout.readline().strip() == "reaped"
+            found = []
+            for name in names:
+                data = (target / name).read_bytes()
+                assert data in (versions[0][name], versions[1][name]), \
+                    f"kill {k}: {name} is neither version ({len(data)} bytes)"
+                found.append(data == versions[new][name])
+            renamed = found.index(False) if False in found else len(found)
+            assert found == [True] * renamed + [False] * (len(found) - renamed), \
+                f"kill {k}: renamed out of order: {dict(zip(names, found, strict=True))}"
+            stats[f"renamed_{renamed}"] += 1
+            stats["mid_renames"] += 0 < renamed < len(found)
+            stats["max_orphans"] = max(stats["max_orphans"], len(list(target.glob(".*.tmp"))))
+            stats["kills"] += 1
+    finally:
+        server.stdin.close()
+        server.wait(30)
+        server.stdout.close()
+    return dict(stats)
+
+
+def _save_time(server, target: Path, names: list[str], versions) -> float:
+    """How long one writer takes to save the group the first time (from spawn to the last
+    file renamed)."""
+    for name, data in versions[0].items():
+        (target / name).write_bytes(data)
+    start = time.perf_counter()
+    server.stdin.write("spawn 1\n")
+    server.stdin.flush()
+    pid = int(server.stdout.readline())
+    last = target / names[-1]
+    while last.read_bytes() != versions[1][names[-1]] and time.perf_counter() - start < 30:
+        time.sleep(0.0005)
+    cycle = time.perf_counter() - start
+    os.kill(pid, signal.SIGKILL)
+    server.stdin.write(f"reap {pid}\n")
+    server.stdin.flush()
+    server.stdout.readline()
+    return max(cycle, 0.001)
