@@ -204,12 +204,14 @@ def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingCo
 
 
 def _vocabularies(graph: Graph, data_input: str) -> dict[str, int]:
-    """node path -> num_embeddings, for every Embedding the data Input's token ids reach in
-    the main graph: the walk stops at an Embedding (it turns ids into vectors) and at loops
-    and branches. Those are checked before the first step; an Embedding inside a body that
-    fails at run time gets the same explanation added to its error (`_explain_ids`)."""
+    """node path -> how many ids it accepts, for every block that looks ids up (an Embedding)
+    which the data Input's token ids reach in the main graph: the walk stops at such a block
+    (it turns ids into vectors) and at loops and branches. Those are checked before the first
+    step; one inside a body that fails at run time gets the same explanation added to its
+    error (`_explain_ids`)."""
+    sizes = _id_bounds(graph)
     reached, frontier = {data_input}, [data_input]
-    stops = {n.id for n in graph.nodes if n.type == "embedding" or n.regions}
+    stops = {n.id for n in graph.nodes if n.id in sizes or n.regions}
     while frontier:
         src = frontier.pop()
         for edge in graph.edges:
@@ -217,14 +219,21 @@ def _vocabularies(graph: Graph, data_input: str) -> dict[str, int]:
                 reached.add(edge.dst[0])
                 if edge.dst[0] not in stops:
                     frontier.append(edge.dst[0])
-    return {path: size for path, size in _embedding_sizes(graph).items() if path in reached}
+    return {path: size for path, size in sizes.items() if path in reached}
 
 
-def _embedding_sizes(graph: Graph) -> dict[str, int]:
-    """node path -> num_embeddings of every Embedding, bodies included."""
-    default = lookup("embedding").param("num_embeddings").default
-    return {path: node.params.get("num_embeddings", default)
-            for path, node in graph.walk() if node.type == "embedding"}
+def _id_bounds(graph: Graph) -> dict[str, int]:
+    """node path -> the number of ids its input of ids accepts, for every block whose spec
+    bounds them by a param (`id_inputs` with `count_param`: Embedding's num_embeddings),
+    bodies included."""
+    bounds = {}
+    for path, node in graph.walk():
+        spec = lookup(node.type)
+        for ids in spec.id_inputs if spec is not None else ():
+            if ids.count_param is not None:
+                bounds[path] = node.params.get(ids.count_param,
+                                               spec.param(ids.count_param).default)
+    return bounds
 
 
 class _Model(nn.Module):
@@ -314,7 +323,7 @@ class Trainer:
     def _explain_ids(self, error: BaseException, node: str | None) -> str:
         """For an Embedding inside a body that raised IndexError: the data's token ids past
         its num_embeddings, said as the check before the first step says it."""
-        size = _embedding_sizes(self.graph).get(node) if isinstance(error, IndexError) else None
+        size = _id_bounds(self.graph).get(node) if isinstance(error, IndexError) else None
         data = getattr(self, "data", None)
         if not size or data is None or not check_token_ids(data, size, node):
             return ""
