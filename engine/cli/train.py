@@ -2,8 +2,10 @@
 
 The run folder (default runs/<graph file name>) gets metrics.jsonl (one JSON object per
 evaluation: step, epoch, train_loss, val_loss, and train_accuracy/val_accuracy for
-classification), gradflow.jsonl (one gradient-flow snapshot per line), and the checkpoint files
-of engine/checkpoint.py: weights.pt, state.pt, graph.json, config.json, model.py.
+classification), gradflow.jsonl (one gradient-flow snapshot per line), parameters.jsonl (a
+program without data Inputs: its Parameter blocks' values at each evaluation, `{"step": s,
+"values": {node: [numbers]}}`), and the checkpoint files of engine/checkpoint.py: weights.pt,
+state.pt, graph.json, config.json, model.py.
 
 Exit codes: 0 done; 1 the graph is invalid, or does not fit the data, or raised at run time
 (the message names the node); 2 unreadable input, bad options, unknown dataset; 3 training
@@ -39,6 +41,7 @@ from ..core.events import (
     Failed,
     Finished,
     GradFlowSnapshot,
+    ParameterValues,
     Started,
     StepMetrics,
     Stopped,
@@ -51,7 +54,8 @@ EXIT_STOPPED = 130
 EXIT_CODES = {"invalid_graph": EXIT_INVALID, "error": EXIT_INVALID, "data": EXIT_USAGE,
               "config": EXIT_USAGE, "checkpoint": EXIT_USAGE, "nonfinite": EXIT_NONFINITE,
               "out_of_memory": EXIT_INVALID}
-METRICS, GRADFLOW = "metrics.jsonl", "gradflow.jsonl"
+METRICS, GRADFLOW, PARAMETERS = "metrics.jsonl", "gradflow.jsonl", "parameters.jsonl"
+LOGS = (("metrics", METRICS), ("gradflow", GRADFLOW), ("parameters", PARAMETERS))
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -133,7 +137,7 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path) -> int:
     if rank == 0:
         try:
             out.mkdir(parents=True, exist_ok=True)
-            for name in (METRICS, GRADFLOW):   # a fresh run starts its logs; a resumed one adds
+            for _, name in LOGS:   # a fresh run starts its logs; a resumed one adds
                 with open(out / name, "a" if args.resume else "w"):
                     pass
         except OSError as e:
@@ -153,7 +157,7 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path) -> int:
         report.close()
     if isinstance(end, Finished):
         if rank == 0:
-            print(_summary(graph.name, end, report.first_step, out))
+            print(_summary(graph.name, end, report.first_step, out, report.parameters))
         return EXIT_OK
     if isinstance(end, Stopped):
         return fail(f"stopped at step {end.step}; continue with: dprog train --resume {out}",
@@ -275,13 +279,14 @@ class _Report:
     """The trainer's event sink: log files, and a progress line on stderr."""
 
     def __init__(self, out: Path | None, stream: TextIO | None):
-        self.files = {kind: open(out / name, "a") for kind, name in  # noqa: SIM115
-                      (("metrics", METRICS), ("gradflow", GRADFLOW))} if out else {}
+        self.files = {kind: open(out / name, "a") for kind, name in LOGS} if out else {}  # noqa: SIM115
         self.progress = _Progress(stream) if stream else None
         self.first_step = 0
+        self.parameters: ParameterValues | None = None   # the latest, for the summary
         # By event type; the others (pauses, checkpoints, the end) need no report here.
         self.handlers = {Started: self._started, StepMetrics: self._step,
-                         EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow}
+                         EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow,
+                         ParameterValues: self._parameters}
 
     def put(self, event) -> None:
         handler = self.handlers.get(type(event))
@@ -304,6 +309,10 @@ class _Report:
 
     def _gradflow(self, event: GradFlowSnapshot) -> None:
         self._write("gradflow", event.to_json())
+
+    def _parameters(self, event: ParameterValues) -> None:
+        self.parameters = event
+        self._write("parameters", event.to_json())
 
     def _write(self, kind: str, record: dict) -> None:
         if kind in self.files:
@@ -374,12 +383,19 @@ def _clock(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _summary(name: str, end, first_step: int, out: Path) -> str:
+def _summary(name: str, end, first_step: int, out: Path,
+             parameters: ParameterValues | None = None) -> str:
     m = end.metrics
     resumed = f" (steps {first_step + 1}-{end.step})" if first_step else ""
     parts = [f"dprog: trained {name} for {end.step - first_step} steps{resumed} in "
              f"{end.seconds:.1f} s"]
-    if m is not None:
+    if parameters is not None:   # a program: its loss, and what it learned
+        if m is not None:
+            parts.append(f"loss {m.val_loss:.4g}")
+        parts += [f"{path} = {', '.join(f'{v:.6g}' for v in values[:4])}"
+                  + (", …" if len(values) > 4 else "")
+                  for path, values in list(parameters.values.items())[:8]]
+    elif m is not None:
         parts.append(f"train loss {m.train_loss:.4g}" if m.train_loss is not None else "")
         parts.append(f"val loss {m.val_loss:.4g}")
         if m.val_accuracy is not None:

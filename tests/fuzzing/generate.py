@@ -104,27 +104,45 @@ SMALL_INTS = {
 
 
 def random_expression(rng, names: str, depth: int = 0) -> str:
-    """An Expression-language formula over `names`, sometimes with forbidden parts."""
+    """An Expression-language formula over `names`, sometimes with forbidden parts: arithmetic,
+    comparisons and their masks (& | ~), torch functions with torch.where among them."""
     r = rng.random()
     if depth >= 3 or r < 0.3:
         if rng.random() < 0.75:
             return rng.choice(names)
         return rng.choice(["0", "1", "0.5", "2", "-1", "1e-3", "3", "1e12", "1e13", "10"])
-    if r < 0.65:
+    if r < 0.55:
         op = rng.choice(["+", "-", "*", "/", "**", "%"])
         return f"({random_expression(rng, names, depth + 1)} {op} {random_expression(rng, names, depth + 1)})"
-    if r < 0.75:
+    if r < 0.62:
         return f"-{random_expression(rng, names, depth + 1)}"
+    if r < 0.72:
+        return _comparison(rng, names, depth)
+    if r < 0.77:
+        if rng.random() < 0.3:
+            return f"~{_comparison(rng, names, depth)}"
+        op = rng.choice(["&", "|"])
+        return f"({_comparison(rng, names, depth)} {op} {_comparison(rng, names, depth)})"
     if r < 0.97:
         fn = rng.choice(sorted(FUNCTIONS))
-        arity, keywords = FUNCTIONS[fn]
+        arity, keywords, result = FUNCTIONS[fn]
         args = [random_expression(rng, names, depth + 1) for _ in range(arity)]
+        if result == "where" and rng.random() < 0.8:   # mostly a mask, as it should be
+            args[0] = _comparison(rng, names, depth)
         if keywords and rng.random() < 0.5:
             args.append(f"{rng.choice(keywords)}={rng.choice(['-1', '1', '0.5', '-2.5'])}")
         return f"torch.{fn}({', '.join(args)})"
     return rng.choice(["__import__('os')", "a.__class__", "'text'", "a[0]", "lambda: 1",
                        "[a for a in b]", "torch.nn", "open('x')", "a if b else c", "b'x'",
-                       "torch.sigmoid(*a)", "torch.clamp(a, min=b)", "1 < 2", "a @ b"])
+                       "torch.sigmoid(*a)", "torch.clamp(a, min=b)", "1 < 2", "a @ b",
+                       "a < b < c", "a is b", "a in b", "~1", "1 & a", "(a < b) + 1",
+                       "torch.where(1, a, b)", "torch.where(a, b)", "-(a > b)", "a ^ b",
+                       "torch.where(a < b, a, b).__class__", "not a < b", "a < b and b < c"])
+
+
+def _comparison(rng, names: str, depth: int) -> str:
+    op = rng.choice(["<", "<=", ">", ">=", "==", "!="])
+    return f"({random_expression(rng, names, depth + 1)} {op} {random_expression(rng, names, depth + 1)})"
 
 
 def plausible_value(rng, node_type: str, p: Param) -> Any:
