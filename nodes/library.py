@@ -338,7 +338,8 @@ def positions_rule(p: ParamValues, s: InTypes) -> list[TensorType]:
         raise ShapeError("counts along the batch dim, whose size is only known when the model "
                          "runs", param="dim", code="param_out_of_range")
     trailing = (1,) * (x.rank - d - 1) if p["aligned"] else ()
-    return [TensorType((x.shape[d], *trailing), p["dtype"])]
+    n = x.shape[d]
+    return [TensorType((n, *trailing), p["dtype"], high=n if p["dtype"] == "long" else None)]
 
 
 def positions_template(p: ParamValues, s: InTypes) -> str:

@@ -398,6 +398,9 @@ class _Region:
                     types: dict[str, TensorType]) -> None:
         """The node's output types from its input types, with what they cost."""
         self.result.inputs[path] = types
+        if spec.id_inputs and not self.ids_in_range(node, spec, params, types):
+            self.broken.add(node.id)
+            return
         try:
             rule = _STRUCTURAL.get(spec.kind)
             outs = rule(self, node, params, types) if rule else \
@@ -423,6 +426,30 @@ class _Region:
             self.broken.add(node.id)
             return
         self.take_outputs(node, spec, path, params, types, outs)
+
+    def ids_in_range(self, node: Node, spec: BlockSpec, params: Params,
+                     types: dict[str, TensorType]) -> bool:
+        """Whether ids whose range is known (Positions' 0..n-1) stay below what bounds them at
+        this block's id inputs (an Embedding's vocabulary); torch would refuse them only when
+        the model runs."""
+        for ids in spec.id_inputs:
+            t = types.get(ids.port)
+            if t is None or t.high is None:
+                continue
+            if ids.count_param is not None:
+                bound, what = params.get(ids.count_param), ids.count_param
+            else:
+                port, dim = ids.count_dim
+                shape = types[port].shape if port in types else ()
+                bound = shape[dim] if -len(shape) <= dim < len(shape) else None
+                what = f"dim {dim} of {port}"
+            if isinstance(bound, int) and not isinstance(bound, bool) and t.high > bound:
+                self.report("param_out_of_range", f"{self.title(node)}: its {ids.port} ids run up "
+                            f"to {t.high - 1}, but {what} is {bound}, so they must stay below "
+                            f"{bound}", node.id, port=ids.port,
+                            param=ids.count_param)
+                return False
+        return True
 
     def take_outputs(self, node: Node, spec: BlockSpec, path: str, params: Params,
                      types: dict[str, TensorType], outs: list[TensorType]) -> None:

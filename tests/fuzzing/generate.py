@@ -99,7 +99,7 @@ SMALL_INTS = {
     "hidden_size": (1, 12), "num_embeddings": (1, 20), "embedding_dim": (1, 8),
     "num_heads": (1, 4), "count": (1, 3), "max_iters": (1, 4), "dims": (1, 2), "index": (-2, 2),
     "start": (-3, 3), "stop": (-3, 5), "step": (1, 2), "dim": (-3, 3), "start_dim": (1, 2),
-    "end_dim": (-1, 2), "inputs": (1, 4),
+    "end_dim": (-1, 2), "inputs": (1, 4), "num_layers": (1, 2),
 }
 
 
@@ -174,6 +174,8 @@ def plausible_value(rng, node_type: str, p: Param) -> Any:
         if p.allow_negative_one and dims and rng.random() < 0.5:
             dims[rng.randrange(len(dims))] = -1
         return dims or [1]
+    if p.kind == "floats":
+        return [round(rng.uniform(-2.0, 2.0), 3) for _ in range(rng.randint(0, 6))]
     if p.kind == "string":
         if node_type == "expression":
             return random_expression(rng, "abcd")
@@ -216,6 +218,8 @@ MENU = [
     ("embedding", 2), ("multihead_attention", 1), ("rnn_cell", 1), ("gru_cell", 1),
     ("lstm_cell", 1), ("constant", 1), ("parameter", 1), ("mse", 1), ("cross_entropy", 1),
     ("l1", 1), ("bce_with_logits", 1), ("loop", 4), ("branch", 3),
+    ("scaled_dot_product_attention", 1), ("lstm", 1), ("gru", 1), ("positions", 1),
+    ("normal", 1), ("uniform", 1), ("bernoulli", 1), ("reparameterize", 1), ("bce", 1),
 ]
 INPUT_SHAPES = [[2], [4], [8], [3, 5], [10, 2], [1, 8, 8], [3, 6, 6], [2, 4, 4], [], [6, 4]]
 
