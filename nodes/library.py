@@ -247,7 +247,8 @@ def check_attention_mask(p: ParamValues, lead: Shape, t: int, s: int, mask: list
         except ShapeError:
             fits = False
     if not fits:
-        shapes = f"({t}, {s}) or {fmt_shape(want)}" if batched_3d else f"one that broadcasts to {fmt_shape(want)}"
+        shapes = f"({t}, {s}) or {fmt_shape(want)}" if batched_3d else \
+            f"that broadcasts to {fmt_shape(want)}"
         raise ShapeError(f"expects a mask {shapes} but gets {fmt_shape(m.shape)}", port="mask")
 
 
