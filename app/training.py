@@ -161,7 +161,7 @@ class TrainingRun:
         self.points: tuple[Any, Any] | None = None   # (x (N, 2), y (N,)) numpy, for 2-D data
         self.is_2d = False
         # A program's Parameter values: "node" (one value) or "node[i]" → its series.
-        self.parameters: dict[str, Series] = {}
+        self.parameter_values: dict[str, Series] = {}
         self.images: ImageGrid | None = None   # the latest
         self.images_version = 0
         self.metric_points = 0
@@ -314,7 +314,7 @@ class TrainingRun:
         for path, values in e.values.items():
             for i, value in enumerate(values):
                 label = path if len(values) == 1 else f"{path}[{i}]"
-                self.parameters.setdefault(label, Series()).add(e.step, value)
+                self.parameter_values.setdefault(label, Series()).add(e.step, value)
         self.metrics_version += 1
 
     def _on_images(self, e: ImageGrid) -> None:

@@ -113,8 +113,10 @@ class ParamKind:
         return str(value)
 
     def summary(self, value: Any) -> str:
-        """The value as a node on the canvas shows it: short."""
-        return "×".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        """The value as a node on the canvas shows it: short (an empty shape is a scalar's)."""
+        if isinstance(value, tuple):
+            return "×".join(map(str, value)) if value else "()"
+        return str(value)
 
     def cap(self, value: Any) -> str | None:
         """Why the value is beyond the studio's hard limits, for a value `check` accepted."""

@@ -8,8 +8,8 @@ optimizer, learning rate, batch size, epochs, seed.
 training and validation loss and accuracy, and for 2-D datasets the decision boundary, a
 dynamic texture redrawn from the trainer's grid, with the data points on top. A program
 trained without data plots its Parameter values where accuracy would be; a run whose model
-makes images of its image data (an autoencoder) shows a grid of data (top row) and the
-model's images (bottom row) where the boundary would be. Plots are redrawn at most `PLOT_HZ`
+makes images of its image data (an autoencoder) shows a grid of data images, each with the
+model's image of it below, where the boundary would be. Plots are redrawn at most `PLOT_HZ`
 times a second and only when the run has new points.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.core.config import LOSSES, OPTIMIZERS, TrainingConfig
 from engine.data.datasets import BUILTIN
+from nodes import lookup
 
 from ..commands import SetTraining
 from ..state import AppState
@@ -45,18 +46,24 @@ IMAGE_GAP = 1               # texels between the images of a grid
 
 
 def image_grid_rgba(inputs: np.ndarray, outputs: np.ndarray) -> tuple[int, int, np.ndarray]:
-    """Two rows of grey images, (N, H, W) each with values in [0, 1], data on top and the
-    model's below, as (width, height, flat RGBA floats) for a texture, top row first."""
+    """Grey images, (N, H, W) each with values in [0, 1], as pairs: each data image with the
+    model's below it, the pairs in rows of at most four (a square-ish texture, so the plot
+    need not stretch it). Returns (width, height, flat RGBA floats), top row first."""
     n, h, w = inputs.shape
-    width, height = n * w + (n - 1) * IMAGE_GAP, 2 * h + IMAGE_GAP
+    columns = min(n, 4)
+    rows = -(-n // columns)
+    pair_h = 2 * h + IMAGE_GAP
+    width = columns * w + (columns - 1) * IMAGE_GAP
+    height = rows * pair_h + (rows - 1) * 2 * IMAGE_GAP   # a wider gap between rows of pairs
     canvas = np.empty((height, width, 4), dtype=np.float32)
     canvas[..., :3] = PLOT_BG
     canvas[..., 3] = 1.0
-    for row, images in enumerate((inputs, outputs)):
-        y0 = row * (h + IMAGE_GAP)
-        for i, image in enumerate(np.clip(images, 0.0, 1.0)):
-            x0 = i * (w + IMAGE_GAP)
-            canvas[y0:y0 + h, x0:x0 + w, :3] = image[..., None]   # grey: (H, W) → (H, W, 3)
+    for i in range(n):
+        x0 = (i % columns) * (w + IMAGE_GAP)
+        y0 = (i // columns) * (pair_h + 2 * IMAGE_GAP)
+        for k, image in enumerate((inputs[i], outputs[i])):
+            top = y0 + k * (h + IMAGE_GAP)
+            canvas[top:top + h, x0:x0 + w, :3] = np.clip(image, 0.0, 1.0)[..., None]   # grey
     return width, height, canvas.ravel()
 
 
@@ -84,7 +91,7 @@ class TrainingSettings:
         self.widgets: dict[str, int] = {}
         self.noise_row = 0
         self.error = 0
-        self._training: Mapping | None = None
+        self._training: tuple | None = None   # (training section, program) last shown
         self._handlers = 0
 
     def build(self, parent: int | str) -> None:
@@ -155,10 +162,14 @@ class TrainingSettings:
     # -- refresh -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        training = self.state.graph.training
-        if training is self._training:
+        graph = self.state.graph
+        # A graph without Inputs takes no data: training fits its Parameters.
+        program = not any((spec := lookup(n.type)) is not None and spec.kind == "input"
+                          for n in graph.nodes)
+        if (graph.training, program) == self._training:
             return
-        self._training = training
+        self._training = (graph.training, program)
+        training = graph.training
         try:
             config = TrainingConfig.from_mapping(training)
         except (TypeError, ValueError) as e:
@@ -172,14 +183,17 @@ class TrainingSettings:
                                   "batch_size": config.batch_size, "epochs": config.epochs,
                                   "seed": config.seed}
         noise = info.option("noise") if info else None
-        dpg.configure_item(self.noise_row, show=noise is not None)
+        dpg.configure_item(self.noise_row, show=noise is not None and not program)
+        dpg.configure_item(self.widgets["dataset"], enabled=not program)
         if noise is not None:
             values["noise"] = float(dataset.get("noise", noise.default))
         for key, value in values.items():
             w = self.widgets[key]
             if not dpg.is_item_active(w) and dpg.get_value(w) != value:
                 dpg.set_value(w, value)
-        dpg.set_value(self.about, (info.doc if info else f"dataset {name!r} (from a file)"))
+        dpg.set_value(self.about, "No data: the graph has no Input, so training fits its "
+                      "Parameters to its own loss, its first Output (an epoch is one step)."
+                      if program else (info.doc if info else f"dataset {name!r} (from a file)"))
 
     # -- commits -------------------------------------------------------------------------------
 
@@ -327,7 +341,7 @@ class RunPanel:
 
     def _images_plot(self, w: int, h: int) -> None:
         """Data and the model's images of it; shown instead of the decision boundary."""
-        with dpg.plot(label="Images: data (top), model (bottom)", width=w, height=h,
+        with dpg.plot(label="Images: data, the model's below", width=w, height=h,
                       no_mouse_pos=True, no_menus=True, equal_aspects=True,
                       show=False) as self.images_plot:
             self.plots.append((self.images_plot, "images"))
@@ -401,7 +415,7 @@ class RunPanel:
             self._last_plot = now
             self._drawn_metrics = run.metrics_version
             self._plot_queue = ["val_acc", "train_acc", "val_loss", "train_loss", "step_loss"]
-            if run.parameters:
+            if run.parameter_values:
                 self._plot_queue.insert(0, "parameters")
             self.plot_updates += 1
 
@@ -436,7 +450,7 @@ class RunPanel:
         if not dpg.is_item_shown(self.params_plot):
             dpg.configure_item(self._plot("acc"), show=False)   # a program has no accuracy
             dpg.configure_item(self.params_plot, show=True)
-        for label, series in list(self.run.parameters.items())[:MAX_PARAMETER_SERIES]:
+        for label, series in list(self.run.parameter_values.items())[:MAX_PARAMETER_SERIES]:
             line = self.param_series.get(label)
             if line is None:
                 color = PARAMETER_COLORS[len(self.param_series) % len(PARAMETER_COLORS)]

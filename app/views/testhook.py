@@ -74,7 +74,7 @@ class TestHook:
                     "metric_points": run.metric_points, "grad_snapshots": run.grad_version,
                     "boundaries": run.boundary_version,
                     "plot_updates": studio.run_panel.plot_updates,
-                    "parameters": {k: v.y[-1] for k, v in run.parameters.items() if v.y},
+                    "parameters": {k: v.y[-1] for k, v in run.parameter_values.items() if v.y},
                     "parameter_lines": len(studio.run_panel.param_series),
                     "image_grids": run.images_version,
                     "image_updates": studio.run_panel.image_updates,
@@ -148,7 +148,9 @@ def geometry(studio: Studio) -> dict:
                 ("output", studio.generate_window.output))},
             "pause_button": rect(studio.run_panel.pause_button),
             "stop_button": rect(studio.run_panel.stop_button),
-            "plots": {kind: rect(plot) for plot, kind in studio.run_panel.plots},
+            # A hidden plot keeps the rect it last had: only shown ones count.
+            "plots": {kind: rect(plot) if dpg.is_item_shown(plot) else None
+                      for plot, kind in studio.run_panel.plots},
             "quick_add_filter": rect(studio.quick_add.filter) if studio.quick_add.visible else None,
             "open_body": {region: rect(button) for button, (_, region)
                           in studio.inspector.body_buttons.items()},
