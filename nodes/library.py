@@ -241,14 +241,14 @@ def check_attention_mask(p: ParamValues, lead: Shape, t: int, s: int, mask: list
     want = (*lead, t, s)
     if batched_3d:
         fits = m.shape in ((t, s), (lead[0], t, s))
-    else:
+    else:   # torch reads the last two dims as (T, S), so a mask has both
         try:
-            fits = broadcast(m.shape, want) == want
+            fits = m.rank >= 2 and broadcast(m.shape, want) == want
         except ShapeError:
             fits = False
     if not fits:
         shapes = f"({t}, {s}) or {fmt_shape(want)}" if batched_3d else \
-            f"that broadcasts to {fmt_shape(want)}"
+            f"of at least 2 dims that broadcasts to {fmt_shape(want)}"
         raise ShapeError(f"expects a mask {shapes} but gets {fmt_shape(m.shape)}", port="mask")
 
 

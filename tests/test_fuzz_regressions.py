@@ -315,3 +315,18 @@ def test_bce_on_values_outside_zero_one_is_the_datas_fault():
                                  ("o", "output")],
                                 ["x -> f", "f -> l.input", "t -> l.target", "l -> o"])), seconds=60)
     assert outcome.kind == "ok"
+
+
+def test_an_attention_mask_has_its_two_last_dims():
+    # A scalar mask broadcasts to any (…, T, S), but torch's scaled_dot_product_attention
+    # reads dims -2 and -1 of it: "Dimension specified as -2 but tensor has no dimensions".
+    def graph(mask_shape):
+        return build([("x", "input", {"shape": [6, 4]}), ("m", "input", {"shape": mask_shape}),
+                      ("a", "scaled_dot_product_attention"), ("o", "output")],
+                     ["x -> a.q", "x -> a.k", "x -> a.v", "m -> a.mask", "a -> o"])
+
+    refused(build([("x", "input", {"shape": [6, 4]}), ("p", "parameter", {"shape": []}),
+                   ("a", "scaled_dot_product_attention"), ("o", "output")],
+                  ["x -> a.q", "x -> a.k", "x -> a.v", "p -> a.mask", "a -> o"]), "shape_mismatch")
+    refused(graph([6]), "shape_mismatch")
+    ok(graph([6, 6]))
