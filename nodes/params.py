@@ -11,7 +11,9 @@ and that row is everything dprog knows about the kind:
 - `cap`: the studio's hard limit on a value's size, beyond the param's own;
 - `to_json`/`from_json`: how a value is written to and read from a graph file.
 
-Adding a kind means adding one class here and its constructor. Pure: no torch, no GUI.
+The kinds: int, float, bool, choice, shape (a per-sample shape) and string, and floats (a
+list of numbers: a Parameter's initial values). Adding a kind means adding one class here and
+its constructor. Pure: no torch, no GUI.
 """
 
 from __future__ import annotations
