@@ -58,7 +58,9 @@ def noise_of_a_shape() -> str:
 
 
 def main() -> int:
-    assert torch.cuda.is_available(), "no GPU"
+    if not torch.cuda.is_available():
+        print("no GPU here: nothing to check")
+        return 2
     print("torch", torch.__version__, torch.cuda.get_device_name())
     results = [
         check("noise of a given shape on the module's device", noise_of_a_shape),
