@@ -28,6 +28,7 @@ from fuzzing.generate import (
     PAYLOADS,
     corrupt_text,
     deep,
+    grow,
     hostile_value,
     make_case,
     make_cases,
@@ -396,3 +397,28 @@ def test_dprog_check_in_a_subprocess(tmp_path, content, code):
     assert "Traceback" not in proc.stdout + proc.stderr
     if code == 2:
         assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("dprog: ")
+
+
+def test_grown_graphs_use_the_blocks_programs_need():
+    """Valid grown graphs hold the random blocks, Positions, BCE, the sequence layers and
+    attention, and Expressions with comparisons and masks: the long campaign judges those."""
+    from engine.core.analysis import analyze
+    from engine.core.fileformat import graph_from_document
+
+    found, comparisons = set(), 0
+    for seed in range(120):
+        doc = grow(random.Random(seed))
+        try:
+            if not analyze(graph_from_document(doc)).ok:
+                continue
+        except ValueError:
+            continue
+        for region in _regions(doc):
+            for n in region["nodes"]:
+                found.add(n["type"])
+                expr = n.get("params", {}).get("expr", "") if n["type"] == "expression" else ""
+                comparisons += any(op in expr for op in ("<", ">", "==", "torch.where"))
+    assert {"normal", "uniform", "bernoulli", "reparameterize", "positions", "bce"} <= found
+    assert found & {"lstm", "gru"} and found & {"multihead_attention",
+                                               "scaled_dot_product_attention"}
+    assert comparisons >= 3

@@ -335,6 +335,8 @@ class Grower:
             return False
         edges = []
         for port in ins:
+            if port.optional and rng.random() < 0.75:   # a mask, an initial state: mostly unwired
+                continue
             if type_ == "embedding" or (port.name == "target" and type_ == "cross_entropy"):
                 src = self.pick(types, lambda t: t.dtype == "long")
             else:
