@@ -178,6 +178,9 @@ def plausible_value(rng, node_type: str, p: Param) -> Any:
         return [round(rng.uniform(-2.0, 2.0), 3) for _ in range(rng.randint(0, 6))]
     if p.kind == "string":
         if node_type == "expression":
+            if rng.random() < 0.3:   # a mask choosing between values: floats out, so it grows on
+                return (f"torch.where({_comparison(rng, 'ab', 1)}, "   # two inputs, as by default
+                        f"{random_expression(rng, 'ab', 2)}, {random_expression(rng, 'ab', 2)})")
             return random_expression(rng, "abcd")
         return p.default
     return p.default
