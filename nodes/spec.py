@@ -90,7 +90,8 @@ def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
 # has one emitter per row (`engine.core.codegen.EMITTERS`). A new block of any of these kinds
 # is one spec in library.py; the generator never learns its name.
 EMIT_KINDS: dict[str, str] = {
-    "call": "one forward line `y = ...`: the `module`, `function` or `template` (see BlockSpec)",
+    "call": "one forward line `y = ...`: the `module`, `function` or `template` (see BlockSpec), "
+            "and a second when `finish` rewrites some outputs",
     "buffer": "a fixed tensor built once in __init__ by `template` (a non-persistent buffer) "
               "and read in forward",
     "parameter": "a learnable tensor whose initial value is `template`, held in an nn.Parameter "

@@ -316,9 +316,10 @@ def emit_call(ctx: NodeContext) -> None:
 def _held(ctx: NodeContext, types: list[TensorType], args: Mapping) -> str | None:
     """The attribute of the tensor a call reads (registered in __init__), or None."""
     held = ctx.spec.held
-    template = held.template(ctx.params, types) if held is not None and callable(held.template) \
-        else held.template if held is not None else None
-    if template is None:
+    if held is None:
+        return None
+    template = held.template(ctx.params, types) if callable(held.template) else held.template
+    if template is None:   # this node needs none (a rule said so)
         return None
     attr = ctx.name(f"{ctx.node.name}_{held.name}", held.name)
     value = template.format_map({k: literal(v) for k, v in args.items()})
