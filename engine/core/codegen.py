@@ -288,9 +288,10 @@ def emit_call(ctx: NodeContext) -> None:
         inputs["held"] = held
     call = None   # without a template: the module or function called on the inputs
     if spec.module:
-        # The submodule is named after the node: its output's name, or its own when it has
-        # several outputs (an LSTM's y, h and c).
-        attr = outs[0] if len(outs) == 1 else ctx.name(ctx.node.name, ctx.node.type)
+        # The submodule takes its first output's name (its state dict keys say so, in run
+        # folders too); a call whose result unpacks (an LSTM layer's y, h and c) is named
+        # after its node.
+        attr = ctx.name(ctx.node.name, ctx.node.type) if spec.unpack else outs[0]
         kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
         ctx.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
         ctx.gen.attrs[ctx.path] = attr
