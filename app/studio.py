@@ -53,11 +53,12 @@ from nodes import lookup
 
 from .commands import AutoLayout
 from .state import AppState
-from .training import ACTIVE, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingRun
+from .training import ACTIVE, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TextJob, TrainingRun
 from .views.code import CodePanel
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
 from .views.editor import GraphEditor
+from .views.generate import GenerateWindow
 from .views.gradflow import GradientView
 from .views.inspector import Inspector
 from .views.menus import SHORTCUTS, MenuBar
@@ -104,7 +105,9 @@ class Studio:
         self.code = CodePanel(state, self.theme)
         self.settings = TrainingSettings(state)
         self.run_panel = RunPanel(self.run, self.theme, on_train=self.train, on_pause=self.pause,
-                                  on_stop=self.stop)
+                                  on_stop=self.stop, on_generate=self.show_generate)
+        self.generate_window = GenerateWindow(self.theme, on_generate=self.generate_text)
+        self.text_job: TextJob | None = None
         self.quick_add = QuickAdd(self._quick_pick)
         self.dialogs = Dialogs(self.theme)
         self.menu = MenuBar(state, self)
@@ -149,6 +152,7 @@ class Studio:
         self._build_window(width, height)
         self.quick_add.build()
         self.dialogs.build()
+        self.generate_window.build()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=self._on_key)
             dpg.add_mouse_double_click_handler(button=dpg.mvMouseButton_Left,
@@ -257,6 +261,7 @@ class Studio:
             self._guard("autosave", self.state.maybe_autosave)
         self._guard("status bar", self._refresh_status)
         self._guard("export", _finish_export, self)
+        self._guard("generate", self._finish_generation)
         if self.test_hook is not None:
             self._guard("test hook", self.test_hook.write)
         self.frames += 1
@@ -282,6 +287,7 @@ class Studio:
                            ("training settings", self.settings.refresh),
                            ("menu", self.menu.refresh)):
             self._guard(name, view)
+        self._guard("run controls", self.run_panel.offer_generate, writes_text(self.state.graph))
         title = self.state.title
         if title != self._title:
             self._title = title
@@ -400,7 +406,7 @@ class Studio:
     def _text_inputs(self) -> list[int]:
         return [*self.palette.text_inputs(), *self.inspector.text_inputs(),
                 *self.settings.text_inputs(), *self.quick_add.text_inputs(),
-                *self.dialogs.text_inputs()]
+                *self.dialogs.text_inputs(), *self.generate_window.text_inputs()]
 
     def typing(self) -> bool:
         """Is a text-like widget taking the keyboard? (Global key handlers fire while the
@@ -712,6 +718,40 @@ class Studio:
 
         self.dialogs.ask_path("Export to folder", chosen, default)
 
+    def trained_module(self) -> Any:
+        """The module of the last run, once it ended or paused (what export and generation
+        use); None while it trains or before any run."""
+        if self.run.status not in (FINISHED, STOPPED, PAUSED, FAILED):
+            return None
+        return getattr(self.run.trainer, "module", None)
+
+    def show_generate(self) -> None:
+        """Train › Generate text…: the window that continues a prompt with the trained model."""
+        if not writes_text(self.state.graph):
+            self.state.set_status("generating text needs a character model trained on the text "
+                                  "dataset, like sample_graphs/char_gpt.json", "warning")
+            return
+        self.generate_window.show()
+
+    def generate_text(self, prompt: str, length: int, temperature: float) -> None:
+        module = self.trained_module()
+        if module is None:
+            self.generate_window.show_error("train the graph first (or stop or pause the run): "
+                                            "the text comes from the trained model")
+            return
+        self.generate_window.set_busy("writing…")
+        self.text_job = TextJob(self.state.graph, module, prompt, length, temperature)
+
+    def _finish_generation(self) -> None:
+        job = self.text_job
+        if job is None or not job.done:
+            return
+        self.text_job = None
+        if job.error:
+            self.generate_window.show_error(job.error)
+        else:
+            self.generate_window.show_text(job.prompt, job.text)
+
     def show_shortcuts(self) -> None:
         self.dialogs.message("\n".join(f"{k:<34} {v}" for k, v in SHORTCUTS), "Keyboard shortcuts")
 
@@ -731,6 +771,9 @@ class Studio:
         self._draw_while(lambda: self.run.thread_alive, deadline,
                          "closing: waiting for the training run to stop…")
         joined = self.run.join(max(0.0, deadline - time.monotonic()))
+        if self.text_job is not None:
+            self._draw_while(lambda: not self.text_job.done, deadline,
+                             "closing: waiting for the text generation to finish…")
         exported = True
         if self._export_thread is not None:
             self._draw_while(self._export_thread.is_alive, deadline,
@@ -768,6 +811,13 @@ class Studio:
             except Exception:
                 return
             time.sleep(0.02)
+
+
+def writes_text(graph: Graph) -> bool:
+    """Whether the graph trains on the text dataset, so that it may write text (the engine
+    checks the rest when asked to); pure, so it costs a frame nothing."""
+    dataset = graph.training.get("dataset") if hasattr(graph.training, "get") else None
+    return hasattr(dataset, "get") and dataset.get("name") == "text"
 
 
 def _plural(n: int, noun: str) -> str:

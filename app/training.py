@@ -3,7 +3,12 @@
 `TrainingRun` wraps `engine.runtime.trainer.Trainer` for the studio. It imports torch and the
 trainer lazily, on the worker thread (so pressing Train never blocks a frame on a 2-second
 import), and keeps everything the views plot: step losses, evaluation metrics, gradient-flow
-snapshots with a short history, the latest decision-boundary grid and the data points.
+snapshots with a short history, the latest decision-boundary grid and the data points, a
+program's Parameter values over time, and the latest image grid (an autoencoder's
+reconstructions).
+
+`TextJob` writes text with a trained character model on a worker thread (the studio's
+"Generate text"), so a long generation never holds a frame.
 
 The main thread calls `poll()` once per frame; it drains the trainer's event queue with a
 bound on events and time, so a fast trainer can never stall the UI. Events are dispatched by
@@ -11,8 +16,8 @@ type through one table of the classes `engine.core.events` defines (pure, so thi
 stays importable without torch: dearpygui-free and torch-free at import); a renamed event is
 an import error here, not an event dropped.
 
-Per-run counters (`version`, `metrics_version`, `grad_version`, `boundary_version`) let
-views redraw only what changed, and only at the rate they choose.
+Per-run counters (`version`, `metrics_version`, `grad_version`, `boundary_version`,
+`images_version`) let views redraw only what changed, and only at the rate they choose.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from engine.core.events import (
     Failed,
     Finished,
     GradFlowSnapshot,
+    ImageGrid,
+    ParameterValues,
     Paused,
     Resumed,
     Started,
@@ -114,6 +121,7 @@ class TrainingRun:
         self.handlers: dict[type, Callable[[Any], None]] = {
             Started: self._on_started, StepMetrics: self._on_step, EvalMetrics: self._on_eval,
             GradFlowSnapshot: self._on_gradflow, DecisionBoundary: self._on_boundary,
+            ParameterValues: self._on_parameters, ImageGrid: self._on_images,
             CheckpointSaved: _ignore, Paused: self._on_paused, Resumed: self._on_resumed,
             Stopped: self._on_stopped, Finished: self._on_finished, Failed: self._on_failed,
             _StudioStopped: self._on_studio_stopped, _StudioFailure: self._on_studio_failure,
@@ -152,6 +160,10 @@ class TrainingRun:
         self.boundary: DecisionBoundary | None = None
         self.points: tuple[Any, Any] | None = None   # (x (N, 2), y (N,)) numpy, for 2-D data
         self.is_2d = False
+        # A program's Parameter values: "node" (one value) or "node[i]" → its series.
+        self.parameter_values: dict[str, Series] = {}
+        self.images: ImageGrid | None = None   # the latest
+        self.images_version = 0
         self.metric_points = 0
         self.version = 0
         self.metrics_version = 0
@@ -298,6 +310,17 @@ class TrainingRun:
         self.boundary = e
         self.boundary_version += 1
 
+    def _on_parameters(self, e: ParameterValues) -> None:
+        for path, values in e.values.items():
+            for i, value in enumerate(values):
+                label = path if len(values) == 1 else f"{path}[{i}]"
+                self.parameter_values.setdefault(label, Series()).add(e.step, value)
+        self.metrics_version += 1
+
+    def _on_images(self, e: ImageGrid) -> None:
+        self.images = e
+        self.images_version += 1
+
     def _on_paused(self, e: Paused) -> None:
         if self.status != STOPPING:
             self.status = PAUSED
@@ -415,6 +438,34 @@ def _num(value: float | None) -> float:
 
 def _ignore(event: Any) -> None:
     pass
+
+
+class TextJob:
+    """Text from a trained character model, written on a worker thread: `done` turns True
+    when `text` (or `error`) is there. Main thread: start it, then read `done` per frame."""
+
+    def __init__(self, graph: Graph, module: Any, prompt: str, length: int,
+                 temperature: float, seed: int = 0) -> None:
+        self.prompt, self.text, self.error, self.done = prompt, "", "", False
+        self._thread = threading.Thread(target=self._work, name="dprog-generate", daemon=True,
+                                        args=(graph, module, prompt, length, temperature, seed))
+        self._thread.start()
+
+    def _work(self, graph: Graph, module: Any, prompt: str, length: int, temperature: float,
+              seed: int) -> None:
+        try:
+            from engine.runtime.generate import generate_text
+
+            self.text = generate_text(graph, module, prompt, length, temperature=temperature,
+                                      seed=seed)
+        except Exception as e:   # GenerateError, or the model failing: shown in the window
+            self.error = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        finally:
+            self.done = True
+
+    def join(self, timeout: float = 5.0) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 @dataclass(frozen=True)

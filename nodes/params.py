@@ -11,7 +11,9 @@ and that row is everything dprog knows about the kind:
 - `cap`: the studio's hard limit on a value's size, beyond the param's own;
 - `to_json`/`from_json`: how a value is written to and read from a graph file.
 
-Adding a kind means adding one class here and its constructor. Pure: no torch, no GUI.
+The kinds: int, float, bool, choice, shape (a per-sample shape) and string, and floats (a
+list of numbers: a Parameter's initial values). Adding a kind means adding one class here and
+its constructor. Pure: no torch, no GUI.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, ClassVar
 MAX_STRING_CHARS = 1000
 MAX_SHAPE_DIMS = 16
 MAX_DIM = 1 << 24
+MAX_FLOATS = 4096   # numbers in one list param (graph.schema.json allows as many)
 HUGE_INT = 1 << 1000   # bigger than any float: such an int fails `check` and is never coerced
 
 
@@ -58,6 +61,10 @@ class Param:
     choices: tuple[str, ...] = ()
     max_len: int = 256          # strings, and the number of dims in a shape
     allow_negative_one: bool = False  # shapes: Reshape's "infer this dim"
+    # (file version, default before it) when the default changed in that version of the graph
+    # file format: the migration to it writes the old default into nodes that left it out,
+    # so older files keep their meaning.
+    former_default: tuple[int, Any] | None = None
 
     @property
     def kind_row(self) -> ParamKind:
@@ -108,8 +115,10 @@ class ParamKind:
         return str(value)
 
     def summary(self, value: Any) -> str:
-        """The value as a node on the canvas shows it: short."""
-        return "×".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        """The value as a node on the canvas shows it: short (an empty shape is a scalar's)."""
+        if isinstance(value, tuple):
+            return "×".join(map(str, value)) if value else "()"
+        return str(value)
 
     def cap(self, value: Any) -> str | None:
         """Why the value is beyond the studio's hard limits, for a value `check` accepted."""
@@ -249,8 +258,62 @@ class ShapeKind(ParamKind):
         return tuple(value) if isinstance(value, list) else value
 
 
+class FloatsKind(ParamKind):
+    """A list of finite numbers (a Parameter's initial values): a list in files and a text box
+    of comma-separated numbers in the inspector, a tuple of floats in memory."""
+
+    name = "floats"
+    SUMMARY_VALUES = 3
+
+    def check(self, p: Param, value: Any) -> str | None:
+        if not isinstance(value, list | tuple) or len(value) > p.max_len:
+            return f"must be a list of at most {p.max_len} numbers"
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                return "must be a list of numbers"
+            if (isinstance(v, int) and abs(v) > HUGE_INT) or \
+                    (isinstance(v, float) and not math.isfinite(v)):
+                return "must hold finite numbers only"
+            problem = p.range_check(v)
+            if problem:
+                return f"has a value {v!r} that {problem}"
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, list | tuple) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and abs(v) <= HUGE_INT
+                for v in value):
+            return tuple(float(v) for v in value)
+        return value
+
+    def widget(self, p: Param) -> Widget:
+        return Widget("text", hint="e.g. 0.5, -1, 2")
+
+    def to_widget(self, value: Any) -> Any:
+        return format_numbers(value)
+
+    def from_widget(self, raw: Any) -> Any:
+        return parse_numbers(raw)
+
+    def text(self, value: Any) -> str:
+        return format_numbers(value)
+
+    def summary(self, value: Any) -> str:
+        if not isinstance(value, list | tuple):
+            return str(value)
+        shown = ", ".join(f"{v:g}" if isinstance(v, int | float) else str(v)
+                          for v in value[: self.SUMMARY_VALUES])
+        return f"[{shown}{', …' if len(value) > self.SUMMARY_VALUES else ''}]"
+
+    def cap(self, value: Any) -> str | None:
+        return f"may hold at most {MAX_FLOATS} numbers" if len(value) > MAX_FLOATS else None
+
+    def from_json(self, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
 PARAM_KINDS: dict[str, ParamKind] = {row.name: row for row in (
-    IntKind(), FloatKind(), BoolKind(), ChoiceKind(), ShapeKind(), StringKind())}
+    IntKind(), FloatKind(), BoolKind(), ChoiceKind(), ShapeKind(), StringKind(), FloatsKind())}
 
 
 _AS_HELD = ParamKind()   # a value no param of its block names: written and read as it is held
@@ -279,6 +342,26 @@ def parse_shape(text: str) -> list[int]:
         raise ValueError(f"{text!r} is not a list of integers, e.g. 1, 28, 28") from None
 
 
+def parse_numbers(text: str) -> list[float]:
+    """"0.5, -1, 2" or "[0.5 -1 2]" → [0.5, -1.0, 2.0]; ValueError with a reason otherwise."""
+    inner = str(text).strip().strip("[]()").strip()
+    parts = [p for p in re.split(r"[\s,]+", inner) if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a list of numbers, e.g. 0.5, -1, 2") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{text!r} holds a number that is not finite")
+    return values
+
+
+def format_numbers(value: Any) -> str:
+    """A list of numbers as its text box shows it: "0.5, -1, 2"."""
+    if not isinstance(value, list | tuple):
+        return str(value)
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+
+
 def format_shape(value: Any) -> str:
     """A shape as its text box shows it: "1, 28, 28"."""
     return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
@@ -288,8 +371,9 @@ def format_shape(value: Any) -> str:
 
 
 def Int(name: str, default: int, doc: str = "", *, min: int | None = None,
-        max: int | None = None) -> Param:
-    return Param(name, IntKind.name, default, doc, min=min, max=max)
+        max: int | None = None, former_default: tuple[int, int] | None = None) -> Param:
+    return Param(name, IntKind.name, default, doc, min=min, max=max,
+                 former_default=former_default)
 
 
 def Float(name: str, default: float, doc: str = "", *, min: float | None = None,
@@ -313,3 +397,9 @@ def ShapeParam(name: str, default: Sequence[int], doc: str = "", *, max_dims: in
 
 def String(name: str, default: str, doc: str = "", *, max_len: int = 256) -> Param:
     return Param(name, StringKind.name, default, doc, max_len=max_len)
+
+
+def Floats(name: str, default: Sequence[float], doc: str = "", *, max_len: int = MAX_FLOATS,
+           min: float | None = None, max: float | None = None) -> Param:
+    return Param(name, FloatsKind.name, tuple(float(v) for v in default), doc, min=min, max=max,
+                 max_len=max_len)

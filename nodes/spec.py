@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 # Params are defined next door, one row per kind; specs are written with these constructors.
@@ -26,6 +27,7 @@ from .params import (  # noqa: F401
     Bool,
     Choice,
     Float,
+    Floats,
     Int,
     Param,
     ParamKind,
@@ -49,6 +51,7 @@ class Port:
 ShapeRule = Callable[[ParamValues, InTypes], Sequence[TensorType]]
 KwargsRule = Callable[[ParamValues, InTypes], Mapping[str, Any]]
 TemplateRule = Callable[[ParamValues, InTypes], str]   # a template chosen by params and types
+HeldRule = Callable[[ParamValues, InTypes], str | None]   # None: no tensor needed this time
 PortsRule = Callable[[Any], tuple[tuple[Port, ...], tuple[Port, ...]]]
 
 
@@ -67,6 +70,18 @@ class IdInput:
             raise ValueError(f"id input {self.port!r}: give count_param or count_dim, not both")
 
 
+@dataclass(frozen=True)
+class Held:
+    """A fixed tensor a "call" block's line reads as `{held}`: built once in __init__ by
+    `template` (`{arg}` placeholders) and kept as a non-persistent buffer, so it moves with the
+    module to its device and no state dict holds it (a causal mask; the shape that noise is
+    drawn like when no input gives one). `template` may be a rule that returns None when this
+    node needs no tensor."""
+
+    name: str                        # the attribute is `<node>_<name>`
+    template: str | HeldRule
+
+
 def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
     return {}
 
@@ -75,7 +90,8 @@ def _no_kwargs(p: ParamValues, s: InTypes) -> Mapping[str, Any]:
 # has one emitter per row (`engine.core.codegen.EMITTERS`). A new block of any of these kinds
 # is one spec in library.py; the generator never learns its name.
 EMIT_KINDS: dict[str, str] = {
-    "call": "one forward line `y = ...`: the `module`, `function` or `template` (see BlockSpec)",
+    "call": "one forward line `y = ...`: the `module`, `function` or `template` (see BlockSpec), "
+            "and a second when `finish` rewrites some outputs",
     "buffer": "a fixed tensor built once in __init__ by `template` (a non-persistent buffer) "
               "and read in forward",
     "parameter": "a learnable tensor whose initial value is `template`, held in an nn.Parameter "
@@ -116,7 +132,11 @@ class BlockSpec:
     args: KwargsRule = _no_kwargs
     template: str | TemplateRule | None = None
     emit: str = "call"                      # a key of EMIT_KINDS
+    held: Held | None = None
+    unpack: str | None = None
+    finish: Mapping[str, str] = field(default_factory=dict)
     ports: PortsRule | None = None          # dynamic ports, from the node (params, regions)
+    ports_doc: tuple[str, str] | None = None   # what dynamic inputs and outputs are, for people
     count: Callable[[ParamValues, InTypes], int] | None = None  # learnable parameters
     # Multiply-adds per sample, for the analysis's compute cap (None: about one per output
     # value). Blocks whose work grows faster than their output say so here.
@@ -129,6 +149,10 @@ class BlockSpec:
     # gradient flow counts. `skips_weights(params)`: whether a step may leave some of the
     # block's weights without a gradient (distributed training must then look for them).
     id_inputs: tuple[IdInput, ...] = ()
+    # Inputs whose values must lie in [0, 1] (BCE's probabilities), which torch checks only
+    # when the model runs: random example inputs of a graph holding such a block are uniform
+    # in [0, 1), and a refusal there at run time is the data's fault, not the graph's.
+    unit_inputs: tuple[str, ...] = ()
     dead_units: tuple[str, ...] = ()
     skips_weights: Callable[[ParamValues], bool] | None = None
     legacy_types: tuple[str, ...] = ()
@@ -157,3 +181,20 @@ class BlockSpec:
                 raise ShapeError(f"expects {' or '.join(allowed)} values but gets {t.dtype}",
                                  port=port, code="type_mismatch")
         return list(self.shape(params, inputs))
+
+
+def port_text(spec: BlockSpec) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(inputs, outputs) as (name, doc) pairs for people: what `dprog blocks` and the palette
+    show. Dynamic ports are those of a block with default params, or the spec's `ports_doc`
+    when they come from more than params (a loop's, from its body)."""
+    if spec.ports_doc is not None:
+        return [("…", spec.ports_doc[0])], [("…", spec.ports_doc[1])]
+    try:
+        inputs, outputs = spec.port_lists(SimpleNamespace(params=spec.defaults(), regions={}))
+    except Exception:   # a dynamic rule that needs more than defaults: say nothing wrong
+        return [], []
+
+    def doc(port: Port) -> str:
+        return port.doc or "any shape"
+
+    return [(p.name, doc(p)) for p in inputs], [(p.name, doc(p)) for p in outputs]

@@ -7,7 +7,7 @@ Pure data, no torch. A shape is a tuple of dims; each dim is an `int` or the sym
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 BATCH = "B"
 Dim = int | str
@@ -34,6 +34,10 @@ class ShapeError(Exception):
 class TensorType:
     shape: Shape
     dtype: str = "float"
+    # For integers known to lie in 0..high-1 (Positions' 0..n-1): what the checks of id
+    # inputs compare with their bound. None when unknown; a new shape forgets it (a slice of
+    # the positions would keep an overestimate), and it is no part of a type's identity.
+    high: int | None = field(default=None, compare=False)
 
     @property
     def rank(self) -> int:

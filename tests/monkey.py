@@ -95,7 +95,10 @@ def random_value(rng: random.Random, param: Param) -> Any:
     if param.kind == "shape":
         return [rng.randint(1, 8) for _ in range(rng.randint(1, 3))]
     if param.kind == "string":
-        return rng.choice(["a + b", "a * b", "h", "x", "tanh(a)", "", "a +", "y"])
+        return rng.choice(["a + b", "a * b", "h", "x", "tanh(a)", "", "a +", "y", "a < b",
+                           "torch.where(a > b, a, 0.0)"])
+    if param.kind == "floats":
+        return [round(rng.uniform(-3, 3), 3) for _ in range(rng.randint(0, 4))]
     return None
 
 

@@ -33,6 +33,7 @@ EXPECTED = {
     "iris": ("classification", (4,), (), 3),
     "adding": ("regression", (20, 2), (1,), None),
     "parity": ("classification", (8, 1), (), 2),
+    "text": ("classification", (32,), (32,), 96),
 }
 
 
@@ -62,7 +63,9 @@ def test_builtin_loads_with_right_shapes_and_dtypes(name):
     assert ds.is_2d == (input_shape == (2,))
     assert ds.description and "\n" not in ds.description
     for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val)):
-        assert x.dtype == np.float32 and x.shape[1:] == input_shape
+        # text gives character ids, everything else features
+        assert x.dtype == (np.int64 if name == "text" else np.float32)
+        assert x.shape[1:] == input_shape
         assert y.shape == (len(x), *target_shape)
         assert np.isfinite(x).all()
         if task == "classification":
@@ -72,7 +75,7 @@ def test_builtin_loads_with_right_shapes_and_dtypes(name):
             assert y.dtype == np.float32
     n = len(ds.x_train) + len(ds.x_val)
     assert len(ds.x_val) == math.ceil(n * 0.2)
-    if task == "classification":
+    if task == "classification" and name != "text":   # a text uses only some characters
         assert set(np.unique(ds.y_train)) == set(range(num_classes))
 
 
@@ -517,3 +520,43 @@ def test_importing_the_module_is_cheap_and_torch_free():
     code = ("import sys; sys.modules['torch'] = None; import engine.data.datasets; "
             "assert 'sklearn' not in sys.modules, 'sklearn imported eagerly'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+# ---- text ----------------------------------------------------------------------------------------
+
+
+def test_text_windows_predict_the_next_character_and_keep_validation_text_unseen():
+    from engine.data.datasets import TEXT_VOCABULARY, decode_text, encode_text, text_corpus
+
+    ds = load_dataset({"name": "text", "length": 16, "n_samples": 300, "seed": 3})
+    assert ds.vocabulary == TEXT_VOCABULARY and ds.num_classes == len(TEXT_VOCABULARY) == 96
+    # each target window is its input window moved on by one character
+    assert (ds.x_train[:, 1:] == ds.y_train[:, :-1]).all()
+    assert (ds.x_val[:, 1:] == ds.y_val[:, :-1]).all()
+    ids = encode_text(text_corpus("sklearn_descr"))
+    cut = int(len(ids) * 0.8)
+    text, train_part = decode_text(ids), decode_text(ids[:cut])
+    for window in ds.x_val[:20]:
+        assert decode_text(window) in text[cut - 1:]   # from the held-out end
+    assert decode_text(ds.x_train[0]) in train_part
+    again = load_dataset({"name": "text", "length": 16, "n_samples": 300, "seed": 3})
+    assert (again.x_train == ds.x_train).all() and (again.x_val == ds.x_val).all()
+
+
+def test_text_codec_round_trips_printable_text_and_maps_the_rest():
+    from engine.data.datasets import decode_text, encode_text
+
+    line = "Hello, world! 1 + 2 = 3\n~`{}[]"
+    assert decode_text(encode_text(line)) == line
+    assert decode_text(encode_text("tab\there, é\r\n")) == "tab here, ?\n"
+    assert decode_text([-1, 96, 1000]) == "???"
+
+
+def test_text_corpora_ship_with_the_packages():
+    from engine.data.datasets import TEXT_CORPORA, text_corpus
+
+    for name in TEXT_CORPORA:
+        assert len(text_corpus(name)) > 20_000, name
+    assert "too few" in error_of({"name": "text", "length": 100, "val_fraction": 0.001,
+                                  "corpus": "sklearn_descr", "n_samples": 10})
+    assert "corpus" in error_of({"name": "text", "corpus": "wikipedia"})

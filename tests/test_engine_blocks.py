@@ -104,6 +104,13 @@ INPUTS = {
     "matmul": {"a": ([3, 4], "float"), "b": ([4, 2], "float")},
     "cross_entropy": {"input": ([5], "float"), "target": ([], "long")},
     "mse": {"input": F4, "target": F4}, "bce_with_logits": {"input": F4, "target": F4},
+    "bce": {"input": F4, "target": F4},   # example inputs pass through a Sigmoid: see block_graph
+    "scaled_dot_product_attention": {"q": ([2, 5, 4], "float"), "k": ([2, 6, 4], "float"),
+                                     "v": ([2, 6, 3], "float")},
+    "lstm": {"x": ([5, 4], "float")}, "gru": {"x": ([5, 4], "float")},
+    "positions": {"x": ([5, 4], "float")},
+    "normal": {}, "uniform": {}, "bernoulli": {},
+    "reparameterize": {"mu": F4, "logvar": F4},
     "l1": {"input": F4, "target": F4},
     "concat": {"x0": F4, "x1": ([2], "float")},
     "add": {"a": F4, "b": F4}, "sub": {"a": F4, "b": F4}, "mul": {"a": F4, "b": F4},
@@ -113,6 +120,8 @@ INPUTS = {
     "branch": {"cond": ([], "float"), "x": F4},
 }
 REGIONS = {"loop": {"body": state_body}, "branch": {"then": plain_body, "else": plain_body}}
+# Inputs whose values must be probabilities (the spec's `domain`): fed through a Sigmoid.
+PROBABILITIES = {"bce": ("input", "target")}
 STRUCTURAL = {"input", "output", "body_input", "body_output"}   # present in every graph below
 
 
@@ -124,7 +133,13 @@ def block_graph(type_: str, params: dict | None = None, inputs: dict | None = No
     specs = [(f"in_{port}", "input", {"shape": shape, "dtype": dtype})
              for port, (shape, dtype) in inputs.items()]
     specs.append(("blk", type_, params or {}, regions))
-    wires = [f"in_{port} -> blk.{port}" for port in inputs]
+    wires = []
+    for port in inputs:
+        if port in PROBABILITIES.get(type_, ()):
+            specs.append((f"p_{port}", "sigmoid"))
+            wires += [f"in_{port} -> p_{port}", f"p_{port} -> blk.{port}"]
+        else:
+            wires.append(f"in_{port} -> blk.{port}")
     node = engine.Node("blk", type_, params or {}, regions=regions)
     for port in spec.port_lists(node)[1]:
         specs.append((f"out_{port.name}", "output"))
@@ -236,7 +251,10 @@ def test_param_counts_match_for_every_sample(samples):
             module = model
             for node_id in path.split("/")[::2]:
                 module = getattr(module, node_id, None) if module is not None else None
-            if isinstance(module, nn.Module):
+            if isinstance(module, nn.Parameter):   # a Parameter block's own tensor
+                assert module.numel() == count, (name, path)
+                checked += 1
+            elif isinstance(module, nn.Module):
                 assert sum(p.numel() for p in module.parameters()) == count, (name, path)
                 checked += 1
         assert checked >= len([p for p in analysis.param_counts if "/" not in p]) - 1, name

@@ -118,11 +118,42 @@ def test_param_out_of_range_from_a_shape_rule():
     assert (d.code, d.param) == ("param_out_of_range", "index")
 
 
-def test_unknown_param_is_a_warning_and_the_graph_still_compiles():
+def test_unknown_param_is_an_error_naming_what_exists():
+    """A misspelt option would silently mean the default, so it stops the graph; the message
+    says what it has."""
     graph = chain(X2, ("fc", "linear", {"colour": "red"}), OUT)
     diags = validate(graph)
-    assert [(d.code, d.severity, d.param) for d in diags] == [("unknown_param", "warning", "colour")]
-    assert analyze(graph).ok
+    assert [(d.code, d.severity, d.param) for d in diags] == [("unknown_param", "error", "colour")]
+    assert "bias" in diags[0].message and "out_features" in diags[0].message
+    assert not analyze(graph).ok
+
+
+@pytest.mark.parametrize("name, hint", [("out_feature", "out_features"), ("Bias", "bias"),
+                                        ("out_featurs", "out_features")])
+def test_a_misspelt_param_gets_did_you_mean(name, hint):
+    graph = chain(X2, ("fc", "linear", {name: 3}), OUT)
+    (d,) = validate(graph)
+    assert (d.code, d.severity, d.node, d.param) == ("unknown_param", "error", "fc", name)
+    assert f"did you mean {hint!r}?" in d.message
+
+
+def test_a_torch_option_a_block_lacks_is_refused_not_ignored():
+    """The issue's trap: `is_causal` on MultiheadAttention validated and ran unmasked."""
+    graph = build([("s", "input", {"shape": [5, 4]}),
+                   ("att", "multihead_attention", {"is_causal": True}), OUT],
+                  ["s -> att.q", "s -> att.k", "s -> att.v", "att -> y"])
+    (d,) = validate(graph)
+    assert (d.code, d.param) == ("unknown_param", "is_causal")
+    assert "did you mean 'causal'?" in d.message
+
+
+def test_a_misspelt_port_gets_did_you_mean():
+    graph = build([X2, ("fc", "linear"), ("both", "add"), OUT],
+                  ["x -> fc", "fc -> both.a", "x -> both.bb", "both -> y"])
+    codes_ = [(d.code, d.port) for d in validate(graph)]
+    assert ("unknown_port", "bb") in codes_
+    d = next(d for d in validate(graph) if d.code == "unknown_port")
+    assert "did you mean 'b'?" in d.message
 
 
 def test_unused_is_info():

@@ -110,11 +110,11 @@ def test_version_1_file_is_migrated(tmp_path):
     graph = load_graph(GOLDEN / "v1_graph.json")
     assert graph == expected_v1_graph()
     assert engine.validate(graph) == []
-    save_graph(graph, tmp_path / "v2.json")
-    doc = json.loads((tmp_path / "v2.json").read_text())
-    assert doc["version"] == 2 and "train" not in doc and doc["training"]["lr"] == 0.01
+    save_graph(graph, tmp_path / "v3.json")
+    doc = json.loads((tmp_path / "v3.json").read_text())
+    assert doc["version"] == 3 and "train" not in doc and doc["training"]["lr"] == 0.01
     assert doc["nodes"][1]["type"] == "linear"
-    assert load_graph(tmp_path / "v2.json") == graph
+    assert load_graph(tmp_path / "v3.json") == graph
 
 
 def test_legacy_dense_loads_as_linear(tmp_path):
@@ -131,9 +131,71 @@ def test_legacy_dense_loads_as_linear(tmp_path):
 
 def test_newer_version_is_refused(tmp_path):
     doc = document()
-    doc["version"] = 3
+    doc["version"] = 4
     message = refusal(doc, tmp_path)
-    assert "$.version" in message and "3" in message
+    assert "$.version" in message and "4" in message
+
+
+def conv_file(version: int, params: dict, type_: str = "conv2d") -> dict:
+    """An image through one convolution, as a file of `version` writes it."""
+    return {"format": "dprog-graph", "version": version, "name": "conv",
+            "nodes": [{"id": "image", "type": "input", "params": {"shape": [1, 8, 8]}},
+                      {"id": "conv", "type": type_, "params": params},
+                      {"id": "out", "type": "output", "params": {}}],
+            "edges": [{"from": ["image", "y"], "to": ["conv", "x"]},
+                      {"from": ["conv", "y"], "to": ["out", "x"]}]}
+
+
+@pytest.mark.parametrize("type_", ["conv1d", "conv2d"])
+def test_version_2_convolutions_keep_their_padding(tmp_path, type_):
+    """Version 3 took torch's default padding 0; a version-2 file that left padding out meant
+    1, and the migration writes that, so the file means what it meant (shapes, parameters)."""
+    params = {"out_channels": 4, "kernel_size": 3}
+    doc = conv_file(2, params, type_)
+    if type_ == "conv1d":
+        doc["nodes"][0]["params"]["shape"] = [1, 8]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    graph = load_graph(path)
+    assert graph.node("conv").params == {**params, "padding": 1}
+    out = engine.analyze(graph).inputs["out"]["x"].shape
+    assert out[-1] == 8   # 3×3 with padding 1 keeps the size; padding 0 would give 6
+    save_graph(graph, tmp_path / "new.json")
+    assert json.loads((tmp_path / "new.json").read_text())["nodes"][1]["params"]["padding"] == 1
+
+
+def test_migration_keeps_a_written_padding_and_new_files_use_torchs_default(tmp_path):
+    old = conv_file(2, {"out_channels": 4, "kernel_size": 3, "padding": 0})
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert load_graph(tmp_path / "old.json").node("conv").params["padding"] == 0
+    new = conv_file(3, {"out_channels": 4, "kernel_size": 3})
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    graph = load_graph(tmp_path / "new.json")
+    assert "padding" not in graph.node("conv").params
+    assert engine.analyze(graph).inputs["out"]["x"].shape == ("B", 4, 6, 6)
+    # LeNet's first layer as a person writes it from torch's docs: 5×5, no padding given.
+    lenet = conv_file(3, {"out_channels": 6, "kernel_size": 5})
+    lenet["nodes"][0]["params"]["shape"] = [1, 32, 32]
+    (tmp_path / "lenet.json").write_text(json.dumps(lenet))
+    assert engine.analyze(load_graph(tmp_path / "lenet.json")).inputs["out"]["x"].shape == \
+        ("B", 6, 28, 28)
+
+
+def test_migration_reaches_into_bodies(tmp_path):
+    doc = conv_file(2, {"out_channels": 1, "kernel_size": 3})
+    body = {"nodes": [{"id": "x", "type": "body_input", "params": {"role": "context"}},
+                      {"id": "c", "type": "conv2d", "params": {"out_channels": 1}},
+                      {"id": "y", "type": "body_output", "params": {}}],
+            "edges": [{"from": ["x", "y"], "to": ["c", "x"]}, {"from": ["c", "y"], "to": ["y", "x"]}]}
+    doc["nodes"].insert(2, {"id": "loop", "type": "loop", "params": {"count": 2},
+                            "regions": {"body": body}})
+    doc["edges"] = [{"from": ["image", "y"], "to": ["conv", "x"]},
+                    {"from": ["conv", "y"], "to": ["loop", "x"]},
+                    {"from": ["loop", "y"], "to": ["out", "x"]}]
+    (tmp_path / "loop.json").write_text(json.dumps(doc))
+    graph = load_graph(tmp_path / "loop.json")
+    assert graph.node("loop").regions["body"].node("c").params["padding"] == 1
+    assert engine.validate(graph) == []
 
 
 @pytest.mark.parametrize("version", [0, -1, 1.5, "2", True, None])

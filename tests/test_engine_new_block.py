@@ -151,6 +151,8 @@ ALLOWED = {
        for name in ("cross_entropy", "mse", "l1", "bce_with_logits")},
     ("engine/core/codegen.py", "parameter"): "the emission kind 'parameter' "
     "(nodes.spec.EMIT_KINDS) that the Parameter block and any other may declare; not a block",
+    ("engine/runtime/trainer.py", "parameter"): "the emission kind 'parameter': a program "
+    "reports the values of the tensors its blocks emit as learnable; not a block",
 }
 
 

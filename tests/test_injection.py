@@ -347,6 +347,39 @@ def test_string_and_choice_params(payload, tmp_path):
             engine.compile_graph(loaded)
 
 
+# The Expression grammar's comparisons, masks and torch.where, used to smuggle code: each is
+# refused, or (the plain uses at the end) runs as written, here and in a fresh process.
+EXPRESSION_PAYLOADS = [
+    f"torch.where(a > b, a, {TOUCH})", f"torch.where({TOUCH} > a, a, b)", f"(a > b) & {TOUCH}",
+    f"~({TOUCH} < a)", f"a < {TOUCH}", f"torch.where(a > b, a, b) if {TOUCH} else a",
+    "torch.where(a > b, a, b).__class__", "(a > b).__class__.__bases__", "(a > b)(1)",
+    "torch.where(a > b, a, b)(1)", "torch.where(a > 0, a, 'x')", "a == 'os'", "a < b'x'",
+    "torch.where(a > 0, a, torch.nn)", "torch.where(a > 0, a, torch)", "torch.where(a > 0, a, e)",
+    "torch.where(a > 0, *b)", "torch.where(a > 0, a, b, out=a)", "torch.where(a > 0, x=a, y=b)",
+    "[a > b][0]", "(a > b).any()", "torch.max(a, b, key=a)", "a > b > c", "a is b", "a in b",
+    "not a > b", "a > b and b > c", "(q := a > b)", "torch.where(a > 0, a, {})", "a > ...",
+    "torch.where(a > 0, a, None)", "torch.where(lambda: a, a, b)", "torch.where(a > 0, a, 1e400)",
+    "torch.where(a > b, a, b) + __builtins__", "~~~(a > b) | (c >= a) & (b != c)",
+    "torch.where((a > b) | (c < 0), torch.max(a, c), -b) / torch.clamp(c, min=0.5)",
+    "torch.where(a == b, 1, 2.5) * torch.min(a, torch.abs(c))",
+]
+
+
+@pytest.mark.parametrize("text", EXPRESSION_PAYLOADS)
+def test_the_expression_grammar_lets_no_code_through(text, tmp_path):
+    graph = engine.core.graph.set_param(sink(), "f", "expr", text)
+    loaded = through_a_file(graph, tmp_path)
+    if loaded is None:
+        return
+    errors = [d for d in engine.validate(loaded) if d.severity == "error"]
+    if errors:   # refused at the Expression, or (a mask where numbers go) at its consumer
+        assert [d.code for d in errors] in (["bad_expression"], ["type_mismatch"]), errors
+        with pytest.raises(engine.GraphError):
+            engine.compile_graph(loaded)
+    else:
+        run_exports([loaded], tmp_path, [text])
+
+
 def test_ids_that_are_not_identifiers_are_refused(tmp_path):
     doc = json.loads((REPO / "sample_graphs" / "moons_mlp.json").read_text())
     for payload in PAYLOADS:

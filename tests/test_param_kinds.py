@@ -32,7 +32,7 @@ ALL_PARAMS = [(spec.type, p) for spec in BLOCKS for p in spec.params]
 
 
 def test_every_kind_is_one_row_with_its_name():
-    assert set(PARAM_KINDS) == {"int", "float", "bool", "choice", "shape", "string"}
+    assert set(PARAM_KINDS) == {"int", "float", "bool", "choice", "shape", "string", "floats"}
     for name, row in PARAM_KINDS.items():
         assert isinstance(row, ParamKind) and row.name == name
 

@@ -216,9 +216,137 @@ def attention() -> Graph:
         "optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 40, "seed": 0})
 
 
+DT, GRAVITY, STEPS, TARGET = 0.05, 9.81, 40, 30.0   # projectile: s, m/s², Euler steps, m
+
+
+def flight_body() -> Graph:
+    """One explicit Euler step of a point mass under gravity: position += dt · velocity,
+    then the vertical velocity loses g · dt."""
+    specs = [
+        ("px", "body_input", {"role": "state", "shape": []}),
+        ("py", "body_input", {"role": "state", "shape": []}),
+        ("vx", "body_input", {"role": "state", "shape": []}),
+        ("vy", "body_input", {"role": "state", "shape": []}),
+        ("move_x", "expression", {"expr": f"a + {DT} * b"}),
+        ("move_y", "expression", {"expr": f"a + {DT} * b"}),
+        ("fall", "expression", {"expr": f"a - {round(GRAVITY * DT, 6)}", "inputs": 1}),
+        ("px_next", "body_output", {"role": "state", "state": "px"}),
+        ("py_next", "body_output", {"role": "state", "state": "py"}),
+        ("vx_next", "body_output", {"role": "state", "state": "vx"}),
+        ("vy_next", "body_output", {"role": "state", "state": "vy"}),
+    ]
+    wires = ["px -> move_x.a", "vx -> move_x.b", "py -> move_y.a", "vy -> move_y.b",
+             "vy -> fall.a", "move_x -> px_next", "move_y -> py_next", "vx -> vx_next",
+             "fall -> vy_next"]
+    return build(specs, wires, columns=[["px", "vx", "py", "vy"], ["move_x", "move_y", "fall"],
+                                        ["px_next", "vx_next", "py_next", "vy_next"]])
+
+
+def projectile() -> Graph:
+    """No data: learn a launch speed and angle that land a projectile TARGET m away after
+    STEPS Euler steps of DT s. The loss is the squared miss; the Parameters start at a
+    chosen guess (init constant)."""
+    specs = [
+        ("speed", "parameter", {"shape": [], "init": "constant", "value": 10.0}),
+        ("angle", "parameter", {"shape": [], "init": "constant", "value": 0.3}),
+        ("launch_vx", "expression", {"expr": "a * torch.cos(b)"}),
+        ("launch_vy", "expression", {"expr": "a * torch.sin(b)"}),
+        ("origin", "constant", {"shape": [], "value": 0.0}),
+        ("flight", "loop", {"mode": "repeat", "count": STEPS}, {"body": flight_body()}),
+        ("miss", "expression", {"expr": f"(a - {TARGET}) ** 2 + b ** 2"}),
+        ("loss", "output", {}),
+    ]
+    wires = ["speed -> launch_vx.a", "angle -> launch_vx.b", "speed -> launch_vy.a",
+             "angle -> launch_vy.b", "origin -> flight.px", "origin -> flight.py",
+             "launch_vx -> flight.vx", "launch_vy -> flight.vy", "flight.px -> miss.a",
+             "flight.py -> miss.b", "miss -> loss"]
+    return build(specs, wires, name="projectile",
+                 columns=[["speed", "angle"], ["launch_vx", "launch_vy", "origin"], ["flight"],
+                          ["miss"], ["loss"]],
+                 training={"loss": "graph", "optimizer": "adam", "lr": 0.2, "steps": 400,
+                           "schedule": "cosine", "seed": 0})
+
+
+def vae() -> Graph:
+    """A variational autoencoder of the 8×8 digits: encoder, reparameterized sample, decoder;
+    its loss is the negative ELBO per image (reconstruction BCE plus KL), in nats."""
+    specs = [
+        ("image", "input", {"shape": [64]}),
+        ("encode", "linear", {"out_features": 64}),
+        ("enc_act", "relu", {}),
+        ("mu", "linear", {"out_features": 8}),
+        ("logvar", "linear", {"out_features": 8}),
+        ("z", "reparameterize", {}),
+        ("decode", "linear", {"out_features": 64}),
+        ("dec_act", "relu", {}),
+        ("pixels", "linear", {"out_features": 64}),
+        ("recon", "sigmoid", {}),
+        ("rec_bce", "bce", {"reduction": "none"}),
+        ("rec_nats", "sum", {"dim": -1}),
+        ("kl", "expression", {"expr": "-0.5 * (1 + b - a ** 2 - torch.exp(b))"}),
+        ("kl_nats", "sum", {"dim": -1}),
+        ("neg_elbo", "add", {}),
+        ("batch_mean", "mean", {"dim": 0}),
+        ("loss", "output", {}),
+        ("reconstruction", "output", {}),
+    ]
+    wires = ["image -> encode", "encode -> enc_act", "enc_act -> mu", "enc_act -> logvar",
+             "mu -> z.mu", "logvar -> z.logvar", "z -> decode", "decode -> dec_act",
+             "dec_act -> pixels", "pixels -> recon", "recon -> rec_bce.input",
+             "image -> rec_bce.target", "rec_bce -> rec_nats", "mu -> kl.a", "logvar -> kl.b",
+             "kl -> kl_nats", "rec_nats -> neg_elbo.a", "kl_nats -> neg_elbo.b",
+             "neg_elbo -> batch_mean", "batch_mean -> loss", "recon -> reconstruction"]
+    columns = [["image"], ["encode"], ["enc_act"], ["mu", "logvar"], ["z", "kl"],
+               ["decode", "kl_nats"], ["dec_act"], ["pixels"], ["recon"], ["rec_bce", "reconstruction"],
+               ["rec_nats"], ["neg_elbo"], ["batch_mean"], ["loss"]]
+    return build(specs, wires, name="vae", columns=columns, training={
+        "dataset": {"name": "digits", "flatten": True}, "loss": "graph", "optimizer": "adam",
+        "lr": 0.003, "batch_size": 64, "epochs": 30, "seed": 0})
+
+
+def char_gpt() -> Graph:
+    """A one-block causal transformer over characters (nanoGPT's shape): token and position
+    embeddings, causal self-attention and an MLP, each with a residual and a LayerNorm before
+    it, then next-character logits; its loss is their cross-entropy with the next ids."""
+    width, window, vocab = 32, 32, 96
+    specs = [
+        ("text", "input", {"shape": [window], "dtype": "long"}),
+        ("target", "input", {"shape": [window], "dtype": "long"}),
+        ("tokens", "embedding", {"num_embeddings": vocab, "embedding_dim": width}),
+        ("steps", "positions", {"dim": 1}),
+        ("places", "embedding", {"num_embeddings": window, "embedding_dim": width}),
+        ("embed", "add", {}),
+        ("norm1", "layer_norm", {}),
+        ("attend", "multihead_attention", {"num_heads": 4, "causal": True}),
+        ("res1", "add", {}),
+        ("norm2", "layer_norm", {}),
+        ("widen", "linear", {"out_features": 4 * width}),
+        ("act", "gelu", {}),
+        ("narrow", "linear", {"out_features": width}),
+        ("res2", "add", {}),
+        ("norm_f", "layer_norm", {}),
+        ("head", "linear", {"out_features": vocab}),
+        ("nll", "cross_entropy", {}),
+        ("loss", "output", {}),
+        ("logits", "output", {}),
+    ]
+    wires = ["text -> tokens", "text -> steps", "steps -> places", "tokens -> embed.a",
+             "places -> embed.b", "embed -> norm1", "norm1 -> attend.q", "norm1 -> attend.k",
+             "norm1 -> attend.v", "embed -> res1.a", "attend -> res1.b", "res1 -> norm2",
+             "norm2 -> widen", "widen -> act", "act -> narrow", "res1 -> res2.a",
+             "narrow -> res2.b", "res2 -> norm_f", "norm_f -> head", "head -> nll.input",
+             "target -> nll.target", "nll -> loss", "head -> logits"]
+    columns = [["text", "target"], ["tokens", "steps"], ["places"], ["embed"], ["norm1"],
+               ["attend"], ["res1"], ["norm2"], ["widen"], ["act"], ["narrow"], ["res2"],
+               ["norm_f"], ["head"], ["nll", "logits"], ["loss"]]
+    return build(specs, wires, name="char_gpt", columns=columns, training={
+        "dataset": {"name": "text", "length": window, "n_samples": 2000}, "loss": "graph",
+        "optimizer": "adamw", "lr": 0.003, "batch_size": 32, "epochs": 20, "seed": 0})
+
+
 SAMPLES = {"moons_mlp": moons_mlp, "digits_cnn": digits_cnn, "residual_mlp": residual_mlp,
            "rnn_scan": rnn_scan, "adaptive_depth": adaptive_depth, "gated_branch": gated_branch,
-           "attention": attention}
+           "attention": attention, "projectile": projectile, "vae": vae, "char_gpt": char_gpt}
 
 if __name__ == "__main__":
     for name, make in SAMPLES.items():

@@ -52,6 +52,7 @@ class Actions(Protocol):
     def pause(self) -> None: ...
     def stop(self) -> None: ...
     def export(self, what: str) -> None: ...
+    def show_generate(self) -> None: ...
     def show_shortcuts(self) -> None: ...
 
 
@@ -103,6 +104,8 @@ class MenuBar:
                 dpg.add_menu_item(label="Train", shortcut="Ctrl+Enter", callback=lambda: a.train())
                 dpg.add_menu_item(label="Pause / resume", callback=lambda: a.pause())
                 dpg.add_menu_item(label="Stop", callback=lambda: a.stop())
+                dpg.add_separator()
+                dpg.add_menu_item(label="Generate text…", callback=lambda: a.show_generate())
             with dpg.menu(label="Export"):
                 dpg.add_menu_item(label="Model (model.py)…", callback=lambda: a.export("model"))
                 dpg.add_menu_item(label="Weights (weights.pt)…", callback=lambda: a.export("weights"))

@@ -4,7 +4,8 @@ Each block is a button that is also a drag source (payload type "block", payload
 type); the editor's canvas accepts the drop and issues `AddNode` where it lands. A button's
 tooltip is the block's doc. Clicking a block (no drag) adds it at the middle of the canvas.
 The search box filters by type, title, category and doc words; the view keeps its own map
-button → block type, so nothing is read back out of tags.
+button → block type, so nothing is read back out of tags. A tooltip lists the block's ports
+with their shape rules, as `dprog blocks` does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dearpygui.dearpygui as dpg
 
 from nodes import BLOCKS, CATEGORIES, lookup
 from nodes.control import BODY_INPUT, BODY_OUTPUT
-from nodes.spec import BlockSpec
+from nodes.spec import BlockSpec, port_text
 
 from .theme import CATEGORY_TITLE, Theme
 
@@ -44,6 +45,13 @@ def ranked(query: str, specs: tuple[BlockSpec, ...] = BLOCKS) -> list[BlockSpec]
         return (2, len(title))
 
     return sorted(hits, key=score) if q else hits
+
+
+def port_lines(spec: BlockSpec) -> list[str]:
+    """"in x: (B, …, in_features)" per port, inputs first: the tooltip's port list."""
+    inputs, outputs = port_text(spec)
+    return [f"{side} {name}: {doc}" for side, ports in (("in", inputs), ("out", outputs))
+            for name, doc in ports]
 
 
 class Palette:
@@ -88,6 +96,8 @@ class Palette:
             dpg.add_text(f"{spec.title}  ·  {spec.category}", color=CATEGORY_TITLE.get(spec.category,
                                                                                     (200, 200, 200)))
             dpg.add_text(spec.doc, wrap=320)
+            for line in port_lines(spec):
+                dpg.add_text(line, wrap=320, color=(170, 185, 205))
             if spec.params:
                 dpg.add_text("params: " + ", ".join(p.name for p in spec.params), wrap=320,
                              color=(150, 150, 160))

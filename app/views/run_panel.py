@@ -6,8 +6,11 @@ optimizer, learning rate, batch size, epochs, seed.
 
 `RunPanel` shows a run: Train / Pause / Stop, a progress bar with the ETA, live plots of
 training and validation loss and accuracy, and for 2-D datasets the decision boundary, a
-dynamic texture redrawn from the trainer's grid, with the data points on top. Plots are
-redrawn at most `PLOT_HZ` times a second and only when the run has new points.
+dynamic texture redrawn from the trainer's grid, with the data points on top. A program
+trained without data plots its Parameter values where accuracy would be; a run whose model
+makes images of its image data (an autoencoder) shows a grid of data images, each with the
+model's image of it below, where the boundary would be. Plots are redrawn at most `PLOT_HZ`
+times a second and only when the run has new points.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from engine.core.config import LOSSES, OPTIMIZERS, TrainingConfig
 from engine.data.datasets import BUILTIN
+from nodes import lookup
 
 from ..commands import SetTraining
 from ..state import AppState
@@ -35,6 +39,32 @@ CLASS_COLORS = np.array([(66, 133, 244), (244, 140, 50), (90, 190, 110), (200, 8
                          (230, 210, 70), (80, 200, 220), (230, 90, 90), (160, 160, 160),
                          (140, 110, 230), (120, 200, 160)], dtype=np.float32) / 255.0
 PLOT_BG = np.array((26, 27, 31), dtype=np.float32) / 255.0
+PARAMETER_COLORS = ((90, 170, 250), (250, 160, 70), (110, 200, 120), (220, 100, 200),
+                    (240, 220, 90), (90, 210, 220), (240, 100, 100), (170, 170, 180))
+MAX_PARAMETER_SERIES = 16   # lines in the Parameters plot; a program's first values
+IMAGE_GAP = 1               # texels between the images of a grid
+
+
+def image_grid_rgba(inputs: np.ndarray, outputs: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """Grey images, (N, H, W) each with values in [0, 1], as pairs: each data image with the
+    model's below it, the pairs in rows of at most four (a square-ish texture, so the plot
+    need not stretch it). Returns (width, height, flat RGBA floats), top row first."""
+    n, h, w = inputs.shape
+    columns = min(n, 4)
+    rows = -(-n // columns)
+    pair_h = 2 * h + IMAGE_GAP
+    width = columns * w + (columns - 1) * IMAGE_GAP
+    height = rows * pair_h + (rows - 1) * 2 * IMAGE_GAP   # a wider gap between rows of pairs
+    canvas = np.empty((height, width, 4), dtype=np.float32)
+    canvas[..., :3] = PLOT_BG
+    canvas[..., 3] = 1.0
+    for i in range(n):
+        x0 = (i % columns) * (w + IMAGE_GAP)
+        y0 = (i // columns) * (pair_h + 2 * IMAGE_GAP)
+        for k, image in enumerate((inputs[i], outputs[i])):
+            top = y0 + k * (h + IMAGE_GAP)
+            canvas[top:top + h, x0:x0 + w, :3] = np.clip(image, 0.0, 1.0)[..., None]   # grey
+    return width, height, canvas.ravel()
 
 
 def boundary_rgba(probs: np.ndarray) -> np.ndarray:
@@ -61,7 +91,7 @@ class TrainingSettings:
         self.widgets: dict[str, int] = {}
         self.noise_row = 0
         self.error = 0
-        self._training: Mapping | None = None
+        self._training: tuple | None = None   # (training section, program) last shown
         self._handlers = 0
 
     def build(self, parent: int | str) -> None:
@@ -132,10 +162,14 @@ class TrainingSettings:
     # -- refresh -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        training = self.state.graph.training
-        if training is self._training:
+        graph = self.state.graph
+        # A graph without Inputs takes no data: training fits its Parameters.
+        program = not any((spec := lookup(n.type)) is not None and spec.kind == "input"
+                          for n in graph.nodes)
+        if (graph.training, program) == self._training:
             return
-        self._training = training
+        self._training = (graph.training, program)
+        training = graph.training
         try:
             config = TrainingConfig.from_mapping(training)
         except (TypeError, ValueError) as e:
@@ -149,14 +183,17 @@ class TrainingSettings:
                                   "batch_size": config.batch_size, "epochs": config.epochs,
                                   "seed": config.seed}
         noise = info.option("noise") if info else None
-        dpg.configure_item(self.noise_row, show=noise is not None)
+        dpg.configure_item(self.noise_row, show=noise is not None and not program)
+        dpg.configure_item(self.widgets["dataset"], enabled=not program)
         if noise is not None:
             values["noise"] = float(dataset.get("noise", noise.default))
         for key, value in values.items():
             w = self.widgets[key]
             if not dpg.is_item_active(w) and dpg.get_value(w) != value:
                 dpg.set_value(w, value)
-        dpg.set_value(self.about, (info.doc if info else f"dataset {name!r} (from a file)"))
+        dpg.set_value(self.about, "No data: the graph has no Input, so training fits its "
+                      "Parameters to its own loss, its first Output (an epoch is one step)."
+                      if program else (info.doc if info else f"dataset {name!r} (from a file)"))
 
     # -- commits -------------------------------------------------------------------------------
 
@@ -208,17 +245,27 @@ class RunPanel:
     """Run controls, progress, live loss/accuracy plots and the decision boundary."""
 
     def __init__(self, run: TrainingRun, theme: Theme, *, on_train: Callable[[], None],
-                 on_pause: Callable[[], None], on_stop: Callable[[], None]) -> None:
+                 on_pause: Callable[[], None], on_stop: Callable[[], None],
+                 on_generate: Callable[[], None] | None = None) -> None:
         self.run = run
         self.theme = theme
         self.on_train, self.on_pause, self.on_stop = on_train, on_pause, on_stop
-        self.train_button = self.pause_button = self.stop_button = 0
+        self.on_generate = on_generate
+        self.train_button = self.pause_button = self.stop_button = self.generate_button = 0
         self.progress = 0
         self.status_text = 0
         self.series: dict[str, int] = {}
         self.axes: dict[str, int] = {}
         self.x_axes: dict[str, int] = {}
         self.texture = 0
+        self.params_plot = 0
+        self.param_series: dict[str, int] = {}   # label → line series
+        self.images_plot = 0
+        self.images_texture = 0
+        self.images_series = 0
+        self.images_size: tuple[int, int] | None = None
+        self._drawn_images = -1
+        self.image_updates = 0
         self.boundary_plot = 0
         self.boundary_image = 0
         self.point_series: list[int] = []
@@ -240,6 +287,10 @@ class RunPanel:
                                                callback=lambda: self.on_pause())
             self.stop_button = dpg.add_button(label="■ Stop", width=80,
                                               callback=lambda: self.on_stop())
+            # Only for a character model (a graph on the text dataset): see offer_generate.
+            self.generate_button = dpg.add_button(label="Generate…", width=90, show=False,
+                                                  callback=lambda: self.on_generate
+                                                  and self.on_generate())
             self.progress = dpg.add_progress_bar(default_value=0.0, width=-330,
                                                  overlay="not trained yet")
             self.status_text = dpg.add_text("", color=TEXT_DIM)
@@ -247,9 +298,16 @@ class RunPanel:
                                            "(Ctrl+Enter / F5)"),
                        (self.pause_button, "Pause or resume between steps"),
                        (self.stop_button, "Stop after the current step; the weights are kept "
-                                          "for export")):
+                                          "for export"),
+                       (self.generate_button, "Write text with the trained model: continue a "
+                                              "prompt (Train › Generate text…)")):
             with dpg.tooltip(b):
                 dpg.add_text(tip)
+
+    def offer_generate(self, writes_text: bool) -> None:
+        """Show the Generate button for graphs that can write text."""
+        if dpg.is_item_shown(self.generate_button) != writes_text:
+            dpg.configure_item(self.generate_button, show=writes_text)
 
     def build_plots(self, parent: int | str, width: int, height: int) -> None:
         boundary_w = min(height + 40, width // 3)
@@ -261,14 +319,36 @@ class RunPanel:
                              ("train_loss", "train", ACCENT), ("val_loss", "validation", WARNING)))
             self._line_plot("acc", "Accuracy", plot_w, height,
                             (("train_acc", "train", ACCENT), ("val_acc", "validation", OK)))
+            self._params_plot(plot_w, height)
             self._boundary_plot(boundary_w, height)
+            self._images_plot(boundary_w, height)
 
     def resize(self, width: int, height: int) -> None:
         boundary_w = min(height + 40, width // 3)
         plot_w = (width - boundary_w - 24) // 2
         for plot, kind in self.plots:
-            dpg.configure_item(plot, width=boundary_w if kind == "boundary" else plot_w,
+            dpg.configure_item(plot, width=boundary_w if kind in ("boundary", "images") else plot_w,
                                height=height)
+
+    def _params_plot(self, w: int, h: int) -> None:
+        """A program's Parameter values over the steps; shown instead of Accuracy."""
+        with dpg.plot(label="Parameters", width=w, height=h, no_mouse_pos=True, no_menus=True,
+                      show=False) as self.params_plot:
+            self.plots.append((self.params_plot, "params"))
+            dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthEast)
+            self.x_axes["params"] = dpg.add_plot_axis(dpg.mvXAxis, label="step", no_label=True)
+            self.axes["params"] = dpg.add_plot_axis(dpg.mvYAxis, no_label=True)
+
+    def _images_plot(self, w: int, h: int) -> None:
+        """Data and the model's images of it; shown instead of the decision boundary."""
+        with dpg.plot(label="Images: data, the model's below", width=w, height=h,
+                      no_mouse_pos=True, no_menus=True, equal_aspects=True,
+                      show=False) as self.images_plot:
+            self.plots.append((self.images_plot, "images"))
+            self.x_axes["images"] = dpg.add_plot_axis(dpg.mvXAxis, no_tick_labels=True,
+                                                      no_label=True)
+            self.axes["images"] = dpg.add_plot_axis(dpg.mvYAxis, no_tick_labels=True,
+                                                    no_label=True)
 
     def _line_plot(self, key: str, title: str, w: int, h: int,
                    lines: tuple[tuple[str, str, tuple], ...]) -> None:
@@ -311,9 +391,10 @@ class RunPanel:
         now = time.monotonic() if now is None else now
         if run.runs != self._drawn_run:
             self._drawn_run = run.runs
-            self._drawn_metrics = self._drawn_boundary = -1
+            self._drawn_metrics = self._drawn_boundary = self._drawn_images = -1
             self._plot_queue = []
             self._clear_points()
+            self._clear_extras()
         key = (run.status, run.step, int(now * 2) if run.active else 0)
         if key != self._status_key:
             self._status_key = key
@@ -326,10 +407,16 @@ class RunPanel:
             self._last_boundary = now
             self._drawn_boundary = run.boundary_version
             self._refresh_boundary()
+        elif run.images_version != self._drawn_images and now - self._last_boundary >= 1 / BOUNDARY_HZ:
+            self._last_boundary = now
+            self._drawn_images = run.images_version
+            self._refresh_images()
         elif run.metrics_version != self._drawn_metrics and now - self._last_plot >= 1 / PLOT_HZ:
             self._last_plot = now
             self._drawn_metrics = run.metrics_version
             self._plot_queue = ["val_acc", "train_acc", "val_loss", "train_loss", "step_loss"]
+            if run.parameter_values:
+                self._plot_queue.insert(0, "parameters")
             self.plot_updates += 1
 
     def _refresh_controls(self) -> None:
@@ -345,6 +432,9 @@ class RunPanel:
         dpg.configure_item(self.status_text, default_value=_short(run.message, 40), color=color)
 
     def _draw_series(self, name: str) -> None:
+        if name == "parameters":
+            self._draw_parameters()
+            return
         xs, ys = getattr(self.run, name).view()
         dpg.set_value(self.series[name], [xs, ys])
         if name in ("step_loss", "val_loss"):
@@ -353,6 +443,62 @@ class RunPanel:
         elif name == "val_acc" or (name == "train_acc" and not self.run.val_acc.x):
             dpg.fit_axis_data(self.axes["acc"])
             dpg.fit_axis_data(self.x_axes["acc"])
+
+    def _draw_parameters(self) -> None:
+        """One line per Parameter value (the first MAX_PARAMETER_SERIES), in place of the
+        accuracy plot."""
+        if not dpg.is_item_shown(self.params_plot):
+            dpg.configure_item(self._plot("acc"), show=False)   # a program has no accuracy
+            dpg.configure_item(self.params_plot, show=True)
+        for label, series in list(self.run.parameter_values.items())[:MAX_PARAMETER_SERIES]:
+            line = self.param_series.get(label)
+            if line is None:
+                color = PARAMETER_COLORS[len(self.param_series) % len(PARAMETER_COLORS)]
+                line = dpg.add_line_series([], [], label=label, parent=self.axes["params"])
+                dpg.bind_item_theme(line, _series_theme(color, 2.2))
+                self.param_series[label] = line
+            dpg.set_value(line, list(series.view()))
+        dpg.fit_axis_data(self.axes["params"])
+        dpg.fit_axis_data(self.x_axes["params"])
+
+    def _refresh_images(self) -> None:
+        """The latest image grid as a texture, in place of the decision boundary."""
+        grid = self.run.images
+        if grid is None:
+            return
+        width, height, rgba = image_grid_rgba(np.asarray(grid.inputs), np.asarray(grid.outputs))
+        if self.images_size != (width, height):   # a texture's size is fixed when it is made
+            if self.images_series:
+                dpg.delete_item(self.images_series)
+            if self.images_texture:
+                dpg.delete_item(self.images_texture)
+            with dpg.texture_registry():
+                self.images_texture = dpg.add_dynamic_texture(width, height, rgba)
+            self.images_series = dpg.add_image_series(self.images_texture, (0, 0), (width, height),
+                                                      parent=self.axes["images"])
+            self.images_size = (width, height)
+            dpg.set_axis_limits(self.x_axes["images"], 0, width)
+            dpg.set_axis_limits(self.axes["images"], 0, height)
+        else:
+            dpg.set_value(self.images_texture, rgba)
+        if not dpg.is_item_shown(self.images_plot):
+            dpg.configure_item(self.boundary_plot, show=False)
+            dpg.configure_item(self.images_plot, show=True)
+        self.image_updates += 1
+
+    def _plot(self, key: str) -> int:
+        return next(plot for plot, kind in self.plots if kind == key)
+
+    def _clear_extras(self) -> None:
+        """A new run starts with the accuracy and boundary plots; its events bring back the
+        parameter and image plots if it has them."""
+        for line in self.param_series.values():
+            dpg.delete_item(line)
+        self.param_series.clear()
+        dpg.configure_item(self.params_plot, show=False)
+        dpg.configure_item(self.images_plot, show=False)
+        dpg.configure_item(self._plot("acc"), show=True)
+        dpg.configure_item(self.boundary_plot, show=True)
 
     def _clear_points(self) -> None:
         for s in self.point_series:

@@ -74,6 +74,10 @@ class TestHook:
                     "metric_points": run.metric_points, "grad_snapshots": run.grad_version,
                     "boundaries": run.boundary_version,
                     "plot_updates": studio.run_panel.plot_updates,
+                    "parameters": {k: v.y[-1] for k, v in run.parameter_values.items() if v.y},
+                    "parameter_lines": len(studio.run_panel.param_series),
+                    "image_grids": run.images_version,
+                    "image_updates": studio.run_panel.image_updates,
                     "recolors": studio.gradients.recolors, "message": run.message,
                     "colored_links": sum(1 for t in studio.editor.link_theme.values() if t)},
             "torch_ready": studio.torch_ready,
@@ -84,6 +88,10 @@ class TestHook:
             "inspector_errors": {name: dpg.get_value(item) for name, item in
                                  studio.inspector.errors.items() if dpg.get_value(item)},
             "dialog_open": studio.dialogs.open,
+            "generate": {"shown": studio.generate_window.shown,
+                         "busy": studio.generate_window.busy,
+                         "text": dpg.get_value(studio.generate_window.output),
+                         "error": dpg.get_value(studio.generate_window.status)},
             "dialogs": studio.dialogs.showing(),
             "layout": geometry(studio),
         }
@@ -133,9 +141,16 @@ def geometry(studio: Studio) -> dict:
             "canvas": [canvas[0], canvas[1], canvas[0] + size[0], canvas[1] + size[1]],
             "inspector": inspector,
             "train_button": rect(studio.run_panel.train_button),
+            "generate_button": rect(studio.run_panel.generate_button),
+            "generate_window": {name: rect(w) for name, w in (
+                ("prompt", studio.generate_window.prompt),
+                ("generate", studio.generate_window.button),
+                ("output", studio.generate_window.output))},
             "pause_button": rect(studio.run_panel.pause_button),
             "stop_button": rect(studio.run_panel.stop_button),
-            "plots": {kind: rect(plot) for plot, kind in studio.run_panel.plots},
+            # A hidden plot keeps the rect it last had: only shown ones count.
+            "plots": {kind: rect(plot) if dpg.is_item_shown(plot) else None
+                      for plot, kind in studio.run_panel.plots},
             "quick_add_filter": rect(studio.quick_add.filter) if studio.quick_add.visible else None,
             "open_body": {region: rect(button) for button, (_, region)
                           in studio.inspector.body_buttons.items()},

@@ -48,6 +48,7 @@ CATEGORY_TITLE = {
     "Activations": (84, 96, 118),
     "Shape": (86, 92, 104),
     "Math": (112, 82, 132),
+    "Random": (96, 112, 62),
     "Losses": (140, 70, 110),
     "Control": (40, 126, 110),
 }

@@ -1,9 +1,10 @@
-"""The `dprog` subcommands: check, export, blocks, train.
+"""The `dprog` subcommands: check, export, blocks, train, generate.
 
     dprog check GRAPH                                 diagnostics, shapes, parameter counts
     dprog export GRAPH -o model.py                    the standalone PyTorch module
-    dprog blocks                                      the block library
+    dprog blocks [CATEGORY|TYPE]                      the block library: params and ports
     dprog train GRAPH [options]                       train headless (see `dprog train -h`)
+    dprog generate [GRAPH] --weights RUN --prompt T   text from a trained character model
 
 `dprog` with no subcommand opens the studio; that entry point is `app.main`, the one place
 allowed to import both the engine and the studio. `python -m engine.cli` runs the
@@ -28,7 +29,7 @@ from ..core.files import shown
 from ..core.limits import with_limits
 from .common import EXIT_INVALID, EXIT_OK, Parser, fail, format_report, load
 
-COMMANDS = ("check", "export", "blocks", "train")
+COMMANDS = ("check", "export", "blocks", "train", "generate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "`dprog [GRAPH]`)")
     try:
         return {"check": cmd_check, "export": cmd_export, "blocks": cmd_blocks,
-                "train": cmd_train}[argv[0]](argv[1:])
+                "train": cmd_train, "generate": cmd_generate}[argv[0]](argv[1:])
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     except BrokenPipeError:
@@ -84,29 +85,88 @@ def cmd_export(argv: Sequence[str]) -> int:
 
 
 def cmd_blocks(argv: Sequence[str]) -> int:
-    parser = Parser(prog="dprog blocks", description="List the block library.")
-    parser.add_argument("category", nargs="?", help="only this category")
+    parser = Parser(prog="dprog blocks", description="List the block library: each block's "
+                    "ports with their shapes, and its params.")
+    parser.add_argument("which", nargs="?", metavar="CATEGORY|TYPE",
+                        help="only this category, or only this block")
     args = parser.parse_args(argv)
-    from nodes import BLOCKS, CATEGORIES
+    from nodes import BLOCKS, CATEGORIES, lookup
 
+    which = (args.which or "").lower()
+    single = lookup(which) if which else None
+    if which and single is None and which not in (c.lower() for c in CATEGORIES):
+        return fail(f"no category or block {args.which!r}; categories: {', '.join(CATEGORIES)}")
     for category in CATEGORIES:
-        if args.category and args.category.lower() != category.lower():
+        if which and single is None and which != category.lower():
+            continue
+        specs = [s for s in BLOCKS if s.category == category and (single is None or s is single)]
+        if not specs:
             continue
         print(f"{category}")
-        for spec in (s for s in BLOCKS if s.category == category):
-            print(f"  {spec.type:<22} {spec.doc}")
-            for p in spec.params:
-                rng = ""
-                if p.choices:
-                    rng = " one of " + "/".join(p.choices)
-                elif p.min is not None or p.max is not None:
-                    rng = f" in [{'' if p.min is None else f'{p.min:g}'}, " \
-                          f"{'' if p.max is None else f'{p.max:g}'}]"
-                print(f"      {p.name} ({p.kind}, default {p.default!r}{rng}): {p.doc}")
+        for spec in specs:
+            print(block_text(spec))
     return EXIT_OK
+
+
+def block_text(spec) -> str:
+    """A block as `dprog blocks` lists it: type and doc, ports with their shape rules, params."""
+    from nodes.spec import port_text
+
+    lines = [f"  {spec.type:<22} {spec.doc}"]
+    inputs, outputs = port_text(spec)
+    for side, ports in (("in", inputs), ("out", outputs)):
+        for name, doc in ports:
+            lines.append(f"      {side + ' ' + name:<16} {doc}")
+    for p in spec.params:
+        rng = ""
+        if p.choices:
+            rng = " one of " + "/".join(p.choices)
+        elif p.min is not None or p.max is not None:
+            rng = f" in [{'' if p.min is None else f'{p.min:g}'}, " \
+                  f"{'' if p.max is None else f'{p.max:g}'}]"
+        lines.append(f"      {p.name} ({p.kind}, default {p.default!r}{rng}): {p.doc}")
+    return "\n".join(lines)
 
 
 def cmd_train(argv: Sequence[str]) -> int:
     from .train import run
 
     return run(argv)
+
+
+def cmd_generate(argv: Sequence[str]) -> int:
+    parser = Parser(prog="dprog generate", description="Write text with a character model "
+                    "trained on the text dataset (char_gpt.json): the prompt, then what the "
+                    "model writes after it.")
+    parser.add_argument("graph", nargs="?", help="graph file (default: the run folder's "
+                        "graph.json)")
+    parser.add_argument("--weights", required=True, metavar="RUN",
+                        help="a training run folder, or a weights.pt file")
+    parser.add_argument("--prompt", default="", help="the text to continue")
+    parser.add_argument("--length", type=int, default=200, help="characters to write")
+    parser.add_argument("--temperature", type=float, default=0.8,
+                        help="sampling temperature; 0 takes the likeliest character")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from pathlib import Path
+
+    source = args.graph or str(Path(args.weights) / "graph.json")
+    graph, code = load(source)
+    if graph is None:
+        return code
+    from ..runtime.compiler import compile_graph
+    from ..runtime.generate import GenerateError, generate_text, load_weights, text_model
+
+    try:
+        text_model(graph)
+    except GenerateError as e:
+        return fail(f"{source}: {e}", EXIT_INVALID)
+    module = compile_graph(graph)
+    try:
+        load_weights(module, args.weights)
+        text = generate_text(graph, module, args.prompt, args.length,
+                             temperature=args.temperature, seed=args.seed)
+    except GenerateError as e:
+        return fail(str(e))
+    print(args.prompt + text)
+    return EXIT_OK

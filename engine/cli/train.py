@@ -2,8 +2,10 @@
 
 The run folder (default runs/<graph file name>) gets metrics.jsonl (one JSON object per
 evaluation: step, epoch, train_loss, val_loss, and train_accuracy/val_accuracy for
-classification), gradflow.jsonl (one gradient-flow snapshot per line), and the checkpoint files
-of engine/runtime/checkpoint.py: weights.pt, state.pt, graph.json, config.json, model.py.
+classification), gradflow.jsonl (one gradient-flow snapshot per line), parameters.jsonl (a
+program without data Inputs: its Parameter blocks' values at each evaluation, `{"step": s,
+"values": {node: [numbers]}}`), and the checkpoint files of engine/runtime/checkpoint.py:
+weights.pt, state.pt, graph.json, config.json, model.py.
 
 Exit codes: 0 done; 1 the graph is invalid, or does not fit the data, or raised at run time
 (the message names the node); 2 unreadable input, bad options, unknown dataset, or a run
@@ -59,6 +61,7 @@ from ..core.events import (
     Failed,
     Finished,
     GradFlowSnapshot,
+    ParameterValues,
     Started,
     StepMetrics,
     Stopped,
@@ -81,7 +84,8 @@ EXIT_CODES = {"invalid_graph": EXIT_INVALID, "error": EXIT_INVALID, "data": EXIT
               "config": EXIT_USAGE, "checkpoint": EXIT_USAGE, "nonfinite": EXIT_NONFINITE,
               "out_of_memory": EXIT_INVALID, "io": EXIT_IO}
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
-METRICS, GRADFLOW = "metrics.jsonl", "gradflow.jsonl"
+METRICS, GRADFLOW, PARAMETERS = "metrics.jsonl", "gradflow.jsonl", "parameters.jsonl"
+LOGS = (("metrics", METRICS), ("gradflow", GRADFLOW), ("parameters", PARAMETERS))
 MAX_NPROC = 64
 LOCK_HELD = "DPROG_RUN_LOCK_HELD"   # set by the --nproc launcher: it holds the lock of this folder
 REPO = Path(__file__).resolve().parents[2]
@@ -281,7 +285,7 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
     if isinstance(end, Finished):
         if rank == 0:
             with contextlib.suppress(OSError):
-                print(shown(_summary(graph.name, end, report.first_step, out)))
+                print(shown(_summary(graph.name, end, report.first_step, out, report.parameters)))
         return EXIT_OK
     if isinstance(end, Stopped):
         if report.error:
@@ -435,9 +439,11 @@ class _Report:
         self.progress = _Progress(stream) if stream else None
         self.first_step = 0
         self.error: str | None = None
+        self.parameters: ParameterValues | None = None   # the latest, for the summary
         # By event type; the others (pauses, checkpoints, the end) need no report here.
         self.handlers = {Started: self._started, StepMetrics: self._step,
-                         EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow}
+                         EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow,
+                         ParameterValues: self._parameters}
 
     def put(self, event) -> None:
         handler = self.handlers.get(type(event))
@@ -466,13 +472,17 @@ class _Report:
         if self.out is None:
             return
         try:
-            for kind, name in (("metrics", METRICS), ("gradflow", GRADFLOW)):
+            for kind, name in LOGS:
                 path = self.out / name
                 if self.resumed and path.exists():
                     _cut_log(path, first_step)
                 self.files[kind] = open(path, "a" if self.resumed else "w")  # noqa: SIM115
         except OSError as e:
             self._failed(f"cannot write the logs in {self.out} ({e.strerror or e})")
+
+    def _parameters(self, event: ParameterValues) -> None:
+        self.parameters = event
+        self._write("parameters", event.to_json())
 
     def _write(self, kind: str, record: dict) -> None:
         f = self.files.get(kind)
@@ -584,12 +594,19 @@ def _clock(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _summary(name: str, end, first_step: int, out: Path) -> str:
+def _summary(name: str, end, first_step: int, out: Path,
+             parameters: ParameterValues | None = None) -> str:
     m = end.metrics
     resumed = f" (steps {first_step + 1}-{end.step})" if first_step else ""
     parts = [f"dprog: trained {name} for {end.step - first_step} steps{resumed} in "
              f"{end.seconds:.1f} s"]
-    if m is not None:
+    if parameters is not None:   # a program: its loss, and what it learned
+        if m is not None:
+            parts.append(f"loss {m.val_loss:.4g}")
+        parts += [f"{path} = {', '.join(f'{v:.6g}' for v in values[:4])}"
+                  + (", …" if len(values) > 4 else "")
+                  for path, values in list(parameters.values.items())[:8]]
+    elif m is not None:
         parts.append(f"train loss {m.train_loss:.4g}" if m.train_loss is not None else "")
         parts.append(f"val loss {m.val_loss:.4g}")
         if m.val_accuracy is not None:

@@ -17,6 +17,7 @@ Pure: no torch.
 
 from __future__ import annotations
 
+import difflib
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -227,8 +228,10 @@ class _Region:
             for name, value in node.params.items():
                 param = facts.params.get(name)
                 if param is None:
-                    self.report("unknown_param", f"{spec.title} has no param {name!r}; it is ignored",
-                                node.id, param=name, severity="warning")
+                    # An error, not a warning: a misspelt option would silently mean the default.
+                    self.report("unknown_param", f"{spec.title} has no param {name!r}"
+                                + did_you_mean(name, facts.params), node.id, param=name)
+                    self.broken.add(node.id)
                     params[name] = value
                 else:
                     params[name] = param.coerce(value)
@@ -301,13 +304,13 @@ class _Region:
         for edge in self.graph.edges:
             (src, out), (dst, inp) = edge.src, edge.dst
             if src in names and out not in names[src][1]:
-                self.report("unknown_port", f"{self.title(self.graph.node(src))} has no output {out!r}",
-                            dst, port=inp)
+                self.report("unknown_port", f"{self.title(self.graph.node(src))} has no output {out!r}"
+                            + did_you_mean(out, names[src][1]), dst, port=inp)
                 self.broken.add(dst)
                 continue
             if dst in names and inp not in names[dst][0]:
-                self.report("unknown_port", f"{self.title(self.graph.node(dst))} has no input {inp!r}",
-                            dst, port=inp)
+                self.report("unknown_port", f"{self.title(self.graph.node(dst))} has no input {inp!r}"
+                            + did_you_mean(inp, names[dst][0]), dst, port=inp)
                 continue
             ports = incoming.setdefault(dst, {})
             if inp in ports:
@@ -395,6 +398,9 @@ class _Region:
                     types: dict[str, TensorType]) -> None:
         """The node's output types from its input types, with what they cost."""
         self.result.inputs[path] = types
+        if spec.id_inputs and not self.ids_in_range(node, spec, params, types):
+            self.broken.add(node.id)
+            return
         try:
             rule = _STRUCTURAL.get(spec.kind)
             outs = rule(self, node, params, types) if rule else \
@@ -420,6 +426,30 @@ class _Region:
             self.broken.add(node.id)
             return
         self.take_outputs(node, spec, path, params, types, outs)
+
+    def ids_in_range(self, node: Node, spec: BlockSpec, params: Params,
+                     types: dict[str, TensorType]) -> bool:
+        """Whether ids whose range is known (Positions' 0..n-1) stay below what bounds them at
+        this block's id inputs (an Embedding's vocabulary); torch would refuse them only when
+        the model runs."""
+        for ids in spec.id_inputs:
+            t = types.get(ids.port)
+            if t is None or t.high is None:
+                continue
+            if ids.count_param is not None:
+                bound, what = params.get(ids.count_param), ids.count_param
+            else:
+                port, dim = ids.count_dim
+                shape = types[port].shape if port in types else ()
+                bound = shape[dim] if -len(shape) <= dim < len(shape) else None
+                what = f"dim {dim} of {port}"
+            if isinstance(bound, int) and not isinstance(bound, bool) and t.high > bound:
+                self.report("param_out_of_range", f"{self.title(node)}: its {ids.port} ids run up "
+                            f"to {t.high - 1}, but {what} is {bound}, so they must stay below "
+                            f"{bound}", node.id, port=ids.port,
+                            param=ids.count_param)
+                return False
+        return True
 
     def take_outputs(self, node: Node, spec: BlockSpec, path: str, params: Params,
                      types: dict[str, TensorType], outs: list[TensorType]) -> None:
@@ -911,6 +941,19 @@ def _check(param: Param, value: Any) -> str | None:
         _CHECKS.clear()
     _CHECKS[key] = (param, problem)
     return problem
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    """"; did you mean 'padding'?" when a known name is close to `name`, else a list of the
+    known names (short), so a diagnostic about a misspelling says what to write instead."""
+    names = sorted(known)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if not names:
+        return " (it has none)"
+    shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
+    return f" (it has {shown})"
 
 
 def _short_repr(value: Any) -> str:

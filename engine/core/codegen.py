@@ -276,15 +276,22 @@ class NodeContext:
 
 
 def emit_call(ctx: NodeContext) -> None:
-    """`y = <call>`: the spec's module, function or template applied to the inputs."""
+    """`y = <call>`: the spec's module, function or template applied to the inputs (and to
+    the tensor the spec holds, if any); then the outputs the spec's `finish` rewrites."""
     spec, p = ctx.spec, ctx.params
     types = list(ctx.in_types.values())
     outs = ctx.outputs()
     inputs = {port: ctx.use(port) for port in ctx.in_types}   # in port order
     arg_values = spec.args(p, types)   # once: the template and its placeholders share it
+    held = _held(ctx, types, arg_values)
+    if held is not None:
+        inputs["held"] = held
     call = None   # without a template: the module or function called on the inputs
     if spec.module:
-        attr = outs[0]
+        # The submodule takes its first output's name (its state dict keys say so, in run
+        # folders too); a call whose result unpacks (an LSTM layer's y, h and c) is named
+        # after its node.
+        attr = ctx.name(ctx.node.name, ctx.node.type) if spec.unpack else outs[0]
         kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
         ctx.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
         ctx.gen.attrs[ctx.path] = attr
@@ -297,7 +304,28 @@ def emit_call(ctx: NodeContext) -> None:
         call = f"{name}({', '.join(args)})"
     if spec.template or call is None:
         call = ctx.fill(types, arg_values, inputs)
-    ctx.line(f"{', '.join(outs)} = {call}", ctx.out_types)
+    out_vars = dict(zip(ctx.out_ports, outs, strict=True))
+    targets = spec.unpack.format_map(out_vars) if spec.unpack else ", ".join(outs)
+    finished = [port for port in ctx.out_ports if port in spec.finish]
+    ctx.line(f"{targets} = {call}", [t for port, t in ctx.out_ports.items() if port not in finished])
+    if finished:
+        ctx.line(f"{', '.join(out_vars[port] for port in finished)} = "
+                 + ", ".join(spec.finish[port].format_map(out_vars) for port in finished),
+                 [ctx.out_ports[port] for port in finished])
+
+
+def _held(ctx: NodeContext, types: list[TensorType], args: Mapping) -> str | None:
+    """The attribute of the tensor a call reads (registered in __init__), or None."""
+    held = ctx.spec.held
+    if held is None:
+        return None
+    template = held.template(ctx.params, types) if callable(held.template) else held.template
+    if template is None:   # this node needs none (a rule said so)
+        return None
+    attr = ctx.name(f"{ctx.node.name}_{held.name}", held.name)
+    value = template.format_map({k: literal(v) for k, v in args.items()})
+    ctx.init(f"self.register_buffer({attr!r}, {value}, persistent=False)")
+    return f"self.{attr}"
 
 
 def _tensor(ctx: NodeContext) -> tuple[str, str]:

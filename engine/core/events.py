@@ -66,6 +66,32 @@ class DecisionBoundary:
 
 
 @dataclass(frozen=True)
+class ParameterValues:
+    """The values of the graph's Parameter blocks after `step`, for a program trained without
+    data (its Parameters are what it learns): node path → the values, flattened in row-major
+    order. Reported at each evaluation, for blocks of at most `MAX_REPORTED` values."""
+
+    step: int
+    values: Mapping[str, tuple[float, ...]]
+
+    MAX_REPORTED = 64
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "values": {k: list(v) for k, v in self.values.items()}}
+
+
+@dataclass(frozen=True, eq=False)
+class ImageGrid:
+    """What the model makes of a few validation images at `step`, beside those images: for
+    image data whose predictions have an image's size (an autoencoder's reconstructions).
+    Numpy float32 arrays (N, H, W) with values in [0, 1]; typed loosely to keep numpy out."""
+
+    step: int
+    inputs: Any = field(repr=False)
+    outputs: Any = field(repr=False)
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     step: int
     path: str
@@ -145,4 +171,5 @@ class GradFlowSnapshot:
 
 
 Event = (Started | StepMetrics | EvalMetrics | GradFlowSnapshot | DecisionBoundary
-         | CheckpointSaved | Paused | Resumed | Stopped | Finished | Failed)
+         | ParameterValues | ImageGrid | CheckpointSaved | Paused | Resumed | Stopped | Finished
+         | Failed)

@@ -39,7 +39,7 @@ from .files import FileRefused, read_regular
 from .graph import Edge, Graph, Node, check_id
 
 FORMAT = "dprog-graph"
-VERSION = 2
+VERSION = 3
 MAX_FILE_BYTES = 64 << 20
 MAX_REGION_DEPTH = 16
 MAX_ELEMENTS = 20_000   # nodes and edges in all regions: ~10 s to check at most
@@ -86,7 +86,41 @@ def _v1_to_v2(doc: dict) -> dict:
     return out
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+def _former_defaults(version: int) -> Callable[[dict], dict]:
+    """The migration to `version` of the defaults that changed in it: a node that left such
+    a param out meant the default before (each param's `former_default`), which is written in,
+    so an older file keeps its meaning. Version 3 gave conv1d and conv2d torch's padding 0."""
+
+    def node(n: Any) -> Any:
+        if not isinstance(n, Mapping):
+            return n
+        out = dict(n)
+        spec = lookup(n["type"]) if isinstance(n.get("type"), str) else None
+        params = n.get("params", {})
+        if spec is not None and isinstance(params, Mapping):
+            written = {p.name: to_json(p, p.former_default[1]) for p in spec.params
+                       if p.former_default is not None and p.former_default[0] == version
+                       and p.name not in params}
+            if written:
+                out["params"] = {**written, **params}
+        if isinstance(n.get("regions"), Mapping):
+            out["regions"] = {k: region(r) for k, r in n["regions"].items()}
+        return out
+
+    def region(r: Any) -> Any:
+        if not isinstance(r, Mapping) or not isinstance(r.get("nodes"), list):
+            return r
+        return {**r, "nodes": [node(n) for n in r["nodes"]]}
+
+    def migrate(doc: dict) -> dict:
+        out = dict(region(doc))
+        out["version"] = version
+        return out
+
+    return migrate
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _former_defaults(3)}
 
 
 # --- loading -------------------------------------------------------------------------------

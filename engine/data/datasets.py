@@ -112,6 +112,11 @@ class Dataset:
     description: str
     class_names: tuple[str, ...] | None = None
     spec: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # (H, W) when each sample is a grey image (flattened or not): the studio then shows what
+    # an autoencoder makes of it.
+    image_shape: tuple[int, int] | None = None
+    # For text: the characters the token ids stand for, id i being vocabulary[i].
+    vocabulary: str | None = None
 
     def __post_init__(self) -> None:
         def bad(what: str) -> DatasetError:
@@ -304,7 +309,8 @@ def _standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np
 
 def _finish(req: _Request, task: str, x: np.ndarray, y: np.ndarray, *, num_classes: int | None,
             description: str, class_names: Sequence[str] | None = None,
-            standardize: bool = False, name: str | None = None) -> Dataset:
+            standardize: bool = False, name: str | None = None,
+            image_shape: tuple[int, int] | None = None) -> Dataset:
     """Split, optionally standardize, cast to the trainer's dtypes and build the Dataset."""
     name = name or req.info.name
     if task == "classification":
@@ -329,6 +335,7 @@ def _finish(req: _Request, task: str, x: np.ndarray, y: np.ndarray, *, num_class
         description=description,
         class_names=tuple(class_names) if class_names is not None else None,
         spec=MappingProxyType(dict(req.opts)),
+        image_shape=image_shape,
     )
 
 
@@ -417,6 +424,78 @@ def _load_parity(req: _Request) -> Dataset:
                    description=f"parity, {n} bit strings of length {length}")
 
 
+# Characters a text dataset's token ids stand for: id 0 is a newline, ids 1..95 the printable
+# ASCII characters from space to "~". Other characters read as "?" (tabs as a space).
+TEXT_VOCABULARY = "\n" + "".join(chr(c) for c in range(32, 127))
+_CHAR_IDS = {c: i for i, c in enumerate(TEXT_VOCABULARY)}
+TEXT_CORPORA = {
+    "sklearn_descr": "the descriptions of scikit-learn's bundled datasets (its DESCR texts, "
+                     "about 43,000 characters of English)",
+    "python_help": "Python's own help topics (the standard library's pydoc_data, about "
+                   "470,000 characters)",
+}
+
+
+def encode_text(text: str) -> np.ndarray:
+    """Characters → token ids (int64) in TEXT_VOCABULARY's order."""
+    unknown = _CHAR_IDS["?"]
+    return np.array([_CHAR_IDS.get(" " if c == "\t" else c, unknown) for c in text
+                     if c != "\r"], dtype=np.int64)
+
+
+def decode_text(ids: Sequence[int]) -> str:
+    """Token ids → characters; ids outside the vocabulary read as "?"."""
+    return "".join(TEXT_VOCABULARY[i] if 0 <= i < len(TEXT_VOCABULARY) else "?"
+                   for i in (int(v) for v in ids))
+
+
+def text_corpus(name: str) -> str:
+    """A text that ships with a package dprog depends on, or with Python itself; nothing is
+    downloaded."""
+    if name == "sklearn_descr":
+        import sklearn
+
+        folder = Path(sklearn.__file__).parent / "datasets" / "descr"
+        return "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.rst")))
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def _load_text(req: _Request) -> Dataset:
+    """Windows of `length` characters, each with the next character at every position as its
+    target (a language model's task). The corpus is cut once: training windows come from its
+    first part and validation windows from the last `val_fraction` of it, so no validation
+    text is seen in training."""
+    n, length = _sequence_size(req)
+    corpus = req.opts["corpus"]
+    ids = encode_text(text_corpus(corpus))   # (characters,)
+    fraction = req.opts["val_fraction"]
+    cut = int(len(ids) * (1 - fraction))
+    parts = {"train": ids[:cut], "val": ids[cut:]}
+    for part, chars in parts.items():
+        if len(chars) <= length + 1:
+            raise DatasetError(f"dataset 'text': its {part} part has {len(chars)} characters, too "
+                               f"few for windows of length {length}; lower length or "
+                               "val_fraction")
+    rng = np.random.default_rng(req.seed)
+    n_val = math.ceil(round(n * fraction, 9))
+    arrays = {}
+    for part, count in (("train", n - n_val), ("val", n_val)):
+        chars = parts[part]
+        starts = rng.integers(0, len(chars) - length, count)   # (N,)
+        window = starts[:, None] + np.arange(length)           # (N, T)
+        arrays[part] = (chars[window], chars[window + 1])      # ids, and the next ones
+    return Dataset(
+        name="text", task="classification",
+        x_train=arrays["train"][0], y_train=arrays["train"][1],
+        x_val=arrays["val"][0], y_val=arrays["val"][1],
+        num_classes=len(TEXT_VOCABULARY), input_shape=(length,), target_shape=(length,),
+        description=f"{n} windows of {length} characters from {TEXT_CORPORA[corpus]}; target: "
+                    "the next character at every position",
+        spec=MappingProxyType(dict(req.opts)), vocabulary=TEXT_VOCABULARY)
+
+
 def _load_digits(req: _Request) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -426,7 +505,7 @@ def _load_digits(req: _Request) -> Dataset:
         x = x.reshape(-1, 1, 8, 8)  # (N, 64) -> (N, C=1, H=8, W=8)
     shape = "64 features" if req.opts["flatten"] else "1×8×8 images"
     return _finish(req, "classification", x, bunch.target, num_classes=10,
-                   class_names=[str(d) for d in range(10)],
+                   class_names=[str(d) for d in range(10)], image_shape=(8, 8),
                    description=f"handwritten digits, {len(x)} {shape} in [0, 1], 10 classes")
 
 
@@ -906,6 +985,16 @@ BUILTIN: dict[str, DatasetInfo] = {info.name: info for info in (
                                       maximum=1000), *_COMMON),
                 "Bit strings (T, 1); class 1 when the number of ones is odd. For recurrent models.",
                 _load_parity),
+    DatasetInfo("text", "Text (characters)", "classification",
+                (Option("corpus", str, "sklearn_descr", "the text: " + "; ".join(
+                    f"{k}: {v}" for k, v in TEXT_CORPORA.items()), choices=tuple(TEXT_CORPORA)),
+                 _n_samples(2000),
+                 Option("length", int, 32, "characters per window (the context)", minimum=2,
+                        maximum=1024), *_COMMON),
+                "Windows (T,) of character ids from a text that ships with scikit-learn or "
+                "Python; the target (T,) is the next character at every position. For language "
+                "models; 96 ids: newline and printable ASCII.",
+                _load_text),
 )}
 
 _PATH_DOC = "the file to read; relative paths start at the graph file's folder"

@@ -87,10 +87,13 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
 
     Integer inputs stay below every bound on ids in the graph, bodies included (an Embedding's
     vocabulary, a CrossEntropy's class count): ids reach those blocks through reshapes,
-    concats and loops, not only by a direct wire.
+    concats and loops, not only by a direct wire. Float inputs are normal, or uniform in
+    [0, 1) when a block of the graph takes probabilities (`unit_inputs`, BCE's).
     """
     tensors = []
     high = _id_limit(graph)
+    unit = any(spec is not None and spec.unit_inputs
+               for spec in (lookup(node.type) for _, node in graph.walk()))
     for node in graph.nodes:
         spec = lookup(node.type)
         if spec is None or spec.kind != "input":
@@ -100,7 +103,8 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
         if params["dtype"] == "long":
             tensors.append(torch.randint(0, high, shape, generator=generator))
         else:
-            tensors.append(torch.randn(shape, generator=generator))
+            draw = torch.rand if unit else torch.randn
+            tensors.append(draw(shape, generator=generator))
     return tuple(tensors)
 
 

@@ -17,9 +17,15 @@ Guarantees:
   (the batch is re-run through the tapped forward, checking every edge). The weights are those
   of the last good step: the bad step never reaches the optimizer.
 - Losses: cross_entropy, mse, l1, bce_with_logits, or "graph": the graph computes its own loss.
-  Then an Input with id `target` receives the batch's targets, the first Output is the scalar
-  loss and a second Output, if any, gives the predictions for accuracy and the decision
-  boundary. "auto" is cross-entropy for classification and MSE for regression.
+  Then an Input with id `target`, if the graph has one, receives the batch's targets, the
+  first Output is the scalar loss and a second Output, if any, gives the predictions (for
+  accuracy when they are class scores, for the decision boundary, and for image grids when
+  they are images of the data's size). "auto" is cross-entropy for classification and MSE for
+  regression.
+- Programs without data: a graph with no Input is trained as an optimization of its
+  Parameters. No dataset is loaded; its first Output is the loss ("graph", which "auto" means
+  here), each step runs the graph once, an epoch is one step, and every evaluation (the loss
+  in eval mode) also reports the Parameter blocks' values (`ParameterValues`).
 - Metrics: train loss/accuracy are means over the steps since the last evaluation (train mode);
   validation loss/accuracy are computed over the whole validation set in eval mode, under
   no_grad, in chunks of `EVAL_CHUNK` samples.
@@ -62,6 +68,8 @@ from ..core.events import (
     Event,
     Failed,
     Finished,
+    ImageGrid,
+    ParameterValues,
     Paused,
     Resumed,
     Started,
@@ -76,6 +84,7 @@ from .compiler import compile_class, node_for_exception, tapped_forward
 from .gradflow import GradFlowProbe, node_parameters
 
 EVAL_CHUNK = 1024
+IMAGES_SHOWN = 8   # validation images an ImageGrid shows
 BOUNDARY_RESOLUTION = 64
 BOUNDARY_MARGIN = 0.1   # of the data's extent, on each side
 TARGET_INPUT = "target"
@@ -180,6 +189,26 @@ def _loss_function(loss: str, task: str, out_shape: tuple, num_classes: int | No
         raise TrainingError("invalid_graph", f"the model outputs {out} but the targets are "
                             f"{fmt_shape((BATCH, *target_shape))}")
     return lambda pred, y: fn(pred.reshape(y.shape), y)
+
+
+def _class_scores(predictions, data) -> bool:
+    """Whether predictions of this type are class scores for the data's targets: (B, *target
+    shape, classes), or one logit per sample for two classes; accuracy is counted only then."""
+    if data is None or data.task != "classification" or predictions.dtype != "float":
+        return False
+    per_sample = tuple(predictions.shape[1:])
+    return per_sample == (*data.target_shape, data.num_classes) or (
+        data.target_shape == () and data.num_classes <= 2 and numel(per_sample) == 1)
+
+
+def _image_shape(predictions, data) -> tuple[int, int] | None:
+    """The data's image shape when predictions hold one image per sample (an autoencoder's
+    reconstructions), else None."""
+    if data is None or data.image_shape is None or predictions.dtype != "float":
+        return None
+    if predictions.shape[:1] != (BATCH,) or numel(predictions.shape[1:]) != math.prod(data.image_shape):
+        return None
+    return data.image_shape
 
 
 def _may_skip_weights(graph: Graph, analysis) -> bool:
@@ -366,8 +395,13 @@ class Trainer:
             self._files = RunFiles.of(self.graph, self.config) if self.out_dir else None
         except ValueError as e:
             raise TrainingError("config", str(e)) from None
-        self._load_data()
-        self._check_inputs(analysis)
+        # A graph without Inputs is a program whose Parameters are fitted: it takes no data.
+        self.program = not any(lookup(n.type).kind == "input" for n in self.graph.nodes)
+        if self.program:
+            self._setup_program()
+        else:
+            self._load_data()
+            self._check_inputs(analysis)
         self._build_model(analysis)
         self._running = torch.zeros(3, dtype=torch.float64)  # loss·n, correct, n since last eval
         self._stop_agreed = False   # distributed: the stop all ranks agreed on at the last step
@@ -407,6 +441,22 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(self.sampler.num_samples / self.rank_batch))
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
 
+    def _setup_program(self) -> None:
+        """A program without data: its own loss, one run of the graph per step."""
+        cfg = self.config
+        if cfg.loss not in ("auto", "graph"):
+            raise TrainingError("config", f"the graph has no data Input, so it computes its own "
+                                f"loss: set loss to \"graph\" (its first Output is the loss), "
+                                f"not {cfg.loss!r}")
+        self.data = None
+        self.task, self.loss_name = "optimization", "graph"
+        self.device = self._device()
+        self.sampler = None
+        self.rank_batch = 1
+        self.input_order: list[bool] = []
+        self.steps_per_epoch = 1
+        self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs
+
     def _build_model(self, analysis) -> None:
         """The module (seeded: same seed, same initial weights), its loss, optimizer and probe."""
         cfg, graph = self.config, self.graph
@@ -430,12 +480,16 @@ class Trainer:
             if analysis.inputs[outputs[0].id]["x"].shape != ():
                 raise TrainingError("invalid_graph", "with loss \"graph\" the first Output must "
                                     "be the scalar loss", outputs[0].id)
-            self.has_predictions = len(outputs) > 1
+            self.has_predictions = len(outputs) > 1 and not self.program
         else:
             self.loss_fn = _loss_function(self.loss_name, self.task,
                                           analysis.inputs[outputs[0].id]["x"].shape,
                                           self.data.num_classes, self.data.target_shape)
             self.has_predictions = True
+        predictions = analysis.inputs[outputs[1 if self.loss_fn is None else 0].id]["x"] \
+            if self.has_predictions else None
+        self.scores = predictions is not None and _class_scores(predictions, self.data)
+        self.image_shape = _image_shape(predictions, self.data) if predictions is not None else None
         self.params = list(self.module.parameters())
         self.optimizer = _make_optimizer(cfg, self.params)
         self.probe = GradFlowProbe(graph, self.edge_keys, self.node_modules, self.module) \
@@ -444,14 +498,12 @@ class Trainer:
     def _check_inputs(self, analysis) -> None:
         inputs = [n for n in self.graph.nodes if lookup(n.type).kind == "input"]
         data_inputs = [n for n in inputs if n.id != TARGET_INPUT or self.loss_name != "graph"]
+        # With loss "graph" the targets' Input is optional: an autoencoder needs none.
         if len(data_inputs) != 1:
             raise TrainingError("invalid_graph", f"the trainer feeds one data Input, but the "
                                 f"graph has {len(data_inputs)}" + (
                                     f" (with loss \"graph\", name the targets' Input "
                                     f"'{TARGET_INPUT}')" if self.loss_name == "graph" else ""))
-        if self.loss_name == "graph" and len(inputs) != 2:
-            raise TrainingError("invalid_graph", f"with loss \"graph\" an Input with id "
-                                f"'{TARGET_INPUT}' receives the targets")
         self.input_order = [n.id == TARGET_INPUT and self.loss_name == "graph" for n in inputs]
         node = data_inputs[0]
         problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:], node.name)
@@ -480,13 +532,16 @@ class Trainer:
         last = None
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
-            self.sampler.set_epoch(epoch)
-            order = torch.tensor(list(self.sampler), device=self.device)
+            order = None   # a program without data has no samples to order
+            if self.sampler is not None:
+                self.sampler.set_epoch(epoch)
+                order = torch.tensor(list(self.sampler), device=self.device)
             for i in range(self.step % self.steps_per_epoch, self.steps_per_epoch):
                 if self._stopping():
                     self.checkpoint()
                     return Stopped(self.step)
-                self.train_step(order[i * self.rank_batch:(i + 1) * self.rank_batch])
+                self.train_step(order[i * self.rank_batch:(i + 1) * self.rank_batch]
+                                if order is not None else None)
                 epoch_done = i == self.steps_per_epoch - 1
                 if (cfg.eval_every and self.step % cfg.eval_every == 0) or \
                         (not cfg.eval_every and epoch_done) or self.step == self.total_steps:
@@ -515,16 +570,18 @@ class Trainer:
                 self.emit(Resumed(self.step))
         return self._stop.is_set()
 
-    def train_step(self, index: torch.Tensor) -> None:
-        """One optimizer step on the samples `index`, gradient flow measured every K steps."""
+    def train_step(self, index: torch.Tensor | None) -> None:
+        """One optimizer step on the samples `index` (None: a program without data), gradient
+        flow measured every K steps."""
         cfg = self.config
-        x, y = self.x_train[index], self.y_train[index]
+        x, y = (self.x_train[index], self.y_train[index]) if index is not None else (None, None)
+        n = len(index) if index is not None else 1
         probe = self.probe if self.probe and (self.step + 1) % cfg.gradflow_every == 0 else None
         lr = lr_at(self.step, cfg, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        if probe and x.is_floating_point():
+        if probe and x is not None and x.is_floating_point():
             x.requires_grad_(True)   # so the Input's own wires show their gradient too
         inputs = self._inputs(x, y)
         try:
@@ -542,10 +599,11 @@ class Trainer:
             grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         else:
             grad_norm = torch.zeros((), device=self.device)
-        correct = self._correct(pred, y) if pred is not None else torch.zeros((), device=self.device)
+        correct = self._correct(pred, y) if pred is not None and self.scores \
+            else torch.zeros((), device=self.device)
         # One all-reduce (when distributed) and one device-to-host copy per step.
-        stats = torch.stack([loss.detach() * len(y), correct.to(loss.dtype),
-                             torch.tensor(float(len(y)), device=loss.device),
+        stats = torch.stack([loss.detach() * n, correct.to(loss.dtype),
+                             torch.tensor(float(n), device=loss.device),
                              torch.tensor(float(self._stop.is_set()), device=loss.device)])
         if self.world > 1:
             torch.distributed.all_reduce(stats)
@@ -561,8 +619,7 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         self._running += torch.tensor([loss_sum, correct_sum, count], dtype=torch.float64)
-        accuracy = correct_sum / count if self.task == "classification" and pred is not None \
-            else None
+        accuracy = correct_sum / count if self.task == "classification" and self.scores else None
         self.emit(StepMetrics(self.step, self.epoch, loss_sum / count, accuracy, lr))
         if probe:
             self.emit(probe.snapshot(self.step))
@@ -572,7 +629,7 @@ class Trainer:
         """The 1-based epoch the last completed step belongs to."""
         return max(self.step - 1, 0) // self.steps_per_epoch + 1
 
-    def _inputs(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    def _inputs(self, x: torch.Tensor | None, y: torch.Tensor | None) -> list[torch.Tensor]:
         return [y if is_target else x for is_target in self.input_order]
 
     def _loss(self, out, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -582,13 +639,16 @@ class Trainer:
         return self.loss_fn(outs[0], y), outs[0]
 
     def _correct(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Correctly classified samples; a sample of a sequence of class ids (a language
+        model's next characters) counts as its share of correct ids."""
         if self.task != "classification":
             return torch.zeros((), device=pred.device)
         if pred.dim() >= 2 and pred.shape[-1] > 1:
-            classes = pred.argmax(-1)   # (B,)
+            classes = pred.argmax(-1)   # (B, *target_shape)
         else:   # a single logit
             classes = (pred.reshape(-1) > 0).long()
-        return (classes.reshape(-1) == y).sum()
+        right = classes.reshape(y.shape) == y
+        return right.reshape(len(y), -1).float().mean(1).sum()
 
     def _explain_nonfinite(self, inputs: list[torch.Tensor], loss: torch.Tensor
                            ) -> tuple[str, str | None]:
@@ -619,10 +679,13 @@ class Trainer:
     # -- evaluation --
 
     @torch.no_grad()
-    def _outputs(self, x: torch.Tensor, y: torch.Tensor):
-        """Loss sum and predictions over `x` in eval mode, chunk by chunk."""
+    def _outputs(self, x: torch.Tensor | None, y: torch.Tensor | None):
+        """Loss sum and predictions over `x` in eval mode, chunk by chunk (a program without
+        data: its loss, once)."""
         self.module.eval()
         try:
+            if x is None:
+                return float(self._loss(self.module(), None)[0]), None
             loss_sum, preds = 0.0, []
             for start in range(0, len(x), EVAL_CHUNK):
                 xc, yc = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
@@ -635,17 +698,44 @@ class Trainer:
             self.module.train()
 
     def evaluate(self) -> EvalMetrics:
-        """Validation metrics now, and the training metrics accumulated since the last call."""
-        loss_sum, pred = self._outputs(self.x_val, self.y_val)
-        n = max(len(self.x_val), 1)
+        """Validation metrics now, and the training metrics accumulated since the last call
+        (a program without data: its loss in eval mode, and its Parameter blocks' values)."""
+        if self.program:
+            loss_sum, pred, n = *self._outputs(None, None), 1
+            self.emit(self.parameter_values())
+        else:
+            loss_sum, pred = self._outputs(self.x_val, self.y_val)
+            n = max(len(self.x_val), 1)
+            if self.image_shape is not None and pred is not None:
+                self.emit(self._image_grid(pred))
         val_accuracy = float(self._correct(pred, self.y_val)) / n \
-            if self.task == "classification" and pred is not None else None
+            if self.task == "classification" and self.scores and pred is not None else None
         run_loss, run_correct, run_n = self._running.tolist()
         self._running.zero_()
         lr = lr_at(max(self.step - 1, 0), self.config, self.total_steps)
         return EvalMetrics(self.step, self.epoch, run_loss / run_n if run_n else None,
                            loss_sum / n, run_correct / run_n if run_n and val_accuracy is not None
                            else None, val_accuracy, lr)
+
+    def parameter_values(self) -> ParameterValues:
+        """The values of the graph's Parameter blocks (those small enough to report)."""
+        values = {}
+        types = {path: node.type for path, node in self.graph.walk()}
+        for path, params in node_parameters(self.module, self.node_modules).items():
+            spec = lookup(types.get(path, ""))
+            if spec is None or spec.emit != "parameter":
+                continue
+            flat = torch.cat([p.detach().reshape(-1) for p in params])
+            if flat.numel() <= ParameterValues.MAX_REPORTED:
+                values[path] = tuple(flat.cpu().tolist())
+        return ParameterValues(self.step, values)
+
+    def _image_grid(self, pred: torch.Tensor) -> ImageGrid:
+        """The first validation images and what the model made of them, as (N, H, W) in [0, 1]."""
+        n = min(IMAGES_SHOWN, len(pred))
+        shape = (n, *self.image_shape)
+        return ImageGrid(self.step, self.x_val[:n].reshape(shape).float().clamp(0, 1).cpu().numpy(),
+                         pred[:n].reshape(shape).float().clamp(0, 1).cpu().numpy())
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, classes) for inputs x, in eval mode."""
@@ -659,7 +749,8 @@ class Trainer:
 
     def emit_boundary(self) -> DecisionBoundary | None:
         """For 2-D classification: class probabilities on a grid over the data plus a margin."""
-        if not (self.data.is_2d and self.task == "classification" and self.has_predictions):
+        if self.data is None or not (self.data.is_2d and self.task == "classification"
+                                     and self.has_predictions and self.scores):
             return None
         lo, hi = self.data.x_train.min(0), self.data.x_train.max(0)
         pad = (hi - lo) * BOUNDARY_MARGIN

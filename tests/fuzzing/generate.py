@@ -99,32 +99,50 @@ SMALL_INTS = {
     "hidden_size": (1, 12), "num_embeddings": (1, 20), "embedding_dim": (1, 8),
     "num_heads": (1, 4), "count": (1, 3), "max_iters": (1, 4), "dims": (1, 2), "index": (-2, 2),
     "start": (-3, 3), "stop": (-3, 5), "step": (1, 2), "dim": (-3, 3), "start_dim": (1, 2),
-    "end_dim": (-1, 2), "inputs": (1, 4),
+    "end_dim": (-1, 2), "inputs": (1, 4), "num_layers": (1, 2),
 }
 
 
 def random_expression(rng, names: str, depth: int = 0) -> str:
-    """An Expression-language formula over `names`, sometimes with forbidden parts."""
+    """An Expression-language formula over `names`, sometimes with forbidden parts: arithmetic,
+    comparisons and their masks (& | ~), torch functions with torch.where among them."""
     r = rng.random()
     if depth >= 3 or r < 0.3:
         if rng.random() < 0.75:
             return rng.choice(names)
         return rng.choice(["0", "1", "0.5", "2", "-1", "1e-3", "3", "1e12", "1e13", "10"])
-    if r < 0.65:
+    if r < 0.55:
         op = rng.choice(["+", "-", "*", "/", "**", "%"])
         return f"({random_expression(rng, names, depth + 1)} {op} {random_expression(rng, names, depth + 1)})"
-    if r < 0.75:
+    if r < 0.62:
         return f"-{random_expression(rng, names, depth + 1)}"
+    if r < 0.72:
+        return _comparison(rng, names, depth)
+    if r < 0.77:
+        if rng.random() < 0.3:
+            return f"~{_comparison(rng, names, depth)}"
+        op = rng.choice(["&", "|"])
+        return f"({_comparison(rng, names, depth)} {op} {_comparison(rng, names, depth)})"
     if r < 0.97:
         fn = rng.choice(sorted(FUNCTIONS))
-        arity, keywords = FUNCTIONS[fn]
+        arity, keywords, result = FUNCTIONS[fn]
         args = [random_expression(rng, names, depth + 1) for _ in range(arity)]
+        if result == "where" and rng.random() < 0.8:   # mostly a mask, as it should be
+            args[0] = _comparison(rng, names, depth)
         if keywords and rng.random() < 0.5:
             args.append(f"{rng.choice(keywords)}={rng.choice(['-1', '1', '0.5', '-2.5'])}")
         return f"torch.{fn}({', '.join(args)})"
     return rng.choice(["__import__('os')", "a.__class__", "'text'", "a[0]", "lambda: 1",
                        "[a for a in b]", "torch.nn", "open('x')", "a if b else c", "b'x'",
-                       "torch.sigmoid(*a)", "torch.clamp(a, min=b)", "1 < 2", "a @ b"])
+                       "torch.sigmoid(*a)", "torch.clamp(a, min=b)", "1 < 2", "a @ b",
+                       "a < b < c", "a is b", "a in b", "~1", "1 & a", "(a < b) + 1",
+                       "torch.where(1, a, b)", "torch.where(a, b)", "-(a > b)", "a ^ b",
+                       "torch.where(a < b, a, b).__class__", "not a < b", "a < b and b < c"])
+
+
+def _comparison(rng, names: str, depth: int) -> str:
+    op = rng.choice(["<", "<=", ">", ">=", "==", "!="])
+    return f"({random_expression(rng, names, depth + 1)} {op} {random_expression(rng, names, depth + 1)})"
 
 
 def plausible_value(rng, node_type: str, p: Param) -> Any:
@@ -156,8 +174,13 @@ def plausible_value(rng, node_type: str, p: Param) -> Any:
         if p.allow_negative_one and dims and rng.random() < 0.5:
             dims[rng.randrange(len(dims))] = -1
         return dims or [1]
+    if p.kind == "floats":
+        return [round(rng.uniform(-2.0, 2.0), 3) for _ in range(rng.randint(0, 6))]
     if p.kind == "string":
         if node_type == "expression":
+            if rng.random() < 0.3:   # a mask choosing between values: floats out, so it grows on
+                return (f"torch.where({_comparison(rng, 'ab', 1)}, "   # two inputs, as by default
+                        f"{random_expression(rng, 'ab', 2)}, {random_expression(rng, 'ab', 2)})")
             return random_expression(rng, "abcd")
         return p.default
     return p.default
@@ -198,6 +221,8 @@ MENU = [
     ("embedding", 2), ("multihead_attention", 1), ("rnn_cell", 1), ("gru_cell", 1),
     ("lstm_cell", 1), ("constant", 1), ("parameter", 1), ("mse", 1), ("cross_entropy", 1),
     ("l1", 1), ("bce_with_logits", 1), ("loop", 4), ("branch", 3),
+    ("scaled_dot_product_attention", 1), ("lstm", 1), ("gru", 1), ("positions", 1),
+    ("normal", 1), ("uniform", 1), ("bernoulli", 1), ("reparameterize", 1), ("bce", 1),
 ]
 INPUT_SHAPES = [[2], [4], [8], [3, 5], [10, 2], [1, 8, 8], [3, 6, 6], [2, 4, 4], [], [6, 4]]
 
@@ -313,6 +338,8 @@ class Grower:
             return False
         edges = []
         for port in ins:
+            if port.optional and rng.random() < 0.75:   # a mask, an initial state: mostly unwired
+                continue
             if type_ == "embedding" or (port.name == "target" and type_ == "cross_entropy"):
                 src = self.pick(types, lambda t: t.dtype == "long")
             else:

@@ -52,7 +52,6 @@ from app.studio import Studio, build_studio  # noqa: E402
 from app.views.diagnostics import split_path  # noqa: E402
 from engine.core.graph import Graph  # noqa: E402
 from nodes import lookup  # noqa: E402
-from nodes.params import format_shape  # noqa: E402
 
 # What the window adds to the command layer: each runs the studio's own handler for an
 # event, as Dear PyGui would call it (a pin-to-pin drag, a Ctrl+click on a wire, a drop from
@@ -144,7 +143,7 @@ def check_inspector(studio: Studio) -> None:
         if param.kind == "float":   # the widget holds a float32
             assert abs(shown - float(value)) <= 1e-6 * max(1.0, abs(float(value))), (name, shown, value)
             continue
-        want = {"shape": format_shape, "int": int, "bool": bool}.get(param.kind, str)(value)
+        want = param.kind_row.to_widget(value)   # what its kind's widget holds for the value
         assert shown == want, f"{node.id}.{name}: the inspector shows {shown!r}, the node has {want!r}"
 
 
