@@ -36,7 +36,8 @@ def check(name: str, ok: bool, detail: str) -> None:
 
 def forward_parity(name: str, graph) -> None:
     torch.manual_seed(0)
-    module = compile_graph(graph).eval()
+    module = compile_graph(graph)
+    module.eval()
     inputs = example_inputs(graph, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         cpu = module(*inputs)

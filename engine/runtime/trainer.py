@@ -232,18 +232,22 @@ def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingCo
     return replace(config, dataset=spec)
 
 
-def _vocabularies(graph: Graph, data_input: str) -> dict[str, int]:
+def _vocabularies(graph: Graph, analysis, data_input: str) -> dict[str, int]:
     """node path -> how many ids it accepts, for every block that looks ids up (an Embedding)
-    which the data Input's token ids reach in the main graph: the walk stops at such a block
-    (it turns ids into vectors) and at loops and branches. Those are checked before the first
-    step; one inside a body that fails at run time gets the same explanation added to its
-    error (`_explain_ids`)."""
+    which the data Input's token ids reach in the main graph. The walk follows integer wires
+    whose values the analysis does not know (a Positions block's 0..n-1 are not the data's),
+    and stops at such a block (it turns ids into vectors) and at loops and branches. Those
+    are checked before the first step; one inside a body that fails at run time gets the same
+    explanation added to its error (`_explain_ids`)."""
     sizes = _id_bounds(graph)
     reached, frontier = {data_input}, [data_input]
     stops = {n.id for n in graph.nodes if n.id in sizes or n.regions}
     while frontier:
         src = frontier.pop()
         for edge in graph.edges:
+            t = analysis.outputs.get(edge.src[0], {}).get(edge.src[1])
+            if t is None or t.dtype != "long" or t.high is not None:
+                continue
             if edge.src[0] == src and edge.dst[0] not in reached:
                 reached.add(edge.dst[0])
                 if edge.dst[0] not in stops:
@@ -509,7 +513,7 @@ class Trainer:
         problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:], node.name)
         if problem:
             raise TrainingError("invalid_graph", problem, node.id)
-        for path, size in _vocabularies(self.graph, node.id).items():
+        for path, size in _vocabularies(self.graph, analysis, node.id).items():
             problem = check_token_ids(self.data, size, path)
             if problem:
                 raise TrainingError("data", problem, path)
