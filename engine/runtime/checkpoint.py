@@ -11,6 +11,8 @@ A run folder holds
     graph.json    the graph, its training section set to the effective config
     config.json   that config alone
     model.py      the export of the graph
+    train.py      retrains it with this run's settings, needing only torch (engine.runtime.export)
+    data.pt       the data train.py reads, split as this run split it
 
 Each file is written whole to a temporary file that is then renamed over the old one.
 torch is imported on first use, so reading a run's config stays cheap (`dprog train` checks
@@ -29,6 +31,7 @@ from ..core.codegen import export_python
 from ..core.config import TrainingConfig
 from ..core.fileformat import atomic_write, save_graph
 from ..core.graph import Graph
+from .export import write_train_script
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +62,7 @@ def save_run(folder: str | Path, graph: Graph, config: TrainingConfig,
     atomic_write(folder / CONFIG, (json.dumps(config.to_mapping(), indent=2, sort_keys=True)
                                    + "\n").encode())
     atomic_write(folder / MODEL, export_python(graph).encode())
+    write_train_script(graph, folder, config)   # train.py + data.pt: retrain without dprog
     return folder
 
 

@@ -184,7 +184,7 @@ def deploy(graph: Graph, path: str | Path, fmt: str,
     inputs, outputs = _names(graph, module)
     program = export_program(graph, module)
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=form.suffix,
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                 dir=path.parent if str(path.parent) else ".")
     os.close(fd)
     tmp = Path(name)
