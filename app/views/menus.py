@@ -106,8 +106,12 @@ class MenuBar:
             with dpg.menu(label="Export"):
                 dpg.add_menu_item(label="Model (model.py)…", callback=lambda: a.export("model"))
                 dpg.add_menu_item(label="Weights (weights.pt)…", callback=lambda: a.export("weights"))
-                dpg.add_menu_item(label="Training script (train.py + data.npz)…",
+                dpg.add_menu_item(label="Training script (train.py + data.pt)…",
                                   callback=lambda: a.export("script"))
+                dpg.add_menu_item(label="ONNX model (.onnx), checked in onnxruntime…",
+                                  callback=lambda: a.export("onnx"))
+                dpg.add_menu_item(label="torch.export program (.pt2), checked…",
+                                  callback=lambda: a.export("pt2"))
                 dpg.add_menu_item(label="All to a folder…", shortcut="Ctrl+E",
                                   callback=lambda: a.export("all"))
             with dpg.menu(label="Help"):

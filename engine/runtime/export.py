@@ -19,6 +19,7 @@ torch is imported only inside the functions that write tensors; the rest is pure
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -259,28 +260,42 @@ def _pretty(settings: dict[str, Any]) -> str:
 def write_train_script(graph: Graph, folder: str | Path,
                        config: TrainingConfig | None = None) -> list[Path]:
     """train.py and the data.pt it reads (the dataset split as the trainer splits it). The
-    dataset is loaded and data.pt written only when the dataset or seed changed since the last
-    write (.data.json remembers), so a run folder saved at every checkpoint rewrites only
-    the script."""
+    dataset is loaded and data.pt written only when there is none, or when the train.py
+    beside it was written for another dataset or seed: a run folder saved at every
+    checkpoint rewrites only the script."""
     folder = Path(folder)
     config = config or TrainingConfig.from_mapping(graph.training)
-    key = {"dataset": json.loads(json.dumps(dict(config.dataset))), "seed": config.seed}
-    data_path, stamp_path = folder / DATA_FILE, folder / ".data.json"
-    try:
-        stamp = json.loads(stamp_path.read_text())
-    except (OSError, ValueError):
-        stamp = None
-    if not (data_path.exists() and isinstance(stamp, dict) and stamp.get("key") == key):
-        stamp = {"key": key, **_write_data(config, data_path)}
-        atomic_write(stamp_path, json.dumps(stamp, sort_keys=True).encode())
-    script = folder / "train.py"
-    about = SimpleNamespace(task=stamp["task"], num_classes=stamp["num_classes"])
+    script, data_path = folder / "train.py", folder / DATA_FILE
+    dataset = json.loads(json.dumps(dict(config.dataset)))
+    before = _settings_of(script) if data_path.exists() else None
+    if before and before.get("dataset") == dataset and before.get("seed") == config.seed:
+        about = SimpleNamespace(task=before["task"], num_classes=before["num_classes"])
+    else:
+        about = _write_data(config, data_path)
     atomic_write(script, train_script(graph, config, about).encode("utf-8"))
     return [script, data_path]
 
 
-def _write_data(config: TrainingConfig, path: Path) -> dict[str, Any]:
-    """The dataset's four arrays as tensors in `path`; returns its task and class count."""
+def _settings_of(script: Path) -> dict[str, Any] | None:
+    """The CONFIG literal of a train.py written here, or None."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == \
+                ["CONFIG"]:
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) and {"task", "num_classes"} <= set(value) \
+                else None
+    return None
+
+
+def _write_data(config: TrainingConfig, path: Path) -> Any:
+    """The dataset's four arrays as tensors in `path`; returns the Dataset."""
     import io
 
     import torch
@@ -293,7 +308,7 @@ def _write_data(config: TrainingConfig, path: Path) -> dict[str, Any]:
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     atomic_write(path, buffer.getvalue())
-    return {"task": data.task, "num_classes": data.num_classes}
+    return data
 
 
 def export_all(graph: Graph, folder: str | Path, module: Any | None = None) -> list[Path]:
