@@ -347,10 +347,10 @@ def _difference(want: list[torch.Tensor], got: list[torch.Tensor], size: int) ->
             raise DeployError(f"output {k} at batch {size}: the written model gives "
                               f"{tuple(b.shape)} {b.dtype}, the graph {tuple(a.shape)} {a.dtype}")
         if not a.is_floating_point():
-            if not torch.equal(a, b):
+            if not torch.equal(a.detach(), b.detach()):
                 raise DeployError(f"output {k} at batch {size} differs from the graph's")
             continue
-        a, b = a.double(), b.double()
+        a, b = a.detach().double(), b.detach().double()
         finite = torch.isfinite(a) & torch.isfinite(b)
         if not torch.equal(a[~finite].nan_to_num(), b[~finite].nan_to_num()) or \
                 not torch.equal(a[~finite].isnan(), b[~finite].isnan()):
@@ -438,7 +438,7 @@ def _quiet() -> Iterator[None]:
     what matters reaches the user as DeployError or the check's numbers."""
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo",
                                                     "torch.fx.experimental.symbolic_shapes",
-                                                    "onnxscript")]
+                                                    "onnxscript", "onnx_ir")]
     levels = [log.level for log in loggers]
     try:
         for log in loggers:
