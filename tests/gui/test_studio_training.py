@@ -125,3 +125,34 @@ def test_export_after_training(app: Studio, folder: Path) -> None:
     first = json.loads(ran.stdout.splitlines()[0])
     assert first["epoch"] == 1 and 0 <= first["val_accuracy"] <= 1, ran.stdout
     assert (out / "retrained.pt").exists() and "wrote" in ran.stderr
+
+
+def test_export_onnx_from_the_menu(app: Studio, folder: Path) -> None:
+    """Export › ONNX model: the trained weights, checked in onnxruntime before the file is
+    kept, the check's numbers in the status bar; the file runs in onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    out = folder / "moons.onnx"
+    app.click(center(app.wait(lambda s: s["layout"]["export_menu"], "the Export menu")))
+    app.click(center(app.wait(lambda s: s["layout"]["export_items"].get("onnx"),
+                              "the ONNX item")))
+    app.wait(lambda s: "path" in s["dialogs"] and s, "the file prompt")
+    app.key("ctrl+a")
+    app.type_text(str(out))
+    app.key("Return")
+    s = app.wait(lambda s: s["status"].startswith(("wrote", "not exported", "export failed"))
+                 and s, "the export", timeout=120)
+    assert s["status_level"] == "info" and "onnxruntime" in s["status"], s["status"]
+    assert "largest difference" in s["status"] and "trained weights" in s["status"]
+    ran = subprocess.run([sys.executable, "-c", ORT, str(out)], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0 and ran.stdout.strip() == "[(5, 2)]", ran.stderr
+
+
+ORT = """
+import sys
+import numpy as np
+import onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+feed = {session.get_inputs()[0].name: np.zeros((5, 2), np.float32)}
+print([out.shape for out in session.run(None, feed)])
+"""
