@@ -429,7 +429,7 @@ class Studio:
                 dpg.mvKey_D: self.duplicate, dpg.mvKey_A: self.select_all,
                 dpg.mvKey_S: self.save_as if shift else self.save, dpg.mvKey_O: self.open_dialog,
                 dpg.mvKey_N: self.new, dpg.mvKey_L: self.auto_layout, dpg.mvKey_Q: self.quit,
-                dpg.mvKey_Return: self.train, dpg.mvKey_E: lambda: self.export("all"),
+                dpg.mvKey_Return: self.train, dpg.mvKey_E: lambda: self.export("onnx" if shift else "all"),
             }.get(key)
             if action is not None:
                 action()
@@ -736,7 +736,7 @@ class Studio:
                 try:
                     check = deploy(graph, path, fmt, weights, seed=seed)
                     trained = "trained" if weights is not None else "untrained (seeded)"
-                    self._export_done = ExportResult(f"{check.summary()}; {trained} weights")
+                    self._export_done = ExportResult(f"{check.short()}; {trained} weights")
                 except DeployError as e:
                     self._export_done = ExportResult(f"not exported: {e}", failed=True)
                 except Exception as e:

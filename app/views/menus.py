@@ -23,6 +23,7 @@ SHORTCUTS = (
     ("Double-click a Loop/Branch", "open its body (Esc goes back up)"),
     ("Ctrl+L", "auto-layout"),
     ("Ctrl+E", "export model.py, weights.pt, train.py to a folder"),
+    ("Ctrl+Shift+E", "export an ONNX model, checked in onnxruntime"),
     ("F, Home", "fit the view to the blocks"),
     ("Ctrl+Enter, F5", "train / resume"),
     ("Middle-drag", "pan the canvas (the minimap also pans)"),
@@ -61,8 +62,6 @@ class MenuBar:
         self.a = actions
         self.undo = self.redo = 0
         self.recent = 0
-        self.export_menu = 0
-        self.export_items: dict[str, int] = {}   # what → its item (the test hook reports them)
         self._recent: list | None = None
         self._version = -1
 
@@ -105,21 +104,17 @@ class MenuBar:
                 dpg.add_menu_item(label="Train", shortcut="Ctrl+Enter", callback=lambda: a.train())
                 dpg.add_menu_item(label="Pause / resume", callback=lambda: a.pause())
                 dpg.add_menu_item(label="Stop", callback=lambda: a.stop())
-            with dpg.menu(label="Export") as self.export_menu:
-                items = self.export_items
-                items["model"] = dpg.add_menu_item(label="Model (model.py)…",
-                                                   callback=lambda: a.export("model"))
-                items["weights"] = dpg.add_menu_item(label="Weights (weights.pt)…",
-                                                     callback=lambda: a.export("weights"))
-                items["script"] = dpg.add_menu_item(label="Training script (train.py + data.pt)…",
-                                                    callback=lambda: a.export("script"))
-                items["onnx"] = dpg.add_menu_item(
-                    label="ONNX model (.onnx), checked in onnxruntime…",
-                    callback=lambda: a.export("onnx"))
-                items["pt2"] = dpg.add_menu_item(label="torch.export program (.pt2), checked…",
-                                                 callback=lambda: a.export("pt2"))
-                items["all"] = dpg.add_menu_item(label="All to a folder…", shortcut="Ctrl+E",
-                                                 callback=lambda: a.export("all"))
+            with dpg.menu(label="Export"):
+                dpg.add_menu_item(label="Model (model.py)…", callback=lambda: a.export("model"))
+                dpg.add_menu_item(label="Weights (weights.pt)…", callback=lambda: a.export("weights"))
+                dpg.add_menu_item(label="Training script (train.py + data.pt)…",
+                                  callback=lambda: a.export("script"))
+                dpg.add_menu_item(label="ONNX model (.onnx), checked in onnxruntime…",
+                                  shortcut="Ctrl+Shift+E", callback=lambda: a.export("onnx"))
+                dpg.add_menu_item(label="torch.export program (.pt2), checked…",
+                                  callback=lambda: a.export("pt2"))
+                dpg.add_menu_item(label="All to a folder…", shortcut="Ctrl+E",
+                                  callback=lambda: a.export("all"))
             with dpg.menu(label="Help"):
                 dpg.add_menu_item(label="Keyboard shortcuts", callback=lambda: a.show_shortcuts())
 

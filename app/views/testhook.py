@@ -147,9 +147,6 @@ def geometry(studio: Studio) -> dict:
                          if (r := rect(row))],
             "dialog_buttons": {name: r for name, b in studio.dialogs.buttons.items()
                                if (r := rect(b))},
-            "export_menu": rect(studio.menu.export_menu),   # its items while it is open:
-            "export_items": {what: r for what, item in studio.menu.export_items.items()
-                             if (r := rect(item))},
             "breadcrumbs": [dpg.get_item_label(b) for b in
                             dpg.get_item_children(studio.editor.breadcrumb_group, 1) or []
                             if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}

@@ -88,6 +88,11 @@ class Check:
     # top-level hard branch → the sides the checked batches took ("else", "then")
     sides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def short(self) -> str:
+        """One status-bar line: the file, the runner, the largest difference."""
+        return (f"wrote {self.path.name}: checked with {self.runner.split(' (')[0]}, largest "
+                f"difference {self.max_difference:.2g} (tolerance {TOLERANCE:g})")
+
     def summary(self) -> str:
         batches = ", ".join(map(str, self.batch_sizes))
         loops = "".join(f"; loop {name}: {lo}-{hi} steps per sample" if lo != hi else
