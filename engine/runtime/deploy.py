@@ -4,7 +4,7 @@
     print(check.summary())
 
 Guarantees:
-- The artifact has a dynamic batch dimension on every input and output.
+- The artifact has a dynamic batch dimension on every input (and so on every batched output).
 - It holds the graph's control flow, never the path the tracing inputs took: the generated
   code's traced path (see `_traced` in any exported model.py) runs loops that may end early
   for all their `max_iters` steps with finished samples masked, turns a hard Branch into
@@ -67,7 +67,6 @@ class Format:
     """One way to deploy: the file it writes, how to write it and how to run what it wrote."""
 
     name: str
-    suffix: str
     what: str                                            # for messages: "ONNX", ...
     write: Callable[[torch.export.ExportedProgram, Path, list[str], list[str]], None]
     load: Callable[[Path, list[str]], Callable[..., list[torch.Tensor]]]
@@ -161,8 +160,8 @@ def _onnx_runner() -> str:
 
 
 FORMATS: dict[str, Format] = {
-    "onnx": Format("onnx", ".onnx", "ONNX", _write_onnx, _load_onnx, _onnx_runner),
-    "pt2": Format("pt2", ".pt2", "torch.export program", _write_pt2, _load_pt2,
+    "onnx": Format("onnx", "ONNX", _write_onnx, _load_onnx, _onnx_runner),
+    "pt2": Format("pt2", "torch.export program", _write_pt2, _load_pt2,
                   lambda: f"torch.export.load (torch {torch.__version__})"),
 }
 
@@ -197,11 +196,12 @@ def deploy(graph: Graph, path: str | Path, fmt: str,
         with _quiet():
             try:
                 form.write(program, tmp, inputs, outputs)
+                run = form.load(tmp, inputs)
             except DeployError:
                 raise
             except Exception as e:
-                raise DeployError(f"cannot write {form.what}: {_first_line(e)}") from None
-            run = form.load(tmp, inputs)
+                raise DeployError(f"cannot write a {form.what} that loads: {_first_line(e)}") \
+                    from None
         check = Check(path, form.what, form.runner(), *_check(graph, compiled, module, run, seed))
         tmp.replace(path)
         return check
