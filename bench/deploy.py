@@ -21,6 +21,7 @@ exported model.py). Measured here, each as an interleaved ratio of medians:
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import tempfile
 import time
@@ -29,11 +30,16 @@ from pathlib import Path
 from bench.common import ROOT, interleave, median, ratio
 
 
-def _compiled(source: str, name: str):
-    """The class `name` from `source`, exec'd here (the bench's own variants of generated code)."""
-    namespace: dict = {"__name__": f"bench_deploy_{abs(hash(source))}"}
-    exec(compile(source, "<bench>", "exec"), namespace)  # trusted-exec: dprog's generated code
-    return namespace, namespace[name]
+def _compiled(source: str, name: str, folder: Path):
+    """The class `name` of a variant of generated code, imported from a file like a user's
+    model.py (no exec of our own)."""
+    module_name = f"bench_deploy_{abs(hash(source))}"
+    path = folder / f"{module_name}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
 
 
 def _step(model, inputs, target):
@@ -80,12 +86,13 @@ def _switch_cost(graph, rounds: int, seconds: float, halt_bias: float | None) ->
                                          "return True or (torch.compiler.is_compiling()")}
     cls = source.split('__all__ = ["')[1].split('"')[0]
     models = {}
-    for key, text in variants.items():
-        torch.manual_seed(0)
-        models[key] = model = _compiled(text, cls)[1]()
-        if halt_bias is not None:
-            with torch.no_grad():
-                model.refine.score.bias.fill_(halt_bias)
+    with tempfile.TemporaryDirectory(prefix="dprog-bench-") as folder:
+        for key, text in variants.items():
+            torch.manual_seed(0)
+            models[key] = model = _compiled(text, cls, Path(folder))()
+            if halt_bias is not None:
+                with torch.no_grad():
+                    model.refine.score.bias.fill_(halt_bias)
     inputs = example_inputs(graph, 64, generator=torch.Generator().manual_seed(1))
     steps = {k: _step(m, inputs, torch.zeros(())) for k, m in models.items()}
     times = interleave(_blocks(steps, seconds), rounds, clock=time.thread_time)
@@ -125,7 +132,8 @@ def _deployed(graph, folder: Path, rounds: int, seconds: float) -> dict:
     from engine.runtime import deploy
 
     torch.manual_seed(0)
-    module = compile_graph(graph).eval()
+    module = compile_graph(graph)
+    module.eval()
     names = deploy._names(graph, module)[0]
     out: dict = {}
     for fmt in ("onnx", "pt2"):

@@ -11,6 +11,13 @@ per emission kind of `nodes.spec.EMIT_KINDS`), loops (one emitter per row of
 `nodes.control.LOOP_MODES`), branches (one per row of `BRANCH_MODES`), then the file itself
 and the markers in its forward lines.
 
+Typed and traceable: forward methods are annotated (tensors in, a tensor or a tuple of tensors
+out; a module call's result is declared a tensor), so exports pass `mypy --strict`. Control
+flow that ends early or picks one body for the batch (a while loop, a repeat counting from
+the data, a hard branch) tests `_traced()`, a function written into the file: eager code
+keeps its `break` and `if`, traced code (torch.compile, torch.export, ...) runs every step
+masked and calls `torch.cond`, with the same outputs (`TRACED`).
+
 Safety: no string from a graph file is pasted into code. Names, literals and comment text
 come only from `engine.core.naming`; templates are the specs' own text (an Expression's is
 re-emitted from its checked syntax tree).

@@ -312,7 +312,7 @@ def _write_data(config: TrainingConfig, path: Path) -> Any:
 
 
 def export_all(graph: Graph, folder: str | Path, module: Any | None = None) -> list[Path]:
-    """model.py, train.py + data.npz, and weights.pt when a trained module is given."""
+    """model.py, train.py + data.pt, and weights.pt when a trained module is given."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [write_model(graph, folder), *write_train_script(graph, folder)]
