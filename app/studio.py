@@ -438,7 +438,7 @@ class Studio:
                 dpg.mvKey_D: self.duplicate, dpg.mvKey_A: self.select_all,
                 dpg.mvKey_S: self.save_as if shift else self.save, dpg.mvKey_O: self.open_dialog,
                 dpg.mvKey_N: self.new, dpg.mvKey_L: self.auto_layout, dpg.mvKey_Q: self.quit,
-                dpg.mvKey_Return: self.train, dpg.mvKey_E: lambda: self.export("all"),
+                dpg.mvKey_Return: self.train, dpg.mvKey_E: lambda: self.export("onnx" if shift else "all"),
             }.get(key)
             if action is not None:
                 action()
@@ -680,6 +680,9 @@ class Studio:
         trainer = self.run.trainer
         module = getattr(trainer, "module", None) if self.run.status in (FINISHED, STOPPED,
                                                                           PAUSED, FAILED) else None
+        if what in ("onnx", "pt2"):
+            self._deploy(what, module)
+            return
         if what == "weights" and module is None:
             self.state.set_status("train first (or stop/pause the run): weights come from a "
                                   "trained model", "warning")
@@ -751,6 +754,46 @@ class Studio:
             self.generate_window.show_error(job.error)
         else:
             self.generate_window.show_text(job.prompt, job.text)
+
+    def _deploy(self, fmt: str, module: Any) -> None:
+        """Export ONNX or a torch.export program to a file, checked against the compiled
+        module (engine.runtime.deploy), on a worker thread: the trained weights when there are
+        some, else fresh ones from the graph's seed."""
+        graph = self.state.graph
+        weights = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()} \
+            if module is not None else None
+        seed = graph.training.get("seed", 0) if graph.training else 0
+        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+        base = self.state.file.with_suffix(f".{fmt}") if self.state.file else \
+            Path.cwd() / f"model.{fmt}"
+
+        def chosen(path: str) -> bool:
+            if self._exporting:
+                return True
+            self._exporting = True
+            self.state.set_status(f"exporting and checking {path}…")
+
+            def work() -> None:
+                from engine.runtime.deploy import DeployError, deploy
+
+                try:
+                    check = deploy(graph, path, fmt, weights, seed=seed)
+                    trained = "trained" if weights is not None else "untrained (seeded)"
+                    self._export_done = ExportResult(f"{check.short()}; {trained} weights")
+                except DeployError as e:
+                    self._export_done = ExportResult(f"not exported: {e}", failed=True)
+                except Exception as e:
+                    self._export_done = ExportResult(f"export failed: {type(e).__name__}: {e}",
+                                                     failed=True)
+                finally:
+                    self._exporting = False
+
+            self._export_thread = threading.Thread(target=work, name="dprog-export", daemon=True)
+            self._export_thread.start()
+            return True
+
+        what = "ONNX model" if fmt == "onnx" else "torch.export program"
+        self.dialogs.ask_path(f"Export {what} to file", chosen, str(base), save=True)
 
     def show_shortcuts(self) -> None:
         self.dialogs.message("\n".join(f"{k:<34} {v}" for k, v in SHORTCUTS), "Keyboard shortcuts")

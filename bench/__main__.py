@@ -7,7 +7,8 @@
 
 Rows (see bench/README.md): 1 compiled vs hand-written, 2 gradient-flow overhead, 3 engine
 scaling, 4 studio edit latency, 5 studio frame cost, 6 studio training throughput, 7 cold
-start, 8 studio peak memory. Rows 4-6, 8 and the studio part of 7 need Xvfb (they start a
+start, 8 studio peak memory, 9 the traced path's eager cost and deployed models' speed.
+Rows 4-6, 8 and the studio part of 7 need Xvfb (they start a
 private one); without it they are reported as skipped.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bench.common import ROOT, git_commit, machine
 
-ROWS = ("1", "2", "3", "4", "5", "6", "7", "8")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 STUDIO_ROWS = {"4", "5", "6", "8"}
 GRADFLOW_TARGET = 1.05
 
@@ -64,6 +65,12 @@ def row7(mode: dict) -> dict:
     from bench import coldstart
 
     return coldstart.run(quick=mode["quick"], smoke=mode["smoke"], studio=mode["screen"])
+
+
+def row9(mode: dict) -> dict:
+    from bench import deploy
+
+    return deploy.run(quick=mode["quick"], smoke=mode["smoke"])
 
 
 def studio_rows(mode: dict, rows: set[str]) -> dict:
@@ -163,6 +170,18 @@ def summary(rows: dict) -> list[dict]:
             None)
     elif "8" in rows:
         skipped("8", "studio peak memory", "report")
+    r = rows.get("9")
+    if r and "switch" in r:
+        sw = r["switch"]
+        first = next(iter(sw.values()))
+        deployed = r["deployed"].get("adaptive_depth", {})
+        add("9", "traced path in eager; deployed vs eager (adaptive_depth)",
+            f"switch ×{first['switch']:.3f} (noise ±{abs(first['noise'] - 1):.3f}); masked÷exit "
+            + "/".join(f"{v['masked_vs_early_exit']:.2f}" for v in sw.values())
+            + f"; cond÷if {r['cond_vs_if']:.0f}; onnxruntime ×{deployed.get('onnx_vs_eager_b64', 0):.2f}"
+            f", pt2 ×{deployed.get('pt2_vs_eager_b64', 0):.2f} (b64)", "report", None)
+    elif "9" in rows:
+        skipped("9", "traced path and deployed models", "report")
     return out
 
 
@@ -194,6 +213,11 @@ def details(rows: dict) -> None:
                   f"{g['ratio_every_step']:>9.3f}")
     if "graphs" in rows.get("3", {}):
         print("\nRow 3: " + "\n".join(engine_scaling.table(rows["3"])))
+    if "switch" in rows.get("9", {}):
+        from bench import deploy
+
+        print("\nRow 9: the traced path in eager code, and deployed models")
+        print("\n".join(deploy.table(rows["9"])))
     r = rows.get("5", {})
     if "results" in r:
         print(f"\nRow 5: studio frames ({r['rounds']} rounds of {r['frames_per_block']} frames)")
@@ -233,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                          "%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
                      "machine": machine(), "git": git_commit(),
                      "torch_threads": torch.get_num_threads(), "rows": {}}
-    runners = {"1": row1, "2": row2, "3": row3, "7": row7}
+    runners = {"1": row1, "2": row2, "3": row3, "7": row7, "9": row9}
     for row in rows:
         if row in STUDIO_ROWS:
             continue

@@ -145,3 +145,73 @@ def next_event(events, kind, timeout: float = 30.0):
         if isinstance(event, Failed):
             raise AssertionError(f"the run failed: {event.message}")
     raise AssertionError(f"no {kind.__name__} event")
+
+
+def control_flow_graphs() -> dict[str, Graph]:
+    """Small graphs with every kind of data-dependent control flow the generator writes: a
+    hard Branch (one body passing its input straight through), while Loops halting per
+    sample and for the batch (with plain results and step counts wired out), a repeat Loop
+    counting from the data without shared weights, and control flow nested in a body."""
+    def while_body(seen: bool) -> Graph:
+        # A plain result ("seen") only where the loop halts for the whole batch: a per-sample
+        # while loop returns only its states.
+        return build([
+            ("h", "body_input", {"role": "state", "shape": [3]}),
+            ("ctx", "body_input", {"role": "context"}),
+            ("mix", "expression", {"expr": "torch.tanh(a + b)", "inputs": 2}),
+            ("score", "linear", {"out_features": 1}),
+            ("h_next", "body_output", {"role": "state", "state": "h"}),
+            *([("seen", "body_output", {"role": "output"})] if seen else []),
+            ("halt", "body_output", {"role": "halt"}),
+        ], ["h -> mix.a", "ctx -> mix.b", "mix -> h_next", "mix -> score", "score -> halt",
+            *(["mix -> seen"] if seen else [])])
+
+    then = build([("x", "body_input"), ("fc", "linear", {"out_features": 4}),
+                  ("act", "tanh"), ("y", "body_output")], ["x -> fc", "fc -> act", "act -> y"])
+    passthrough = build([("x", "body_input"), ("y", "body_output")], ["x -> y"])
+    hard = build([
+        ("x", "input", {"shape": [4]}), ("side", "select", {"index": 0}),
+        ("route", "branch", {"mode": "hard"}, {"then": then, "else": passthrough}),
+        ("out", "output"),
+    ], ["x -> side", "side -> route.cond", "x -> route.x", "route.y -> out"], name="hard_branch")
+
+    def while_graph(halt: str, name: str) -> Graph:
+        seen = halt == "batch"
+        return build([
+            ("x", "input", {"shape": [3]}),
+            ("think", "loop", {"mode": "while", "max_iters": 6, "halt": halt, "threshold": 0.3},
+             {"body": while_body(seen)}),
+            ("h", "output"), *([("seen", "output")] if seen else []), ("steps", "output"),
+        ], ["x -> think.h", "x -> think.ctx", "think.h -> h", "think.iterations -> steps",
+            *(["think.seen -> seen"] if seen else [])], name=name)
+
+    repeat_body = build([
+        ("h", "body_input", {"role": "state", "shape": [3]}),
+        ("fc", "linear", {"out_features": 3}), ("act", "tanh"),
+        ("h_next", "body_output", {"role": "state", "state": "h"}),
+        ("y", "body_output", {"role": "output"}),
+    ], ["h -> fc", "fc -> act", "act -> h_next", "fc -> y"])
+    repeat = build([
+        ("x", "input", {"shape": [3]}), ("first", "select", {"index": 0}),
+        ("n", "expression", {"expr": "a * 2 + 2", "inputs": 1}),
+        ("rep", "loop", {"mode": "repeat", "count_from": "input", "max_iters": 4,
+                         "share_weights": False}, {"body": repeat_body}),
+        ("h", "output"), ("y", "output"),
+    ], ["x -> first", "first -> n.a", "n -> rep.count", "x -> rep.h", "rep.h -> h",
+        "rep.y -> y"], name="repeat_count")
+
+    inner = build([("x", "body_input"), ("side", "select", {"index": 1}),
+                   ("route", "branch", {"mode": "hard"}, {"then": then, "else": passthrough}),
+                   ("y", "body_output", {"role": "state", "state": "x"})],
+                  ["x -> side", "side -> route.cond", "x -> route.x", "route.y -> y"])
+    inner = Graph(tuple(Node(n.id, n.type, {**n.params, "role": "state", "shape": [4]}, n.pos,
+                             n.regions) if n.id == "x" else n for n in inner.nodes),
+                  inner.edges, name=inner.name)
+    nested = build([
+        ("x", "input", {"shape": [4]}),
+        ("steps", "loop", {"mode": "repeat", "count": 3}, {"body": inner}),
+        ("out", "output"),
+    ], ["x -> steps.x", "steps.x -> out"], name="nested")
+    return {"hard_branch": hard, "while_per_sample": while_graph("per_sample", "while_per_sample"),
+            "while_batch": while_graph("batch", "while_batch"), "repeat_count": repeat,
+            "nested": nested}

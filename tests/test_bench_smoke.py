@@ -29,11 +29,11 @@ def smoke_run(tmp_path, rows: str, timeout: float) -> tuple[dict, str]:
 
 @pytest.mark.slow
 def test_smoke_run_writes_results(tmp_path):
-    results, printed = smoke_run(tmp_path, "1,2,3", timeout=600)
+    results, printed = smoke_run(tmp_path, "1,2,3,9", timeout=600)
     assert results["mode"] == "smoke"
     assert {"cpu", "cores", "python", "torch"} <= set(results["machine"])
     assert "commit" in results["git"]
-    assert set(results["rows"]) == {"1", "2", "3"}
+    assert set(results["rows"]) == {"1", "2", "3", "9"}
     for number, row in results["rows"].items():
         assert "error" not in row, f"row {number}: {row.get('error')}"
     assert set(results["rows"]["1"]["graphs"]) == {"moons_mlp", "digits_cnn", "residual_mlp",
@@ -43,8 +43,9 @@ def test_smoke_run_writes_results(tmp_path):
         assert g["max_output_difference"] < 1e-5
     assert set(results["rows"]["2"]["graphs"]) == {"moons_mlp"}   # all three in --quick
     assert set(results["rows"]["3"]["graphs"]) == {"chain", "dag", "loops3"}
-    assert [e["row"] for e in results["summary"]] == ["1", "2", "3"]
-    assert "compiled vs hand-written" in printed
+    assert set(results["rows"]["9"]["deployed"]) == {"adaptive_depth"}
+    assert [e["row"] for e in results["summary"]] == ["1", "2", "3", "9"]
+    assert "compiled vs hand-written" in printed and "traced path" in printed
 
 
 @pytest.mark.slow

@@ -57,9 +57,9 @@ def raise_from(model, *inputs) -> BaseException:
 
 
 @pytest.mark.parametrize("make, node, line", [
-    (embedding_graph, "emb", "emb = self.emb(ids)"),
-    (scan_graph, "reader/body/lookup", "lookup = self.lookup(tok)"),
-    (nested_graph, "outer/body/choose/then/emb", "emb = self.emb(ids)"),
+    (embedding_graph, "emb", "emb: torch.Tensor = self.emb(ids)"),
+    (scan_graph, "reader/body/lookup", "lookup: torch.Tensor = self.lookup(tok)"),
+    (nested_graph, "outer/body/choose/then/emb", "emb: torch.Tensor = self.emb(ids)"),
 ])
 def test_runtime_error_names_the_node(make, node, line):
     graph = make()
@@ -97,4 +97,4 @@ def test_exported_file_errors_show_real_lines(tmp_path):
     model = module.Model()
     exc = raise_from(model, torch.full((1, 5), 99))
     frames = traceback.extract_tb(exc.__traceback__)
-    assert any(f.filename == str(path) and f.line.startswith("emb = self.emb(ids)") for f in frames)
+    assert any(f.filename == str(path) and f.line.startswith("emb: torch.Tensor = self.emb(ids)") for f in frames)

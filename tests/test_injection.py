@@ -183,6 +183,8 @@ def check_names(tree: ast.AST) -> None:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
             assert node.name not in BUILTIN_NAMES | module_level, node.name
+        elif isinstance(node, ast.FunctionDef) and node.name == "_traced":
+            assert not node.args.args   # the file's switch between eager and traced code
         elif isinstance(node, ast.FunctionDef):
             assert node.name in ("__init__", "forward") or node.name.endswith("_forward")
             args = [a.arg for a in node.args.args]

@@ -23,6 +23,7 @@ SHORTCUTS = (
     ("Double-click a Loop/Branch", "open its body (Esc goes back up)"),
     ("Ctrl+L", "auto-layout"),
     ("Ctrl+E", "export model.py, weights.pt, train.py to a folder"),
+    ("Ctrl+Shift+E", "export an ONNX model, checked in onnxruntime"),
     ("F, Home", "fit the view to the blocks"),
     ("Ctrl+Enter, F5", "train / resume"),
     ("Middle-drag", "pan the canvas (the minimap also pans)"),
@@ -109,8 +110,12 @@ class MenuBar:
             with dpg.menu(label="Export"):
                 dpg.add_menu_item(label="Model (model.py)…", callback=lambda: a.export("model"))
                 dpg.add_menu_item(label="Weights (weights.pt)…", callback=lambda: a.export("weights"))
-                dpg.add_menu_item(label="Training script (train.py + data.npz)…",
+                dpg.add_menu_item(label="Training script (train.py + data.pt)…",
                                   callback=lambda: a.export("script"))
+                dpg.add_menu_item(label="ONNX model (.onnx), checked in onnxruntime…",
+                                  shortcut="Ctrl+Shift+E", callback=lambda: a.export("onnx"))
+                dpg.add_menu_item(label="torch.export program (.pt2), checked…",
+                                  callback=lambda: a.export("pt2"))
                 dpg.add_menu_item(label="All to a folder…", shortcut="Ctrl+E",
                                   callback=lambda: a.export("all"))
             with dpg.menu(label="Help"):

@@ -2,6 +2,7 @@
 
     dprog check GRAPH                                 diagnostics, shapes, parameter counts
     dprog export GRAPH -o model.py                    the standalone PyTorch module
+    dprog export GRAPH -o model.onnx [--weights W]    ONNX (or .pt2: torch.export), checked
     dprog blocks [CATEGORY|TYPE]                      the block library: params and ports
     dprog train GRAPH [options]                       train headless (see `dprog train -h`)
     dprog generate [GRAPH] --weights RUN --prompt T   text from a trained character model
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..core.analysis import analyze
 from ..core.codegen import export_python
@@ -59,12 +61,28 @@ def cmd_check(argv: Sequence[str]) -> int:
     return EXIT_OK if analysis.ok else EXIT_INVALID
 
 
+FORMATS = ("python", "onnx", "pt2")
+
+
 def cmd_export(argv: Sequence[str]) -> int:
     parser = Parser(prog="dprog export", description="Write the graph as a standalone PyTorch "
-                     "module that imports only torch.")
+                     "module that imports only torch (python), an ONNX model (onnx) or a saved "
+                     "torch.export program (pt2). onnx and pt2 have a dynamic batch dimension "
+                     "and are checked against the compiled module before they are written; "
+                     "a graph that cannot be exported faithfully is refused (exit 1).")
     parser.add_argument("graph")
-    parser.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    parser.add_argument("-o", "--output", default="-", help="file to write (default: stdout, "
+                        "python only)")
+    parser.add_argument("--format", choices=FORMATS, help="default: from the output's suffix "
+                        "(.onnx, .pt2), else python")
+    parser.add_argument("--weights", help="onnx and pt2: a weights.pt (a state_dict) or a run "
+                        "folder holding one; default: fresh weights from the graph's seed")
     args = parser.parse_args(argv)
+    fmt = args.format or {".onnx": "onnx", ".pt2": "pt2"}.get(Path(args.output).suffix, "python")
+    if fmt != "python" and args.output == "-":
+        return fail(f"--format {fmt} writes a file: give -o model.{fmt}")
+    if fmt == "python" and args.weights:
+        return fail("--weights goes with --format onnx or pt2; model.py holds no weights")
     graph, code = load(args.graph)
     if graph is None:
         return code
@@ -72,6 +90,8 @@ def cmd_export(argv: Sequence[str]) -> int:
     if not analysis.ok:
         print(format_report(args.graph, analysis, graph), file=sys.stderr)
         return EXIT_INVALID
+    if fmt != "python":
+        return _deploy(graph, args.output, fmt, args.weights)
     source = export_python(graph, analysis)
     if args.output == "-":
         sys.stdout.write(source)
@@ -81,6 +101,25 @@ def cmd_export(argv: Sequence[str]) -> int:
     except OSError as e:
         return fail(f"{args.output}: cannot write ({e.strerror or e})")
     print(f"wrote {shown(args.output)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _deploy(graph, output: str, fmt: str, weights_path: str | None) -> int:
+    """`dprog export --format onnx|pt2`: write, check, report (engine.runtime.deploy)."""
+    from ..core.config import TrainingConfig
+    from ..runtime.deploy import DeployError, MissingDependency, deploy, load_weights
+
+    try:
+        weights = load_weights(weights_path) if weights_path else None
+        seed = TrainingConfig.from_mapping(graph.training).seed if graph.training else 0
+        check = deploy(graph, output, fmt, weights, seed=seed)
+    except MissingDependency as e:
+        return fail(str(e))
+    except DeployError as e:
+        return fail(f"{output}: not exported: {e}", EXIT_INVALID)
+    except OSError as e:
+        return fail(f"{output}: cannot write ({e.strerror or e})")
+    print(check.summary(), file=sys.stderr)
     return EXIT_OK
 
 

@@ -11,6 +11,13 @@ per emission kind of `nodes.spec.EMIT_KINDS`), loops (one emitter per row of
 `nodes.control.LOOP_MODES`), branches (one per row of `BRANCH_MODES`), then the file itself
 and the markers in its forward lines.
 
+Typed and traceable: forward methods are annotated (tensors in, a tensor or a tuple of tensors
+out; a module call's result is declared a tensor), so exports pass `mypy --strict`. Control
+flow that ends early or picks one body for the batch (a while loop, a repeat counting from
+the data, a hard branch) tests `_traced()`, a function written into the file: eager code
+keeps its `break` and `if`, traced code (torch.compile, torch.export, ...) runs every step
+masked and calls `torch.cond`, with the same outputs (`TRACED`).
+
 Safety: no string from a graph file is pasted into code. Names, literals and comment text
 come only from `engine.core.naming`; templates are the specs' own text (an Expression's is
 re-emitted from its checked syntax tree).
@@ -51,6 +58,7 @@ _EMPTY: Mapping = {}
 class Line:
     text: str
     node: str | None = None   # node path, for tracebacks and the studio's code highlight
+    in_class: bool = False    # an init line that declares an attribute's type in the class body
 
 
 @dataclass
@@ -61,6 +69,7 @@ class ClassCode:
     arg_comments: list[str]
     init: list[Line] = field(default_factory=list)
     body: list[Line] = field(default_factory=list)
+    returns: int = 0   # how many tensors forward returns
 
 
 @dataclass
@@ -159,6 +168,7 @@ class Generator:
         # Results in the order the outputs were placed, which is the order callers unpack.
         results = [scope.results[n.id] for n in graph.nodes if n.id in scope.results]
         code = scope.code
+        code.returns = len(results)
         if results:
             code.body.append(Line(f"return {', '.join(results)}"))
         self.classes.append(code)
@@ -245,8 +255,9 @@ class NodeContext:
     def line(self, text: str, types: list[TensorType] | None = None) -> None:
         self.code.body.append(Line(text + shape_comment(types or []), self.path))
 
-    def init(self, text: str) -> None:
-        self.code.init.append(Line(text, self.path))
+    def init(self, text: str, *, in_class: bool = False) -> None:
+        """A line of `__init__`, or with `in_class` a declaration in the class body."""
+        self.code.init.append(Line(text, self.path, in_class))
 
     def outputs(self, ports: list[str] | None = None, *, qualify: bool = False) -> list[str]:
         """Variables for the node's outputs: its name, or name_port when it has several."""
@@ -307,7 +318,16 @@ def emit_call(ctx: NodeContext) -> None:
     out_vars = dict(zip(ctx.out_ports, outs, strict=True))
     targets = spec.unpack.format_map(out_vars) if spec.unpack else ", ".join(outs)
     finished = [port for port in ctx.out_ports if port in spec.finish]
-    ctx.line(f"{targets} = {call}", [t for port, t in ctx.out_ports.items() if port not in finished])
+    if spec.module:
+        # A module call is typed Any; annotations keep what the forward returns a tensor for
+        # the type checker (mypy --strict flags returning Any).
+        if len(outs) == 1 and not spec.unpack and not finished:
+            ctx.line(f"{outs[0]}: torch.Tensor = {call}", ctx.out_types)
+            return
+        declare(ctx, outs, ctx.out_types)
+        ctx.line(f"{targets} = {call}")
+    else:
+        ctx.line(f"{targets} = {call}", [t for port, t in ctx.out_ports.items() if port not in finished])
     if finished:
         ctx.line(f"{', '.join(out_vars[port] for port in finished)} = "
                  + ", ".join(spec.finish[port].format_map(out_vars) for port in finished),
@@ -328,6 +348,13 @@ def _held(ctx: NodeContext, types: list[TensorType], args: Mapping) -> str | Non
     return f"self.{attr}"
 
 
+def declare(ctx: NodeContext, names: list[str], types: list[TensorType] | None = None) -> None:
+    """`name: torch.Tensor` lines, with their shapes if given, for variables that a tuple
+    unpack or an if/else assigns from a call typed Any."""
+    for k, name in enumerate(names):
+        ctx.line(f"{name}: torch.Tensor", [types[k]] if types else None)
+
+
 def _tensor(ctx: NodeContext) -> tuple[str, str]:
     """(attribute, expression) of a tensor the module holds: the spec's template."""
     attr = ctx.outputs()[0]
@@ -338,6 +365,7 @@ def _tensor(ctx: NodeContext) -> tuple[str, str]:
 def emit_buffer(ctx: NodeContext) -> None:
     """A fixed tensor built once; not persistent, so no checkpoint or state dict holds it."""
     attr, value = _tensor(ctx)
+    ctx.init(f"{attr}: torch.Tensor", in_class=True)   # what `self.<attr>` reads, for mypy
     ctx.init(f"self.register_buffer({attr!r}, {value}, persistent=False)")
     ctx.line(f"{attr} = self.{attr}", ctx.out_types)
 
@@ -375,6 +403,12 @@ def _body_call(cls: str, module: str, args: list[str]) -> str:
     return f"\x00body:{cls}:{module}\x00({', '.join(args)})"
 
 
+def _split_call(call: str) -> tuple[str, str]:
+    """A `_body_call`'s callee (its marker) and its arguments' text."""
+    at = call.index("\x00(") + 1   # the body marker's end; an argument's tap marker never
+    return call[:at], call[at + 1:-1]   # precedes a parenthesis
+
+
 def per_sample_view(var: str, t: TensorType) -> str:
     """A (B,) or (B, 1) per-sample score as (B,)."""
     return var if t.rank == 1 else f"{var}.squeeze(1)"
@@ -398,7 +432,18 @@ class LoopEmitter:
         self.ctx, self.p, self.node = ctx, ctx.params, ctx.node
         self.body = ctx.node.regions["body"]
         self.shared: bool = self.p["share_weights"]
-        self.loop_var = "_" if self.shared else "i"   # which body runs, without shared weights
+        # The step number: which body runs without shared weights; what a masked step reads.
+        self.loop_var = "i" if not self.shared or self.indexed() else "_"
+
+    def masked(self) -> bool:
+        """Whether the loop can end early. Eager code then leaves the loop as soon as it may;
+        traced code (see `_traced` in the generated file) runs all `max_iters` steps with the
+        finished ones masked, which gives the same outputs."""
+        return False
+
+    def indexed(self) -> bool:
+        """Whether the lines inside the loop read the step number `i`."""
+        return False
 
     # -- what a mode says --
 
@@ -425,6 +470,11 @@ class LoopEmitter:
 
     def before(self) -> None:
         """Lines before the loop's head."""
+
+    def declared(self) -> list[str]:
+        """Variables the loop assigns only from its body's results, declared as tensors before
+        it (a body call is typed Any)."""
+        return [self.out_vars[n.id] for n in with_role(self.body, BODY_OUTPUT, control.OUTPUT.name)]
 
     def head(self) -> None:
         """The `for` line."""
@@ -453,6 +503,13 @@ class LoopEmitter:
         self._find_batch()
         args = [self._argument(n) for n in boundary(self.body, BODY_INPUT)]
         self.targets = [self.target(n, role(n)) for n in boundary(self.body, BODY_OUTPUT)]
+        declared = self.declared()
+        if self.masked():   # a masked result reads its last value: it needs one to start with
+            for var in declared:
+                ctx.line(f"{var} = torch.empty(0)  # until the first step, which always counts")
+        else:
+            declare(ctx, declared, [self.out_types[p] for p in self.out_vars
+                                    if self.out_vars[p] in declared])
         self.before()
         self.head()
         ctx.line(f"{INDENT}{', '.join(self.targets)} = {_body_call(cls, module, args)}")
@@ -473,6 +530,32 @@ class LoopEmitter:
         """New zeros of the batch's size followed by `dims` (text such as ", 4, 5")."""
         return f"{self.batch}.new_zeros({self.batch}.shape[0]{dims}{self.zeros_dtype})"
 
+    def masked_target(self, n: Node, role_name: str) -> str | None:
+        """A masked mode's body result goes to a fresh variable first: a state's next value to
+        `<state>_next`, a plain result to `<result>_t`; None for other roles."""
+        if role_name == control.STATE_OUT.name:
+            return self.ctx.name(f"{self.out_vars[n.params['state']]}_next")
+        if role_name == control.OUTPUT.name:
+            return self.ctx.name(f"{self.out_vars[n.id]}_t")
+        return None
+
+    def keep_masked(self, mask: str, step_mask: str, *, per_sample: bool) -> None:
+        """Lines inside the loop that take a step's results where the step counts: a state's
+        next value under `mask` (per sample, broadcast to the state's rank, or one for the
+        batch), a plain result under `step_mask` (whether the step counts for anyone)."""
+        ctx = self.ctx
+        for n, target in zip(boundary(self.body, BODY_OUTPUT), self.targets, strict=True):
+            if role(n) == control.STATE_OUT.name:
+                state = n.params["state"]
+                var = self.out_vars[state]
+                where = mask_for(mask, self.out_types[state].rank) if per_sample else mask
+                ctx.line(f"{INDENT}{var} = torch.where({where}, {target}, {var})"
+                         + ("  # halted samples keep theirs" if per_sample else ""))
+            elif role(n) == control.OUTPUT.name:
+                var = self.out_vars[n.id]
+                ctx.line(f"{INDENT}{var} = {target} if i == 0 else torch.where({step_mask}, "
+                         f"{target}, {var})")
+
     def _argument(self, n: Node) -> str:
         """The body's argument for body input `n`: a context as it is, a state starting from
         its input or, unwired, from zeros."""
@@ -490,21 +573,38 @@ class LoopEmitter:
 
 
 class _Repeat(LoopEmitter):
-    """`count` times, from the param or (its batch max) from the `count` input."""
+    """`count` times, from the param or (its batch max) from the `count` input. A count from
+    the data is masked: eager code runs `count` steps, traced code `max_iters`, the steps past
+    the count keeping what they had."""
 
     def what(self) -> str:
         return f"repeat {self.p['count']} times" if self.p["count_from"] == "param" \
             else "repeat count times"
 
+    def masked(self) -> bool:
+        return self.p["count_from"] != "param"
+
+    def indexed(self) -> bool:
+        return self.masked()
+
+    def target(self, n: Node, role_name: str) -> str:
+        return (self.masked() and self.masked_target(n, role_name)) or super().target(n, role_name)
+
     def head(self) -> None:
-        if self.p["count_from"] == "param":
+        if not self.masked():
             return super().head()
-        ctx = self.ctx
-        count = ctx.name(f"{self.node.name}_count", "count")
-        # nan_to_num: int() of a NaN count would raise; it runs once, like any count below 1.
-        ctx.line(f"{count} = int({ctx.use('count')}.max().nan_to_num(1.0).clamp(1, "
-                 f"{self.p['max_iters']}))")
-        ctx.line(f"for {self.loop_var} in range({count}):")
+        ctx, most = self.ctx, self.p["max_iters"]
+        self.count = ctx.name(f"{self.node.name}_count", "count")
+        # nan_to_num: a NaN count runs once, like any count below 1; .long() truncates as int().
+        ctx.line(f"{self.count} = {ctx.use('count')}.max().nan_to_num(1.0).clamp(1, {most}).long()"
+                 "  # ()")
+        ctx.line(f"for i in range({most} if _traced() else int({self.count})):")
+
+    def step(self) -> None:
+        if self.masked():
+            live = self.ctx.name(f"{self.node.name}_live", "live")
+            self.ctx.line(f"{INDENT}{live} = {self.count} > i  # () whether this step counts")
+            self.keep_masked(live, live, per_sample=False)
 
 
 class _Scan(LoopEmitter):
@@ -541,9 +641,12 @@ class _Scan(LoopEmitter):
         self.collected.append((self.ctx.name(f"{var}_steps"), n.id, step))
         return step
 
+    def declared(self) -> list[str]:
+        return []   # the results are stacked from lists after the loop
+
     def before(self) -> None:
         for list_var, _, _ in self.collected:
-            self.ctx.line(f"{list_var} = []")
+            self.ctx.line(f"{list_var}: list[torch.Tensor] = []")
 
     def head(self) -> None:
         steps = ", ".join(s for s, _ in self.sequences)
@@ -565,7 +668,8 @@ class _Scan(LoopEmitter):
 
 class _While(LoopEmitter):
     """At most `max_iters` times, until the halt score exceeds the threshold: for the batch
-    mean, or per sample (a halted sample keeps its states; the loop ends when all halted)."""
+    mean, or per sample (a halted sample keeps its states; the loop ends when all halted).
+    Eager code leaves the loop once everything halted; traced code runs every step, masked."""
 
     def __init__(self, ctx: NodeContext):
         super().__init__(ctx)
@@ -575,14 +679,18 @@ class _While(LoopEmitter):
     def what(self) -> str:
         return f"while not halted, at most {self.p['max_iters']} times"
 
+    def masked(self) -> bool:
+        return True
+
+    def indexed(self) -> bool:   # a plain result is masked from the second step on
+        return bool(with_role(self.body, BODY_OUTPUT, control.OUTPUT.name))
+
     def target(self, n: Node, role_name: str) -> str:
         if role_name == control.HALT.name:
             self.halt_node = n
             self.halt = self.ctx.name(f"{self.node.name}_halt", "halt")
             return self.halt
-        if role_name == control.STATE_OUT.name and self.per_sample:
-            return self.ctx.name(f"{self.out_vars[n.params['state']]}_next")
-        return super().target(n, role_name)
+        return self.masked_target(n, role_name) or super().target(n, role_name)
 
     def before(self) -> None:
         ctx = self.ctx
@@ -591,32 +699,32 @@ class _While(LoopEmitter):
         if self.counted:
             self.it = self.out_vars["iterations"]
             ctx.line(f"{self.it} = {self.zeros('')}", [self.out_types["iterations"]])
+        self.running = ctx.name(f"{self.node.name}_running", "running")
         if self.per_sample:
-            self.running = ctx.name(f"{self.node.name}_running", "running")
             ctx.line(f"{self.running} = {self.batch}.new_ones({self.batch}.shape[0], "
                      "dtype=torch.bool)  # samples not yet halted")
+            return
+        # On the device of some input (any will do); a loop without inputs runs on the CPU.
+        ref = self.batch or next((ctx.var(port) for port in ctx.in_types if port in ctx.incoming),
+                                 None)
+        ones = f"{ref}.new_ones((), " if ref else "torch.ones((), "
+        ctx.line(f"{self.running} = {ones}dtype=torch.bool)  # the batch has not halted")
 
     def step(self) -> None:
-        ctx = self.ctx
-        if not self.per_sample:
-            if self.counted:
-                ctx.line(f"{INDENT}{self.it} = {self.it} + 1")
-            ctx.line(f"{INDENT}if {self.halt}.mean() > {self.threshold}:")
-            ctx.line(f"{INDENT * 2}break")
-            return
-        running = self.running
-        for n, target in zip(boundary(self.body, BODY_OUTPUT), self.targets, strict=True):
-            if role(n) == control.STATE_OUT.name:
-                state_var = self.out_vars[n.params["state"]]
-                mask = mask_for(running, self.out_types[n.params["state"]].rank)
-                ctx.line(f"{INDENT}{state_var} = torch.where({mask}, {target}, {state_var})"
-                         "  # halted samples keep theirs")
+        ctx, running = self.ctx, self.running
+        self.keep_masked(running, f"{running}.any()" if self.per_sample else running,
+                         per_sample=self.per_sample)
         if self.counted:
             ctx.line(f"{INDENT}{self.it} = {self.it} + {running}")
-        halt_type = ctx.gen.analysis.inputs[f"{ctx.path}{PATH_SEP}body{PATH_SEP}{self.halt_node.id}"]["x"]
-        ctx.line(f"{INDENT}{running} = {running} & ({per_sample_view(self.halt, halt_type)} <= "
-                 f"{self.threshold})")
-        ctx.line(f"{INDENT}if not {running}.any():")
+        if self.per_sample:
+            halt_type = ctx.gen.analysis.inputs[
+                f"{ctx.path}{PATH_SEP}body{PATH_SEP}{self.halt_node.id}"]["x"]
+            ctx.line(f"{INDENT}{running} = {running} & ({per_sample_view(self.halt, halt_type)} "
+                     f"<= {self.threshold})")
+            ctx.line(f"{INDENT}if not _traced() and not {running}.any():  # all halted")
+        else:
+            ctx.line(f"{INDENT}{running} = {running} & ~({self.halt}.mean() > {self.threshold})")
+            ctx.line(f"{INDENT}if not _traced() and not {running}:")
         ctx.line(f"{INDENT * 2}break")
 
 
@@ -652,10 +760,25 @@ def emit_branch(ctx: NodeContext) -> None:
 
 def _hard_branch(ctx: NodeContext, cond: str, then_call: str, else_call: str,
                  outs: list[str]) -> None:
-    # One conditional expression, not an if/else statement: the exported file must pass
-    # ruff with this repo's rules, and SIM108 flags an if/else that only assigns.
-    ctx.line(f"{', '.join(outs)} = {then_call} if {cond}.mean() > {literal(ctx.params['threshold'])} "
-             f"else {else_call}  # one body for the whole batch")
+    """One body for the whole batch, chosen by the batch mean of the condition: a Python `if`
+    in eager code, `torch.cond` in traced code (both bodies kept, one run). torch.cond admits
+    no output that aliases an input (a body may pass its input through), hence the copies."""
+    take = ctx.name(f"{ctx.node.name}_take_then", "take_then")
+    ctx.line(f"{take} = {cond}.mean() > {literal(ctx.params['threshold'])}"
+             "  # () the whole batch takes then")
+    declare(ctx, outs, ctx.out_types)
+    targets = ", ".join(outs)
+    then_body, args = _split_call(then_call)
+    else_body, _ = _split_call(else_call)
+    copied = "{}(*a).clone()" if len(outs) == 1 else "tuple(t.clone() for t in {}(*a))"
+    operands = f"({args},)" if args and "," not in args else f"({args})"
+    ctx.line("if _traced():  # traced: torch.cond, so the program keeps both bodies")
+    ctx.line(f"{INDENT}{targets} = torch.cond({take}, lambda *a: {copied.format(then_body)}, "
+             f"lambda *a: {copied.format(else_body)}, {operands})")
+    ctx.line(f"elif {take}:")
+    ctx.line(f"{INDENT}{targets} = {then_call}")
+    ctx.line("else:")
+    ctx.line(f"{INDENT}{targets} = {else_call}")
 
 
 def _per_sample_branch(ctx: NodeContext, cond: str, then_call: str, else_call: str,
@@ -699,14 +822,23 @@ def render(gen: Generator, graph: Graph, top: ClassCode) -> Generated:
         f'"""{top.name}: a model built in dprog, in plain PyTorch."""', "")
     header = len(texts)   # the imports go here once we know which names the code reads
     add("", f'__all__ = ["{top.name}"]')
+    if any("_traced()" in ln.text for cls in gen.classes for ln in cls.body):
+        add("", "", *TRACED.splitlines())
     for cls in gen.classes:
         add("", "", f"class {cls.name}(nn.Module):")
         if cls.doc:
             add(f'{INDENT}"""{cls.doc}"""', "")
-        add(f"{INDENT}def __init__(self):", f"{INDENT * 2}super().__init__()")
-        texts.extend([INDENT * 2 + ln.text for ln in cls.init])
-        nodes.extend([ln.node for ln in cls.init])
-        add("", f"{INDENT}def forward(self{''.join(', ' + a for a in cls.args)}):")
+        declarations = [ln for ln in cls.init if ln.in_class]
+        if declarations:
+            texts.extend([INDENT + ln.text for ln in declarations])
+            nodes.extend([ln.node for ln in declarations])
+            add("")
+        add(f"{INDENT}def __init__(self) -> None:", f"{INDENT * 2}super().__init__()")
+        init = [ln for ln in cls.init if not ln.in_class]
+        texts.extend([INDENT * 2 + ln.text for ln in init])
+        nodes.extend([ln.node for ln in init])
+        args = "".join(f", {a}: torch.Tensor" for a in cls.args)
+        add("", f"{INDENT}def forward(self{args}) -> {_returns(cls.returns)}:")
         _forward_into(cls, 2, texts, nodes)
     plain = len(texts)   # the tapped functions follow
     if gen.tap:
@@ -724,12 +856,29 @@ def render(gen: Generator, graph: Graph, top: ClassCode) -> Generated:
                      [c.name for c in gen.classes[:-1]], _node_modules(gen))
 
 
+# The switch between eager and traced control flow, written into files that have some. Eager
+# code keeps its early exits (a while loop's break saves the steps left once all halted) and
+# Python `if`s; traced code must hold the control flow itself, not the one path the example
+# inputs took, and the masked loops and torch.cond it gets instead give the same outputs.
+TRACED = '''\
+def _traced() -> bool:
+    """Whether torch.compile, torch.export (and so the ONNX exporter), torch.jit.trace or a
+    torch.func transform runs this code. Loops then run all their steps, the finished ones
+    masked, and hard branches become torch.cond: the same outputs, with no step or branch
+    decided by the inputs used for tracing."""
+    return (torch.compiler.is_compiling() or torch._C._is_tracing()
+            or torch._C._are_functorch_transforms_active())'''
+
+
+def _returns(n: int) -> str:
+    """A forward's return annotation for `n` tensors."""
+    return "None" if n == 0 else "torch.Tensor" if n == 1 else \
+        f"tuple[{', '.join(['torch.Tensor'] * n)}]"
+
+
 def _imports(gen: Generator) -> list[str]:
-    # `import torch` only when the code reads `torch`: a model of nn modules and F.* calls
-    # alone (say Linear -> GELU) would otherwise export an unused import (ruff F401).
-    code = "\n".join([ln.text for cls in gen.classes for lines in (cls.init, cls.body)
-                      for ln in lines])
-    imports = ["import torch"] if _reads_torch(code) else []
+    # torch is always read: the forward methods' annotations name torch.Tensor.
+    imports = ["import torch"]
     if gen.uses_functional:
         imports.append("import torch.nn.functional as F")
     imports.append("from torch import nn")
@@ -761,21 +910,6 @@ def _node_modules(gen: Generator) -> dict[str, str]:
     return {path: region_path(path[: path.rfind(PATH_SEP) + 1]) + attr
             for path, attr in gen.attrs.items()}
 
-
-def _reads_torch(code: str) -> bool:
-    """Whether generated code reads `torch` in some line's code. That code never holds a `#`
-    (its only strings are names), so what follows one is a comment, whose words don't count."""
-    at = code.find("torch.")
-    while at >= 0:
-        line_start = code.rfind("\n", 0, at) + 1
-        part_of_a_name = at > 0 and _NAME_OR_DOT.match(code[at - 1])   # x.torch., mytorch.
-        if not part_of_a_name and "#" not in code[line_start:at]:
-            return True
-        at = code.find("torch.", at + 1)
-    return False
-
-
-_NAME_OR_DOT = re.compile(r"[\w.]")
 
 # Placeholders the node emitters write in forward lines: `\x00hidden:shown\x00`, rendered
 #   plain:  \x00tapK:var\x00 → var         \x00body:C:M\x00( → M(

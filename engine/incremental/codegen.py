@@ -306,7 +306,8 @@ class _CachedGenerator(Generator):
         self.main = main
         code = ClassCode(name, doc, was.code.args, was.code.arg_comments,
                          [ln for node_id in main.emitted for ln in main.parts[node_id].init],
-                         [ln for node_id in main.emitted for ln in main.parts[node_id].body])
+                         [ln for node_id in main.emitted for ln in main.parts[node_id].body],
+                         was.code.returns)
         code.body.extend(was.tail)
         main.code = code
         self.classes = [*was.classes[:-1], code]

@@ -11,6 +11,8 @@ A run folder holds
     graph.json    the graph, its training section set to the effective config
     config.json   that config alone
     model.py      the export of the graph
+    train.py      retrains it with this run's settings, needing only torch (engine.runtime.export)
+    data.pt       the data train.py reads, split as this run split it
     .lock         who writes the folder now (see `RunLock`)
 
 Guarantees:
@@ -57,6 +59,7 @@ from ..core.config import TrainingConfig
 from ..core.fileformat import atomic_write_all, dumps
 from ..core.files import FileRefused, open_regular, read_regular, shown
 from ..core.graph import Graph
+from .export import write_train_script
 
 if TYPE_CHECKING:
     import torch
@@ -120,6 +123,9 @@ def save_run(folder: str | Path, graph: Graph, config: TrainingConfig,
     files = files or RunFiles.of(graph, config)
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu() for k, v in weights.items()}
+    # train.py and data.pt first: they change only with the run's settings, and a failure
+    # here leaves the last complete checkpoint as it was.
+    write_train_script(graph, folder, config)
     atomic_write_all([(folder / WEIGHTS, tensor_bytes(weights)), (folder / GRAPH, files.graph),
                       (folder / CONFIG, files.config), (folder / MODEL, files.model),
                       (folder / STATE, tensor_bytes({**state, "weights": weights}))])

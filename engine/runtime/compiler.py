@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,12 +55,18 @@ def _load(generated: Generated) -> CompiledClass:
     digest = hashlib.sha1(source.encode()).hexdigest()[:10]
     filename = f"<dprog:{generated.class_name}:{digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {"__name__": f"dprog_generated_{digest}"}
+    # A real module in sys.modules: torch.compile and torch.export import the module of the
+    # code they trace (torch.cond's bodies, say) by its name.
+    module = types.ModuleType(f"dprog_generated_{digest}")
+    module.__file__ = filename
+    namespace = module.__dict__
     exec(compile(source, filename, "exec"), namespace)  # trusted-exec: the generator's own output
+    sys.modules[module.__name__] = module
     _SOURCES[filename] = generated
     loaded = CompiledClass(namespace[generated.class_name], generated, filename, namespace)
     if len(_LOADED) >= 64:
-        _LOADED.pop(next(iter(_LOADED)))
+        dropped = _LOADED.pop(next(iter(_LOADED)))
+        sys.modules.pop(dropped.namespace["__name__"], None)
     _LOADED[source] = loaded
     return loaded
 

@@ -7,23 +7,32 @@ from torch import nn
 __all__ = ["AdaptiveDepth"]
 
 
+def _traced() -> bool:
+    """Whether torch.compile, torch.export (and so the ONNX exporter), torch.jit.trace or a
+    torch.func transform runs this code. Loops then run all their steps, the finished ones
+    masked, and hard branches become torch.cond: the same outputs, with no step or branch
+    decided by the inputs used for tracing."""
+    return (torch.compiler.is_compiling() or torch._C._is_tracing()
+            or torch._C._are_functorch_transforms_active())
+
+
 class RefineBody(nn.Module):
     """One iteration of loop refine: while not halted, at most 8 times."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.from_state = nn.Linear(in_features=16, out_features=16)
         self.from_input = nn.Linear(in_features=2, out_features=16)
         self.score = nn.Linear(in_features=16, out_features=1)
 
-    def forward(self, h, x):
+    def forward(self, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # h: (B, 16)
         # x: (B, 2)
-        from_state = self.from_state(h)  # (B, 16)
-        from_input = self.from_input(x)  # (B, 16)
+        from_state: torch.Tensor = self.from_state(h)  # (B, 16)
+        from_input: torch.Tensor = self.from_input(x)  # (B, 16)
         mix = from_state + from_input  # (B, 16)
         delta = torch.tanh(mix)  # (B, 16)
-        score = self.score(h)  # (B, 1)
+        score: torch.Tensor = self.score(h)  # (B, 1)
         halt_p = torch.sigmoid(score)  # (B, 1)
         update = h + (1 - halt_p) * delta  # (B, 16)
         return update, halt_p
@@ -32,15 +41,15 @@ class RefineBody(nn.Module):
 class AdaptiveDepth(nn.Module):
     """The graph adaptive_depth: 419 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Linear(in_features=2, out_features=16)
         self.refine = RefineBody()
         self.head = nn.Linear(in_features=16, out_features=2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 2)
-        embed = self.embed(x)  # (B, 16)
+        embed: torch.Tensor = self.embed(x)  # (B, 16)
         start = torch.tanh(embed)  # (B, 16)
         # refine: while not halted, at most 8 times
         refine_h = start  # (B, 16)
@@ -49,7 +58,7 @@ class AdaptiveDepth(nn.Module):
             refine_h_next, refine_halt = self.refine(refine_h, x)
             refine_h = torch.where(refine_running[:, None], refine_h_next, refine_h)  # halted samples keep theirs
             refine_running = refine_running & (refine_halt.squeeze(1) <= 0.5)
-            if not refine_running.any():
+            if not _traced() and not refine_running.any():  # all halted
                 break
-        head = self.head(refine_h)  # (B, 2)
+        head: torch.Tensor = self.head(refine_h)  # (B, 2)
         return head

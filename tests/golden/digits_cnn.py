@@ -11,20 +11,20 @@ __all__ = ["DigitsCnn"]
 class DigitsCnn(nn.Module):
     """The graph digits_cnn: 6,090 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=1, out_channels=16, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(in_channels=16, out_channels=32, kernel_size=3, padding=1)
         self.fc = nn.Linear(in_features=128, out_features=10)
 
-    def forward(self, image):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         # image: (B, 1, 8, 8)
-        conv1 = self.conv1(image)  # (B, 16, 8, 8)
+        conv1: torch.Tensor = self.conv1(image)  # (B, 16, 8, 8)
         relu1 = torch.relu(conv1)  # (B, 16, 8, 8)
         pool1 = F.max_pool2d(relu1, kernel_size=2)  # (B, 16, 4, 4)
-        conv2 = self.conv2(pool1)  # (B, 32, 4, 4)
+        conv2: torch.Tensor = self.conv2(pool1)  # (B, 32, 4, 4)
         relu2 = torch.relu(conv2)  # (B, 32, 4, 4)
         pool2 = F.max_pool2d(relu2, kernel_size=2)  # (B, 32, 2, 2)
         flat = pool2.flatten(1)  # (B, 128)
-        fc = self.fc(flat)  # (B, 10)
+        fc: torch.Tensor = self.fc(flat)  # (B, 10)
         return fc

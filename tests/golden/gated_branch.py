@@ -10,38 +10,38 @@ __all__ = ["GatedBranch"]
 class RouteThen(nn.Module):
     """Branch route, taken where the condition exceeds 0.0."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(in_features=2, out_features=2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 2)
-        fc = self.fc(x)  # (B, 2)
+        fc: torch.Tensor = self.fc(x)  # (B, 2)
         return fc
 
 
 class RouteElse(nn.Module):
     """Branch route, taken elsewhere."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(in_features=2, out_features=2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 2)
-        fc = self.fc(x)  # (B, 2)
+        fc: torch.Tensor = self.fc(x)  # (B, 2)
         return fc
 
 
 class GatedBranch(nn.Module):
     """The graph gated_branch: 12 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.route_then = RouteThen()
         self.route_else = RouteElse()
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 2)
         side = x[:, 0]  # (B,)
         route_mask = side > 0.0  # (B,) which samples take then

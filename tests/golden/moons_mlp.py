@@ -10,17 +10,17 @@ __all__ = ["MoonsMlp"]
 class MoonsMlp(nn.Module):
     """The graph moons_mlp: 354 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features=2, out_features=16)
         self.fc2 = nn.Linear(in_features=16, out_features=16)
         self.fc3 = nn.Linear(in_features=16, out_features=2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 2)
-        fc1 = self.fc1(x)  # (B, 16)
+        fc1: torch.Tensor = self.fc1(x)  # (B, 16)
         act1 = torch.tanh(fc1)  # (B, 16)
-        fc2 = self.fc2(act1)  # (B, 16)
+        fc2: torch.Tensor = self.fc2(act1)  # (B, 16)
         act2 = torch.tanh(fc2)  # (B, 16)
-        fc3 = self.fc3(act2)  # (B, 2)
+        fc3: torch.Tensor = self.fc3(act2)  # (B, 2)
         return fc3

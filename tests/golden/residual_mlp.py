@@ -10,7 +10,7 @@ __all__ = ["ResidualMlp"]
 class ResidualMlp(nn.Module):
     """The graph residual_mlp: 4,386 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Linear(in_features=2, out_features=32)
         self.fc1 = nn.Linear(in_features=32, out_features=32)
@@ -19,18 +19,18 @@ class ResidualMlp(nn.Module):
         self.fc4 = nn.Linear(in_features=32, out_features=32)
         self.head = nn.Linear(in_features=32, out_features=2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 2)
-        stem = self.stem(x)  # (B, 32)
+        stem: torch.Tensor = self.stem(x)  # (B, 32)
         act0 = torch.relu(stem)  # (B, 32)
-        fc1 = self.fc1(act0)  # (B, 32)
+        fc1: torch.Tensor = self.fc1(act0)  # (B, 32)
         act1 = torch.relu(fc1)  # (B, 32)
-        fc2 = self.fc2(act1)  # (B, 32)
+        fc2: torch.Tensor = self.fc2(act1)  # (B, 32)
         skip1 = act0 + fc2  # (B, 32)
-        fc3 = self.fc3(skip1)  # (B, 32)
+        fc3: torch.Tensor = self.fc3(skip1)  # (B, 32)
         act3 = torch.relu(fc3)  # (B, 32)
-        fc4 = self.fc4(act3)  # (B, 32)
+        fc4: torch.Tensor = self.fc4(act3)  # (B, 32)
         skip2 = skip1 + fc4  # (B, 32)
         act4 = torch.relu(skip2)  # (B, 32)
-        head = self.head(act4)  # (B, 2)
+        head: torch.Tensor = self.head(act4)  # (B, 2)
         return head

@@ -10,16 +10,16 @@ __all__ = ["RnnScan"]
 class RnnBody(nn.Module):
     """One iteration of loop rnn: scan over dim 1."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.from_input = nn.Linear(in_features=2, out_features=32)
         self.from_state = nn.Linear(in_features=32, out_features=32, bias=False)
 
-    def forward(self, h, x_t):
+    def forward(self, h: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         # h: (B, 32)
         # x_t: (B, 2)
-        from_input = self.from_input(x_t)  # (B, 32)
-        from_state = self.from_state(h)  # (B, 32)
+        from_input: torch.Tensor = self.from_input(x_t)  # (B, 32)
+        from_state: torch.Tensor = self.from_state(h)  # (B, 32)
         mix = from_input + from_state  # (B, 32)
         squash = torch.tanh(mix)  # (B, 32)
         return squash
@@ -28,16 +28,16 @@ class RnnBody(nn.Module):
 class RnnScan(nn.Module):
     """The graph rnn_scan: 1,153 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.rnn = RnnBody()
         self.head = nn.Linear(in_features=32, out_features=1)
 
-    def forward(self, seq):
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
         # seq: (B, 10, 2)
         # rnn: scan over dim 1
         rnn_h = seq.new_zeros(seq.shape[0], 32)  # (B, 32)
         for x_t in seq.unbind(1):
             rnn_h = self.rnn(rnn_h, x_t)
-        head = self.head(rnn_h)  # (B, 1)
+        head: torch.Tensor = self.head(rnn_h)  # (B, 1)
         return head
