@@ -11,7 +11,7 @@ __all__ = ["CharGpt"]
 class CharGpt(nn.Module):
     """The graph char_gpt: 20,032 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.tokens = nn.Embedding(num_embeddings=96, embedding_dim=32)
         self.places = nn.Embedding(num_embeddings=32, embedding_dim=32)
@@ -24,22 +24,22 @@ class CharGpt(nn.Module):
         self.norm_f = nn.LayerNorm(normalized_shape=(32,))
         self.head = nn.Linear(in_features=32, out_features=96)
 
-    def forward(self, text, target):
+    def forward(self, text: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # text: (B, 32) long
         # target: (B, 32) long
-        tokens = self.tokens(text)  # (B, 32, 32)
+        tokens: torch.Tensor = self.tokens(text)  # (B, 32, 32)
         steps = torch.arange(32, device=text.device)  # (32,) long
-        places = self.places(steps)  # (32, 32)
+        places: torch.Tensor = self.places(steps)  # (32, 32)
         embed = tokens + places  # (B, 32, 32)
-        norm1 = self.norm1(embed)  # (B, 32, 32)
-        attend = self.attend(norm1, norm1, norm1, attn_mask=self.attend_mask, is_causal=True, need_weights=False)[0]  # (B, 32, 32)
+        norm1: torch.Tensor = self.norm1(embed)  # (B, 32, 32)
+        attend: torch.Tensor = self.attend(norm1, norm1, norm1, attn_mask=self.attend_mask, is_causal=True, need_weights=False)[0]  # (B, 32, 32)
         res1 = embed + attend  # (B, 32, 32)
-        norm2 = self.norm2(res1)  # (B, 32, 32)
-        widen = self.widen(norm2)  # (B, 32, 128)
+        norm2: torch.Tensor = self.norm2(res1)  # (B, 32, 32)
+        widen: torch.Tensor = self.widen(norm2)  # (B, 32, 128)
         act = F.gelu(widen)  # (B, 32, 128)
-        narrow = self.narrow(act)  # (B, 32, 32)
+        narrow: torch.Tensor = self.narrow(act)  # (B, 32, 32)
         res2 = res1 + narrow  # (B, 32, 32)
-        norm_f = self.norm_f(res2)  # (B, 32, 32)
-        head = self.head(norm_f)  # (B, 32, 96)
+        norm_f: torch.Tensor = self.norm_f(res2)  # (B, 32, 32)
+        head: torch.Tensor = self.head(norm_f)  # (B, 32, 96)
         nll = F.cross_entropy(head.movedim(-1, 1), target)  # ()
         return nll, head

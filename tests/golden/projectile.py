@@ -10,10 +10,10 @@ __all__ = ["Projectile"]
 class FlightBody(nn.Module):
     """One iteration of loop flight: repeat 40 times."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
-    def forward(self, px, py, vx, vy):
+    def forward(self, px: torch.Tensor, py: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         # px: ()
         # py: ()
         # vx: ()
@@ -27,14 +27,16 @@ class FlightBody(nn.Module):
 class Projectile(nn.Module):
     """The graph projectile: 2 parameters."""
 
-    def __init__(self):
+    origin: torch.Tensor
+
+    def __init__(self) -> None:
         super().__init__()
         self.speed = nn.Parameter(torch.full((), 10.0))
         self.angle = nn.Parameter(torch.full((), 0.3))
         self.register_buffer('origin', torch.full((), 0.0), persistent=False)
         self.flight = FlightBody()
 
-    def forward(self):
+    def forward(self) -> torch.Tensor:
         speed = self.speed  # ()
         angle = self.angle  # ()
         launch_vx = speed * torch.cos(angle)  # ()

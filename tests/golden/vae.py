@@ -11,7 +11,7 @@ __all__ = ["Vae"]
 class Vae(nn.Module):
     """The graph vae: 9,936 parameters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.encode = nn.Linear(in_features=64, out_features=64)
         self.mu = nn.Linear(in_features=64, out_features=8)
@@ -19,16 +19,16 @@ class Vae(nn.Module):
         self.decode = nn.Linear(in_features=8, out_features=64)
         self.pixels = nn.Linear(in_features=64, out_features=64)
 
-    def forward(self, image):
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # image: (B, 64)
-        encode = self.encode(image)  # (B, 64)
+        encode: torch.Tensor = self.encode(image)  # (B, 64)
         enc_act = torch.relu(encode)  # (B, 64)
-        mu = self.mu(enc_act)  # (B, 8)
-        logvar = self.logvar(enc_act)  # (B, 8)
+        mu: torch.Tensor = self.mu(enc_act)  # (B, 8)
+        logvar: torch.Tensor = self.logvar(enc_act)  # (B, 8)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu  # (B, 8)
-        decode = self.decode(z)  # (B, 64)
+        decode: torch.Tensor = self.decode(z)  # (B, 64)
         dec_act = torch.relu(decode)  # (B, 64)
-        pixels = self.pixels(dec_act)  # (B, 64)
+        pixels: torch.Tensor = self.pixels(dec_act)  # (B, 64)
         recon = torch.sigmoid(pixels)  # (B, 64)
         rec_bce = F.binary_cross_entropy(recon, image, reduction="none")  # (B, 64)
         rec_nats = rec_bce.sum(dim=-1)  # (B,)
