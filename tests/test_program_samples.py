@@ -211,7 +211,8 @@ def test_generate_refuses_what_cannot_write_text(samples, tmp_path, capsys):
 
 def test_the_exported_train_py_of_a_program_fits_it_alone(samples, tmp_path):
     """Export › All for a program: model.py and a train.py that fits the Parameters with the
-    trainer's optimizer and schedule, no data.npz; it runs with only torch."""
+    trainer's optimizer and schedule, and no data; it runs with only torch, from any folder,
+    and writes retrained.pt beside itself."""
     import subprocess
     import sys
 
@@ -219,10 +220,13 @@ def test_the_exported_train_py_of_a_program_fits_it_alone(samples, tmp_path):
 
     written = export_all(samples["projectile"], tmp_path)
     assert sorted(p.name for p in written) == ["model.py", "train.py"]
-    done = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, str(tmp_path / "train.py")], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     fitted = dict(line.split(" = ") for line in done.stdout.splitlines() if " = " in line)
     assert json.loads(fitted["speed"])[0] == pytest.approx(SPEED, abs=2e-3)
     assert json.loads(fitted["angle"])[0] == pytest.approx(ANGLE, abs=2e-4)
-    assert (tmp_path / "weights.pt").exists() and "Warning" not in done.stderr
+    assert (tmp_path / "retrained.pt").exists() and "Warning" not in done.stderr
+    assert list(elsewhere.iterdir()) == []

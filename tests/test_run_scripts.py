@@ -82,6 +82,24 @@ def test_train_py_of_a_graph_that_computes_its_own_loss(tmp_path):
     assert run_alone(tmp_path / "train.py", REPO) == metrics_of(events)
 
 
+@pytest.mark.parametrize("name", ["vae", "char_gpt"])
+def test_train_py_of_the_program_samples(name, samples, tmp_path):
+    """A VAE computing its own loss with no targets Input (no accuracy: its predictions are
+    images), and a language model whose accuracy is the share of right next characters: the
+    script counts what the trainer counts."""
+    from engine.core.graph import set_training
+
+    graph = samples[name]
+    graph = set_training(graph, {**graph.training, "epochs": 1})
+    _, events = train(graph, out_dir=tmp_path)
+    lines = run_alone(tmp_path / "train.py", REPO)
+    want = metrics_of(events)
+    assert [sorted(line) for line in lines] == [sorted(m) for m in want]
+    for line, m in zip(lines, want, strict=True):
+        for key, value in m.items():   # chunked evaluation sums in another order
+            assert line[key] == pytest.approx(value, rel=1e-6), key
+
+
 def test_the_script_carries_every_setting():
     """Each field of the training config reaches CONFIG (the dataset as its description; its
     data is data.pt)."""

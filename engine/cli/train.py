@@ -181,12 +181,18 @@ def _load_and_train(args, signals: _Signals) -> int:
         return EXIT_INVALID
     out = _out_folder(args, graph)
     distributed = _init_distributed(config.device)
+    code = EXIT_INVALID
     try:
-        return _train(graph, config, args, source, out, signals)
+        code = _train(graph, config, args, source, out, signals)
+        return code
     finally:
         if distributed:
             import torch.distributed as dist
 
+            # Ranks that finished alike leave together: a rank tearing its process group
+            # down while another still talks to it made gloo abort ("terminate called").
+            if code == EXIT_OK:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -152,6 +152,16 @@ class Dataset:
         """True for 2-D points: the studio draws a decision boundary for these."""
         return self.input_shape == (2,)
 
+    def scored_by(self, predictions: Any) -> bool:
+        """Whether predictions of this type (a `TensorType`) are class scores for these
+        targets: (B, *target shape, classes), or one logit per sample for two classes.
+        Accuracy is counted only then (the trainer and the exported train.py agree)."""
+        if self.task != "classification" or predictions.dtype != "float":
+            return False
+        per_sample = tuple(predictions.shape[1:])
+        return per_sample == (*self.target_shape, self.num_classes) or (
+            self.target_shape == () and self.num_classes <= 2 and math.prod(per_sample) == 1)
+
 
 # ---- option specs ---------------------------------------------------------------------------
 

@@ -100,8 +100,7 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
     """
     tensors = []
     high = _id_limit(graph)
-    unit = any(spec is not None and spec.unit_inputs
-               for spec in (lookup(node.type) for _, node in graph.walk()))
+    unit = takes_probabilities(graph)
     for node in graph.nodes:
         spec = lookup(node.type)
         if spec is None or spec.kind != "input":
@@ -114,6 +113,28 @@ def example_inputs(graph: Graph, batch_size: int, *, generator: torch.Generator 
             draw = torch.rand if unit else torch.randn
             tensors.append(draw(shape, generator=generator))
     return tuple(tensors)
+
+
+def takes_probabilities(graph: Graph) -> bool:
+    """Whether a block of the graph, bodies included, takes values in [0, 1] (`unit_inputs`:
+    BCE's probabilities and targets), so random float inputs must stay there."""
+    return any(spec is not None and spec.unit_inputs
+               for spec in (lookup(node.type) for _, node in graph.walk()))
+
+
+def vary(graph: Graph, tensors: tuple[torch.Tensor, ...], scales: torch.Tensor
+         ) -> tuple[torch.Tensor, ...]:
+    """Random inputs whose samples differ in more than noise (so loops halt at different
+    steps): each float input's sample i scaled by `scales[i]`, or, for a graph that takes
+    probabilities, raised to that power, which keeps it in [0, 1)."""
+    unit = takes_probabilities(graph)
+    out = []
+    for t in tensors:
+        if t.is_floating_point():
+            s = scales.reshape(-1, *([1] * (t.dim() - 1))).to(t.dtype)
+            t = t ** s if unit else t * s
+        out.append(t)
+    return tuple(out)
 
 
 def _id_limit(graph: Graph) -> int:

@@ -41,7 +41,7 @@ from nodes import control, lookup
 
 from ..core.analysis import Analysis, analyze, loop_iterations
 from ..core.graph import PATH_SEP, Graph
-from .compiler import CompiledClass, compile_class, example_inputs, tapped_forward
+from .compiler import CompiledClass, compile_class, example_inputs, tapped_forward, vary
 
 TOLERANCE = 1e-5
 TRACE_BATCH = 3                 # the example batch torch.export traces with (the batch is dynamic)
@@ -93,6 +93,10 @@ class Check:
                 f"difference {self.max_difference:.2g} (tolerance {TOLERANCE:g})")
 
     def summary(self) -> str:
+        if not self.batch_sizes:   # a program without Inputs: one run, nothing to batch
+            return (f"wrote {self.path} ({self.format}, no inputs); checked with {self.runner} "
+                    f"against the compiled module: largest difference {self.max_difference:.2g} "
+                    f"(tolerance {TOLERANCE:g})")
         batches = ", ".join(map(str, self.batch_sizes))
         loops = "".join(f"; loop {name}: {lo}-{hi} steps per sample" if lo != hi else
                         f"; loop {name}: every sample took {lo} steps (no mixed batch found)"
@@ -210,12 +214,14 @@ def deploy(graph: Graph, path: str | Path, fmt: str,
 
 
 def export_program(graph: Graph, module: nn.Module) -> torch.export.ExportedProgram:
-    """`torch.export` of the module (in eval mode) with a dynamic batch on every input."""
+    """`torch.export` of the module (in eval mode) with a dynamic batch on every input (a
+    program without Inputs has none)."""
     args = example_inputs(graph, TRACE_BATCH, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1)
+    dynamic = tuple({0: batch} for _ in args) if args else None
     try:
         with _quiet():
-            return torch.export.export(module, args, dynamic_shapes=tuple({0: batch} for _ in args))
+            return torch.export.export(module, args, dynamic_shapes=dynamic)
     except Exception as e:
         raise DeployError(f"torch.export cannot trace this graph faithfully: {_first_line(e)}") \
             from None
@@ -306,15 +312,20 @@ def _check(graph: Graph, compiled: CompiledClass, module: nn.Module,
 
     def compare(args: tuple[torch.Tensor, ...]) -> None:
         nonlocal worst
+        size = len(args[0]) if args else 0
         with torch.no_grad():
             want = module(*args)
         want = list(want) if isinstance(want, tuple) else [want]
         try:
             got = run(*args)
         except Exception as e:
-            raise DeployError(f"the written model fails on a batch of {len(args[0])}: "
+            raise DeployError(f"the written model fails on a batch of {size}: "
                               f"{_first_line(e)}") from None
-        worst = max(worst, _difference(want, got, len(args[0])))
+        worst = max(worst, _difference(want, got, size))
+
+    if not example_inputs(graph, 1):   # a program without Inputs: one run says it all
+        compare(())
+        return (), worst, {}, {}
 
     sizes = list(CHECK_BATCHES)
     for size in CHECK_BATCHES:
@@ -369,16 +380,13 @@ def _difference(want: list[torch.Tensor], got: list[torch.Tensor], size: int) ->
 
 
 def _random_inputs(graph: Graph, size: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """Random inputs of this batch size; float ones scaled per sample by 0.3, 1 or 3, so the
-    samples of a batch differ in more than noise (and loops halt at different steps)."""
+    """Random inputs of this batch size, each sample's float values scaled by 0.3, 1 or 3
+    (`compiler.vary`), so the samples of a batch differ in more than noise (and loops halt at
+    different steps)."""
     generator = torch.Generator().manual_seed(seed)
-    out = []
-    for t in example_inputs(graph, size, generator=generator):
-        if t.is_floating_point():
-            scale = torch.tensor([0.3, 1.0, 3.0])[torch.randint(0, 3, (size,), generator=generator)]
-            t = t * scale.reshape(-1, *([1] * (t.dim() - 1)))
-        out.append(t)
-    return tuple(out)
+    args = example_inputs(graph, size, generator=generator)
+    scales = torch.tensor([0.3, 1.0, 3.0])[torch.randint(0, 3, (size,), generator=generator)]
+    return vary(graph, args, scales)
 
 
 class _Probe:

@@ -108,11 +108,13 @@ def loss_and_pred(model, x, y):
 
 
 def correct(pred, y):
-    """How many predictions name the right class (0 for regression)."""
-    if CONFIG["task"] != "classification" or pred is None:
+    """How many samples the predictions get right (0 unless they are class scores); a sample
+    of a sequence of class ids counts as its share of right ids."""
+    if not CONFIG["scores"] or pred is None:
         return 0.0
     classes = pred.argmax(-1) if pred.dim() >= 2 and pred.shape[-1] > 1 else (pred.reshape(-1) > 0).long()
-    return float((classes.reshape(-1) == y).sum())
+    right = classes.reshape(y.shape) == y
+    return float(right.reshape(len(y), -1).float().mean(1).sum())
 
 
 @torch.no_grad()
@@ -128,7 +130,7 @@ def evaluate(model, x, y):
         has_pred = has_pred or pred is not None
     model.train()
     n = max(len(x), 1)
-    return loss_sum / n, (right / n if CONFIG["task"] == "classification" and has_pred else None)
+    return loss_sum / n, (right / n if CONFIG["scores"] and has_pred else None)
 
 
 def main():
@@ -330,12 +332,29 @@ def train_script(graph: Graph, config: TrainingConfig | None = None,
         "cross_entropy" if task == "classification" else "mse")
     settings = {**{k: v for k, v in config.to_mapping().items() if k != "dataset"},
                 "loss": loss, "task": task, "num_classes": data.num_classes,
+                "scores": _scores(graph, loss, data),
                 "dataset": json.loads(json.dumps(dict(config.dataset)))}
     inputs = ["target" if n.id == "target" and loss == "graph" else "x" for n in graph.nodes
               if (spec := lookup(n.type)) is not None and spec.kind == "input"]
     return TRAIN_SCRIPT.format(class_name=class_name_of(export_python(graph)),
                                graph_name=_safe(graph.name), config=_pretty(settings),
                                inputs=repr(inputs))
+
+
+def _scores(graph: Graph, loss: str, data: Any) -> bool:
+    """Whether the model's predictions are class scores for the data, so that accuracy is
+    counted (as the trainer decides it); a namespace read back from an earlier train.py
+    carries the answer itself."""
+    if hasattr(data, "scores"):
+        return bool(data.scores)
+    from engine.core.analysis import analyze
+
+    analysis = analyze(graph)
+    outputs = [n.id for n in graph.nodes if (spec := lookup(n.type)) and spec.kind == "output"]
+    index = 1 if loss == "graph" else 0
+    if len(outputs) <= index or not analysis.ok:
+        return False
+    return data.scored_by(analysis.inputs[outputs[index]]["x"])
 
 
 def _pretty(settings: dict[str, Any]) -> str:
@@ -359,7 +378,8 @@ def write_train_script(graph: Graph, folder: str | Path,
     dataset = json.loads(json.dumps(dict(config.dataset)))
     before = _settings_of(script) if data_path.exists() else None
     if before and before.get("dataset") == dataset and before.get("seed") == config.seed:
-        about = SimpleNamespace(task=before["task"], num_classes=before["num_classes"])
+        about = SimpleNamespace(task=before["task"], num_classes=before["num_classes"],
+                                scores=before["scores"])
     else:
         about = _write_data(config, data_path)
     atomic_write(script, train_script(graph, config, about).encode("utf-8"))
@@ -379,7 +399,7 @@ def _settings_of(script: Path) -> dict[str, Any] | None:
                 value = ast.literal_eval(node.value)
             except ValueError:
                 return None
-            return value if isinstance(value, dict) and {"task", "num_classes"} <= set(value) \
+            return value if isinstance(value, dict) and {"task", "num_classes", "scores"} <= set(value) \
                 else None
     return None
 

@@ -191,16 +191,6 @@ def _loss_function(loss: str, task: str, out_shape: tuple, num_classes: int | No
     return lambda pred, y: fn(pred.reshape(y.shape), y)
 
 
-def _class_scores(predictions, data) -> bool:
-    """Whether predictions of this type are class scores for the data's targets: (B, *target
-    shape, classes), or one logit per sample for two classes; accuracy is counted only then."""
-    if data is None or data.task != "classification" or predictions.dtype != "float":
-        return False
-    per_sample = tuple(predictions.shape[1:])
-    return per_sample == (*data.target_shape, data.num_classes) or (
-        data.target_shape == () and data.num_classes <= 2 and numel(per_sample) == 1)
-
-
 def _image_shape(predictions, data) -> tuple[int, int] | None:
     """The data's image shape when predictions hold one image per sample (an autoencoder's
     reconstructions), else None."""
@@ -492,7 +482,8 @@ class Trainer:
             self.has_predictions = True
         predictions = analysis.inputs[outputs[1 if self.loss_fn is None else 0].id]["x"] \
             if self.has_predictions else None
-        self.scores = predictions is not None and _class_scores(predictions, self.data)
+        self.scores = predictions is not None and self.data is not None \
+            and self.data.scored_by(predictions)
         self.image_shape = _image_shape(predictions, self.data) if predictions is not None else None
         self.params = list(self.module.parameters())
         self.optimizer = _make_optimizer(cfg, self.params)
