@@ -180,20 +180,28 @@ def _load_and_train(args, signals: _Signals) -> int:
         print(format_report(str(source), analysis, graph), file=sys.stderr)
         return EXIT_INVALID
     out = _out_folder(args, graph)
-    distributed = _init_distributed(config.device)
+    if not _init_distributed(config.device):
+        return _train(graph, config, args, source, out, signals)
+    import torch.distributed as dist
+
     code = EXIT_INVALID
     try:
         code = _train(graph, config, args, source, out, signals)
-        return code
+    except KeyboardInterrupt:
+        code = signals.code
+    except Exception as e:   # reported here: the teardown below leaves no traceback behind
+        fail(f"rank {os.environ.get('RANK', '?')}: {type(e).__name__}: {shown(str(e))}")
     finally:
-        if distributed:
-            import torch.distributed as dist
-
-            # Ranks that finished alike leave together: a rank tearing its process group
-            # down while another still talks to it made gloo abort ("terminate called").
-            if code == EXIT_OK:
-                dist.barrier()
-            dist.destroy_process_group()
+        # Ranks that finished alike leave together, then skip the interpreter's teardown:
+        # gloo's threads could outlive the process group there and abort the process
+        # ("terminate called without an active exception") after a run that went well.
+        # Every file is written and closed by now.
+        if code == EXIT_OK:
+            dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 class _Signals:
