@@ -247,6 +247,7 @@ class Studio:
         self._guard("run panel", self.run_panel.refresh, now)
         self._guard("gradient charts", self._refresh_charts, now)
         self._guard("quick add", self.quick_add.step)
+        self._guard("dialogs", self.dialogs.step)
         self._guard("code", self._tick_code, now)
         # An autosave serialises the whole graph (~10 ms at 1,000 nodes): not in the frames
         # that answer an edit (its own, and the one where the code panel catches up).
@@ -403,10 +404,9 @@ class Studio:
         """Is a text-like widget taking the keyboard? (Global key handlers fire while the
         user types, so shortcuts must stand aside.)"""
         focused = dpg.get_focused_item()
-        if focused and dpg.does_item_exist(focused) and dpg.is_item_active(focused):
+        if focused and _active(focused):
             return True
-        return any(w and dpg.does_item_exist(w) and dpg.is_item_active(w)
-                   for w in self._text_inputs())
+        return any(w and _active(w) for w in self._text_inputs())
 
     def _on_key(self, sender: int, key: int, user_data: object) -> None:
         ctrl = dpg.is_key_down(dpg.mvKey_ModCtrl)
@@ -417,6 +417,8 @@ class Studio:
         if key == dpg.mvKey_Escape:
             if self.quick_add.visible:
                 self.quick_add.close()
+            elif self.menu.open:
+                self.menu.close()
             elif not self.dialogs.close_top() and not self.typing():
                 self.go_up()
             return
@@ -765,6 +767,14 @@ class Studio:
             except Exception:
                 return
             time.sleep(0.02)
+
+
+def _active(item: int) -> bool:
+    """Is the item taking input? False for items that have no such state (a menu item, the
+    focused item after Esc on a menu): `dpg.is_item_active` raises KeyError on those."""
+    if not dpg.does_item_exist(item):
+        return False
+    return bool(dpg.get_item_state(item).get("active"))
 
 
 def _plural(n: int, noun: str) -> str:

@@ -118,6 +118,7 @@ class GraphEditor:
         self._check_moves = 0
         self._fit_in = 0
         self._clearing = 0
+        self._crumbs: list | None = None   # the breadcrumbs as drawn
 
     # -- building --------------------------------------------------------------------------
 
@@ -159,6 +160,9 @@ class GraphEditor:
         self.graph = graph
         if state.selection != self.highlighted:
             self._highlight(state.selection)
+        # Another document, a rename or a new body: the crumbs follow whatever changed them.
+        if state.breadcrumbs != self._crumbs:
+            self._build_breadcrumbs()
 
     def _rebuild(self, graph: Graph) -> None:
         self._clear()
@@ -171,7 +175,6 @@ class GraphEditor:
             self._add_link(edge)
         self.graph = graph
         self.diagnostics = None
-        self._build_breadcrumbs()
         self._fit_in = 2 if graph.nodes else 0   # centre it once its nodes have been drawn
 
     def _clear(self) -> None:
@@ -475,7 +478,7 @@ class GraphEditor:
 
     def _build_breadcrumbs(self) -> None:
         dpg.delete_item(self.breadcrumb_group, children_only=True)
-        crumbs = self.state.breadcrumbs
+        crumbs = self._crumbs = self.state.breadcrumbs
         for i, (text, region) in enumerate(crumbs):
             if i:
                 dpg.add_text("›", parent=self.breadcrumb_group)

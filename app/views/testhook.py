@@ -83,6 +83,7 @@ class TestHook:
             "quick_add_open": studio.quick_add.visible,
             "inspector_errors": {name: dpg.get_value(item) for name, item in
                                  studio.inspector.errors.items() if dpg.get_value(item)},
+            "internal_errors": list(studio.internal_errors),
             "dialog_open": studio.dialogs.open,
             "dialogs": studio.dialogs.showing(),
             "layout": geometry(studio),
@@ -98,6 +99,46 @@ def rect(item: int) -> list[float] | None:
     except (KeyError, SystemError):
         return None
     return [lo[0], lo[1], hi[0], hi[1]] if hi[0] > lo[0] else None
+
+
+# The studio theme's paddings (app/views/theme.py), which place menus and their popups.
+FRAME_PAD_Y, SPACING_X, WINDOW_PAD = 4, 8, (10, 8)
+
+
+def menu_geometry(studio: Studio) -> dict[str, list[float]]:
+    """path ("View", "File>Open sample>moons_mlp") → [x0, y0, x1, y1] of each menu-bar title
+    and of each item of an open menu. Dear PyGui reports no rects for menus: a menu gives
+    its position (in the menu bar, or in its parent's popup) and, while open, its popup's
+    size; the rects are worked out here the way ImGui places menu popups."""
+    font = studio.theme.font
+
+    def text_size(text: str) -> tuple[float, float]:
+        size = dpg.get_text_size(text, font=font) if font else None   # None before frame 1
+        return (size[0], size[1]) if size else (8.0 * len(text), 16.0)
+
+    text_h = text_size("Ag")[1]
+    bar_h = text_h + 2 * FRAME_PAD_Y
+    items = studio.menu.items
+    out: dict[str, list[float]] = {}
+    popups: dict[str, tuple[float, float, float]] = {}   # open menu → popup x, y, width
+    for path, item in items.items():   # parents come before their children
+        state = dpg.get_item_state(item)
+        parent, _, label = path.rpartition(">")
+        x, y = state.get("pos", (0, 0))
+        if not parent:
+            w = text_size(label)[0]
+            out[path] = [x - SPACING_X / 2, 0, x + w + SPACING_X / 2, bar_h]
+            origin = (x - 1 - SPACING_X // 2, bar_h)
+        elif parent in popups:
+            px, py, pw = popups[parent]
+            out[path] = [px + x, py + y, px + pw - WINDOW_PAD[0], py + y + text_h]
+            origin = (px + pw, py + y - WINDOW_PAD[1])
+        else:
+            continue
+        size = state.get("rect_size") or (0, 0)
+        if size[0] > 0:   # open (a closed submenu keeps its size, but its parent is closed)
+            popups[path] = (*origin, size[0])
+    return out
 
 
 def node_geometry(studio: Studio) -> dict:
@@ -147,6 +188,7 @@ def geometry(studio: Studio) -> dict:
                          if (r := rect(row))],
             "dialog_buttons": {name: r for name, b in studio.dialogs.buttons.items()
                                if (r := rect(b))},
+            "menus": menu_geometry(studio),
             "breadcrumbs": [dpg.get_item_label(b) for b in
                             dpg.get_item_children(studio.editor.breadcrumb_group, 1) or []
                             if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}

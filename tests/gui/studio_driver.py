@@ -119,6 +119,18 @@ class Studio:
         finally:
             self.screen.sync = sync
 
+    def menu(self, path: str) -> None:
+        """Choose a menu item as a person does: "File>Open sample>moons_mlp" clicks File,
+        rests on Open sample until its submenu opens, then clicks moons_mlp."""
+        parts = path.split(">")
+        for depth in range(1, len(parts) + 1):
+            here = ">".join(parts[:depth])
+            r = self.wait(lambda s, here=here: s["layout"]["menus"].get(here), f"menu {here}")
+            if 1 < depth < len(parts):
+                self.screen.move(*center(r))   # a submenu opens on hover
+            else:
+                self.click(center(r))
+
     def type_text(self, text: str) -> None:
         self.screen.type_text(text)
 
