@@ -84,6 +84,7 @@ class TestHook:
             "inspector_errors": {name: dpg.get_value(item) for name, item in
                                  studio.inspector.errors.items() if dpg.get_value(item)},
             "internal_errors": list(studio.internal_errors),
+            "inspector_ports": list(studio.inspector.port_lines),
             "dialog_open": studio.dialogs.open,
             "dialogs": studio.dialogs.showing(),
             "layout": geometry(studio),

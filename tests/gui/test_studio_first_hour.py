@@ -16,6 +16,8 @@ import pytest
 from harness import VirtualScreen
 from studio_driver import SAMPLES, Studio, center, studio
 
+from nodes import lookup
+
 pytestmark = pytest.mark.gui
 
 
@@ -115,3 +117,65 @@ def test_the_breadcrumb_names_the_graph_on_screen(app: Studio, folder: Path) -> 
     s = crumbs(app, ["residual_mlp"], "the opened file's name in the breadcrumb")
     assert s["file"] == str(other)
     app.shot(folder / "breadcrumb.png")
+
+
+def drop_block(app: Studio, block: str, at: tuple[float, float]) -> str:
+    """Drag a palette block to `at` and return the new node's id."""
+    before = set(app.nodes())
+    app.drag(app.palette_button(block), at)
+    s = app.wait(lambda s: set(app.nodes(s)) - before and s["layout"]["nodes"].get(
+        next(iter(set(app.nodes(s)) - before))) and s, f"a {block} node on screen")
+    (new,) = set(app.nodes(s)) - before
+    return new
+
+
+def quick_add(app: Studio, query: str, at: tuple[float, float]) -> str:
+    """Space on the canvas, type, Enter: the new node's id."""
+    before = set(app.nodes())
+    app.screen.move(*at)
+    app.key("space")
+    app.wait(lambda s: s["quick_add_open"] and s, "the quick-add popup")
+    app.type_text(query)
+    app.key("Return")
+    s = app.wait(lambda s: set(app.nodes(s)) - before and s["layout"]["nodes"].get(
+        next(iter(set(app.nodes(s)) - before))) and s, f"a {query} node on screen")
+    (new,) = set(app.nodes(s)) - before
+    return new
+
+
+def test_the_inspector_shows_what_feeds_a_wired_input(app: Studio, folder: Path) -> None:
+    """Bug 5: an Add with only `a` wired said "(not connected)" for `a`."""
+    app.key("ctrl+n")
+    app.wait(lambda s: not s["graph"]["nodes"] and s, "a new graph")
+    x0, y0, _, _ = app.canvas()
+    source = drop_block(app, "input", (x0 + 80, y0 + 120))
+    add = quick_add(app, "add", (x0 + 400, y0 + 120))
+    app.drag(app.pin(source, "out", "y"), app.pin(add, "in", "a"))
+    app.wait(lambda s: app.edges(s) == [((source, "y"), (add, "a"))] and s, "the wire x.y → a")
+    app.click(app.node_title(add))
+    s = app.wait(lambda s: s["selection"] == [add] and s["inspector_ports"] and s, "the Add")
+    ports = {line.split()[1]: line for line in s["inspector_ports"] if line.split()[0] == "in"}
+    assert "not connected" not in ports["a"] and f"{source}.y" in ports["a"], ports
+    assert "(B, 2)" in ports["a"], ports
+    assert "not connected" in ports["b"], ports
+    app.shot(folder / "inspector_ports.png")
+
+
+def test_a_value_below_the_range_is_refused_inline_not_clamped(app: Studio,
+                                                               folder: Path) -> None:
+    """Bug 8: typing 0 into out_features silently became 1."""
+    x0, y0, _, _ = app.canvas()
+    linear = drop_block(app, "linear", (x0 + 400, y0 + 300))
+    default = lookup("linear").param("out_features").default
+    out = lambda s: app.nodes(s)[linear]["params"].get("out_features", default)  # noqa: E731
+    before = out(app.state())
+    app.click(app.widget("out_features"))
+    app.key("ctrl+a")
+    app.type_text("0")
+    app.key("Return")
+    s = app.wait(lambda s: s["inspector_errors"].get("out_features") and s,
+                 "the inspector to say why 0 is refused")
+    error = s["inspector_errors"]["out_features"]
+    assert "at least 1" in error and str(before) in error, error
+    assert out(s) == before, "the refused value never reaches the graph"
+    app.shot(folder / "refused_zero.png")
