@@ -2,7 +2,7 @@
 
     dprog check GRAPH                                 diagnostics, shapes, parameter counts
     dprog export GRAPH -o model.py                    the standalone PyTorch module
-    dprog blocks                                      the block library
+    dprog blocks [CATEGORY|TYPE]                      the block library
     dprog train GRAPH [options]                       train headless (see `dprog train -h`)
 
 `dprog` with no subcommand opens the studio; that entry point is `app.main`, the one place
@@ -16,6 +16,7 @@ Python traceback.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Sequence
 
@@ -80,16 +81,27 @@ def cmd_export(argv: Sequence[str]) -> int:
 
 
 def cmd_blocks(argv: Sequence[str]) -> int:
-    parser = Parser(prog="dprog blocks", description="List the block library.")
-    parser.add_argument("category", nargs="?", help="only this category")
+    parser = Parser(prog="dprog blocks", description="List the block library: all of it, one "
+                    "category, or one block.")
+    parser.add_argument("category", nargs="?", help="only this category (or this block type)")
     args = parser.parse_args(argv)
     from nodes import BLOCKS, CATEGORIES
 
-    for category in CATEGORIES:
-        if args.category and args.category.lower() != category.lower():
-            continue
+    wanted = args.category.lower() if args.category else None
+    categories = [c for c in CATEGORIES if wanted in (None, c.lower())]
+    specs = [s for s in BLOCKS if s.category in categories]
+    if not categories:
+        specs = [s for s in BLOCKS if s.type.lower() == wanted]
+        categories = [s.category for s in specs]
+    if not specs:
+        names = {c.lower(): c for c in CATEGORIES}
+        close = difflib.get_close_matches(wanted, [*names, *(s.type for s in BLOCKS)], n=1)
+        hint = f" (did you mean {names.get(close[0], close[0])!r}?)" if close else ""
+        return fail(f"no block category or type {args.category!r}{hint}; the categories are "
+                    + ", ".join(CATEGORIES))
+    for category in categories:
         print(f"{category}")
-        for spec in (s for s in BLOCKS if s.category == category):
+        for spec in (s for s in specs if s.category == category):
             print(f"  {spec.type:<22} {spec.doc}")
             for p in spec.params:
                 rng = ""
