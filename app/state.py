@@ -98,6 +98,8 @@ class AppState:
         dirty: unsaved changes.
         status, status_level: the last message for the status bar ("info"/"warning"/"error").
         version: bumps on every change of anything above; views compare it to redraw.
+        document: bumps when another document replaces this one (New, Open, a sample, a
+            restored autosave); views drop what belonged to the old one (a training run).
         clipboard: the internal clipboard `(nodes, edges)` or None.
         clipboard_text: the same as dprog graph JSON, for the views to put on the OS clipboard
             (`paste_text` reads such text back).
@@ -123,6 +125,7 @@ class AppState:
         # Diagnostics a failed run left, and the graph that run trained (see report_run_failure).
         self.run_problems: tuple[Diagnostic, ...] = ()
         self._run_graph: Graph | None = None
+        self.document = 0   # counts documents: New, Open, a sample, a restored autosave
         self._reset(graph if graph is not None else Graph(), Path(file) if file else None)
         if self.recovery.problem:
             self.set_status(self.recovery.problem, "warning")
@@ -148,6 +151,7 @@ class AppState:
         self.file = file
         self._saved: Graph | None = graph
         self._paste_count = 0
+        self.document += 1
         self._install(graph, analysis)
 
     def _install(self, graph: Graph, analysis: Analysis | None = None) -> None:

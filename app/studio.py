@@ -108,6 +108,7 @@ class Studio:
         self.test_state_path = test_state_path
         self.test_hook = TestHook(self, test_state_path) if test_state_path else None
         self.seen_version = -1
+        self._document = state.document
         self._edited_frame = -1
         self.frames = 0
         self.quit_requested = False
@@ -275,6 +276,10 @@ class Studio:
             return
         self.seen_version = self.state.version
         self._edited_frame = self.frames
+        if self.state.document != self._document:   # another graph: the run was the old one's
+            self._document = self.state.document
+            self._guard("training run", self.run.forget)
+            self.gradients.range = None
         for name, view in (("editor", self.editor.refresh), ("inspector", self.inspector.refresh),
                            ("problems", self.diagnostics.refresh),
                            ("training settings", self.settings.refresh),

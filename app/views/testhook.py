@@ -12,6 +12,7 @@ imports dearpygui, and it lives with the views.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -85,6 +86,9 @@ class TestHook:
                                  studio.inspector.errors.items() if dpg.get_value(item)},
             "internal_errors": list(studio.internal_errors),
             "inspector_ports": list(studio.inspector.port_lines),
+            "gradient_charts": gradient_charts(studio),
+            "progress_text": dpg.get_item_configuration(studio.run_panel.progress)["overlay"],
+            "gradient_legend": dpg.is_item_shown(studio.gradients.legend),
             "dialog_open": studio.dialogs.open,
             "dialogs": studio.dialogs.showing(),
             "layout": geometry(studio),
@@ -142,6 +146,28 @@ def menu_geometry(studio: Studio) -> dict[str, list[float]]:
     return out
 
 
+def gradient_charts(studio: Studio) -> dict:
+    """What the Gradient flow tab shows: chart titles, whether the heatmap is drawn, the
+    history's grad-axis limits, and each chart's row labels with the room each one has."""
+    g = studio.gradients
+    font_h = 16.0
+    rows = {}
+    for name, axis, plot in (("bars", g.bar_axis_y, g.bar_plot), ("heat", g.heat_axis_y, g.heat_plot)):
+        ticks = g.ticks.get(axis, ())
+        lo, hi = dpg.get_axis_limits(axis)
+        height = (dpg.get_item_rect_size(plot) or (0, 0))[1]
+        per_unit = max(height - 60.0, 1.0) / max(hi - lo, 1e-9)
+        gaps = [abs(a[1] - b[1]) * per_unit for a, b in itertools.pairwise(ticks)]
+        rows[name] = {"labels": [t[0] for t in ticks], "min_gap_px": min(gaps, default=None),
+                      "line_px": font_h}
+    return {"bars_title": dpg.get_item_label(g.bar_plot),
+            "heat_title": dpg.get_item_label(g.heat_plot),
+            "heat_shown": dpg.is_item_shown(g.heat),
+            "history_limits": list(dpg.get_axis_limits(g.hist_axis)),
+            "history_title": dpg.get_value(g.hist_title),
+            "rows": rows}
+
+
 def node_geometry(studio: Studio) -> dict:
     """node id → its rect, where to grab its title, its pins and its problem text."""
     nodes = {}
@@ -178,6 +204,9 @@ def geometry(studio: Studio) -> dict:
             "pause_button": rect(studio.run_panel.pause_button),
             "stop_button": rect(studio.run_panel.stop_button),
             "plots": {kind: rect(plot) for plot, kind in studio.run_panel.plots},
+            "chart_rects": [[*r, name] for name, plot in (("bars", studio.gradients.bar_plot),
+                                                          ("heat", studio.gradients.heat_plot))
+                            if (r := rect(plot))],
             "quick_add_filter": rect(studio.quick_add.filter) if studio.quick_add.visible else None,
             "open_body": {region: rect(button) for button, (_, region)
                           in studio.inspector.body_buttons.items()},
