@@ -711,9 +711,11 @@ class RenameGraph(Command):
 
 @dataclass(frozen=True)
 class AutoLayout(Command):
-    """Lay the region out left to right by depth (see app.layout)."""
+    """Lay the region out left to right by depth (see app.layout); `sizes` are the blocks'
+    drawn sizes `((node id, (width, height)), ...)`, so big blocks get the room they need."""
 
     region: Region = ()
+    sizes: tuple[tuple[str, tuple[float, float]], ...] = ()
 
     @property
     def label(self) -> str:
@@ -725,7 +727,7 @@ class AutoLayout(Command):
         g = region_graph(graph, self.region)
         if not g.nodes:
             raise CommandRejected("nothing to lay out", "nothing")
-        positions = layered_positions(g)
+        positions = layered_positions(g, sizes=dict(self.sizes))
         return MoveNodes(self.region, tuple(positions.items())).apply(graph)
 
 

@@ -544,7 +544,7 @@ class Studio:
         self.editor.fit_view()
 
     def auto_layout(self) -> None:
-        if self.state.do(AutoLayout(self.state.region)):
+        if self.state.do(AutoLayout(self.state.region, self.editor.node_sizes())):
             self.refresh()
             self.editor.fit_view()
 

@@ -438,3 +438,21 @@ def test_body_nodes_never_take_the_owners_structural_port_names():
     g3 = Paste(LOOP, (Node("count", "relu"),), (), (0.0, 0.0)).apply(g)
     assert "count1" in g3.node("loop1").regions["body"]
     assert AddNode((), "relu", (0.0, 0.0), node_id="cond").apply(g)   # fine at the top level
+
+
+def test_layout_gives_big_blocks_room():
+    """With the blocks' drawn sizes, a column as wide as a block with a long problem line
+    pushes the next one right, and a tall block pushes the one below it down, so no two
+    blocks overlap (issue 16)."""
+    from app.layout import GAP, SPACING
+
+    g = build([("x", "input", {"shape": [2]}), ("a", "linear", {}), ("c", "linear", {}),
+               ("b", "tanh", {})], ["x -> a", "x -> c", "a -> b"])
+    plain = layered_positions(g)
+    sizes = {"x": (90.0, 60.0), "a": (320.0, 200.0), "c": (120.0, 60.0), "b": (90.0, 60.0)}
+    roomy = layered_positions(g, sizes=sizes)
+    assert roomy["x"] == plain["x"]
+    assert roomy["b"][0] - roomy["a"][0] == 320.0 + GAP[0] > SPACING[0]
+    top, below = sorted(("a", "c"), key=lambda i: roomy[i][1])
+    assert roomy[below][1] - roomy[top][1] >= sizes[top][1] + GAP[1]
+    assert AutoLayout((), tuple(sizes.items())).apply(g).node("b").pos == roomy["b"]

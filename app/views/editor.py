@@ -38,6 +38,7 @@ from ..state import AppState
 from .theme import CATEGORY_TITLE, Theme
 
 NODE_PADDING = (8.0, 8.0)   # imnodes' default NodePadding
+DIAG_WRAP = 150             # px: a problem line on a node wraps here
 MOVE_EPSILON = 0.5
 
 
@@ -258,7 +259,9 @@ class GraphEditor:
         static = dpg.add_node_attribute(attribute_type=dpg.mvNode_Attr_Static, parent=item)
         view.info[0] = dpg.add_text("", parent=static, show=False)
         dpg.bind_item_theme(view.info[0], self.theme.text("dim"))
-        view.diag[0] = dpg.add_text("", parent=static, show=False)
+        # Wrapped, so a long problem makes the node taller, never wider than its neighbours'
+        # gap (the whole message is in the Inspector and under Problems).
+        view.diag[0] = dpg.add_text("", parent=static, show=False, wrap=DIAG_WRAP)
         view.flag[0] = dpg.add_text("", parent=static, show=False)
         dpg.bind_item_theme(view.flag[0], self.theme.text("accent"))
         if self.theme.small:
@@ -352,7 +355,7 @@ class GraphEditor:
         if loud:
             first = next(d for d in loud if d.severity == severity) if severity in ("error", "warning") \
                 else loud[0]
-            text = "⚠ " + _short(first.message, 34)
+            text = "⚠ " + _short(first.message, 64)
         elif any(d.severity in ("error", "warning") for d in inside):
             n = sum(d.severity in ("error", "warning") for d in inside)
             text = f"⚠ {n} problem{'s' if n > 1 else ''} inside"
@@ -422,6 +425,15 @@ class GraphEditor:
                 self.grid_origin = (rmin[0] - NODE_PADDING[0] - grid[0],
                                     rmin[1] - NODE_PADDING[1] - grid[1])
             return
+
+    def node_sizes(self) -> tuple[tuple[str, tuple[float, float]], ...]:
+        """(node id, (width, height)) of each drawn node, padding included (for the layout)."""
+        out = []
+        for node_id, view in self.nodes.items():
+            w, h = dpg.get_item_rect_size(view.item) or (0, 0)
+            if w and h:
+                out.append((node_id, (float(w), float(h))))
+        return tuple(out)
 
     def canvas_origin(self) -> tuple[float, float]:
         """Screen position of the canvas's top-left (the editor's own origin, no panning)."""

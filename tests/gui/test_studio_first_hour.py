@@ -179,3 +179,45 @@ def test_a_value_below_the_range_is_refused_inline_not_clamped(app: Studio,
     assert "at least 1" in error and str(before) in error, error
     assert out(s) == before, "the refused value never reaches the graph"
     app.shot(folder / "refused_zero.png")
+
+
+def overlaps(rects: dict[str, list[float]]) -> list[tuple[str, str]]:
+    items = sorted(rects.items())
+    return [(a, b) for i, (a, ra) in enumerate(items) for b, rb in items[i + 1:]
+            if ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3]]
+
+
+def node_rects(s: dict) -> dict[str, list[float]]:
+    # The drawn node is NODE_PADDING (8 px) bigger than its content rect on every side.
+    return {i: [r[0] - 8, r[1] - 8, r[2] + 8, r[3] + 8]
+            for i, n in s["layout"]["nodes"].items() for r in [n["rect"]]}
+
+
+def test_blocks_with_a_problem_never_overlap_and_layout_spaces_them(app: Studio,
+                                                                    folder: Path) -> None:
+    """Bug 6: a block widened by its error text overlapped its neighbour, and Layout did
+    not fix it. Repro: adaptive_depth with embed's out_features at 1 (refine's state then
+    enters its body as (B, 1) and leaves it as (B, 16): a long error on refine)."""
+    doc = json.loads((SAMPLES / "adaptive_depth.json").read_text())
+    for node in doc["nodes"]:
+        if node["id"] == "embed":
+            node["params"]["out_features"] = 1
+    broken = folder / "adaptive_broken.json"
+    broken.write_text(json.dumps(doc))
+    app.key("ctrl+o")
+    if "confirm" in app.wait(lambda s: s["dialogs"], "a dialog"):
+        press(app, "discard")
+    app.wait(lambda s: "path" in s["dialogs"] and s, "the Open prompt")
+    app.key("ctrl+a")
+    app.type_text(str(broken))
+    app.key("Return")
+    s = app.wait(lambda s: s["file"] == str(broken) and len(s["layout"]["nodes"]) == 6
+                 and s["layout"]["nodes"]["refine"]["problem"] and s, "refine with its error")
+    s = app.wait_frames(3)
+    assert not overlaps(node_rects(s)), overlaps(node_rects(s))
+    app.shot(folder / "problem_no_overlap.png")
+    app.key("ctrl+l")
+    app.wait(lambda s: s["status"] == "Auto-layout" and s, "the layout")
+    s = app.wait_frames(4)
+    assert not overlaps(node_rects(s)), overlaps(node_rects(s))
+    app.shot(folder / "problem_layout.png")
