@@ -50,7 +50,7 @@ from nodes import lookup
 
 from .commands import AutoLayout
 from .state import AppState
-from .training import ACTIVE, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingRun
+from .training import ACTIVE, FAILED, FINISHED, LOADING, PAUSED, RUNNING, STOPPED, TrainingRun
 from .views.code import CodePanel
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
@@ -75,6 +75,7 @@ FPS = 60.0
 # How long closing waits for the trainer (it stops after the step in progress, which
 # takes milliseconds for the samples) and an export in flight, before exiting regardless.
 CLOSE_TIMEOUT = 10.0
+IMPORT_TIMEOUT = 60.0   # the same wait, while the run's worker is still importing torch
 
 
 @dataclass(frozen=True)
@@ -729,6 +730,10 @@ class Studio:
         keeps drawing, saying what it waits for, so it never looks hung. Returns False when
         a worker was still busy after `timeout` seconds: it is a daemon thread, so the
         process exits anyway, and the warning says what was cut short."""
+        if self.run.status == LOADING:
+            # Stopped while torch loads, the run ends once the import is done: seconds when
+            # idle, more on a loaded machine. Exiting mid-import is the thing to avoid.
+            timeout = max(timeout, IMPORT_TIMEOUT)
         deadline = time.monotonic() + timeout
         with contextlib.suppress(Exception):
             self.run.stop()
@@ -812,20 +817,24 @@ def _arity(fn: Callable) -> int:
 # -- entry points ------------------------------------------------------------------------------------
 
 
-def make_state(graph_path: str | None) -> AppState:
+def make_state(graph_path: str | None, sample: str | None = None) -> AppState:
     state = AppState()
     if graph_path:
         state.open(graph_path)
+    elif sample:
+        state.open_sample(sample)   # a copy: saving asks where, the sample stays as it is
     return state
 
 
 def build_studio(graph_path: str | Graph | None = None, *, width: int = WIDTH, height: int = HEIGHT,
                  show: bool = True, test_state_path: str | None = None,
-                 state: AppState | None = None) -> Studio:
-    """A built studio for a graph file (or a Graph value), without entering the frame loop;
-    or around an `AppState` made by the caller (a test's, with its own recovery folder)."""
+                 state: AppState | None = None, sample: str | None = None) -> Studio:
+    """A built studio for a graph file (or a Graph value, or a bundled sample), without
+    entering the frame loop; or around an `AppState` made by the caller (a test's, with its
+    own recovery folder)."""
     if state is None:
-        state = AppState(graph_path) if isinstance(graph_path, Graph) else make_state(graph_path)
+        state = AppState(graph_path) if isinstance(graph_path, Graph) \
+            else make_state(graph_path, sample)
     studio = Studio(state, test_state_path=test_state_path)
     studio.build(width, height, show=show)
     # Everything alive now lives as long as the window: keep it out of the collector's
@@ -835,12 +844,13 @@ def build_studio(graph_path: str | Graph | None = None, *, width: int = WIDTH, h
 
 
 def run(graph_path: str | None, *, screenshot: str | None = None, frames: int = 30,
-        train: bool = False) -> int:
-    """Open the studio (the `dprog [GRAPH]` command). With `screenshot`, render `frames` frames
-    (with `train`, until training is well under way), save a PNG there and exit."""
+        train: bool = False, sample: str | None = None) -> int:
+    """Open the studio (the `dprog [GRAPH]` command; `sample` opens a bundled sample as a
+    copy). With `screenshot`, render `frames` frames (with `train`, until training is well
+    under way), save a PNG there and exit."""
     test_path = os.environ.get("DPROG_TEST_STATE") or None
     try:
-        studio = build_studio(graph_path, test_state_path=test_path)
+        studio = build_studio(graph_path, test_state_path=test_path, sample=sample)
     except Exception as e:
         print(f"dprog: cannot start the studio: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

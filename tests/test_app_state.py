@@ -564,6 +564,9 @@ def test_param_edit_latency_on_a_thousand_nodes():
         times.append(time.perf_counter() - t)
     # Measured ~20 ms here; a loose bound keeps slow CI machines green.
     assert statistics.median(times) < 0.25, times
-    t = time.perf_counter()
-    s.do(MoveNodes((), (("linear500", (1.0, 2.0)),)))
-    assert time.perf_counter() - t < 0.05
+    moves = []
+    for k in range(5):   # the median: one timing on a busy machine can catch a hiccup
+        t = time.perf_counter()
+        s.do(MoveNodes((), (("linear500", (1.0, 2.0 + k)),)))
+        moves.append(time.perf_counter() - t)
+    assert statistics.median(moves) < 0.05, moves

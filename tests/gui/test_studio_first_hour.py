@@ -221,3 +221,22 @@ def test_blocks_with_a_problem_never_overlap_and_layout_spaces_them(app: Studio,
     s = app.wait_frames(4)
     assert not overlaps(node_rects(s)), overlaps(node_rects(s))
     app.shot(folder / "problem_layout.png")
+
+
+def test_the_default_sample_opens_as_a_copy(screen: VirtualScreen, tmp_path: Path) -> None:
+    """`./run studio` with no graph runs `dprog --sample moons_mlp`: the sample opens as
+    File › Open sample opens it, so Ctrl+S asks where and the repository's file stays."""
+    sample = SAMPLES / "moons_mlp.json"
+    before = sample.read_bytes()
+    with studio(screen, tmp_path, None, "--sample", "moons_mlp") as app:
+        s = app.wait(lambda s: s["graph"]["nodes"] and s, "the sample")
+        assert s["file"] is None and s["title"] == "dprog — moons_mlp (sample)"
+        app.click(app.node_title("fc1"))
+        x, y = app.node_title("fc1")
+        app.drag((x, y), (x + 30, y + 60))
+        app.wait(lambda s: s["dirty"] and s, "an unsaved move")
+        app.key("ctrl+s")
+        s = app.wait(lambda s: "path" in s["dialogs"] and s, "Save to ask where")
+        app.key("Escape")
+        app.wait(lambda s: not s["dialogs"] and s, "the prompt to close")
+    assert sample.read_bytes() == before
