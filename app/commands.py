@@ -513,6 +513,44 @@ class Disconnect(Command):
 
 
 @dataclass(frozen=True)
+class InsertOnWire(Command):
+    """Put a new block of `type` at `pos` on the wire `edge`: the wire's source feeds the
+    block's first input, and its first output feeds the wire's old target; one undo step.
+    Rejected, with the reason, when the wire is gone, the block has no input or output, or
+    either new wire is refused (shapes that do not fit: see `Connect`)."""
+
+    region: Region
+    edge: Edge
+    type: str
+    pos: Pos
+
+    @property
+    def label(self) -> str:
+        spec = lookup(self.type)
+        return f"Insert {spec.title if spec else self.type}"
+
+    def apply(self, graph: Graph) -> Graph:
+        return self.apply_in(graph, Analyses())
+
+    def apply_in(self, graph: Graph, analyses: Analyses) -> Graph:
+        g = region_graph(graph, self.region)
+        if self.edge not in g.edges:
+            raise CommandRejected("that wire is no longer there", "no_such_edge")
+        spec = _spec(self.type)
+        node_id = g.fresh_id(spec.type)
+        ins, outs = spec.port_lists(Node(node_id, spec.type, regions=default_regions(spec.type)))
+        if not ins or not outs:
+            raise CommandRejected(f"{spec.title} has no input and output to put on a wire",
+                                  "unknown_port")
+        first_in, first_out = ins[0].name, outs[0].name
+        steps = (Disconnect(self.region, self.edge),
+                 AddNode(self.region, spec.type, self.pos, node_id=node_id),
+                 Connect(self.region, self.edge.src, (node_id, first_in)),
+                 Connect(self.region, (node_id, first_out), self.edge.dst))
+        return Batch(steps, label=self.label).apply_in(graph, analyses)
+
+
+@dataclass(frozen=True)
 class SetParam(Command):
     """Set one param of one block; rejected when `Param.check` refuses the value (the reason
     names the param and its range). Wires to ports the new value removes are dropped."""

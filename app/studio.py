@@ -45,13 +45,14 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
-from engine.core.graph import Graph
+from engine.core.graph import Graph, Node
 from nodes import lookup
 
-from .commands import AutoLayout
+from .commands import AutoLayout, Disconnect, InsertOnWire
 from .state import AppState
 from .training import ACTIVE, FAILED, FINISHED, LOADING, PAUSED, RUNNING, STOPPED, TrainingRun
 from .views.code import CodePanel
+from .views.context_menu import ContextMenu, Entry
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
 from .views.editor import GraphEditor
@@ -104,6 +105,7 @@ class Studio:
         self.run_panel = RunPanel(self.run, self.theme, on_train=self.train, on_pause=self.pause,
                                   on_stop=self.stop)
         self.quick_add = QuickAdd(self._quick_pick)
+        self.context = ContextMenu()
         self.dialogs = Dialogs(self.theme)
         self.menu = MenuBar(state, self)
         self.test_state_path = test_state_path
@@ -147,12 +149,15 @@ class Studio:
         self.theme.build()
         self._build_window(width, height)
         self.quick_add.build()
+        self.context.build()
         self.dialogs.build()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=self._on_key)
             dpg.add_mouse_double_click_handler(button=dpg.mvMouseButton_Left,
                                                callback=self._on_double_click)
             dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=self._on_click)
+            dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Right,
+                                        callback=self._on_right_click)
             dpg.add_mouse_release_handler(button=dpg.mvMouseButton_Left,
                                           callback=self._on_mouse_release)
         dpg.set_exit_callback(self._on_close_request)
@@ -421,14 +426,16 @@ class Studio:
             self.quick_add.accept()
             return
         if key == dpg.mvKey_Escape:
-            if self.quick_add.visible:
+            if self.context.visible:
+                self.context.close()
+            elif self.quick_add.visible:
                 self.quick_add.close()
             elif self.menu.open:
                 self.menu.close()
             elif not self.dialogs.close_top() and not self.typing():
                 self.go_up()
             return
-        if self.typing() or self.dialogs.open:
+        if self.typing() or self.dialogs.open or self.context.visible:
             return
         if ctrl:
             action = {
@@ -466,7 +473,8 @@ class Studio:
         if self.frames - self._last_double <= 3:
             return   # ImGui's and our own detection both saw this one
         self._last_double = self.frames
-        if self.dialogs.open or self.quick_add.visible or not self.editor.hovered():
+        if self.dialogs.open or self.quick_add.visible or self.context.visible \
+                or not self.editor.hovered():
             return
         node_id = self.editor.hovered_node()
         if node_id is not None:
@@ -482,6 +490,87 @@ class Studio:
 
     def _on_mouse_release(self, sender: int, button: int, user_data: object) -> None:
         self.editor.mouse_released()
+
+    # -- right-click menus --------------------------------------------------------------------
+
+    def _on_right_click(self, sender: int, button: int, user_data: object) -> None:
+        """A menu for what is under the mouse on the canvas: a block, a wire, or the canvas."""
+        if self.dialogs.open or self.quick_add.visible or not self.editor.hovered():
+            return
+        mouse = dpg.get_mouse_pos(local=False)
+        screen = (mouse[0], mouse[1])
+        at = self.editor.screen_to_model(screen)
+        node_id = self.editor.hovered_node()
+        edge = self.editor.hovered_edge() if node_id is None else None
+        if node_id is not None:
+            self._block_menu(screen, node_id)
+        elif edge is not None:
+            self._wire_menu(screen, at, edge)
+        else:
+            self._canvas_menu(screen, at)
+
+    def _canvas_menu(self, screen: tuple[float, float], at: tuple[float, float]) -> None:
+        entries = [Entry("Add block…", lambda: self._quick_add_at(screen, at), hint="Space"),
+                   Entry("Paste here", lambda: self.paste(at), hint="Ctrl+V"),
+                   Entry("Select all", self.select_all, hint="Ctrl+A"),
+                   None,
+                   Entry("Layout", self.auto_layout, bool(self.state.current_graph().nodes),
+                         hint="Ctrl+L"),
+                   Entry("Fit view", self.fit_view, hint="F")]
+        if self.state.region:
+            entries.append(Entry("Up one level", self.go_up, hint="Esc"))
+        self.context.open(screen, "canvas", "Canvas", entries)
+
+    def _block_menu(self, screen: tuple[float, float], node_id: str) -> None:
+        node = self.state.current_graph().get(node_id)
+        if node is None:
+            return
+        if node_id not in self.state.selection:   # the menu acts on the block clicked
+            self.state.select([node_id])
+            self.editor.forget_editor_selection()
+        spec = lookup(node.type)
+        entries: list[Entry | None] = [
+            Entry(f"Open {region} »", lambda r=region: self.open_body(node_id, r))
+            for region in (spec.regions if spec else ())]
+        if entries:
+            entries.append(None)
+        entries += [Entry("Duplicate", self.duplicate, hint="Ctrl+D"),
+                    Entry("Copy", self.copy, hint="Ctrl+C"),
+                    Entry("Delete", self.delete, hint="Del"),
+                    None,
+                    Entry(f"Docs: {spec.title if spec else node.type}",
+                          lambda: self.show_block_docs(node.type), spec is not None)]
+        self.context.open(screen, "block", f"{node.name}  ·  {spec.title if spec else '?'}",
+                          entries)
+
+    def _wire_menu(self, screen: tuple[float, float], at: tuple[float, float], edge) -> None:
+        region = self.state.region
+
+        def insert() -> None:
+            self.quick_add.open(screen, at, on_pick=lambda block, pos: self.state.do(
+                InsertOnWire(region, edge, block, pos)))
+
+        entries = [Entry("Delete wire", lambda: self.state.do(Disconnect(region, edge)),
+                         hint="Del"),
+                   Entry("Insert block…", insert)]
+        self.context.open(screen, "wire", f"{edge.src[0]}.{edge.src[1]} → "
+                          f"{edge.dst[0]}.{edge.dst[1]}", entries)
+
+    def show_block_docs(self, block: str) -> None:
+        """A block's documentation: what it does, its ports and its params."""
+        spec = lookup(block)
+        if spec is None:
+            return
+        lines = [f"{spec.category}: {spec.doc}", ""]
+        ports = spec.port_lists(Node("docs", spec.type))
+        lines.append("inputs: " + (", ".join(p.name for p in ports[0]) or "none")
+                     + "    outputs: " + (", ".join(p.name for p in ports[1]) or "none"))
+        if spec.params:
+            lines.append("")
+            for p in spec.params:
+                lines.append(f"{p.name} ({p.kind}, default {p.kind_row.text(p.default)})"
+                             + (f": {p.doc}" if p.doc else ""))
+        self.dialogs.message("\n".join(lines), spec.title)
 
     # -- editing actions (menus and shortcuts) ----------------------------------------------------------
 
@@ -513,9 +602,8 @@ class Studio:
                 dpg.set_clipboard_text(self.state.clipboard_text)
             self.editor.forget_editor_selection()
 
-    def paste(self) -> None:
-        at = None
-        if self.editor.hovered():
+    def paste(self, at: tuple[float, float] | None = None) -> None:
+        if at is None and self.editor.hovered():
             mouse = dpg.get_mouse_pos(local=False)
             at = self.editor.screen_to_model((mouse[0], mouse[1]))
         if self.state.clipboard is not None:

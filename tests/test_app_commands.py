@@ -16,6 +16,7 @@ from app.commands import (
     CommandRejected,
     Connect,
     Disconnect,
+    InsertOnWire,
     MoveNodes,
     Paste,
     RemoveNodes,
@@ -456,3 +457,21 @@ def test_layout_gives_big_blocks_room():
     top, below = sorted(("a", "c"), key=lambda i: roomy[i][1])
     assert roomy[below][1] - roomy[top][1] >= sizes[top][1] + GAP[1]
     assert AutoLayout((), tuple(sizes.items())).apply(g).node("b").pos == roomy["b"]
+
+
+def test_insert_on_wire_puts_a_block_between_the_ends():
+    g = build([("x", "input", {"shape": [4]}), ("fc", "linear", {"out_features": 3})], ["x -> fc"])
+    wire = g.edges[0]
+    new = InsertOnWire((), wire, "relu", (100.0, 0.0)).apply(g)
+    assert {(e.src, e.dst) for e in new.edges} == {(("x", "y"), ("relu1", "x")),
+                                                   (("relu1", "y"), ("fc", "x"))}
+    assert new.node("relu1").pos == (100.0, 0.0)
+    with pytest.raises(CommandRejected) as refused:   # Conv2d does not take (B, 4)
+        InsertOnWire((), wire, "conv2d", (100.0, 0.0)).apply(g)
+    assert refused.value.code == "shape_mismatch"
+    with pytest.raises(CommandRejected) as gone:
+        InsertOnWire((), Edge(("x", "y"), ("fc", "nope")), "relu", (0.0, 0.0)).apply(g)
+    assert gone.value.code == "no_such_edge"
+    with pytest.raises(CommandRejected) as no_ports:   # an Input has no input to wire
+        InsertOnWire((), wire, "input", (0.0, 0.0)).apply(g)
+    assert no_ports.value.code == "unknown_port"

@@ -83,8 +83,8 @@ class Dialogs:
                              callback=self._file_chosen) as self.file_dialog:
             dpg.add_file_extension(".json", color=(120, 200, 140, 255))
             dpg.add_file_extension(".*")
-        with dpg.window(label="dprog", modal=True, show=False, no_resize=True,
-                        no_saved_settings=True, width=480, height=160) as self.message_window:
+        with dpg.window(label="dprog", modal=True, show=False, no_resize=True, autosize=True,
+                        no_saved_settings=True, width=480) as self.message_window:
             self.message_text = dpg.add_text("", wrap=450)
             dpg.add_button(label="OK", width=90,
                            callback=lambda: self._hide(self.message_window))

@@ -26,6 +26,7 @@ class QuickAdd:
         self.matches: list[str] = []
         self.at: tuple[float, float] = (0.0, 0.0)   # model position to add at
         self._focus_frames = 0
+        self._pick: Callable[[str, tuple[float, float]], None] = on_pick   # this time's
 
     def build(self) -> None:
         with dpg.window(label="Add block", show=False, no_title_bar=True, no_resize=True,
@@ -40,8 +41,12 @@ class QuickAdd:
     def visible(self) -> bool:
         return bool(self.window) and dpg.is_item_shown(self.window)
 
-    def open(self, screen: tuple[float, float], at: tuple[float, float]) -> None:
+    def open(self, screen: tuple[float, float], at: tuple[float, float],
+             on_pick: Callable[[str, tuple[float, float]], None] | None = None) -> None:
+        """Show the popup at `screen`; the block picked goes to `on_pick` (this time only:
+        a block inserted on a wire), else to the constructor's."""
         self.at = at
+        self._pick = on_pick or self.on_pick
         dpg.set_value(self.filter, "")
         self._fill("")
         dpg.configure_item(self.window, pos=(int(screen[0]), int(screen[1])), show=True)
@@ -81,14 +86,14 @@ class QuickAdd:
             return False
         block = self.matches[0]
         self.close()
-        self.on_pick(block, self.at)
+        self._pick(block, self.at)
         return True
 
     def _on_row(self, sender: int, app_data: object, user_data: object) -> None:
         block = self.rows.get(sender)
         self.close()
         if block is not None:
-            self.on_pick(block, self.at)
+            self._pick(block, self.at)
 
     def text_inputs(self) -> list[int]:
         return [self.filter]

@@ -82,6 +82,9 @@ class TestHook:
             "callbacks": studio.callback_log,
             "mouse": list(dpg.get_mouse_pos(local=False)),
             "quick_add_open": studio.quick_add.visible,
+            # Typing reaches the filter only once it holds the keyboard focus.
+            "quick_add_ready": studio.quick_add.visible and bool(
+                dpg.get_item_state(studio.quick_add.filter).get("active")),
             "inspector_errors": {name: dpg.get_value(item) for name, item in
                                  studio.inspector.errors.items() if dpg.get_value(item)},
             "internal_errors": list(studio.internal_errors),
@@ -89,6 +92,10 @@ class TestHook:
             "gradient_charts": gradient_charts(studio),
             "progress_text": dpg.get_item_configuration(studio.run_panel.progress)["overlay"],
             "gradient_legend": dpg.is_item_shown(studio.gradients.legend),
+            "context_menu": ({"kind": studio.context.kind,
+                              "entries": {e.label: [*r, e.enabled] for row, e in
+                                          studio.context.rows.items() if (r := rect(row))}}
+                             if studio.context.visible else None),
             "dialog_open": studio.dialogs.open,
             "dialogs": studio.dialogs.showing(),
             "layout": geometry(studio),

@@ -134,7 +134,7 @@ def quick_add(app: Studio, query: str, at: tuple[float, float]) -> str:
     before = set(app.nodes())
     app.screen.move(*at)
     app.key("space")
-    app.wait(lambda s: s["quick_add_open"] and s, "the quick-add popup")
+    app.wait(lambda s: s["quick_add_ready"] and s, "the quick-add popup to take keys")
     app.type_text(query)
     app.key("Return")
     s = app.wait(lambda s: set(app.nodes(s)) - before and s["layout"]["nodes"].get(
