@@ -18,6 +18,7 @@ Guarantees, for every command here:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -31,7 +32,7 @@ from engine.core.config import TrainingConfig
 from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
 from engine.core.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
 from engine.incremental.analysis import AnalysisCache
-from nodes import lookup
+from nodes import REGISTRY, lookup
 from nodes.control import BODY_OUTPUT
 from nodes.spec import BlockSpec
 
@@ -176,8 +177,29 @@ def edit_in(graph: Graph, region: Region, edit: Callable[[Graph], Graph]) -> Gra
 def _spec(type_: str) -> BlockSpec:
     spec = lookup(type_)
     if spec is None:
-        raise CommandRejected(f"unknown block type {type_!r}", "unknown_block")
+        raise CommandRejected(f"unknown block type {type_!r}" + did_you_mean(type_, REGISTRY),
+                              "unknown_block")
     return spec
+
+
+def did_you_mean(word: Any, known: Iterable[str]) -> str:
+    """" (did you mean 'relu'?)" for the known name nearest `word` (case aside), else ""."""
+    if not isinstance(word, str):
+        return ""
+    names = {k.lower(): k for k in known}
+    if word.lower() in names:
+        return f" (did you mean {names[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""
+
+
+def _no_port(node: Node, io: str, port: str, ports: Iterable[str]) -> CommandRejected:
+    """An unknown port: the ports there are, and the nearest one."""
+    ports = sorted(ports)
+    kind = "output" if io == "out" else "input"
+    listed = f"; its {kind}s are {', '.join(ports)}" if ports else f"; it has no {kind}s"
+    return CommandRejected(f"{_title(node)} has no {kind} {port!r}" + did_you_mean(port, ports)
+                           + listed, "unknown_port")
 
 
 def _node(graph: Graph, node_id: str) -> Node:
@@ -468,9 +490,9 @@ class Connect(Command):
         src, dst = _node(g, src_id), _node(g, dst_id)
         src_ports, dst_ports = _ports(src), _ports(dst)
         if src_ports is None or out not in src_ports[1]:
-            raise CommandRejected(f"{_title(src)} has no output {out!r}", "unknown_port")
+            raise _no_port(src, "out", out, src_ports[1] if src_ports else ())
         if dst_ports is None or inp not in dst_ports[0]:
-            raise CommandRejected(f"{_title(dst)} has no input {inp!r}", "unknown_port")
+            raise _no_port(dst, "in", inp, dst_ports[0] if dst_ports else ())
         edge = Edge((src_id, out), (dst_id, inp))
         if edge in g.edges:
             return graph
@@ -487,9 +509,31 @@ class Connect(Command):
         before = {_key(d) for d in _errors_at(analyses.of(graph), path)}
         fresh = [d for d in _errors_at(analyses.of(new), path) if _key(d) not in before]
         if fresh:
-            raise CommandRejected(f"can't wire {src.name}.{out} → {dst.name}.{inp}: {fresh[0].message}",
-                                  fresh[0].code)
+            hint = _width_hint(analyses.of(graph), g, self.region, self.src, self.dst) \
+                if fresh[0].code == "shape_mismatch" else ""
+            raise CommandRejected(f"can't wire {src.name}.{out} → {dst.name}.{inp}: "
+                                  f"{fresh[0].message}{hint}", fresh[0].code)
         return new
+
+
+def _width_hint(analysis: Analysis, g: Graph, region: Region, src: tuple[str, str],
+                dst: tuple[str, str]) -> str:
+    """When a refused wire carries (…, n) into a block whose other inputs carry (…, m), the
+    same but for the last dim: "; a Linear with out_features=m on this wire would match"."""
+    prefix = region_prefix(region)
+    carried = analysis.outputs.get(prefix + src[0], {}).get(src[1])
+    if carried is None or not carried.shape:
+        return ""
+    widths = set()
+    for e in g.edges:
+        if e.dst[0] == dst[0] and e.dst != dst:
+            other = analysis.outputs.get(prefix + e.src[0], {}).get(e.src[1])
+            if other is not None and len(other.shape) == len(carried.shape) \
+                    and other.shape[:-1] == carried.shape[:-1] and other.shape[-1] != carried.shape[-1]:
+                widths.add(other.shape[-1])
+    if len(widths) != 1 or not isinstance(width := widths.pop(), int):
+        return ""
+    return f"; a Linear with out_features={width} on this wire would match the widths"
 
 
 @dataclass(frozen=True)

@@ -45,18 +45,22 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from engine.core.config import TrainingConfig
 from engine.core.graph import Graph, Node
 from nodes import lookup
 
 from .commands import AutoLayout, Disconnect, InsertOnWire
 from .state import AppState
 from .training import ACTIVE, FAILED, FINISHED, LOADING, PAUSED, RUNNING, STOPPED, TrainingRun
+from .training_data import TrainingData
 from .views.code import CodePanel
 from .views.context_menu import ContextMenu, Entry
+from .views.data_preview import DataPreview
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
 from .views.editor import GraphEditor
 from .views.gradflow import GradientView
+from .views.help import GettingStarted, PanelTips
 from .views.inspector import Inspector
 from .views.menus import SHORTCUTS, MenuBar
 from .views.palette import Palette
@@ -93,6 +97,7 @@ class Studio:
     def __init__(self, state: AppState, *, test_state_path: str | None = None) -> None:
         self.state = state
         self.run = TrainingRun()
+        self.data = TrainingData()
         self.theme = Theme()
         self.editor = GraphEditor(state, self.theme,
                                   flags_for=lambda path: self.gradients.flags_for(path))
@@ -104,6 +109,9 @@ class Studio:
         self.settings = TrainingSettings(state)
         self.run_panel = RunPanel(self.run, self.theme, on_train=self.train, on_pause=self.pause,
                                   on_stop=self.stop)
+        self.preview = DataPreview(state, self.run, self.run_panel)
+        self.guide = GettingStarted(state, self.run)
+        self.panel_tips = PanelTips()
         self.quick_add = QuickAdd(self._quick_pick)
         self.context = ContextMenu()
         self.dialogs = Dialogs(self.theme)
@@ -112,6 +120,7 @@ class Studio:
         self.test_hook = TestHook(self, test_state_path) if test_state_path else None
         self.seen_version = -1
         self._document = state.document
+        self._data_for: object = None   # the training section the data was asked for
         self._edited_frame = -1
         self.frames = 0
         self.quit_requested = False
@@ -150,6 +159,7 @@ class Studio:
         self._build_window(width, height)
         self.quick_add.build()
         self.context.build()
+        self.guide.build()
         self.dialogs.build()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=self._on_key)
@@ -167,6 +177,9 @@ class Studio:
             dpg.show_viewport()
         dpg.set_primary_window(self.window, True)
         self._layout(width, height)
+        if self.state.status == "ready":   # nothing to report yet: say where help is
+            self.state.set_status("ready · new here? Help › Getting started builds a first "
+                                  "model with you; right-click anything on the canvas")
         self.refresh(force=True)
         return self
 
@@ -176,7 +189,7 @@ class Studio:
             self.menu.build(self.window)
             with dpg.group(horizontal=True):
                 with dpg.child_window(width=PALETTE_W, height=-STATUS_H, border=False) as self.left:
-                    dpg.add_text("Blocks", color=TEXT_DIM)
+                    blocks = dpg.add_text("Blocks", color=TEXT_DIM)
                     self.palette.build(self.left)
                 with dpg.group() as self.centre:
                     with dpg.group(horizontal=True) as toolbar:
@@ -211,7 +224,13 @@ class Studio:
             with dpg.group(horizontal=True):
                 self.status_text = dpg.add_text("ready")
                 self.status_right = dpg.add_text("", color=TEXT_DIM)
+        # Each panel says what it is for when the mouse rests on its tab or title.
+        self.panel_tips.build({
+            "blocks": blocks, "inspector": self.inspector_tab, "settings": self.settings_tab,
+            "code": self.code_tab, "problems": self.problems_tab, "metrics": self.metrics_tab,
+            "gradients": self.gradient_tab})
         self.run_panel.build_plots(self.metrics_tab, dock_w - 8, PLOT_H)
+        self.preview.build()
         self.gradients.build_tab(self.gradient_tab, dock_w - 8, PLOT_H)
 
     def _sizes(self, width: int, height: int) -> tuple[int, int, int]:
@@ -245,6 +264,7 @@ class Studio:
             for job in jobs:
                 self._run_job(job)
         self._guard("training events", self.run.poll)
+        self._guard("training data", self._poll_data)
         self._guard("selection", self._poll_selection)
         self._guard("moves", self.editor.poll_moves)
         self._guard("fit", self.editor.poll_fit)
@@ -252,9 +272,12 @@ class Studio:
         now = time.monotonic()
         self._guard("gradient flow", self.gradients.step, now)
         self._guard("run panel", self.run_panel.refresh, now)
+        self._guard("data preview", self.preview.refresh)
         self._guard("gradient charts", self._refresh_charts, now)
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
+        self._guard("getting started", self.guide.refresh)
+        self._guard("panel tips", self.panel_tips.step)
         self._guard("code", self._tick_code, now)
         # An autosave serialises the whole graph (~10 ms at 1,000 nodes): not in the frames
         # that answer an edit (its own, and the one where the code panel catches up).
@@ -295,6 +318,20 @@ class Studio:
         if title != self._title:
             self._title = title
             dpg.set_viewport_title(title)
+
+    def _poll_data(self) -> None:
+        """Load the dataset the training section names whenever it changes (on a worker),
+        and hand it to the state (which checks the graph against it) and the preview."""
+        state = self.state
+        if state.graph.training is not self._data_for:
+            self._data_for = state.graph.training
+            key = state.data_key()
+            if key is not None:
+                config = TrainingConfig.from_mapping(state.graph.training)
+                self.data.want(key, config.dataset, config.seed,
+                               state.file.parent if state.file else None)
+        if self.data.poll():
+            state.set_training_data(self.data.key, self.data.dataset, self.data.error)
 
     def _tick_code(self, now: float) -> None:
         visible = dpg.get_value(self.right_tabs) == self.code_tab
@@ -736,8 +773,9 @@ class Studio:
             return
         if run.active:
             return
-        if not self.state.analysis.ok:
-            errors = self.state.analysis.errors
+        errors = self.state.analysis.errors or [d for d in self.state.data_problems
+                                                 if d.severity == "error"]
+        if errors:
             self.state.set_status(f"fix the graph first: {errors[0]}", "warning")
             dpg.set_value(self.right_tabs, self.problems_tab)
             return
@@ -804,6 +842,9 @@ class Studio:
             return True
 
         self.dialogs.ask_path("Export to folder", chosen, default)
+
+    def show_getting_started(self) -> None:
+        self.guide.show()
 
     def show_shortcuts(self) -> None:
         self.dialogs.message("\n".join(f"{k:<34} {v}" for k, v in SHORTCUTS), "Keyboard shortcuts")

@@ -475,3 +475,24 @@ def test_insert_on_wire_puts_a_block_between_the_ends():
     with pytest.raises(CommandRejected) as no_ports:   # an Input has no input to wire
         InsertOnWire((), wire, "input", (0.0, 0.0)).apply(g)
     assert no_ports.value.code == "unknown_port"
+
+
+def test_refusals_name_the_fix():
+    """A wrong port lists the right ones, a typo'd block type gets its nearest name, and a
+    wire refused for its width suggests the Linear that would match (issue 16)."""
+    g = build([("x", "input", {"shape": [2]}), ("fc", "linear", {"out_features": 16}),
+               ("add", "add", {})], ["x -> fc", "fc -> add.a"])
+    with pytest.raises(CommandRejected) as port:
+        Connect((), ("x", "yy"), ("fc", "x")).apply(g)
+    assert port.value.code == "unknown_port"
+    assert "did you mean 'y'?" in str(port.value) and "its outputs are y" in str(port.value)
+    with pytest.raises(CommandRejected) as port:
+        Connect((), ("x", "y"), ("add", "c")).apply(g)
+    assert "its inputs are a, b" in str(port.value)
+    with pytest.raises(CommandRejected) as block:
+        AddNode((), "ReLu", (0.0, 0.0)).apply(g)
+    assert block.value.code == "unknown_block" and "did you mean 'relu'?" in str(block.value)
+    with pytest.raises(CommandRejected) as wire:
+        Connect((), ("x", "y"), ("add", "b")).apply(g)
+    assert wire.value.code == "shape_mismatch"
+    assert "a Linear with out_features=16 on this wire" in str(wire.value)

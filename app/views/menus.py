@@ -19,6 +19,7 @@ SHORTCUTS = (
     ("Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y", "undo / redo"),
     ("Ctrl+C / X / V / D", "copy / cut / paste / duplicate"),
     ("Del, Backspace", "delete the selected blocks and wires"),
+    ("Right-click", "what you can do with a block, a wire or the canvas"),
     ("Space, double-click canvas", "quick-add a block at the mouse"),
     ("Double-click a Loop/Branch", "open its body (Esc goes back up)"),
     ("Ctrl+L", "auto-layout"),
@@ -53,6 +54,7 @@ class Actions(Protocol):
     def stop(self) -> None: ...
     def export(self, what: str) -> None: ...
     def show_shortcuts(self) -> None: ...
+    def show_getting_started(self) -> None: ...
 
 
 class MenuBar:
@@ -115,6 +117,7 @@ class MenuBar:
                 dpg.add_menu_item(label="All to a folder…", shortcut="Ctrl+E",
                                   callback=lambda: a.export("all"))
             with dpg.menu(label="Help"):
+                dpg.add_menu_item(label="Getting started", callback=lambda: a.show_getting_started())
                 dpg.add_menu_item(label="Keyboard shortcuts", callback=lambda: a.show_shortcuts())
         self._index(bar, "")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
 
-from .palette import ranked
+from .palette import ranked, suggest
 from .theme import TEXT_DIM
 
 MAX_RESULTS = 12
@@ -67,10 +67,17 @@ class QuickAdd:
         dpg.delete_item(self.list_group, children_only=True)
         self.rows.clear()
         specs = ranked(query)[:MAX_RESULTS]
+        near = not specs   # a typo: offer the nearest blocks, Enter takes the first
+        if near:
+            specs = suggest(query)
+            if specs:
+                dpg.add_text("no block matches; did you mean", parent=self.list_group,
+                             color=TEXT_DIM)
         self.matches = [s.type for s in specs]
         for i, spec in enumerate(specs):
-            row = dpg.add_selectable(label=f"{spec.title}", parent=self.list_group,
-                                     callback=self._on_row, default_value=i == 0)
+            row = dpg.add_selectable(label=f"{spec.title}" + ("?" if near else ""),
+                                     parent=self.list_group, callback=self._on_row,
+                                     default_value=i == 0)
             self.rows[row] = spec.type
             with dpg.tooltip(row):
                 dpg.add_text(f"{spec.category}: {spec.doc}", wrap=300)

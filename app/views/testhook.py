@@ -92,10 +92,16 @@ class TestHook:
             "gradient_charts": gradient_charts(studio),
             "progress_text": dpg.get_item_configuration(studio.run_panel.progress)["overlay"],
             "gradient_legend": dpg.is_item_shown(studio.gradients.legend),
+            "data_preview": {"kind": studio.preview.kind,
+                             "label": dpg.get_item_label(studio.run_panel.boundary_plot),
+                             "accuracy": next(dpg.get_item_label(p) for p, kind
+                                              in studio.run_panel.plots if kind == "acc")},
             "context_menu": ({"kind": studio.context.kind,
                               "entries": {e.label: [*r, e.enabled] for row, e in
                                           studio.context.rows.items() if (r := rect(row))}}
                              if studio.context.visible else None),
+            "guide": {"open": studio.guide.visible, "done": list(studio.guide.done)},
+            "tips_visible": [studio.panel_tips.showing] if studio.panel_tips.showing else [],
             "dialog_open": studio.dialogs.open,
             "dialogs": studio.dialogs.showing(),
             "layout": geometry(studio),
