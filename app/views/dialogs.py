@@ -196,6 +196,9 @@ class Dialogs:
         path = str(Path(text).expanduser())
         if self._on_path is None:
             return
+        # This prompt closes in this frame if the path is taken: a dialog `_on_path` opens
+        # (Open asks about unsaved changes after the path) must wait for that.
+        self._closed_at = self._frame
         if self._on_path(path):
             self._hide(self.path_window)
 

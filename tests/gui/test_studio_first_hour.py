@@ -204,13 +204,15 @@ def test_blocks_with_a_problem_never_overlap_and_layout_spaces_them(app: Studio,
             node["params"]["out_features"] = 1
     broken = folder / "adaptive_broken.json"
     broken.write_text(json.dumps(doc))
+    app.wait(lambda s: s["dirty"] and s, "the unsaved graph of the tests before")
     app.key("ctrl+o")
-    if "confirm" in app.wait(lambda s: s["dialogs"], "a dialog"):
-        press(app, "discard")
     app.wait(lambda s: "path" in s["dialogs"] and s, "the Open prompt")
     app.key("ctrl+a")
     app.type_text(str(broken))
     app.key("Return")
+    # The unsaved-changes question comes after the path, as the prompt closes.
+    app.wait(lambda s: "confirm" in s["dialogs"] and s, "the unsaved-changes question")
+    press(app, "discard")
     s = app.wait(lambda s: s["file"] == str(broken) and len(s["layout"]["nodes"]) == 6
                  and s["layout"]["nodes"]["refine"]["problem"] and s, "refine with its error")
     s = app.wait_frames(3)
