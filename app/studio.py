@@ -15,6 +15,14 @@ redraw only when `state.version` (or the run's counters) moved, at their own rat
 torch is never imported by app/ at import time: the first frame is drawn, then a background
 thread imports torch and the trainer so that pressing Train is quick.
 
+The dataset the graph's training section names is loaded on a worker as soon as it changes
+(app/training_data.py): the run panel draws it before Train is pressed, and the state checks
+the graph against it, so a misfit is under Problems before a run. Opening another document
+clears the last run from every view (a running one is stopped first).
+
+Right-click menus (the canvas, a block, a wire) offer what can be done there; Esc closes a
+menu, a context menu, the quick-add popup or a dialog before it climbs out of a body.
+
 A training run that fails inside a block leaves its error on that block (an error
 diagnostic in `AppState`, drawn and listed like the analysis's own) until the graph is
 edited or the next run starts; the studio goes to the block, entering its body if need be.
