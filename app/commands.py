@@ -18,6 +18,7 @@ Guarantees, for every command here:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -31,7 +32,7 @@ from engine.core.config import TrainingConfig
 from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
 from engine.core.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
 from engine.incremental.analysis import AnalysisCache
-from nodes import lookup
+from nodes import REGISTRY, lookup
 from nodes.control import BODY_OUTPUT
 from nodes.spec import BlockSpec
 
@@ -176,8 +177,29 @@ def edit_in(graph: Graph, region: Region, edit: Callable[[Graph], Graph]) -> Gra
 def _spec(type_: str) -> BlockSpec:
     spec = lookup(type_)
     if spec is None:
-        raise CommandRejected(f"unknown block type {type_!r}", "unknown_block")
+        raise CommandRejected(f"unknown block type {type_!r}" + did_you_mean(type_, REGISTRY),
+                              "unknown_block")
     return spec
+
+
+def did_you_mean(word: Any, known: Iterable[str]) -> str:
+    """" (did you mean 'relu'?)" for the known name nearest `word` (case aside), else ""."""
+    if not isinstance(word, str):
+        return ""
+    names = {k.lower(): k for k in known}
+    if word.lower() in names:
+        return f" (did you mean {names[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""
+
+
+def _no_port(node: Node, io: str, port: str, ports: Iterable[str]) -> CommandRejected:
+    """An unknown port: the ports there are, and the nearest one."""
+    ports = sorted(ports)
+    kind = "output" if io == "out" else "input"
+    listed = f"; its {kind}s are {', '.join(ports)}" if ports else f"; it has no {kind}s"
+    return CommandRejected(f"{_title(node)} has no {kind} {port!r}" + did_you_mean(port, ports)
+                           + listed, "unknown_port")
 
 
 def _node(graph: Graph, node_id: str) -> Node:
@@ -468,9 +490,9 @@ class Connect(Command):
         src, dst = _node(g, src_id), _node(g, dst_id)
         src_ports, dst_ports = _ports(src), _ports(dst)
         if src_ports is None or out not in src_ports[1]:
-            raise CommandRejected(f"{_title(src)} has no output {out!r}", "unknown_port")
+            raise _no_port(src, "out", out, src_ports[1] if src_ports else ())
         if dst_ports is None or inp not in dst_ports[0]:
-            raise CommandRejected(f"{_title(dst)} has no input {inp!r}", "unknown_port")
+            raise _no_port(dst, "in", inp, dst_ports[0] if dst_ports else ())
         edge = Edge((src_id, out), (dst_id, inp))
         if edge in g.edges:
             return graph
@@ -487,9 +509,31 @@ class Connect(Command):
         before = {_key(d) for d in _errors_at(analyses.of(graph), path)}
         fresh = [d for d in _errors_at(analyses.of(new), path) if _key(d) not in before]
         if fresh:
-            raise CommandRejected(f"can't wire {src.name}.{out} → {dst.name}.{inp}: {fresh[0].message}",
-                                  fresh[0].code)
+            hint = _width_hint(analyses.of(graph), g, self.region, self.src, self.dst) \
+                if fresh[0].code == "shape_mismatch" else ""
+            raise CommandRejected(f"can't wire {src.name}.{out} → {dst.name}.{inp}: "
+                                  f"{fresh[0].message}{hint}", fresh[0].code)
         return new
+
+
+def _width_hint(analysis: Analysis, g: Graph, region: Region, src: tuple[str, str],
+                dst: tuple[str, str]) -> str:
+    """When a refused wire carries (…, n) into a block whose other inputs carry (…, m), the
+    same but for the last dim: "; a Linear with out_features=m on this wire would match"."""
+    prefix = region_prefix(region)
+    carried = analysis.outputs.get(prefix + src[0], {}).get(src[1])
+    if carried is None or not carried.shape:
+        return ""
+    widths = set()
+    for e in g.edges:
+        if e.dst[0] == dst[0] and e.dst != dst:
+            other = analysis.outputs.get(prefix + e.src[0], {}).get(e.src[1])
+            if other is not None and len(other.shape) == len(carried.shape) \
+                    and other.shape[:-1] == carried.shape[:-1] and other.shape[-1] != carried.shape[-1]:
+                widths.add(other.shape[-1])
+    if len(widths) != 1 or not isinstance(width := widths.pop(), int):
+        return ""
+    return f"; a Linear with out_features={width} on this wire would match the widths"
 
 
 @dataclass(frozen=True)
@@ -510,6 +554,44 @@ class Disconnect(Command):
             return replace(g, edges=tuple(e for e in g.edges if e != self.edge))
 
         return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True)
+class InsertOnWire(Command):
+    """Put a new block of `type` at `pos` on the wire `edge`: the wire's source feeds the
+    block's first input, and its first output feeds the wire's old target; one undo step.
+    Rejected, with the reason, when the wire is gone, the block has no input or output, or
+    either new wire is refused (shapes that do not fit: see `Connect`)."""
+
+    region: Region
+    edge: Edge
+    type: str
+    pos: Pos
+
+    @property
+    def label(self) -> str:
+        spec = lookup(self.type)
+        return f"Insert {spec.title if spec else self.type}"
+
+    def apply(self, graph: Graph) -> Graph:
+        return self.apply_in(graph, Analyses())
+
+    def apply_in(self, graph: Graph, analyses: Analyses) -> Graph:
+        g = region_graph(graph, self.region)
+        if self.edge not in g.edges:
+            raise CommandRejected("that wire is no longer there", "no_such_edge")
+        spec = _spec(self.type)
+        node_id = g.fresh_id(spec.type)
+        ins, outs = spec.port_lists(Node(node_id, spec.type, regions=default_regions(spec.type)))
+        if not ins or not outs:
+            raise CommandRejected(f"{spec.title} has no input and output to put on a wire",
+                                  "unknown_port")
+        first_in, first_out = ins[0].name, outs[0].name
+        steps = (Disconnect(self.region, self.edge),
+                 AddNode(self.region, spec.type, self.pos, node_id=node_id),
+                 Connect(self.region, self.edge.src, (node_id, first_in)),
+                 Connect(self.region, (node_id, first_out), self.edge.dst))
+        return Batch(steps, label=self.label).apply_in(graph, analyses)
 
 
 @dataclass(frozen=True)
@@ -711,9 +793,11 @@ class RenameGraph(Command):
 
 @dataclass(frozen=True)
 class AutoLayout(Command):
-    """Lay the region out left to right by depth (see app.layout)."""
+    """Lay the region out left to right by depth (see app.layout); `sizes` are the blocks'
+    drawn sizes `((node id, (width, height)), ...)`, so big blocks get the room they need."""
 
     region: Region = ()
+    sizes: tuple[tuple[str, tuple[float, float]], ...] = ()
 
     @property
     def label(self) -> str:
@@ -725,7 +809,7 @@ class AutoLayout(Command):
         g = region_graph(graph, self.region)
         if not g.nodes:
             raise CommandRejected("nothing to lay out", "nothing")
-        positions = layered_positions(g)
+        positions = layered_positions(g, sizes=dict(self.sizes))
         return MoveNodes(self.region, tuple(positions.items())).apply(graph)
 
 

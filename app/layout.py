@@ -2,7 +2,10 @@
 
 `layered_positions(graph)` puts each node in the column of its longest path from a source
 (so every wire points right), orders each column by the barycentre of its neighbours (a
-few down/up sweeps, ties kept in the previous order), and spaces columns and rows evenly.
+few down/up sweeps, ties kept in the previous order), and spaces columns and rows on a
+grid. Given the blocks' drawn sizes (`sizes`), a column or row that a big block (one with
+a long problem line, say) would not fit in grows to fit it with a gap, so no two blocks
+overlap.
 Deterministic for a given graph. Wires that form a cycle (an error the analysis reports)
 do not stop it: those nodes go one column after their placed predecessors.
 
@@ -11,11 +14,15 @@ Pure: no dearpygui, no torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from engine.core.graph import Graph
 
 ORIGIN = (40.0, 60.0)
 SPACING = (200.0, 130.0)   # column width, row height: the sample graphs' grid
+GAP = (50.0, 30.0)         # the least room between drawn blocks: across (for wires), down
 SWEEPS = 4
+Size = tuple[float, float]
 
 
 def layers(graph: Graph) -> dict[str, int]:
@@ -85,10 +92,18 @@ def columns(graph: Graph) -> list[list[str]]:
 
 
 def layered_positions(graph: Graph, *, origin: tuple[float, float] = ORIGIN,
-                      spacing: tuple[float, float] = SPACING) -> dict[str, tuple[float, float]]:
-    """node id -> (x, y) for every node of `graph` (one region; bodies are laid out apart)."""
+                      spacing: tuple[float, float] = SPACING,
+                      sizes: Mapping[str, Size] | None = None) -> dict[str, tuple[float, float]]:
+    """node id -> (x, y) for every node of `graph` (one region; bodies are laid out apart).
+    `sizes` (node id -> drawn width, height) widens a column, or lowers the rows below a
+    block, wherever the grid would not leave `GAP` around a block."""
+    sizes = sizes or {}
     out: dict[str, tuple[float, float]] = {}
-    for c, col in enumerate(columns(graph)):
-        for r, node_id in enumerate(col):
-            out[node_id] = (origin[0] + c * spacing[0], origin[1] + r * spacing[1])
+    x = origin[0]
+    for col in columns(graph):
+        y = origin[1]
+        for node_id in col:
+            out[node_id] = (x, y)
+            y += max(spacing[1], sizes.get(node_id, (0.0, 0.0))[1] + GAP[1])
+        x += max(spacing[0], max((sizes.get(i, (0.0, 0.0))[0] for i in col), default=0.0) + GAP[0])
     return out

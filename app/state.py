@@ -26,6 +26,7 @@ Pure: no dearpygui, no torch.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -36,8 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.core.analysis import Analysis, Diagnostic
+from engine.core.config import TrainingConfig
 from engine.core.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
 from engine.core.graph import PATH_SEP, Edge, Graph, Node
+from engine.data.fit import fit_problems
 from engine.incremental.codegen import CodeCache
 from nodes import TensorType
 
@@ -88,8 +91,9 @@ class AppState:
         selection: ids of selected nodes in the current region.
         analysis: `engine.core.analysis.Analysis` of `graph` (keys are node paths; see node_path).
         diagnostics: what the views list and draw on nodes: the analysis's diagnostics, then
-            those a failed training run left (`run_problems`). A new tuple whenever either
-            changes, so views compare it by identity.
+            those a failed training run left (`run_problems`), then where the graph does not
+            fit its loaded dataset (`data_problems`). A new tuple whenever any changes, so
+            views compare it by identity.
         code: the generated PyTorch source - the last that generated; `code_error` says why
             it is stale (None when `code` matches `graph`). Generated lazily on first read
             after a change (it is the slow part), so read it only while showing it.
@@ -98,6 +102,8 @@ class AppState:
         dirty: unsaved changes.
         status, status_level: the last message for the status bar ("info"/"warning"/"error").
         version: bumps on every change of anything above; views compare it to redraw.
+        document: bumps when another document replaces this one (New, Open, a sample, a
+            restored autosave); views drop what belonged to the old one (a training run).
         clipboard: the internal clipboard `(nodes, edges)` or None.
         clipboard_text: the same as dprog graph JSON, for the views to put on the OS clipboard
             (`paste_text` reads such text back).
@@ -123,6 +129,11 @@ class AppState:
         # Diagnostics a failed run left, and the graph that run trained (see report_run_failure).
         self.run_problems: tuple[Diagnostic, ...] = ()
         self._run_graph: Graph | None = None
+        # The dataset the training section names, once loaded (set_training_data), and
+        # where the graph does not fit it (see data_key).
+        self._data: tuple[Any, Any, str | None] | None = None   # (key, Dataset, error)
+        self.data_problems: tuple[Diagnostic, ...] = ()
+        self.document = 0   # counts documents: New, Open, a sample, a restored autosave
         self._reset(graph if graph is not None else Graph(), Path(file) if file else None)
         if self.recovery.problem:
             self.set_status(self.recovery.problem, "warning")
@@ -148,6 +159,7 @@ class AppState:
         self.file = file
         self._saved: Graph | None = graph
         self._paste_count = 0
+        self.document += 1
         self._install(graph, analysis)
 
     def _install(self, graph: Graph, analysis: Analysis | None = None) -> None:
@@ -172,7 +184,9 @@ class AppState:
     # only when showing it.
 
     def _index_diagnostics(self) -> None:
-        self.diagnostics: tuple[Diagnostic, ...] = (*self.analysis.diagnostics, *self.run_problems)
+        self.data_problems = self._data_problems()
+        self.diagnostics: tuple[Diagnostic, ...] = (*self.analysis.diagnostics, *self.run_problems,
+                                                    *self.data_problems)
         by_node: dict[str | None, list[Diagnostic]] = {}
         for d in self.diagnostics:
             by_node.setdefault(d.node, []).append(d)
@@ -442,6 +456,52 @@ class AppState:
         """1-based lines of `code` generated for this node (or inside it)."""
         path = self.node_path(node_id)
         return [ln for ln, p in self.code_lines.items() if p == path or p.startswith(path + "/")]
+
+    # --- the training data ------------------------------------------------------------------
+
+    def data_key(self) -> tuple | None:
+        """What identifies the data the training section names: (dataset section as JSON,
+        seed, the folder relative paths start from); None when the section is invalid (the
+        Training panel says why)."""
+        try:
+            config = TrainingConfig.from_mapping(self.graph.training)
+            spec = json.dumps(config.dataset, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+        return spec, config.seed, str(self.file.parent) if self.file else None
+
+    def set_training_data(self, key: tuple, dataset: Any, error: str | None) -> None:
+        """The dataset for `key` (a `data_key`) was loaded, or `error` says why not; the
+        graph is checked against it (`engine.data.fit`) whenever it changes, and the
+        problems are listed with the analysis's while `key` is the document's."""
+        self._data = (key, dataset, error)
+        self._index_diagnostics()
+        self.version += 1
+
+    @property
+    def dataset(self) -> Any:
+        """The loaded dataset of the document's training section, or None."""
+        if self._data is None or self._data[0] != self.data_key():
+            return None
+        return self._data[1]
+
+    def _data_problems(self) -> tuple[Diagnostic, ...]:
+        if self._data is None:
+            return ()
+        key, dataset, error = self._data
+        if key != self.data_key():
+            return ()
+        if error is not None:
+            return (Diagnostic("data_error", f"the training data cannot be loaded: {error}",
+                               severity="warning"),)
+        if not self.analysis.ok:
+            return ()   # the graph's own errors first
+        try:
+            config = TrainingConfig.from_mapping(self.graph.training)
+            return fit_problems(self.graph, self.analysis, dataset, config)
+        except Exception:   # an engine bug must not stop the editing
+            log.error("the dataset-fit check failed:\n%s", traceback.format_exc())
+            return ()
 
     # --- problems found by running the graph ---------------------------------------------
 

@@ -15,6 +15,14 @@ redraw only when `state.version` (or the run's counters) moved, at their own rat
 torch is never imported by app/ at import time: the first frame is drawn, then a background
 thread imports torch and the trainer so that pressing Train is quick.
 
+The dataset the graph's training section names is loaded on a worker as soon as it changes
+(app/training_data.py): the run panel draws it before Train is pressed, and the state checks
+the graph against it, so a misfit is under Problems before a run. Opening another document
+clears the last run from every view (a running one is stopped first).
+
+Right-click menus (the canvas, a block, a wire) offer what can be done there; Esc closes a
+menu, a context menu, the quick-add popup or a dialog before it climbs out of a body.
+
 A training run that fails inside a block leaves its error on that block (an error
 diagnostic in `AppState`, drawn and listed like the analysis's own) until the graph is
 edited or the next run starts; the studio goes to the block, entering its body if need be.
@@ -47,19 +55,34 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from engine.core.config import TrainingConfig
 from engine.core.files import shown
-from engine.core.graph import Graph
+from engine.core.graph import Graph, Node
 from nodes import lookup
 
-from .commands import AutoLayout
+from .commands import AutoLayout, Disconnect, InsertOnWire
 from .state import AppState
-from .training import ACTIVE, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TextJob, TrainingRun
+from .training import (
+    ACTIVE,
+    FAILED,
+    FINISHED,
+    LOADING,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    TextJob,
+    TrainingRun,
+)
+from .training_data import TrainingData
 from .views.code import CodePanel
+from .views.context_menu import ContextMenu, Entry
+from .views.data_preview import DataPreview
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
 from .views.editor import GraphEditor
 from .views.generate import GenerateWindow
 from .views.gradflow import GradientView
+from .views.help import GettingStarted, PanelTips
 from .views.inspector import Inspector
 from .views.menus import SHORTCUTS, MenuBar
 from .views.palette import Palette
@@ -79,6 +102,7 @@ FPS = 60.0
 # How long closing waits for the trainer (it stops after the step in progress, which
 # takes milliseconds for the samples) and an export in flight, before exiting regardless.
 CLOSE_TIMEOUT = 10.0
+IMPORT_TIMEOUT = 60.0   # the same wait, while the run's worker is still importing torch
 
 
 @dataclass(frozen=True)
@@ -95,6 +119,7 @@ class Studio:
     def __init__(self, state: AppState, *, test_state_path: str | None = None) -> None:
         self.state = state
         self.run = TrainingRun()
+        self.data = TrainingData()
         self.theme = Theme()
         self.editor = GraphEditor(state, self.theme,
                                   flags_for=lambda path: self.gradients.flags_for(path))
@@ -108,12 +133,18 @@ class Studio:
                                   on_stop=self.stop, on_generate=self.show_generate)
         self.generate_window = GenerateWindow(self.theme, on_generate=self.generate_text)
         self.text_job: TextJob | None = None
+        self.preview = DataPreview(state, self.run, self.run_panel)
+        self.guide = GettingStarted(state, self.run)
+        self.panel_tips = PanelTips()
         self.quick_add = QuickAdd(self._quick_pick)
+        self.context = ContextMenu()
         self.dialogs = Dialogs(self.theme)
         self.menu = MenuBar(state, self)
         self.test_state_path = test_state_path
         self.test_hook = TestHook(self, test_state_path) if test_state_path else None
         self.seen_version = -1
+        self._document = state.document
+        self._data_for: object = None   # the training section the data was asked for
         self._edited_frame = -1
         self.frames = 0
         self.quit_requested = False
@@ -151,6 +182,8 @@ class Studio:
         self.theme.build()
         self._build_window(width, height)
         self.quick_add.build()
+        self.context.build()
+        self.guide.build()
         self.dialogs.build()
         self.generate_window.build()
         with dpg.handler_registry():
@@ -158,6 +191,8 @@ class Studio:
             dpg.add_mouse_double_click_handler(button=dpg.mvMouseButton_Left,
                                                callback=self._on_double_click)
             dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=self._on_click)
+            dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Right,
+                                        callback=self._on_right_click)
             dpg.add_mouse_release_handler(button=dpg.mvMouseButton_Left,
                                           callback=self._on_mouse_release)
         dpg.set_exit_callback(self._on_close_request)
@@ -167,6 +202,9 @@ class Studio:
             dpg.show_viewport()
         dpg.set_primary_window(self.window, True)
         self._layout(width, height)
+        if self.state.status == "ready":   # nothing to report yet: say where help is
+            self.state.set_status("ready · new here? Help › Getting started builds a first "
+                                  "model with you; right-click anything on the canvas")
         self.refresh(force=True)
         return self
 
@@ -176,7 +214,7 @@ class Studio:
             self.menu.build(self.window)
             with dpg.group(horizontal=True):
                 with dpg.child_window(width=PALETTE_W, height=-STATUS_H, border=False) as self.left:
-                    dpg.add_text("Blocks", color=TEXT_DIM)
+                    blocks = dpg.add_text("Blocks", color=TEXT_DIM)
                     self.palette.build(self.left)
                 with dpg.group() as self.centre:
                     with dpg.group(horizontal=True) as toolbar:
@@ -211,7 +249,13 @@ class Studio:
             with dpg.group(horizontal=True):
                 self.status_text = dpg.add_text("ready")
                 self.status_right = dpg.add_text("", color=TEXT_DIM)
+        # Each panel says what it is for when the mouse rests on its tab or title.
+        self.panel_tips.build({
+            "blocks": blocks, "inspector": self.inspector_tab, "settings": self.settings_tab,
+            "code": self.code_tab, "problems": self.problems_tab, "metrics": self.metrics_tab,
+            "gradients": self.gradient_tab})
         self.run_panel.build_plots(self.metrics_tab, dock_w - 8, PLOT_H)
+        self.preview.build()
         self.gradients.build_tab(self.gradient_tab, dock_w - 8, PLOT_H)
 
     def _sizes(self, width: int, height: int) -> tuple[int, int, int]:
@@ -245,6 +289,7 @@ class Studio:
             for job in jobs:
                 self._run_job(job)
         self._guard("training events", self.run.poll)
+        self._guard("training data", self._poll_data)
         self._guard("selection", self._poll_selection)
         self._guard("moves", self.editor.poll_moves)
         self._guard("fit", self.editor.poll_fit)
@@ -252,8 +297,12 @@ class Studio:
         now = time.monotonic()
         self._guard("gradient flow", self.gradients.step, now)
         self._guard("run panel", self.run_panel.refresh, now)
+        self._guard("data preview", self.preview.refresh)
         self._guard("gradient charts", self._refresh_charts, now)
         self._guard("quick add", self.quick_add.step)
+        self._guard("dialogs", self.dialogs.step)
+        self._guard("getting started", self.guide.refresh)
+        self._guard("panel tips", self.panel_tips.step)
         self._guard("code", self._tick_code, now)
         # An autosave serialises the whole graph (~10 ms at 1,000 nodes): not in the frames
         # that answer an edit (its own, and the one where the code panel catches up).
@@ -282,6 +331,10 @@ class Studio:
             return
         self.seen_version = self.state.version
         self._edited_frame = self.frames
+        if self.state.document != self._document:   # another graph: the run was the old one's
+            self._document = self.state.document
+            self._guard("training run", self.run.forget)
+            self.gradients.range = None
         for name, view in (("editor", self.editor.refresh), ("inspector", self.inspector.refresh),
                            ("problems", self.diagnostics.refresh),
                            ("training settings", self.settings.refresh),
@@ -292,6 +345,20 @@ class Studio:
         if title != self._title:
             self._title = title
             dpg.set_viewport_title(title)
+
+    def _poll_data(self) -> None:
+        """Load the dataset the training section names whenever it changes (on a worker),
+        and hand it to the state (which checks the graph against it) and the preview."""
+        state = self.state
+        if state.graph.training is not self._data_for:
+            self._data_for = state.graph.training
+            key = state.data_key()
+            if key is not None:
+                config = TrainingConfig.from_mapping(state.graph.training)
+                self.data.want(key, config.dataset, config.seed,
+                               state.file.parent if state.file else None)
+        if self.data.poll():
+            state.set_training_data(self.data.key, self.data.dataset, self.data.error)
 
     def _tick_code(self, now: float) -> None:
         visible = dpg.get_value(self.right_tabs) == self.code_tab
@@ -412,10 +479,9 @@ class Studio:
         """Is a text-like widget taking the keyboard? (Global key handlers fire while the
         user types, so shortcuts must stand aside.)"""
         focused = dpg.get_focused_item()
-        if focused and dpg.does_item_exist(focused) and dpg.is_item_active(focused):
+        if focused and _active(focused):
             return True
-        return any(w and dpg.does_item_exist(w) and dpg.is_item_active(w)
-                   for w in self._text_inputs())
+        return any(w and _active(w) for w in self._text_inputs())
 
     def _on_key(self, sender: int, key: int, user_data: object) -> None:
         ctrl = dpg.is_key_down(dpg.mvKey_ModCtrl)
@@ -424,12 +490,16 @@ class Studio:
             self.quick_add.accept()
             return
         if key == dpg.mvKey_Escape:
-            if self.quick_add.visible:
+            if self.context.visible:
+                self.context.close()
+            elif self.quick_add.visible:
                 self.quick_add.close()
+            elif self.menu.open:
+                self.menu.close()
             elif not self.dialogs.close_top() and not self.typing():
                 self.go_up()
             return
-        if self.typing() or self.dialogs.open:
+        if self.typing() or self.dialogs.open or self.context.visible:
             return
         if ctrl:
             action = {
@@ -467,7 +537,8 @@ class Studio:
         if self.frames - self._last_double <= 3:
             return   # ImGui's and our own detection both saw this one
         self._last_double = self.frames
-        if self.dialogs.open or self.quick_add.visible or not self.editor.hovered():
+        if self.dialogs.open or self.quick_add.visible or self.context.visible \
+                or not self.editor.hovered():
             return
         node_id = self.editor.hovered_node()
         if node_id is not None:
@@ -483,6 +554,87 @@ class Studio:
 
     def _on_mouse_release(self, sender: int, button: int, user_data: object) -> None:
         self.editor.mouse_released()
+
+    # -- right-click menus --------------------------------------------------------------------
+
+    def _on_right_click(self, sender: int, button: int, user_data: object) -> None:
+        """A menu for what is under the mouse on the canvas: a block, a wire, or the canvas."""
+        if self.dialogs.open or self.quick_add.visible or not self.editor.hovered():
+            return
+        mouse = dpg.get_mouse_pos(local=False)
+        screen = (mouse[0], mouse[1])
+        at = self.editor.screen_to_model(screen)
+        node_id = self.editor.hovered_node()
+        edge = self.editor.hovered_edge() if node_id is None else None
+        if node_id is not None:
+            self._block_menu(screen, node_id)
+        elif edge is not None:
+            self._wire_menu(screen, at, edge)
+        else:
+            self._canvas_menu(screen, at)
+
+    def _canvas_menu(self, screen: tuple[float, float], at: tuple[float, float]) -> None:
+        entries = [Entry("Add block…", lambda: self._quick_add_at(screen, at), hint="Space"),
+                   Entry("Paste here", lambda: self.paste(at), hint="Ctrl+V"),
+                   Entry("Select all", self.select_all, hint="Ctrl+A"),
+                   None,
+                   Entry("Layout", self.auto_layout, bool(self.state.current_graph().nodes),
+                         hint="Ctrl+L"),
+                   Entry("Fit view", self.fit_view, hint="F")]
+        if self.state.region:
+            entries.append(Entry("Up one level", self.go_up, hint="Esc"))
+        self.context.open(screen, "canvas", "Canvas", entries)
+
+    def _block_menu(self, screen: tuple[float, float], node_id: str) -> None:
+        node = self.state.current_graph().get(node_id)
+        if node is None:
+            return
+        if node_id not in self.state.selection:   # the menu acts on the block clicked
+            self.state.select([node_id])
+            self.editor.forget_editor_selection()
+        spec = lookup(node.type)
+        entries: list[Entry | None] = [
+            Entry(f"Open {region} »", lambda r=region: self.open_body(node_id, r))
+            for region in (spec.regions if spec else ())]
+        if entries:
+            entries.append(None)
+        entries += [Entry("Duplicate", self.duplicate, hint="Ctrl+D"),
+                    Entry("Copy", self.copy, hint="Ctrl+C"),
+                    Entry("Delete", self.delete, hint="Del"),
+                    None,
+                    Entry(f"Docs: {spec.title if spec else node.type}",
+                          lambda: self.show_block_docs(node.type), spec is not None)]
+        self.context.open(screen, "block", f"{node.name}  ·  {spec.title if spec else '?'}",
+                          entries)
+
+    def _wire_menu(self, screen: tuple[float, float], at: tuple[float, float], edge) -> None:
+        region = self.state.region
+
+        def insert() -> None:
+            self.quick_add.open(screen, at, on_pick=lambda block, pos: self.state.do(
+                InsertOnWire(region, edge, block, pos)))
+
+        entries = [Entry("Delete wire", lambda: self.state.do(Disconnect(region, edge)),
+                         hint="Del"),
+                   Entry("Insert block…", insert)]
+        self.context.open(screen, "wire", f"{edge.src[0]}.{edge.src[1]} → "
+                          f"{edge.dst[0]}.{edge.dst[1]}", entries)
+
+    def show_block_docs(self, block: str) -> None:
+        """A block's documentation: what it does, its ports and its params."""
+        spec = lookup(block)
+        if spec is None:
+            return
+        lines = [f"{spec.category}: {spec.doc}", ""]
+        ports = spec.port_lists(Node("docs", spec.type))
+        lines.append("inputs: " + (", ".join(p.name for p in ports[0]) or "none")
+                     + "    outputs: " + (", ".join(p.name for p in ports[1]) or "none"))
+        if spec.params:
+            lines.append("")
+            for p in spec.params:
+                lines.append(f"{p.name} ({p.kind}, default {p.kind_row.text(p.default)})"
+                             + (f": {p.doc}" if p.doc else ""))
+        self.dialogs.message("\n".join(lines), spec.title)
 
     # -- editing actions (menus and shortcuts) ----------------------------------------------------------
 
@@ -514,9 +666,8 @@ class Studio:
                 dpg.set_clipboard_text(self.state.clipboard_text)
             self.editor.forget_editor_selection()
 
-    def paste(self) -> None:
-        at = None
-        if self.editor.hovered():
+    def paste(self, at: tuple[float, float] | None = None) -> None:
+        if at is None and self.editor.hovered():
             mouse = dpg.get_mouse_pos(local=False)
             at = self.editor.screen_to_model((mouse[0], mouse[1]))
         if self.state.clipboard is not None:
@@ -546,7 +697,7 @@ class Studio:
         self.editor.fit_view()
 
     def auto_layout(self) -> None:
-        if self.state.do(AutoLayout(self.state.region)):
+        if self.state.do(AutoLayout(self.state.region, self.editor.node_sizes())):
             self.refresh()
             self.editor.fit_view()
 
@@ -649,8 +800,9 @@ class Studio:
             return
         if run.active:
             return
-        if not self.state.analysis.ok:
-            errors = self.state.analysis.errors
+        errors = self.state.analysis.errors or [d for d in self.state.data_problems
+                                                 if d.severity == "error"]
+        if errors:
             self.state.set_status(f"fix the graph first: {errors[0]}", "warning")
             dpg.set_value(self.right_tabs, self.problems_tab)
             return
@@ -795,6 +947,9 @@ class Studio:
         what = "ONNX model" if fmt == "onnx" else "torch.export program"
         self.dialogs.ask_path(f"Export {what} to file", chosen, str(base), save=True)
 
+    def show_getting_started(self) -> None:
+        self.guide.show()
+
     def show_shortcuts(self) -> None:
         self.dialogs.message("\n".join(f"{k:<34} {v}" for k, v in SHORTCUTS), "Keyboard shortcuts")
 
@@ -808,6 +963,10 @@ class Studio:
         keeps drawing, saying what it waits for, so it never looks hung. Returns False when
         a worker was still busy after `timeout` seconds: it is a daemon thread, so the
         process exits anyway, and the warning says what was cut short."""
+        if self.run.status == LOADING:
+            # Stopped while torch loads, the run ends once the import is done: seconds when
+            # idle, more on a loaded machine. Exiting mid-import is the thing to avoid.
+            timeout = max(timeout, IMPORT_TIMEOUT)
         deadline = time.monotonic() + timeout
         with contextlib.suppress(Exception):
             self.run.stop()
@@ -863,6 +1022,14 @@ def writes_text(graph: Graph) -> bool:
     return hasattr(dataset, "get") and dataset.get("name") == "text"
 
 
+def _active(item: int) -> bool:
+    """Is the item taking input? False for items that have no such state (a menu item, the
+    focused item after Esc on a menu): `dpg.is_item_active` raises KeyError on those."""
+    if not dpg.does_item_exist(item):
+        return False
+    return bool(dpg.get_item_state(item).get("active"))
+
+
 def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
@@ -893,20 +1060,24 @@ def _arity(fn: Callable) -> int:
 # -- entry points ------------------------------------------------------------------------------------
 
 
-def make_state(graph_path: str | None) -> AppState:
+def make_state(graph_path: str | None, sample: str | None = None) -> AppState:
     state = AppState()
     if graph_path:
         state.open(graph_path)
+    elif sample:
+        state.open_sample(sample)   # a copy: saving asks where, the sample stays as it is
     return state
 
 
 def build_studio(graph_path: str | Graph | None = None, *, width: int = WIDTH, height: int = HEIGHT,
                  show: bool = True, test_state_path: str | None = None,
-                 state: AppState | None = None) -> Studio:
-    """A built studio for a graph file (or a Graph value), without entering the frame loop;
-    or around an `AppState` made by the caller (a test's, with its own recovery folder)."""
+                 state: AppState | None = None, sample: str | None = None) -> Studio:
+    """A built studio for a graph file (or a Graph value, or a bundled sample), without
+    entering the frame loop; or around an `AppState` made by the caller (a test's, with its
+    own recovery folder)."""
     if state is None:
-        state = AppState(graph_path) if isinstance(graph_path, Graph) else make_state(graph_path)
+        state = AppState(graph_path) if isinstance(graph_path, Graph) \
+            else make_state(graph_path, sample)
     studio = Studio(state, test_state_path=test_state_path)
     studio.build(width, height, show=show)
     # Everything alive now lives as long as the window: keep it out of the collector's
@@ -916,12 +1087,13 @@ def build_studio(graph_path: str | Graph | None = None, *, width: int = WIDTH, h
 
 
 def run(graph_path: str | None, *, screenshot: str | None = None, frames: int = 30,
-        train: bool = False) -> int:
-    """Open the studio (the `dprog [GRAPH]` command). With `screenshot`, render `frames` frames
-    (with `train`, until training is well under way), save a PNG there and exit."""
+        train: bool = False, sample: str | None = None) -> int:
+    """Open the studio (the `dprog [GRAPH]` command; `sample` opens a bundled sample as a
+    copy). With `screenshot`, render `frames` frames (with `train`, until training is well
+    under way), save a PNG there and exit."""
     test_path = os.environ.get("DPROG_TEST_STATE") or None
     try:
-        studio = build_studio(graph_path, test_state_path=test_path)
+        studio = build_studio(graph_path, test_state_path=test_path, sample=sample)
     except Exception as e:
         print(f"dprog: cannot start the studio: {type(e).__name__}: {shown(e)}", file=sys.stderr)
         return 2

@@ -128,6 +128,7 @@ class TrainingRun:
         }
         self.reset()
         self.runs = 0
+        self._forget_at_end = False   # see forget()
 
     def reset(self) -> None:
         self.status = IDLE
@@ -182,6 +183,7 @@ class TrainingRun:
         if self.active:
             return False
         self.reset()
+        self._forget_at_end = False
         self.runs += 1
         self.graph = graph
         self.events = EventSink()
@@ -216,6 +218,21 @@ class TrainingRun:
             trainer.run()
         except Exception as e:   # an import or construction problem: report it as a failure
             events.put(_StudioFailure(f"{type(e).__name__}: {e}"))
+
+    def forget(self) -> None:
+        """Another document is open: what the last run showed belongs to another graph.
+        Everything goes back to idle at once, or, while a run is active, as soon as it has
+        stopped (it stops after the step in progress; `close()` still joins its thread).
+        A new run counts as another run, so every view clears what it drew."""
+        if self.active:
+            self.stop()
+            self._forget_at_end = True
+            return
+        self._forget_at_end = False
+        self.reset()
+        self.trainer = None
+        self.runs += 1
+        self.version += 1
 
     def pause(self) -> None:
         if self.trainer is not None and self.status == RUNNING:
@@ -263,6 +280,9 @@ class TrainingRun:
                 break
             handlers.get(type(event), _ignore)(event)
             done += 1
+            if self._forget_at_end and not self.active:
+                self.forget()   # the forgotten run has ended: its last events go too
+                break
             if not done & 63 and time.perf_counter() > deadline:
                 break
         self.version += 1

@@ -36,7 +36,7 @@ HUGE_INT = 1 << 1000   # bigger than any float: such an int fails `check` and is
 class Widget:
     """The inspector's control for a param, as data.
 
-    `control` is one of "int" (a number box, clamped to `min`/`max`), "float" (a number box
+    `control` is one of "int" (a number box; `min`/`max` is its range), "float" (a number box
     shown with `format`), "checkbox", "combo" (one of `choices`) or "text" (a text box,
     with `hint` as its placeholder)."""
 

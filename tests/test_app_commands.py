@@ -16,6 +16,7 @@ from app.commands import (
     CommandRejected,
     Connect,
     Disconnect,
+    InsertOnWire,
     MoveNodes,
     Paste,
     RemoveNodes,
@@ -438,3 +439,60 @@ def test_body_nodes_never_take_the_owners_structural_port_names():
     g3 = Paste(LOOP, (Node("count", "relu"),), (), (0.0, 0.0)).apply(g)
     assert "count1" in g3.node("loop1").regions["body"]
     assert AddNode((), "relu", (0.0, 0.0), node_id="cond").apply(g)   # fine at the top level
+
+
+def test_layout_gives_big_blocks_room():
+    """With the blocks' drawn sizes, a column as wide as a block with a long problem line
+    pushes the next one right, and a tall block pushes the one below it down, so no two
+    blocks overlap (issue 16)."""
+    from app.layout import GAP, SPACING
+
+    g = build([("x", "input", {"shape": [2]}), ("a", "linear", {}), ("c", "linear", {}),
+               ("b", "tanh", {})], ["x -> a", "x -> c", "a -> b"])
+    plain = layered_positions(g)
+    sizes = {"x": (90.0, 60.0), "a": (320.0, 200.0), "c": (120.0, 60.0), "b": (90.0, 60.0)}
+    roomy = layered_positions(g, sizes=sizes)
+    assert roomy["x"] == plain["x"]
+    assert roomy["b"][0] - roomy["a"][0] == 320.0 + GAP[0] > SPACING[0]
+    top, below = sorted(("a", "c"), key=lambda i: roomy[i][1])
+    assert roomy[below][1] - roomy[top][1] >= sizes[top][1] + GAP[1]
+    assert AutoLayout((), tuple(sizes.items())).apply(g).node("b").pos == roomy["b"]
+
+
+def test_insert_on_wire_puts_a_block_between_the_ends():
+    g = build([("x", "input", {"shape": [4]}), ("fc", "linear", {"out_features": 3})], ["x -> fc"])
+    wire = g.edges[0]
+    new = InsertOnWire((), wire, "relu", (100.0, 0.0)).apply(g)
+    assert {(e.src, e.dst) for e in new.edges} == {(("x", "y"), ("relu1", "x")),
+                                                   (("relu1", "y"), ("fc", "x"))}
+    assert new.node("relu1").pos == (100.0, 0.0)
+    with pytest.raises(CommandRejected) as refused:   # Conv2d does not take (B, 4)
+        InsertOnWire((), wire, "conv2d", (100.0, 0.0)).apply(g)
+    assert refused.value.code == "shape_mismatch"
+    with pytest.raises(CommandRejected) as gone:
+        InsertOnWire((), Edge(("x", "y"), ("fc", "nope")), "relu", (0.0, 0.0)).apply(g)
+    assert gone.value.code == "no_such_edge"
+    with pytest.raises(CommandRejected) as no_ports:   # an Input has no input to wire
+        InsertOnWire((), wire, "input", (0.0, 0.0)).apply(g)
+    assert no_ports.value.code == "unknown_port"
+
+
+def test_refusals_name_the_fix():
+    """A wrong port lists the right ones, a typo'd block type gets its nearest name, and a
+    wire refused for its width suggests the Linear that would match (issue 16)."""
+    g = build([("x", "input", {"shape": [2]}), ("fc", "linear", {"out_features": 16}),
+               ("add", "add", {})], ["x -> fc", "fc -> add.a"])
+    with pytest.raises(CommandRejected) as port:
+        Connect((), ("x", "yy"), ("fc", "x")).apply(g)
+    assert port.value.code == "unknown_port"
+    assert "did you mean 'y'?" in str(port.value) and "its outputs are y" in str(port.value)
+    with pytest.raises(CommandRejected) as port:
+        Connect((), ("x", "y"), ("add", "c")).apply(g)
+    assert "its inputs are a, b" in str(port.value)
+    with pytest.raises(CommandRejected) as block:
+        AddNode((), "ReLu", (0.0, 0.0)).apply(g)
+    assert block.value.code == "unknown_block" and "did you mean 'relu'?" in str(block.value)
+    with pytest.raises(CommandRejected) as wire:
+        Connect((), ("x", "y"), ("add", "b")).apply(g)
+    assert wire.value.code == "shape_mismatch"
+    assert "a Linear with out_features=16 on this wire" in str(wire.value)

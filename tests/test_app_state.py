@@ -25,7 +25,7 @@ from app.recovery import MAX_RECENT, Recovery
 from app.state import AppState, sample_names
 from engine.core.fileformat import dumps, load_graph, loads, save_graph
 from engine.core.graph import Edge, Graph, Node
-from tests.helpers import build
+from tests.helpers import REPO, build
 
 LOOP = ("loop1", "body")
 
@@ -564,6 +564,35 @@ def test_param_edit_latency_on_a_thousand_nodes():
         times.append(time.perf_counter() - t)
     # Measured ~20 ms here; a loose bound keeps slow CI machines green.
     assert statistics.median(times) < 0.25, times
-    t = time.perf_counter()
-    s.do(MoveNodes((), (("linear500", (1.0, 2.0)),)))
-    assert time.perf_counter() - t < 0.05
+    moves = []
+    for k in range(5):   # the median: one timing on a busy machine can catch a hiccup
+        t = time.perf_counter()
+        s.do(MoveNodes((), (("linear500", (1.0, 2.0 + k)),)))
+        moves.append(time.perf_counter() - t)
+    assert statistics.median(moves) < 0.05, moves
+
+
+def test_the_graph_is_checked_against_its_loaded_dataset(tmp_path):
+    """The studio loads the training data on a worker (TrainingData) and hands it to the
+    state, which lists where the graph does not fit it with the analysis's diagnostics,
+    following edits, until the training section names other data (issue 16)."""
+    from app.training_data import TrainingData
+
+    s = AppState(load_graph(REPO / "sample_graphs" / "moons_mlp.json"),
+                 recovery=Recovery(tmp_path / "state"))
+    data = TrainingData()
+    data.want(s.data_key(), s.graph.training["dataset"], s.graph.training["seed"], None)
+    data.join()
+    s.set_training_data(data.key, data.dataset, data.error)
+    assert s.dataset is data.dataset and s.data_problems == ()
+    assert s.do(SetParam((), "fc3", "out_features", 3))
+    (d,) = s.data_problems
+    assert d.code == "data_output_shape" and d.node == "logits" and d in s.diagnostics
+    assert s.undo() and s.data_problems == ()
+    assert s.do(SetTraining((("dataset", {"name": "circles"}),)))
+    assert s.dataset is None and s.data_problems == (), "that data is not loaded yet"
+    data.want(s.data_key(), {"name": "nosuch"}, 0, None)
+    data.join()
+    s.set_training_data(data.key, data.dataset, data.error)
+    (d,) = s.data_problems
+    assert d.code == "data_error" and "nosuch" in d.message and d.severity == "warning"

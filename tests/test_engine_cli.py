@@ -14,7 +14,7 @@ from helpers import REPO, SAMPLE_NAMES, subprocess_env
 
 import engine
 from engine import cli
-from nodes import REGISTRY
+from nodes import CATEGORIES, REGISTRY
 
 SAMPLES = REPO / "sample_graphs"
 
@@ -129,6 +129,17 @@ def test_blocks_lists_every_block_type(capsys):
     assert listed == set(REGISTRY)
     code, out, _ = call(capsys, "blocks", "control")
     assert code == 0 and "loop" in out and "linear" not in out
+
+
+def test_blocks_of_an_unknown_category_exits_2_and_lists_the_categories(capsys):
+    code, out, err = call(capsys, "blocks", "nosuch")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "'nosuch'" in err
+    assert all(category in err for category in CATEGORIES), err
+    code, out, err = call(capsys, "blocks", "activation")   # a near miss gets a suggestion
+    assert code == 2 and "did you mean 'Activations'" in err
+    code, out, _ = call(capsys, "blocks", "ReLu")   # a block's own type shows that block
+    assert code == 0 and out.split()[:2] == ["Activations", "relu"]
 
 
 def test_export_of_an_invalid_graph_exits_1(capsys, tmp_path):

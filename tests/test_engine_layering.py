@@ -47,7 +47,8 @@ NEVER: dict[str, tuple[str, ...]] = {
     "engine": ("dearpygui",),
 }
 # The studio's model is drawn and tested without a GUI, and is importable before torch is.
-APP_MODEL = ("app.state", "app.commands", "app.layout", "app.recovery", "app.training")
+APP_MODEL = ("app.state", "app.commands", "app.layout", "app.recovery", "app.training",
+             "app.training_data")
 
 
 def module_name(path: Path) -> str:
@@ -202,7 +203,7 @@ SCRIPT = textwrap.dedent("""
     for package in (nodes, engine.core, engine.incremental, engine.data):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             importlib.import_module(info.name)
-    import app.state, app.commands, app.layout, app.recovery, app.training
+    import app.state, app.commands, app.layout, app.recovery, app.training, app.training_data
     from pathlib import Path
 
     for path in sorted(Path({samples!r}).glob("*.json")):

@@ -146,8 +146,10 @@ def test_a_spec_says_whether_a_step_may_skip_its_weights(new_blocks):
 OP_TYPES = {t for spec in BLOCKS if spec.kind == "op" for t in (spec.type, *spec.legacy_types)}
 # (file, name) → why comparing that name there is not block knowledge
 ALLOWED = {
-    **{("engine/runtime/trainer.py", name): "the training config's built-in losses "
-       "(engine.core.config.LOSSES), applied to the model's output; not blocks"
+    **{(path, name): "the training config's built-in losses (engine.core.config.LOSSES), "
+       "applied to the model's output (the trainer) or checked against the data before a "
+       "run (the dataset-fit check, the same rules); not blocks"
+       for path in ("engine/runtime/trainer.py", "engine/data/fit.py")
        for name in ("cross_entropy", "mse", "l1", "bce_with_logits")},
     ("engine/core/codegen.py", "parameter"): "the emission kind 'parameter' "
     "(nodes.spec.EMIT_KINDS) that the Parameter block and any other may declare; not a block",

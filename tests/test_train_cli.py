@@ -4,6 +4,7 @@ single process."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,10 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "val accuracy" in captured.out and str(out) in captured.out   # the summary line
     assert "step 75/75" in captured.err                                  # progress, not a TTY
+    # The progress line ends on the final evaluation, the one the summary reports.
+    last = [line for line in captured.err.splitlines() if line.startswith("step ")][-1]
+    accuracy = re.search(r"val accuracy ([\d.]+%)", captured.out).group(1)
+    assert last.startswith("step 75/75") and f"val acc {accuracy}" in last, (last, captured.out)
     metrics = lines(out / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     assert set(metrics[0]) >= {"step", "epoch", "train_loss", "val_loss", "train_accuracy",

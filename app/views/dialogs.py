@@ -3,6 +3,10 @@ prompt (type a path, or Browse… with Dear PyGui's file dialog), and messages.
 
 Each dialog is built once and reused; callers pass what to do next as a function, so no
 meaning lives in the widgets.
+
+A dialog asked for in the frame another one closed (Save in the unsaved-changes question
+opens the Save As prompt) is shown two frames later: ImGui drops a modal opened while the
+modal before it is still closing. `step()`, called every frame, shows it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class Dialogs:
         self._on_restore: Action | None = None
         self._on_drop_recovery: Action | None = None
         self.buttons: dict[str, int] = {}     # name → button, for the test hook's geometry
+        self._frame = 0
+        self._closed_at = -10                 # the frame a dialog was last hidden in
+        self._pending: list[tuple[int, int]] = []   # (window, item to focus) to show soon
 
     def build(self) -> None:
         with dpg.window(label="Unsaved changes", modal=True, show=False, no_resize=True,
@@ -76,11 +83,11 @@ class Dialogs:
                              callback=self._file_chosen) as self.file_dialog:
             dpg.add_file_extension(".json", color=(120, 200, 140, 255))
             dpg.add_file_extension(".*")
-        with dpg.window(label="dprog", modal=True, show=False, no_resize=True,
-                        no_saved_settings=True, width=480, height=160) as self.message_window:
+        with dpg.window(label="dprog", modal=True, show=False, no_resize=True, autosize=True,
+                        no_saved_settings=True, width=480) as self.message_window:
             self.message_text = dpg.add_text("", wrap=450)
             dpg.add_button(label="OK", width=90,
-                           callback=lambda: dpg.configure_item(self.message_window, show=False))
+                           callback=lambda: self._hide(self.message_window))
         with dpg.window(label="Recover unsaved changes?", modal=True, show=False, no_resize=True,
                         no_saved_settings=True, width=480, height=150,
                         no_close=True) as self.recovery_window:
@@ -100,9 +107,34 @@ class Dialogs:
                  "recovery": self.recovery_window}
         return [n for n, w in names.items() if w and dpg.is_item_shown(w)]
 
+    # -- showing and hiding ----------------------------------------------------------------------
+
+    def _show(self, window: int, focus: int = 0) -> None:
+        if self._frame - self._closed_at <= 1:
+            self._pending.append((window, focus))   # see the module docstring
+            return
+        dpg.configure_item(window, show=True)
+        if focus:
+            dpg.focus_item(focus)
+
+    def _hide(self, window: int) -> None:
+        dpg.configure_item(window, show=False)
+        self._closed_at = self._frame
+        self._pending = [(w, f) for w, f in self._pending if w != window]
+
+    def step(self) -> None:
+        """Per frame: show a dialog asked for while another was closing."""
+        self._frame += 1
+        if self._pending and self._frame - self._closed_at > 2:
+            pending, self._pending = self._pending, []
+            for window, focus in pending:
+                self._show(window, focus)
+
     @property
     def open(self) -> bool:
-        """Is any dialog showing (so editor shortcuts should stand aside)?"""
+        """Is any dialog showing or about to (so editor shortcuts should stand aside)?"""
+        if self._pending:
+            return True
         return any(w and dpg.is_item_shown(w) for w in (
             self.confirm_window, self.path_window, self.file_dialog, self.message_window,
             self.recovery_window))
@@ -111,7 +143,7 @@ class Dialogs:
         """Esc: close whichever dialog is open (a confirm counts as Cancel)."""
         for w in (self.file_dialog, self.path_window, self.message_window, self.confirm_window):
             if w and dpg.is_item_shown(w):
-                dpg.configure_item(w, show=False)
+                self._hide(w)
                 return True
         return False
 
@@ -124,20 +156,20 @@ class Dialogs:
         self._on_save, self._on_discard = on_save, on_discard
         dpg.set_value(self.confirm_text, f"{name} has unsaved changes. Save them first?")
         _center(self.confirm_window, 440, 130)
-        dpg.configure_item(self.confirm_window, show=True)
+        self._show(self.confirm_window)
 
     def _confirm_save(self) -> None:
-        dpg.configure_item(self.confirm_window, show=False)
+        self._hide(self.confirm_window)
         if self._on_save:
             self._on_save()
 
     def _confirm_discard(self) -> None:
-        dpg.configure_item(self.confirm_window, show=False)
+        self._hide(self.confirm_window)
         if self._on_discard:
             self._on_discard()
 
     def _confirm_cancel(self) -> None:
-        dpg.configure_item(self.confirm_window, show=False)
+        self._hide(self.confirm_window)
 
     # -- paths -------------------------------------------------------------------------------------
 
@@ -151,8 +183,7 @@ class Dialogs:
         dpg.set_value(self.path_input, default)
         self._show_path_error("")
         _center(self.path_window, 560, 150)
-        dpg.configure_item(self.path_window, show=True)
-        dpg.focus_item(self.path_input)
+        self._show(self.path_window, focus=self.path_input)
 
     def _path_ok(self, *args: object) -> None:
         text = dpg.get_value(self.path_input).strip()
@@ -165,8 +196,11 @@ class Dialogs:
         path = str(Path(text).expanduser())
         if self._on_path is None:
             return
+        # This prompt closes in this frame if the path is taken: a dialog `_on_path` opens
+        # (Open asks about unsaved changes after the path) must wait for that.
+        self._closed_at = self._frame
         if self._on_path(path):
-            dpg.configure_item(self.path_window, show=False)
+            self._hide(self.path_window)
 
     def show_path_error(self, text: str) -> None:
         self._show_path_error(text)
@@ -176,7 +210,7 @@ class Dialogs:
         dpg.configure_item(self.path_error, show=bool(text))
 
     def _path_cancel(self) -> None:
-        dpg.configure_item(self.path_window, show=False)
+        self._hide(self.path_window)
 
     def _browse(self) -> None:
         current = dpg.get_value(self.path_input).strip()
@@ -195,21 +229,21 @@ class Dialogs:
         dpg.configure_item(self.message_window, label=title)
         dpg.set_value(self.message_text, text)
         _center(self.message_window, 480, 160)
-        dpg.configure_item(self.message_window, show=True)
+        self._show(self.message_window)
 
     def offer_recovery(self, text: str, *, on_restore: Action, on_discard: Action) -> None:
         self._on_restore, self._on_drop_recovery = on_restore, on_discard
         dpg.set_value(self.recovery_text, text)
         _center(self.recovery_window, 480, 150)
-        dpg.configure_item(self.recovery_window, show=True)
+        self._show(self.recovery_window)
 
     def _restore(self) -> None:
-        dpg.configure_item(self.recovery_window, show=False)
+        self._hide(self.recovery_window)
         if self._on_restore:
             self._on_restore()
 
     def _drop_recovery(self) -> None:
-        dpg.configure_item(self.recovery_window, show=False)
+        self._hide(self.recovery_window)
         if self._on_drop_recovery:
             self._on_drop_recovery()
 

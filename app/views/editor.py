@@ -38,6 +38,7 @@ from ..state import AppState
 from .theme import CATEGORY_TITLE, Theme
 
 NODE_PADDING = (8.0, 8.0)   # imnodes' default NodePadding
+DIAG_WRAP = 150             # px: a problem line on a node wraps here
 MOVE_EPSILON = 0.5
 
 
@@ -118,6 +119,7 @@ class GraphEditor:
         self._check_moves = 0
         self._fit_in = 0
         self._clearing = 0
+        self._crumbs: list | None = None   # the breadcrumbs as drawn
 
     # -- building --------------------------------------------------------------------------
 
@@ -159,6 +161,9 @@ class GraphEditor:
         self.graph = graph
         if state.selection != self.highlighted:
             self._highlight(state.selection)
+        # Another document, a rename or a new body: the crumbs follow whatever changed them.
+        if state.breadcrumbs != self._crumbs:
+            self._build_breadcrumbs()
 
     def _rebuild(self, graph: Graph) -> None:
         self._clear()
@@ -171,7 +176,6 @@ class GraphEditor:
             self._add_link(edge)
         self.graph = graph
         self.diagnostics = None
-        self._build_breadcrumbs()
         self._fit_in = 2 if graph.nodes else 0   # centre it once its nodes have been drawn
 
     def _clear(self) -> None:
@@ -255,7 +259,9 @@ class GraphEditor:
         static = dpg.add_node_attribute(attribute_type=dpg.mvNode_Attr_Static, parent=item)
         view.info[0] = dpg.add_text("", parent=static, show=False)
         dpg.bind_item_theme(view.info[0], self.theme.text("dim"))
-        view.diag[0] = dpg.add_text("", parent=static, show=False)
+        # Wrapped, so a long problem makes the node taller, never wider than its neighbours'
+        # gap (the whole message is in the Inspector and under Problems).
+        view.diag[0] = dpg.add_text("", parent=static, show=False, wrap=DIAG_WRAP)
         view.flag[0] = dpg.add_text("", parent=static, show=False)
         dpg.bind_item_theme(view.flag[0], self.theme.text("accent"))
         if self.theme.small:
@@ -349,7 +355,7 @@ class GraphEditor:
         if loud:
             first = next(d for d in loud if d.severity == severity) if severity in ("error", "warning") \
                 else loud[0]
-            text = "⚠ " + _short(first.message, 34)
+            text = "⚠ " + _short(first.message, 64)
         elif any(d.severity in ("error", "warning") for d in inside):
             n = sum(d.severity in ("error", "warning") for d in inside)
             text = f"⚠ {n} problem{'s' if n > 1 else ''} inside"
@@ -420,6 +426,15 @@ class GraphEditor:
                                     rmin[1] - NODE_PADDING[1] - grid[1])
             return
 
+    def node_sizes(self) -> tuple[tuple[str, tuple[float, float]], ...]:
+        """(node id, (width, height)) of each drawn node, padding included (for the layout)."""
+        out = []
+        for node_id, view in self.nodes.items():
+            w, h = dpg.get_item_rect_size(view.item) or (0, 0)
+            if w and h:
+                out.append((node_id, (float(w), float(h))))
+        return tuple(out)
+
     def canvas_origin(self) -> tuple[float, float]:
         """Screen position of the canvas's top-left (the editor's own origin, no panning)."""
         x, y = dpg.get_item_pos(self.canvas)
@@ -475,7 +490,7 @@ class GraphEditor:
 
     def _build_breadcrumbs(self) -> None:
         dpg.delete_item(self.breadcrumb_group, children_only=True)
-        crumbs = self.state.breadcrumbs
+        crumbs = self._crumbs = self.state.breadcrumbs
         for i, (text, region) in enumerate(crumbs):
             if i:
                 dpg.add_text("›", parent=self.breadcrumb_group)

@@ -9,8 +9,11 @@ This view turns the latest sample into
   imnodes reads LinkThickness once per editor when it draws, so only the colour is per
   wire; the thickness style stays in the themes in case a later imnodes honours it.)
 - flags on nodes (vanishing / exploding gradients, dead ReLUs): title colour plus a marker;
-- in the Gradient flow tab: a bar chart of per-node gradient RMS, a heatmap of nodes against
-  time, and the gradient/activation history of the selected wire or node.
+- in the Gradient flow tab: a bar chart of per-node gradient RMS (horizontal, one labelled
+  row per block), a heatmap of nodes against time (once there are two samples to compare),
+  and the gradient/activation history of the selected wire or node. Row labels are thinned
+  to every k-th when the rows are shorter than a line of text, so they never overlap; with
+  no data each chart says what it waits for instead of drawing an empty scale.
 
 Work is bounded per frame: recolouring is recomputed at most `RECOLOR_HZ` times a second and
 applied `LINKS_PER_FRAME` wires at a time; node flags touch only nodes whose flag changed.
@@ -31,6 +34,16 @@ from ..training import TrainingRun, bucket_of, log_range
 from .editor import GraphEditor
 from .theme import LINK_BUCKETS, TEXT_DIM, Theme
 
+BARS_TITLE = "Gradient RMS per block"
+BARS_WAITING = "Gradient RMS per block: press Train"
+HEAT_TITLE = "Blocks × time (log10 gradient RMS)"
+HEAT_WAITING = "Blocks × time (needs 2 samples)"
+CHART_HELP = ("How much gradient reaches each block's weights (log scale), at the latest "
+              "sample. A bar far shorter than the others: that block barely learns.",
+              "The same per block over time, one column per sample (hot = large). A row "
+              "fading to dark: the gradient is vanishing there.")
+LABEL_PX = 18.0          # a row label's height: rows shorter than this show every k-th label
+PLOT_FRAME_PX = 60.0     # a plot's title, padding and x axis, above and below its rows
 RECOLOR_HZ = 4.0
 CHARTS_HZ = 2.0
 LINKS_PER_FRAME = 100
@@ -65,6 +78,9 @@ class GradientView:
         self.hist_title = 0
         self._hist_for: tuple | None = None
         self.recolors = 0
+        self.bar_plot = 0
+        self.ticks: dict[int, tuple] = {}   # axis → the row labels it shows (test hook)
+        self.hist_limits: tuple[float, float] | None = None
 
     # -- building ------------------------------------------------------------------------------
 
@@ -82,22 +98,32 @@ class GradientView:
         third = (width - 24) // 3
         h = height - 10
         with dpg.group(parent=parent, horizontal=True):
-            with dpg.plot(label="Gradient RMS per block", width=third, height=h,
-                          no_mouse_pos=True, no_menus=True):
-                self.bar_axis_x = dpg.add_plot_axis(dpg.mvXAxis, no_gridlines=True)
-                self.bar_axis_y = dpg.add_plot_axis(dpg.mvYAxis)
-                self.bars = dpg.add_bar_series([], [], parent=self.bar_axis_y, weight=0.7)
-            with dpg.plot(label="Blocks × time (log10 gradient RMS)", width=third, height=h,
-                          no_mouse_pos=True, no_menus=True) as self.heat_plot:
-                self.heat_axis_x = dpg.add_plot_axis(dpg.mvXAxis, no_tick_labels=True,
-                                                     no_gridlines=True)
-                self.heat_axis_y = dpg.add_plot_axis(dpg.mvYAxis, no_gridlines=True)
-                self.heat = dpg.add_heat_series([0.0], 1, 1, parent=self.heat_axis_y,
-                                                format="", scale_min=-6, scale_max=0)
+            # Each plot sits in a group: plots take no tooltip, groups do.
+            with dpg.group() as bars_holder:
+                with dpg.plot(label=BARS_TITLE, width=third, height=h, no_mouse_pos=True,
+                              no_menus=True) as self.bar_plot:
+                    # Horizontal bars: each block's label gets a row of its own on the y axis.
+                    self.bar_axis_x = dpg.add_plot_axis(dpg.mvXAxis)
+                    self.bar_axis_y = dpg.add_plot_axis(dpg.mvYAxis, no_gridlines=True)
+                    self.bars = dpg.add_bar_series([], [], parent=self.bar_axis_y, weight=0.7,
+                                                   horizontal=True)
+            with dpg.group() as heat_holder:
+                with dpg.plot(label=HEAT_WAITING, width=third, height=h,
+                              no_mouse_pos=True, no_menus=True) as self.heat_plot:
+                    self.heat_axis_x = dpg.add_plot_axis(dpg.mvXAxis, no_tick_labels=True,
+                                                         no_gridlines=True)
+                    self.heat_axis_y = dpg.add_plot_axis(dpg.mvYAxis, no_gridlines=True)
+                    # Hidden until two samples exist: one sample is no time series.
+                    self.heat = dpg.add_heat_series([0.0], 1, 1, parent=self.heat_axis_y,
+                                                    format="", scale_min=-6, scale_max=0,
+                                                    show=False)
             dpg.bind_colormap(self.heat_plot, dpg.mvPlotColormap_Plasma)
+            for holder, text in zip((bars_holder, heat_holder), CHART_HELP, strict=True):
+                with dpg.tooltip(holder):
+                    dpg.add_text(text, wrap=320)
             with dpg.group():
                 self.hist_title = dpg.add_text("Select a wire or a block to see its history",
-                                               color=TEXT_DIM)
+                                               color=TEXT_DIM, wrap=third)
                 with dpg.plot(width=third, height=h - 26, no_mouse_pos=True,
                               no_menus=True) as self.hist_plot:
                     dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthWest)
@@ -118,8 +144,10 @@ class GradientView:
                                                                     (240, 150, 60, 200)))
                     dpg.bind_item_theme(self.hist_grad, _plot_theme(dpg.mvLineSeries,
                                                                     dpg.mvPlotCol_Line,
-                                                                    (86, 156, 255, 255), 2.5))
+                                                                    (86, 156, 255, 255), 2.5,
+                                                                    marker=True))
                     self.hist_act_axis = act
+                self._empty_history()
 
     # -- per frame -------------------------------------------------------------------------------
 
@@ -214,30 +242,55 @@ class GradientView:
             rows = list(flow.nodes)
         return rows[:MAX_ROWS]
 
+    def _row_ticks(self, axis: int, plot: int, rows: list[str]) -> None:
+        """One tick label per row, top to bottom (row i at y = n - i - 0.5), thinned to every
+        k-th row when the rows are shorter than a line of text."""
+        n = len(rows)
+        height = (dpg.get_item_rect_size(plot) or (0, 0))[1] or 260
+        room = max(height - PLOT_FRAME_PX, 1) / max(n, 1)
+        every = max(1, math.ceil(LABEL_PX / room))
+        ticks = tuple((p.rsplit("/", 1)[-1], n - i - 0.5) for i, p in enumerate(rows)
+                      if i % every == 0)
+        dpg.set_axis_ticks(axis, ticks)
+        self.ticks[axis] = ticks
+
     def _draw_bars(self, rows: list[str]) -> None:
         flow = self.run.flow
         if flow is None or not rows:
             dpg.set_value(self.bars, [[], []])
+            dpg.reset_axis_ticks(self.bar_axis_y)
+            dpg.reset_axis_ticks(self.bar_axis_x)
+            self.ticks.pop(self.bar_axis_y, None)
+            dpg.set_axis_limits(self.bar_axis_x, 0, 1)
+            dpg.set_axis_limits(self.bar_axis_y, 0, 1)
+            dpg.configure_item(self.bar_plot, label=BARS_WAITING)
             return
+        dpg.configure_item(self.bar_plot, label=BARS_TITLE)
         logs = [math.log10(v) if (v := _grad(flow, p)) and v > 0 else None for p in rows]
         known = [v for v in logs if v is not None] or [-6.0]
-        # Bars rise from a floor a decade below the smallest value; ticks label decades.
+        # Bars grow from a floor a decade below the smallest value; ticks label decades.
         base = math.floor(min(known)) - 1
         top = math.ceil(max(known))
-        ys = [(v - base) if v is not None else 0.0 for v in logs]
-        xs = list(range(len(rows)))
-        dpg.set_value(self.bars, [xs, ys])
-        dpg.set_axis_ticks(self.bar_axis_x, tuple((p.rsplit("/", 1)[-1], float(i))
-                                                  for i, p in enumerate(rows)))
-        dpg.set_axis_ticks(self.bar_axis_y, tuple((f"1e{k}", float(k - base))
+        lengths = [(v - base) if v is not None else 0.0 for v in logs]
+        n = len(rows)
+        dpg.set_value(self.bars, [lengths, [n - i - 0.5 for i in range(n)]])
+        self._row_ticks(self.bar_axis_y, self.bar_plot, rows)
+        dpg.set_axis_ticks(self.bar_axis_x, tuple((f"1e{k}", float(k - base))
                                                   for k in range(base, top + 1)))
-        dpg.set_axis_limits(self.bar_axis_x, -0.6, len(rows) - 0.4)
-        dpg.set_axis_limits(self.bar_axis_y, 0, top - base + 0.2)
+        dpg.set_axis_limits(self.bar_axis_y, 0, n)
+        dpg.set_axis_limits(self.bar_axis_x, 0, top - base + 0.2)
 
     def _draw_heat(self, rows: list[str]) -> None:
         history = list(self.run.history)[-HEAT_COLS:]
-        if not rows or not history:
+        if not rows or len(history) < 2:
+            dpg.configure_item(self.heat, show=False)
+            dpg.configure_item(self.heat_plot, label=HEAT_WAITING)
+            dpg.reset_axis_ticks(self.heat_axis_y)
+            self.ticks.pop(self.heat_axis_y, None)
+            dpg.set_axis_limits(self.heat_axis_x, 0, 1)
+            dpg.set_axis_limits(self.heat_axis_y, 0, 1)
             return
+        dpg.configure_item(self.heat_plot, label=HEAT_TITLE)
         lo, hi = self.range or (-6.0, 0.0)
         values = []
         for p in rows:      # row-major: one row per node, one column per snapshot
@@ -246,12 +299,11 @@ class GradientView:
                 values.append(math.log10(v) if v and v > 0 else lo)
         dpg.configure_item(self.heat, x=values, rows=len(rows), cols=len(history),
                            scale_min=lo, scale_max=hi, bounds_min=(0, 0),
-                           bounds_max=(len(history), len(rows)))
+                           bounds_max=(len(history), len(rows)), show=True)
         dpg.set_axis_limits(self.heat_axis_x, 0, len(history))
         dpg.set_axis_limits(self.heat_axis_y, 0, len(rows))
         # heat rows are drawn top (row 0) to bottom, ticks at the row centres
-        dpg.set_axis_ticks(self.heat_axis_y, tuple((p.rsplit("/", 1)[-1], len(rows) - i - 0.5)
-                                                   for i, p in enumerate(rows)))
+        self._row_ticks(self.heat_axis_y, self.heat_plot, rows)
 
     def _draw_history(self) -> None:
         run = self.run
@@ -268,7 +320,7 @@ class GradientView:
             steps, grads, means, stds = [], [], [], []
             title = "Select a wire or a block to see its history"
         if not steps and title.startswith(("wire", "block")):
-            title += " (no gradient samples yet: press Train)"
+            title += ": no gradient samples yet (they come every few steps of training)"
         dpg.set_value(self.hist_title, title)
         keep = [i for i, g in enumerate(grads) if g == g and g > 0]
         dpg.set_value(self.hist_grad, [[steps[i] for i in keep], [grads[i] for i in keep]])
@@ -277,10 +329,32 @@ class GradientView:
         dpg.set_value(self.hist_mean, [xs, [means[i] for i in ok]])
         dpg.configure_item(self.hist_std, x=xs, y1=[means[i] + stds[i] for i in ok],
                            y2=[means[i] - stds[i] for i in ok])
-        if steps:
-            dpg.fit_axis_data(self.hist_axis)
-            dpg.fit_axis_data(self.hist_act_axis)
+        if not keep:
+            self._empty_history()
+            return
+        # The grad axis is log scale: whole decades around the data, at least two of them
+        # (a single sample left to ImPlot's fit gives a degenerate scale).
+        values = [grads[i] for i in keep]
+        lo = math.floor(math.log10(min(values)) - 0.5)
+        hi = max(math.ceil(math.log10(max(values)) + 0.5), lo + 2)
+        self.hist_limits = (10.0 ** lo, 10.0 ** hi)
+        dpg.set_axis_limits(self.hist_axis, *self.hist_limits)
+        first, last = steps[keep[0]], steps[keep[-1]]
+        if first == last:
+            dpg.set_axis_limits(self.hist_x, first - 1, last + 1)
+        else:
+            dpg.set_axis_limits_auto(self.hist_x)
             dpg.fit_axis_data(self.hist_x)
+        dpg.set_axis_limits_auto(self.hist_act_axis)
+        dpg.fit_axis_data(self.hist_act_axis)
+
+    def _empty_history(self) -> None:
+        """Fixed, readable scales while there is nothing to plot: a log axis left to fit no
+        data wanders to 1e-156."""
+        dpg.set_axis_limits(self.hist_axis, 1e-6, 1.0)
+        dpg.set_axis_limits(self.hist_act_axis, -1.0, 1.0)
+        dpg.set_axis_limits(self.hist_x, 0.0, 1.0)
+        self.hist_limits = (1e-6, 1.0)
 
 
 def _grad(snapshot, path: str) -> float | None:
@@ -288,11 +362,18 @@ def _grad(snapshot, path: str) -> float | None:
     return flow.grad_rms if flow is not None else None
 
 
-def _plot_theme(component: int, target: int, color: tuple, weight: float | None = None) -> int:
+def _plot_theme(component: int, target: int, color: tuple, weight: float | None = None, *,
+                marker: bool = False) -> int:
     with dpg.theme() as theme:
         with dpg.theme_component(component):
             dpg.add_theme_color(target, color, category=dpg.mvThemeCat_Plots)
             if weight is not None:
                 dpg.add_theme_style(dpg.mvPlotStyleVar_LineWeight, weight,
+                                    category=dpg.mvThemeCat_Plots)
+            if marker:   # a lone sample is a point, not an invisible line
+                dpg.add_theme_color(dpg.mvPlotCol_MarkerFill, color, category=dpg.mvThemeCat_Plots)
+                dpg.add_theme_style(dpg.mvPlotStyleVar_Marker, dpg.mvPlotMarker_Circle,
+                                    category=dpg.mvThemeCat_Plots)
+                dpg.add_theme_style(dpg.mvPlotStyleVar_MarkerSize, 2.5,
                                     category=dpg.mvThemeCat_Plots)
     return theme

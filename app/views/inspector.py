@@ -1,7 +1,8 @@
 """The inspector: widgets generated from the selected block's `BlockSpec` params.
 
 Each param's kind describes its widget as data (`nodes.params.Widget`); `CONTROLS` here
-turns that into Dear PyGui: "int" → input_int (clamped to the param's range), "float" →
+turns that into Dear PyGui: "int" → input_int (not clamped: an out-of-range value is
+refused by the command, with the reason under the widget), "float" →
 input_float, "checkbox", "combo", "text" → input_text (a shape's text is read back as a
 list of ints by its kind). Each widget's tooltip is the param's doc and range. Text-like widgets commit on Enter or when
 they lose focus (never per keystroke); checkboxes and combos commit on change. Every commit
@@ -35,9 +36,14 @@ TABLE_ROWS = 200
 def _range_text(p: Param) -> str:
     if p.choices:
         return "one of " + ", ".join(p.choices)
-    lo = "" if p.min is None else f"{p.min:g}"
-    hi = "" if p.max is None else f"{p.max:g}"
+    lo = "" if p.min is None else _number(p.min)
+    hi = "" if p.max is None else _number(p.max)
     return f"range [{lo}, {hi}]" if lo or hi else ""
+
+
+def _number(x: float) -> str:
+    """1048576 → "1,048,576" (not "1.04858e+06"); other numbers as %g."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 class Inspector:
@@ -62,6 +68,7 @@ class Inspector:
         self._fact_key: tuple | None = None
         self._table = 0
         self._table_for: tuple | None = None
+        self.port_lines: list[str] = []                      # the Ports section, as shown
 
     def build(self, parent: int | str) -> None:
         self.root = dpg.add_group(parent=parent)
@@ -193,13 +200,24 @@ class Inspector:
         dpg.delete_item(self._ports, children_only=True)
         spec = lookup(node.type)
         port_in, port_out = _ports(spec, node) if spec else ((), ())
+        self.port_lines = []
+        # An input's type is known only once its block checks out (an Add with one operand
+        # does not); the wire feeding it, and what comes along it, are known regardless.
+        feeds = {e.dst[1]: e.src for e in state.current_graph().edges if e.dst[0] == node.id}
         for name in port_in:
             t = ins.get(name)
-            dpg.add_text(f"  in   {name}  {t if t is not None else '(not connected)'}",
-                         parent=self._ports)
+            src = feeds.get(name)
+            if src is None:
+                text = "(not connected)"
+            else:
+                t = t if t is not None else state.port_types(src[0])[1].get(src[1])
+                text = f"{t if t is not None else '(shape unknown)'}  ← {src[0]}.{src[1]}"
+            self.port_lines.append(f"  in   {name}  {text}")
         for name in port_out:
             t = outs.get(name)
-            dpg.add_text(f"  out  {name}  {t if t is not None else '?'}", parent=self._ports)
+            self.port_lines.append(f"  out  {name}  {t if t is not None else '?'}")
+        for line in self.port_lines:
+            dpg.add_text(line, parent=self._ports)
         if spec is not None and spec.count is None and not spec.regions:
             facts = "Parameters: none (this block has no weights)"
         elif count is not None:
@@ -315,7 +333,7 @@ class Inspector:
         if ok:
             self._show_error(err, "")
         else:
-            self._show_error(err, self.state.status)
+            self._show_error(err, f"{self.state.status}; kept {row.text(current)}")
             if self._node is not None:
                 self._show_value(widget, param, self._node.params.get(name, param.default))
 
@@ -352,10 +370,8 @@ def _ports(spec: BlockSpec, node: Node) -> tuple:
 
 
 def _add_int(w: Widget, value: Any, **kw: Any) -> int:
-    if w.min is not None:
-        kw.update(min_value=int(w.min), min_clamped=True)
-    if w.max is not None:
-        kw.update(max_value=int(w.max), max_clamped=True)
+    # Not clamped: a value out of range goes to SetParam, which refuses it, and the reason
+    # shows under the widget (a clamp would change what was typed without a word).
     return dpg.add_input_int(default_value=value, on_enter=True, width=-1, **kw)
 
 

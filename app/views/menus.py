@@ -19,6 +19,7 @@ SHORTCUTS = (
     ("Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y", "undo / redo"),
     ("Ctrl+C / X / V / D", "copy / cut / paste / duplicate"),
     ("Del, Backspace", "delete the selected blocks and wires"),
+    ("Right-click", "what you can do with a block, a wire or the canvas"),
     ("Space, double-click canvas", "quick-add a block at the mouse"),
     ("Double-click a Loop/Branch", "open its body (Esc goes back up)"),
     ("Ctrl+L", "auto-layout"),
@@ -55,6 +56,7 @@ class Actions(Protocol):
     def export(self, what: str) -> None: ...
     def show_generate(self) -> None: ...
     def show_shortcuts(self) -> None: ...
+    def show_getting_started(self) -> None: ...
 
 
 class MenuBar:
@@ -65,10 +67,14 @@ class MenuBar:
         self.recent = 0
         self._recent: list | None = None
         self._version = -1
+        # "File", "File>Save as…", "File>Open sample>moons_mlp" → item: where the test hook
+        # finds what to click (labels are looked up here, never parsed out of the items).
+        self.items: dict[str, int] = {}
 
     def build(self, parent: int | str) -> None:
         a = self.a
-        with dpg.menu_bar(parent=parent):
+        self.window = parent
+        with dpg.menu_bar(parent=parent) as bar:
             with dpg.menu(label="File"):
                 dpg.add_menu_item(label="New", shortcut="Ctrl+N", callback=lambda: a.new())
                 dpg.add_menu_item(label="Open…", shortcut="Ctrl+O", callback=lambda: a.open_dialog())
@@ -119,7 +125,28 @@ class MenuBar:
                 dpg.add_menu_item(label="All to a folder…", shortcut="Ctrl+E",
                                   callback=lambda: a.export("all"))
             with dpg.menu(label="Help"):
+                dpg.add_menu_item(label="Getting started", callback=lambda: a.show_getting_started())
                 dpg.add_menu_item(label="Keyboard shortcuts", callback=lambda: a.show_shortcuts())
+        self._index(bar, "")
+
+    @property
+    def open(self) -> bool:
+        """Is a menu of the bar open? (Its popup has a size only while it is.)"""
+        return any((dpg.get_item_state(item).get("rect_size") or (0, 0))[0] > 0
+                   for path, item in self.items.items() if ">" not in path)
+
+    def close(self) -> None:
+        """Close the open menu (Esc): focusing the window closes the popups over it."""
+        dpg.focus_item(self.window)
+
+    def _index(self, parent: int, prefix: str) -> None:
+        for item in dpg.get_item_children(parent, 1) or []:
+            kind = dpg.get_item_type(item)
+            if kind.endswith(("mvMenu", "mvMenuItem")):
+                path = prefix + dpg.get_item_label(item)
+                self.items[path] = item
+                if kind.endswith("mvMenu"):
+                    self._index(item, path + ">")
 
     def refresh(self) -> None:
         state = self.state

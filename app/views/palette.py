@@ -10,6 +10,7 @@ with their shape rules, as `dprog blocks` does.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
@@ -21,6 +22,7 @@ from nodes.spec import BlockSpec, port_text
 from .theme import CATEGORY_TITLE, Theme
 
 PAYLOAD = "block"
+PALETTE_WRAP = 190
 # Blocks that only make sense inside a loop or branch body are listed, but last.
 BODY_ONLY = (BODY_INPUT, BODY_OUTPUT)   # by spec kind
 
@@ -54,6 +56,23 @@ def port_lines(spec: BlockSpec) -> list[str]:
             for name, doc in ports]
 
 
+def suggest(query: str, specs: tuple[BlockSpec, ...] = BLOCKS, n: int = 3) -> list[BlockSpec]:
+    """When nothing matches: the blocks whose type or title is nearest the query (a typo,
+    "rleu" → ReLU)."""
+    q = query.strip().lower()
+    if not q:
+        return []
+    names: dict[str, BlockSpec] = {}
+    for spec in specs:
+        names.setdefault(spec.type.lower(), spec)
+        names.setdefault(spec.title.lower(), spec)
+    out: list[BlockSpec] = []
+    for name in difflib.get_close_matches(q, names, n=n * 2, cutoff=0.5):
+        if all(names[name] is not s for s in out):   # a type and its title are one block
+            out.append(names[name])
+    return out[:n]
+
+
 class Palette:
     """The left-hand block list. `on_add(type)` is called for a plain click."""
 
@@ -65,6 +84,7 @@ class Palette:
         self.headers: dict[str, int] = {}          # category → collapsing header
         self.by_category: dict[str, list[int]] = {}
         self._button_themes: dict[str, int] = {}          # category → button theme
+        self.no_match = 0                                  # "no block matches; did you mean…"
 
     def build(self, parent: int | str) -> None:
         with dpg.group(parent=parent):
@@ -73,6 +93,7 @@ class Palette:
             with dpg.tooltip(self.search):
                 dpg.add_text("Filter blocks by name, category or description.\n"
                              "Drag a block onto the canvas, or click it to add it in the middle.")
+            self.no_match = dpg.add_text("", wrap=PALETTE_WRAP, show=False, color=(140, 144, 154))
             with dpg.child_window(border=False, width=-1, height=-1):
                 for category in CATEGORIES:
                     specs = [s for s in BLOCKS if s.category == category]
@@ -129,6 +150,7 @@ class Palette:
 
     def apply_filter(self, query: str) -> None:
         q = query.strip()
+        total = 0
         for category, buttons in self.by_category.items():
             shown = 0
             for button in buttons:
@@ -138,6 +160,11 @@ class Palette:
             dpg.configure_item(self.headers[category], show=shown > 0)
             if q and shown:
                 dpg.set_value(self.headers[category], True)   # open the groups with hits
+            total += shown
+        near = suggest(q) if q and not total else []
+        dpg.set_value(self.no_match, "no block matches" + (
+            "; did you mean " + " or ".join(s.title for s in near) + "?" if near else ""))
+        dpg.configure_item(self.no_match, show=bool(q and not total))
 
     def text_inputs(self) -> list[int]:
         return [self.search]

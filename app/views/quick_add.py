@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
 
-from .palette import ranked
+from .palette import ranked, suggest
 from .theme import TEXT_DIM
 
 MAX_RESULTS = 12
@@ -26,6 +26,7 @@ class QuickAdd:
         self.matches: list[str] = []
         self.at: tuple[float, float] = (0.0, 0.0)   # model position to add at
         self._focus_frames = 0
+        self._pick: Callable[[str, tuple[float, float]], None] = on_pick   # this time's
 
     def build(self) -> None:
         with dpg.window(label="Add block", show=False, no_title_bar=True, no_resize=True,
@@ -40,8 +41,12 @@ class QuickAdd:
     def visible(self) -> bool:
         return bool(self.window) and dpg.is_item_shown(self.window)
 
-    def open(self, screen: tuple[float, float], at: tuple[float, float]) -> None:
+    def open(self, screen: tuple[float, float], at: tuple[float, float],
+             on_pick: Callable[[str, tuple[float, float]], None] | None = None) -> None:
+        """Show the popup at `screen`; the block picked goes to `on_pick` (this time only:
+        a block inserted on a wire), else to the constructor's."""
         self.at = at
+        self._pick = on_pick or self.on_pick
         dpg.set_value(self.filter, "")
         self._fill("")
         dpg.configure_item(self.window, pos=(int(screen[0]), int(screen[1])), show=True)
@@ -62,10 +67,17 @@ class QuickAdd:
         dpg.delete_item(self.list_group, children_only=True)
         self.rows.clear()
         specs = ranked(query)[:MAX_RESULTS]
+        near = not specs   # a typo: offer the nearest blocks, Enter takes the first
+        if near:
+            specs = suggest(query)
+            if specs:
+                dpg.add_text("no block matches; did you mean", parent=self.list_group,
+                             color=TEXT_DIM)
         self.matches = [s.type for s in specs]
         for i, spec in enumerate(specs):
-            row = dpg.add_selectable(label=f"{spec.title}", parent=self.list_group,
-                                     callback=self._on_row, default_value=i == 0)
+            row = dpg.add_selectable(label=f"{spec.title}" + ("?" if near else ""),
+                                     parent=self.list_group, callback=self._on_row,
+                                     default_value=i == 0)
             self.rows[row] = spec.type
             with dpg.tooltip(row):
                 dpg.add_text(f"{spec.category}: {spec.doc}", wrap=300)
@@ -81,14 +93,14 @@ class QuickAdd:
             return False
         block = self.matches[0]
         self.close()
-        self.on_pick(block, self.at)
+        self._pick(block, self.at)
         return True
 
     def _on_row(self, sender: int, app_data: object, user_data: object) -> None:
         block = self.rows.get(sender)
         self.close()
         if block is not None:
-            self.on_pick(block, self.at)
+            self._pick(block, self.at)
 
     def text_inputs(self) -> list[int]:
         return [self.filter]

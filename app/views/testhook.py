@@ -12,6 +12,7 @@ imports dearpygui, and it lives with the views.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -85,8 +86,26 @@ class TestHook:
             "callbacks": studio.callback_log,
             "mouse": list(dpg.get_mouse_pos(local=False)),
             "quick_add_open": studio.quick_add.visible,
+            # Typing reaches the filter only once it holds the keyboard focus.
+            "quick_add_ready": studio.quick_add.visible and bool(
+                dpg.get_item_state(studio.quick_add.filter).get("active")),
             "inspector_errors": {name: dpg.get_value(item) for name, item in
                                  studio.inspector.errors.items() if dpg.get_value(item)},
+            "internal_errors": list(studio.internal_errors),
+            "inspector_ports": list(studio.inspector.port_lines),
+            "gradient_charts": gradient_charts(studio),
+            "progress_text": dpg.get_item_configuration(studio.run_panel.progress)["overlay"],
+            "gradient_legend": dpg.is_item_shown(studio.gradients.legend),
+            "data_preview": {"kind": studio.preview.kind,
+                             "label": dpg.get_item_label(studio.run_panel.boundary_plot),
+                             "accuracy": next(dpg.get_item_label(p) for p, kind
+                                              in studio.run_panel.plots if kind == "acc")},
+            "context_menu": ({"kind": studio.context.kind,
+                              "entries": {e.label: [*r, e.enabled] for row, e in
+                                          studio.context.rows.items() if (r := rect(row))}}
+                             if studio.context.visible else None),
+            "guide": {"open": studio.guide.visible, "done": list(studio.guide.done)},
+            "tips_visible": [studio.panel_tips.showing] if studio.panel_tips.showing else [],
             "dialog_open": studio.dialogs.open,
             "generate": {"shown": studio.generate_window.shown,
                          "busy": studio.generate_window.busy,
@@ -106,6 +125,68 @@ def rect(item: int) -> list[float] | None:
     except (KeyError, SystemError):
         return None
     return [lo[0], lo[1], hi[0], hi[1]] if hi[0] > lo[0] else None
+
+
+# The studio theme's paddings (app/views/theme.py), which place menus and their popups.
+FRAME_PAD_Y, SPACING_X, WINDOW_PAD = 4, 8, (10, 8)
+
+
+def menu_geometry(studio: Studio) -> dict[str, list[float]]:
+    """path ("View", "File>Open sample>moons_mlp") → [x0, y0, x1, y1] of each menu-bar title
+    and of each item of an open menu. Dear PyGui reports no rects for menus: a menu gives
+    its position (in the menu bar, or in its parent's popup) and, while open, its popup's
+    size; the rects are worked out here the way ImGui places menu popups."""
+    font = studio.theme.font
+
+    def text_size(text: str) -> tuple[float, float]:
+        size = dpg.get_text_size(text, font=font) if font else None   # None before frame 1
+        return (size[0], size[1]) if size else (8.0 * len(text), 16.0)
+
+    text_h = text_size("Ag")[1]
+    bar_h = text_h + 2 * FRAME_PAD_Y
+    items = studio.menu.items
+    out: dict[str, list[float]] = {}
+    popups: dict[str, tuple[float, float, float]] = {}   # open menu → popup x, y, width
+    for path, item in items.items():   # parents come before their children
+        state = dpg.get_item_state(item)
+        parent, _, label = path.rpartition(">")
+        x, y = state.get("pos", (0, 0))
+        if not parent:
+            w = text_size(label)[0]
+            out[path] = [x - SPACING_X / 2, 0, x + w + SPACING_X / 2, bar_h]
+            origin = (x - 1 - SPACING_X // 2, bar_h)
+        elif parent in popups:
+            px, py, pw = popups[parent]
+            out[path] = [px + x, py + y, px + pw - WINDOW_PAD[0], py + y + text_h]
+            origin = (px + pw, py + y - WINDOW_PAD[1])
+        else:
+            continue
+        size = state.get("rect_size") or (0, 0)
+        if size[0] > 0:   # open (a closed submenu keeps its size, but its parent is closed)
+            popups[path] = (*origin, size[0])
+    return out
+
+
+def gradient_charts(studio: Studio) -> dict:
+    """What the Gradient flow tab shows: chart titles, whether the heatmap is drawn, the
+    history's grad-axis limits, and each chart's row labels with the room each one has."""
+    g = studio.gradients
+    font_h = 16.0
+    rows = {}
+    for name, axis, plot in (("bars", g.bar_axis_y, g.bar_plot), ("heat", g.heat_axis_y, g.heat_plot)):
+        ticks = g.ticks.get(axis, ())
+        lo, hi = dpg.get_axis_limits(axis)
+        height = (dpg.get_item_rect_size(plot) or (0, 0))[1]
+        per_unit = max(height - 60.0, 1.0) / max(hi - lo, 1e-9)
+        gaps = [abs(a[1] - b[1]) * per_unit for a, b in itertools.pairwise(ticks)]
+        rows[name] = {"labels": [t[0] for t in ticks], "min_gap_px": min(gaps, default=None),
+                      "line_px": font_h}
+    return {"bars_title": dpg.get_item_label(g.bar_plot),
+            "heat_title": dpg.get_item_label(g.heat_plot),
+            "heat_shown": dpg.is_item_shown(g.heat),
+            "history_limits": list(dpg.get_axis_limits(g.hist_axis)),
+            "history_title": dpg.get_value(g.hist_title),
+            "rows": rows}
 
 
 def node_geometry(studio: Studio) -> dict:
@@ -151,6 +232,9 @@ def geometry(studio: Studio) -> dict:
             # A hidden plot keeps the rect it last had: only shown ones count.
             "plots": {kind: rect(plot) if dpg.is_item_shown(plot) else None
                       for plot, kind in studio.run_panel.plots},
+            "chart_rects": [[*r, name] for name, plot in (("bars", studio.gradients.bar_plot),
+                                                          ("heat", studio.gradients.heat_plot))
+                            if (r := rect(plot))],
             "quick_add_filter": rect(studio.quick_add.filter) if studio.quick_add.visible else None,
             "open_body": {region: rect(button) for button, (_, region)
                           in studio.inspector.body_buttons.items()},
@@ -162,6 +246,7 @@ def geometry(studio: Studio) -> dict:
                          if (r := rect(row))],
             "dialog_buttons": {name: r for name, b in studio.dialogs.buttons.items()
                                if (r := rect(b))},
+            "menus": menu_geometry(studio),
             "breadcrumbs": [dpg.get_item_label(b) for b in
                             dpg.get_item_children(studio.editor.breadcrumb_group, 1) or []
                             if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}

@@ -20,6 +20,7 @@ anything printed from a file or a path is escaped (see engine/core/files.py).
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,7 +135,11 @@ def cmd_blocks(argv: Sequence[str]) -> int:
     which = (args.which or "").lower()
     single = lookup(which) if which else None
     if which and single is None and which not in (c.lower() for c in CATEGORIES):
-        return fail(f"no category or block {args.which!r}; categories: {', '.join(CATEGORIES)}")
+        names = {c.lower(): c for c in CATEGORIES}
+        close = difflib.get_close_matches(which, [*names, *(s.type for s in BLOCKS)], n=1)
+        hint = f" (did you mean {names.get(close[0], close[0])!r}?)" if close else ""
+        return fail(f"no block category or type {args.which!r}{hint}; the categories are "
+                    + ", ".join(CATEGORIES))
     for category in CATEGORIES:
         if which and single is None and which != category.lower():
             continue

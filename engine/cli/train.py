@@ -548,7 +548,7 @@ def _cut_log(path: Path, last_step: int) -> None:
 
 
 class _Progress:
-    """`step 450/1500 [#####.....] 30%  epoch 18/60  loss 0.1234  val 0.965  eta 0:07`.
+    """`step 450/1500 [#####.....] 30%  epoch 18/60  loss 0.1234  val acc 96.5%  eta 0:07`.
 
     On a terminal the line is redrawn in place (at most 10 times a second); otherwise a line
     is printed every 10% of the run."""
@@ -561,6 +561,7 @@ class _Progress:
         self.shown = 0.0
         self.val = ""
         self.drawn = False
+        self.last = None   # the final step, until its evaluation arrives
 
     def start(self, first: int, total: int, per_epoch: int) -> None:
         self.first, self.total, self.per_epoch = first, max(total, 1), per_epoch
@@ -568,14 +569,24 @@ class _Progress:
         self.next_line = first + max(total // 10, 1)
 
     def evaluated(self, event) -> None:
-        metric = event.val_accuracy if event.val_accuracy is not None else event.val_loss
-        self.val = f"  val {'acc' if event.val_accuracy is not None else 'loss'} {metric:.4g}"
+        if event.val_accuracy is not None:   # as the summary line says it
+            self.val = f"  val acc {event.val_accuracy:.1%}"
+        else:
+            self.val = f"  val loss {event.val_loss:.4g}"
+        if self.last is not None:   # the last step's line waited for this evaluation
+            last, self.last = self.last, None
+            self._draw(last, time.monotonic())
 
     def step(self, event) -> None:
         now = time.monotonic()
-        last = event.step >= self.total
-        if not last and (now - self.shown < 0.1 if self.tty else event.step < self.next_line):
+        if event.step >= self.total:
+            self.last = event   # drawn with the final evaluation, which comes next
             return
+        if now - self.shown < 0.1 if self.tty else event.step < self.next_line:
+            return
+        self._draw(event, now)
+
+    def _draw(self, event, now: float) -> None:
         self.shown = now
         self.next_line = event.step + max(self.total // 10, 1)
         done = event.step / self.total
@@ -596,6 +607,8 @@ class _Progress:
             self.tty, self.drawn, self.next_line = False, False, math.inf
 
     def finish(self) -> None:
+        if self.last is not None:
+            self._draw(self.last, time.monotonic())
         if self.drawn:
             with contextlib.suppress(OSError):
                 self.stream.write("\n")

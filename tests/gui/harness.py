@@ -106,7 +106,7 @@ class VirtualScreen:
         height: int = 1000,
         depth: int = 24,
         *,
-        start_timeout: float = 10.0,
+        start_timeout: float = 30.0,
         frame_delay: float = 0.05,
     ) -> None:
         self.width, self.height, self.depth = width, height, depth

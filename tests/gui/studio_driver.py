@@ -24,6 +24,10 @@ from harness import AppProcess, HarnessError, Region, VirtualScreen
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_graphs"
 State = dict[str, Any]
+# Every wait is for a condition; this is only its ceiling, for when something is wrong.
+# Generous, because two test workers, each with a studio and a trainer, on 2 cores of
+# software GL can drop the studio to one or two frames a second.
+WAIT = 60.0
 Point = tuple[float, float]
 
 
@@ -41,7 +45,7 @@ class Studio:
     def state(self) -> State:
         return json.loads(self.state_path.read_text())
 
-    def wait(self, predicate: Callable[[State], Any], what: str, timeout: float = 20.0) -> Any:
+    def wait(self, predicate: Callable[[State], Any], what: str, timeout: float = WAIT) -> Any:
         def check() -> Any:
             try:
                 return predicate(self.state())
@@ -50,7 +54,7 @@ class Studio:
 
         return self.app.wait_until(check, timeout=timeout, what=what)
 
-    def wait_frames(self, n: int = 3, timeout: float = 20.0) -> State:
+    def wait_frames(self, n: int = 3, timeout: float = WAIT) -> State:
         start = self.state()["frame"]
         return self.wait(lambda s: s["frame"] >= start + n and s, f"{n} more frames", timeout)
 
@@ -118,6 +122,18 @@ class Studio:
             self.screen.key(chord)
         finally:
             self.screen.sync = sync
+
+    def menu(self, path: str) -> None:
+        """Choose a menu item as a person does: "File>Open sample>moons_mlp" clicks File,
+        rests on Open sample until its submenu opens, then clicks moons_mlp."""
+        parts = path.split(">")
+        for depth in range(1, len(parts) + 1):
+            here = ">".join(parts[:depth])
+            r = self.wait(lambda s, here=here: s["layout"]["menus"].get(here), f"menu {here}")
+            if 1 < depth < len(parts):
+                self.screen.move(*center(r))   # a submenu opens on hover
+            else:
+                self.click(center(r))
 
     def type_text(self, text: str) -> None:
         self.screen.type_text(text)

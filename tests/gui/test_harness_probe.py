@@ -53,7 +53,7 @@ class ProbeApp:
         # The probe replaces the file atomically, so a read never sees half a write.
         return json.loads(self.state_path.read_text())
 
-    def wait(self, predicate: Any, what: str, timeout: float = 5.0) -> Any:
+    def wait(self, predicate: Any, what: str, timeout: float = 30.0) -> Any:
         """Poll the probe's state until ``predicate(state)`` is truthy; return its value."""
 
         def check() -> Any:
@@ -84,7 +84,7 @@ class ProbeApp:
         return [e for e in (state or self.state())["events"] if e["kind"] == kind]
 
     def wait_event(
-        self, kind: str, after: int, what: str | None = None, timeout: float = 5.0
+        self, kind: str, after: int, what: str | None = None, timeout: float = 30.0
     ) -> dict:
         """The first ``kind`` event beyond the ``after`` already seen."""
         return self.wait(

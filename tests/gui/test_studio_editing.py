@@ -237,7 +237,7 @@ def test_save_and_reopen(app: Studio, screen: VirtualScreen, work: Path, tmp_pat
     types = sorted(n["type"] for n in saved["nodes"])
     assert types == ["input", "linear"] and len(saved["edges"]) == 1
     app.key_to_quit("ctrl+q")
-    app.app.proc.wait(timeout=20)
+    app.app.proc.wait(timeout=60)
     assert app.app.proc.returncode == 0
     with studio(screen, work, work / "scratch.json") as again:
         s2 = again.wait(lambda s: s["layout"]["nodes"] and s, "the reopened graph on screen")

@@ -69,7 +69,7 @@ def test_save_as_then_new_asks_before_dropping_changes(screen: VirtualScreen,
         request_close(screen.display, app.app.window_id)
         app.wait(lambda s: "confirm" in s["dialogs"] and s, "the question on close again")
         press(app, "discard")
-        assert app.app.proc.wait(timeout=30) == 0
+        assert app.app.proc.wait(timeout=60) == 0
 
 
 def test_recovery_after_a_crash(screen: VirtualScreen, tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_recovery_after_a_crash(screen: VirtualScreen, tmp_path: Path) -> None:
     with studio(screen, tmp_path, graph) as app:
         relu = add_relu(app)
         # The studio autosaves a few seconds after an unsaved change...
-        app.wait(lambda s: recovery.exists() and s, "the autosave", timeout=30)
+        app.wait(lambda s: recovery.exists() and s, "the autosave", timeout=60)
         # ...and then dies without a chance to clean up.
         os.killpg(app.app.proc.pid, signal.SIGKILL)
         app.app.proc.wait(timeout=10)
