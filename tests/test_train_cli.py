@@ -156,3 +156,13 @@ def test_two_processes_match_one(tmp_path):
         for key in ("train_loss", "val_loss"):
             assert two[key] == pytest.approx(one[key], rel=1e-4)
         assert two["val_accuracy"] == one["val_accuracy"]
+
+
+def test_data_for_a_program_without_inputs_is_refused(tmp_path, capsys):
+    # A dataset would go unused: the projectile fits its launch without data.
+    out = tmp_path / "run"
+    assert main(["train", str(SAMPLES_DIR / "projectile.json"), "--data", "moons", "--steps", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "has no data Input" in err and "drop --data" in err
+    assert not out.exists()

@@ -54,6 +54,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from nodes import lookup
+
 from ..core.analysis import analyze
 from ..core.config import DEVICES, LOSSES, OPTIMIZERS, SCHEDULES, TrainingConfig
 from ..core.events import (
@@ -170,6 +172,11 @@ def _load_and_train(args, signals: _Signals) -> int:
         if args.resume:
             check_run_folder(args.resume)
         graph = load_graph(source)
+        if args.data is not None and not any(lookup(n.type).kind == "input" for n in graph.nodes):
+            # A program fits its Parameters without data: a dataset would be silently unused.
+            raise ValueError(f"--data: {shown(graph.name)} has no data Input, so it trains without "
+                             "data (its first Output is the loss); drop --data, or add an Input "
+                             "block to feed the data to")
         config = load_config(args.resume) if args.resume else \
             TrainingConfig.from_mapping(graph.training)
         config = _with_options(config, args)
