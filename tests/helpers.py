@@ -215,3 +215,18 @@ def control_flow_graphs() -> dict[str, Graph]:
     return {"hard_branch": hard, "while_per_sample": while_graph("per_sample", "while_per_sample"),
             "while_batch": while_graph("batch", "while_batch"), "repeat_count": repeat,
             "nested": nested}
+
+
+def without_hanging(call, ceiling: float = 120.0):
+    """`call()`'s result, failing (not hanging the suite) if it has not returned within a
+    generous ceiling: a guard for code that could block for ever (a FIFO opened for reading),
+    never a performance limit."""
+    import threading
+
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(ceiling)
+    assert not worker.is_alive(), f"still blocked after {ceiling:g} s"
+    assert result, "the call raised (see the thread's traceback above)"
+    return result[0]

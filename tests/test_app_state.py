@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -554,22 +553,21 @@ def long_chain(n: int) -> Graph:
     return Graph(tuple(nodes), tuple(edges))
 
 
-def test_param_edit_latency_on_a_thousand_nodes():
+def test_edits_on_a_thousand_nodes_redo_only_what_they_reach():
+    """The studio's edits go through the document's caches: a width edit re-infers the three
+    nodes it reaches, and a move redoes no analysis at all. (How long that takes is measured
+    in bench/, row 4, not here.)"""
     s = AppState(long_chain(1000))
     assert s.analysis.ok
-    times = []
-    for k in range(15):
-        t = time.perf_counter()
-        assert s.do(SetParam((), "linear500", "out_features", 16 + k % 2))
-        times.append(time.perf_counter() - t)
-    # Measured ~20 ms here; a loose bound keeps slow CI machines green.
-    assert statistics.median(times) < 0.25, times
-    moves = []
-    for k in range(5):   # the median: one timing on a busy machine can catch a hiccup
-        t = time.perf_counter()
-        s.do(MoveNodes((), (("linear500", (1.0, 2.0 + k)),)))
-        moves.append(time.perf_counter() - t)
-    assert statistics.median(moves) < 0.05, moves
+    cache = s.analyses._cache
+    for k in range(4):
+        patches, misses = cache.patches, cache.misses
+        assert s.do(SetParam((), "linear500", "out_features", 17 + k % 2))
+        assert cache.patches == patches + 1 and cache.misses - misses <= 3
+        assert s.analysis.ok
+    analysis = s.analysis
+    s.do(MoveNodes((), (("linear500", (1.0, 2.0)),)))
+    assert s.analysis is analysis
 
 
 def test_the_graph_is_checked_against_its_loaded_dataset(tmp_path):

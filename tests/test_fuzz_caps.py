@@ -14,7 +14,6 @@ them at full size.)
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 from fuzzing.caps import estimate_bytes, measure, near_caps
@@ -43,9 +42,7 @@ def test_the_caps_fit_a_24_gib_machine_at_batch_2():
 
 def too_large(graph) -> list:
     """The graph's errors, which must all be too_large; and compiling refuses it at once."""
-    start = time.perf_counter()
     errors = [d for d in engine.validate(graph) if d.severity == "error"]
-    assert time.perf_counter() - start < 2
     assert errors and {d.code for d in errors} == {"too_large"}, [str(d) for d in errors]
     with pytest.raises(engine.GraphError):
         engine.compile_graph(graph)

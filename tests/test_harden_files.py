@@ -13,12 +13,12 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from helpers import REPO, subprocess_env
 
+import engine.core.fileformat as fileformat
 from engine.core.fileformat import MAX_FILE_BYTES, GraphFileError, dumps, load_graph, loads
 from engine.core.files import FileRefused, open_regular, read_regular, shown
 
@@ -54,9 +54,9 @@ def one_clean_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
 def test_a_fifo_as_a_graph_is_refused_at_once(tmp_path):
     fifo = tmp_path / "graph.json"
     os.mkfifo(fifo)
-    start = time.monotonic()
-    line = one_clean_line(dprog("check", str(fifo), timeout=30))
-    assert "FIFO" in line and time.monotonic() - start < 20
+    # Opening a FIFO for reading blocks until a writer comes: the timeout is that hang's guard.
+    line = one_clean_line(dprog("check", str(fifo), timeout=120))
+    assert "FIFO" in line
     with pytest.raises(GraphFileError, match="is a FIFO"):
         load_graph(fifo)
 
@@ -73,10 +73,8 @@ def test_a_huge_sparse_graph_file_is_refused_by_its_size(tmp_path):
     path = tmp_path / "huge.json"
     with open(path, "wb") as f:
         f.truncate(4 * GIB)   # sparse: no disk used
-    start = time.perf_counter()
     with pytest.raises(GraphFileError, match="larger than 64 MiB"):
         load_graph(path)
-    assert time.perf_counter() - start < 1
     assert "larger than 64 MiB" in one_clean_line(dprog("check", str(path), memory=GIB))
 
 
@@ -132,13 +130,19 @@ def doc_with(**node) -> dict:
             "edges": []}
 
 
+@pytest.fixture
+def schema_unreached(monkeypatch):
+    """The schema check, the slow part of reading a file, fails the test if it is reached."""
+    def reached():
+        raise AssertionError("the schema check ran: the limit was not checked before it")
+    monkeypatch.setattr(fileformat, "_validator", reached)
+
+
 @pytest.mark.parametrize("value", [1, {"a": [1, 2]}], ids=["numbers", "objects"])
-def test_a_params_flood_is_refused_in_milliseconds(value):
+def test_a_params_flood_is_refused_before_the_schema_check(value, schema_unreached):
     text = json.dumps(doc_with(params={f"p{i}": value for i in range(300_000)}))
-    start = time.perf_counter()
     with pytest.raises(GraphFileError, match=r"\$\.nodes\[0\]\.params: 300,000 entries.*64"):
         loads(text)
-    assert time.perf_counter() - start < 3
 
 
 def test_long_text_and_long_lists_are_refused_with_their_place():
@@ -148,14 +152,22 @@ def test_long_text_and_long_lists_are_refused_with_their_place():
         loads(json.dumps(doc_with(params={"shape": [1] * 100_000})))
 
 
-def test_many_broken_nodes_report_the_first_quickly():
+def test_many_broken_nodes_report_the_first_without_collecting_every_error(monkeypatch):
     nodes = [{"id": f"n{i}", "type": "input", "params": {"shape": "x" * 999}, "pos": [1, 2, 3]}
              for i in range(15_000)]
     text = json.dumps({"format": "dprog-graph", "version": 2, "nodes": nodes, "edges": []})
-    start = time.perf_counter()
+    real, taken = fileformat._validator(), []
+
+    class Counting:
+        def iter_errors(self, doc):
+            for error in real.iter_errors(doc):
+                taken.append(error)
+                yield error
+
+    monkeypatch.setattr(fileformat, "_validator", Counting)
     with pytest.raises(GraphFileError, match=r"\$\.nodes\[0\]"):
         loads(text)
-    assert time.perf_counter() - start < 3
+    assert 0 < len(taken) <= 32   # of some 45,000 errors in the file
 
 
 # --- text that could not be written back --------------------------------------------------

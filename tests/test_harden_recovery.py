@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
-from helpers import build
+from helpers import build, without_hanging
 
+import engine.core.fileformat as fileformat
 from app.recovery import RECOVERY_FORMAT, Recovery
 from app.state import AppState
 from engine.core.fileformat import dumps
@@ -88,10 +88,8 @@ def test_a_damaged_recovery_file_is_set_aside_kept_and_reported(state_dir, name)
     content = DAMAGES[name]
     path = write(state_dir, "recovery.json", content)
     before = path.read_bytes()
-    start = time.perf_counter()
     state = AppState()
     assert state.pending_recovery() is None
-    assert time.perf_counter() - start < 3
     assert state.status_level == "warning" and "kept as recovery.damaged-" in state.status
     assert "\n" not in state.status and "\x00" not in state.status
     kept = set_aside(state_dir)
@@ -112,10 +110,8 @@ def test_recovery_files_that_are_not_files_do_not_hang_the_start(state_dir, kind
     else:
         with open(path, "wb") as f:
             f.truncate(1 << 30)
-    start = time.perf_counter()
     state = AppState()
-    assert state.pending_recovery() is None and "damaged" in state.status
-    assert time.perf_counter() - start < 3
+    assert without_hanging(state.pending_recovery) is None and "damaged" in state.status
     assert len(set_aside(state_dir)) == 1 and not path.exists()
 
 
@@ -155,12 +151,15 @@ def test_a_restore_that_fails_sets_the_autosave_aside(state_dir, monkeypatch):
     assert len(set_aside(state_dir)) == 1
 
 
-def test_a_big_autosave_with_a_params_flood_is_refused_in_well_under_a_second(state_dir):
+def test_a_big_autosave_with_a_params_flood_is_refused_before_the_schema_check(state_dir,
+                                                                               monkeypatch):
     write(state_dir, "recovery.json", DAMAGES["graph_params_flood"])
     assert (state_dir / "recovery.json").stat().st_size > 1 << 20
-    start = time.perf_counter()
+
+    def reached():
+        raise AssertionError("the schema check ran: the limit was not checked before it")
+    monkeypatch.setattr(fileformat, "_validator", reached)
     assert AppState().pending_recovery() is None
-    assert time.perf_counter() - start < 1
 
 
 @pytest.mark.parametrize("content", [
@@ -180,6 +179,4 @@ def test_a_damaged_recent_list_never_stops_the_studio(state_dir, content):
 def test_a_fifo_as_the_recent_list_does_not_hang(state_dir):
     state_dir.mkdir(parents=True)
     os.mkfifo(state_dir / "recent.json")
-    start = time.perf_counter()
-    assert AppState().recent_files == []
-    assert time.perf_counter() - start < 3
+    assert without_hanging(lambda: AppState().recent_files) == []
