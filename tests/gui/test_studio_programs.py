@@ -85,7 +85,8 @@ def test_a_program_without_data_plots_its_parameters(screen: VirtualScreen, fold
 
 
 def test_the_vae_shows_its_reconstructions(screen: VirtualScreen, folder: Path) -> None:
-    path = sample_copy(folder, "vae", epochs=40)
+    # Evaluations (each draws the grid) every 8 steps: a few epochs' worth of pictures.
+    path = sample_copy(folder, "vae", epochs=40, eval_every=8)
     with studio(screen, folder, path) as app:
         train(app)
         s = app.wait(lambda s: s["run"]["image_updates"] >= 2 and s["run"]["image_grids"] >= 3
@@ -109,7 +110,9 @@ def test_the_vae_shows_its_reconstructions(screen: VirtualScreen, folder: Path) 
 
 
 def test_generate_text_after_training(screen: VirtualScreen, folder: Path) -> None:
-    path = sample_copy(folder, "char_gpt", epochs=2)
+    # A short run: the test is about the window writing text, not about how good it is.
+    path = sample_copy(folder, "char_gpt", steps=12, eval_every=6,
+                       dataset={"name": "text", "length": 32, "n_samples": 400})
     with studio(screen, folder, path) as app:
         button = app.wait(lambda s: s["layout"]["generate_button"], "the Generate button")
         app.click(center(button))
