@@ -8,7 +8,8 @@ What is drawn depends on the samples' shape, read from the loaded `Dataset`:
 - one feature against a regression target: a scatter of the pairs;
 - anything else: what the samples are, in words.
 
-For a regression dataset the Accuracy plot says it has nothing to show and why. The view
+For a regression dataset, or predictions that are not class scores (a VAE's reconstructions),
+the Accuracy plot says it has nothing to show and why. The view
 redraws when the dataset changes or a run is forgotten (another document), never per frame.
 """
 
@@ -30,6 +31,8 @@ SEQUENCE_LINES = 3       # features drawn for a sequence
 LINE_COLORS = (ACCENT, WARNING, OK)
 ACC_TITLE = "Accuracy"
 ACC_REGRESSION = "Accuracy: none (regression)"
+ACC_OWN_LOSS = "Accuracy: none (the graph's loss is its only Output)"
+ACC_NOT_SCORES = "Accuracy: none (the predictions are not class scores)"
 
 
 class DataPreview:
@@ -43,6 +46,7 @@ class DataPreview:
         self.registry = 0
         self._texture_size: tuple[int, int] | None = None
         self._drawn: tuple | None = None
+        self._titled: tuple[Any, Any, str] = (None, None, ACC_TITLE)
         self.notes: list[int] = []   # an image's label, on its tile
 
     def build(self) -> None:
@@ -68,13 +72,13 @@ class DataPreview:
     def refresh(self) -> None:
         """Redraw when the dataset changed, or when the run panel cleared the plot."""
         dataset = self.state.dataset
-        key = (id(dataset), self.run.runs, self.run.status == IDLE)
+        title = self._accuracy_title()
+        key = (id(dataset), self.run.runs, self.run.status == IDLE, title)
         if key == self._drawn:
             return
         self._drawn = key
         acc = next(plot for plot, kind in self.panel.plots if kind == "acc")
-        regression = dataset is not None and dataset.task == "regression"
-        dpg.configure_item(acc, label=ACC_REGRESSION if regression else ACC_TITLE)
+        dpg.configure_item(acc, label=title)
         if self.run.status != IDLE and dataset is not None and dataset.is_2d:
             self._hide()   # the run panel draws the points and the boundary now
             self._label("Decision boundary, over the training points")
@@ -87,6 +91,30 @@ class DataPreview:
             self._label("Data: loading…" if self.state.data_key() else "Data")
             return
         self.kind = self._draw(dataset)
+
+    def _accuracy_title(self) -> str:
+        """The Accuracy plot's title, saying why it stays empty when it must. The trainer's
+        rule: the predictions (the first Output, or the second when the graph computes its own
+        loss) are scored only when they are class scores for the dataset's targets."""
+        dataset, graph = self.state.dataset, self.state.graph
+        if dataset is None:
+            return ACC_TITLE
+        if dataset.task == "regression":
+            return ACC_REGRESSION
+        if self._titled[:2] == (graph, dataset):   # one look per edit, not per frame
+            return self._titled[2]
+        title = ACC_TITLE
+        training = graph.training if hasattr(graph.training, "get") else {}
+        outputs = [n.id for n in graph.nodes if n.type == "output"]
+        shown = outputs[1:2] if training.get("loss") == "graph" else outputs[:1]
+        if not shown and outputs:
+            title = ACC_OWN_LOSS
+        elif shown:
+            predictions = self.state.analysis.inputs.get(shown[0], {}).get("x")
+            if predictions is not None and not dataset.scored_by(predictions):
+                title = ACC_NOT_SCORES
+        self._titled = (graph, dataset, title)
+        return title
 
     # -- drawing ----------------------------------------------------------------------------
 

@@ -95,6 +95,8 @@ def test_the_vae_shows_its_reconstructions(screen: VirtualScreen, folder: Path) 
         app.wait_frames(4)
         images = rect_of(app, "images")
         assert images is not None and rect_of(app, "boundary") is None, app.layout()["plots"]
+        # Its predictions are reconstructions, not class scores: the empty plot says so.
+        assert "not class scores" in s["data_preview"]["accuracy"], s["data_preview"]
         first = app.shot()
         grids = s["run"]["image_grids"]
         app.wait(lambda s: s["run"]["image_grids"] >= grids + 3 and s, "later reconstructions",
