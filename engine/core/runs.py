@@ -49,6 +49,7 @@ from .events import (
     GradFlowSnapshot,
     LiveEdit,
     NonFinite,
+    Started,
     StepMetrics,
     Stopped,
 )
@@ -252,6 +253,16 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def cut_log(path: str | Path, last_step: int) -> None:
+    """Keep the whole lines of a JSONL log whose step is at most `last_step` (a run continued
+    from its checkpoint: its log never runs ahead of the state it goes with)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [r for r in read_jsonl(path) if isinstance(r.get("step"), int) and r["step"] <= last_step]
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+
+
 def list_runs(graph_path: str | Path) -> list[RunInfo]:
     """The runs of `graph_path`, oldest first: every `<stem>-<n>` folder in its runs/ (and a
     `<stem>` folder an older dprog wrote there). Damaged ones are listed too."""
@@ -322,6 +333,10 @@ def read_steps(folder: str | Path) -> list[dict[str, Any]]:
 # ---- recording a run -------------------------------------------------------------------------
 
 
+class _Save:
+    """Asks a recorder to write run.json now (its first write goes through `put` too)."""
+
+
 class RunRecorder:
     """Writes one run's record as its events arrive: the trainer calls `put(event)` with every
     event it emits (pass it as `Trainer(record=...)`). run.json at the start, after each
@@ -341,17 +356,22 @@ class RunRecorder:
         self._files: dict[str, Any] = {}
         self._last_eval: dict[str, Any] = {}
         self._last_step = parent_step or 0
-        if continued and (self.folder / RUN_FILE).exists():
+        self.continued = continued
+        kept = read_run(self.folder) if continued and (self.folder / RUN_FILE).exists() else None
+        if kept is not None and kept.damaged is None:
             # The same run, on: keep its record (name, date, parent, earlier edits).
             self.record = _read_json(self.folder / RUN_FILE)
-            self.record["continued"] = True
-            self.record["config"] = dict(config or self.record.get("config") or {})
-            self.record["outcome"]["status"] = "running"
+            self.record.update(continued=True, config=dict(config or kept.config))
+            if name:
+                self.record["name"] = name
+            self.record["outcome"] = {"status": "running", "step": kept.step, "message": None,
+                                      "node": None, "last_good_step": None}
+            self.record.setdefault("edits", [])
         else:
             graph_name = str(graph_file) if graph_file is not None else None
             self.record = _run_record(name or self.folder.name, graph_name, graph_text,
                                       config or {}, parent, parent_step)
-        self._save()
+        self.put(_Save())
 
     @classmethod
     def create(cls, graph_path: str | Path, graph_text: str, config: Mapping[str, Any], *,
@@ -376,7 +396,12 @@ class RunRecorder:
             self.close()
 
     def _handle(self, event: Any) -> None:
-        if isinstance(event, StepMetrics):
+        if isinstance(event, _Save):
+            self._save()
+        elif isinstance(event, Started) and self.continued:
+            for name in (STEPS_FILE, METRICS_FILE, GRADFLOW_FILE) if self.logs else (STEPS_FILE,):
+                cut_log(self.folder / name, event.first_step)
+        elif isinstance(event, StepMetrics):
             self._last_step = event.step
             self._append(STEPS_FILE, {"step": event.step, "epoch": event.epoch,
                                       "loss": event.loss, "accuracy": event.accuracy,

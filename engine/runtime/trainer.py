@@ -983,6 +983,35 @@ class Trainer:
         return event
 
 
+def recorded_trainer(graph: Graph, graph_path: str | Path, config: TrainingConfig | None = None,
+                     *, name: str | None = None, start_from: str | Path | None = None,
+                     continue_run: bool = False, **options) -> Trainer:
+    """A trainer whose run is kept in the run store beside `graph_path` (engine.core.runs):
+    the way the studio's Train and `dprog train` both record runs.
+
+    `start_from`: a run folder to start from (its checkpoint); with `continue_run` the run
+    goes on in that folder, otherwise a new run branches from it. The graph's text recorded
+    is the file's bytes now. Other options go to `Trainer` (events, base_dir, profile, ...)."""
+    from ..core.runs import RunRecorder, read_run
+
+    config = config or TrainingConfig.from_mapping(graph.training)
+    text = Path(graph_path).read_bytes().decode("utf-8", errors="replace") \
+        if Path(graph_path).is_file() else ""
+    options.setdefault("base_dir", Path(graph_path).parent)
+    if start_from is not None and continue_run:
+        record = RunRecorder(start_from, name=name, graph_file=Path(graph_path).name,
+                             graph_text=text, config=config.to_mapping(), continued=True, logs=True)
+    else:
+        parent = read_run(start_from) if start_from is not None else None
+        record = RunRecorder.create(
+            graph_path, text, config.to_mapping(), name=name, logs=True,
+            parent=parent.id if parent is not None else None,
+            parent_step=(parent.last_good_step if parent.outcome == "nonfinite" else parent.step)
+            if parent is not None else None)
+    return Trainer(graph, config, out_dir=record.folder, record=record,
+                   resume_from=start_from, **options)
+
+
 def train(graph: Graph, config: TrainingConfig | None = None, **options) -> tuple[Trainer, list[Event]]:
     """Train synchronously; returns the trainer and every event, in order (for scripts, tests)."""
     events: queue.Queue = queue.Queue()
