@@ -208,9 +208,8 @@ class TensorStats:
     nonfinite: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "mean": self.mean, "std": self.std, "min": self.min,
-                "max": self.max, "zero_fraction": self.zero_fraction,
-                "histogram": list(self.histogram), "nonfinite": self.nonfinite}
+        # Field by field (shape, mean, std, min, max, zero_fraction, histogram, nonfinite).
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True, eq=False)
