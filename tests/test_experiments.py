@@ -91,32 +91,37 @@ def test_rename_keeps_the_folder_and_delete_refuses_what_is_not_a_run(tmp_path, 
 
 
 class EditAt:
-    """An event sink that changes the learning rate when step `at` has been reported."""
+    """An event sink that makes live edits when step `at` has been reported."""
 
-    def __init__(self, at: int, lr: float):
-        self.at, self.lr, self.trainer, self.q = at, lr, None, queue.Queue()
+    def __init__(self, at: int, lr: float, **more):
+        self.at, self.lr, self.more, self.trainer, self.q = at, lr, more, None, queue.Queue()
 
     def put(self, event) -> None:
         if isinstance(event, E.StepMetrics) and event.step == self.at:
             self.trainer.edit("lr", self.lr)
+            for setting, value in self.more.items():
+                self.trainer.edit(setting, value)
         self.q.put(event)
 
 
 def test_every_run_is_recorded_with_its_live_edits(graph_file):
-    sink = EditAt(5, 0.2)
+    sink = EditAt(5, 0.2, gradflow_every=1)
     graph = moons_graph(gradflow_every=2)
     trainer = recorded_trainer(graph, graph_file, events=sink, name="first")
     sink.trainer = trainer
     end = trainer.run()
     events = drain(sink.q)
     assert isinstance(end, E.Finished)
-    [edit] = of(events, E.LiveEdit)
+    edit, interval = of(events, E.LiveEdit)
     assert (edit.step, edit.setting, edit.old, edit.new) == (5, "lr", 0.05, 0.2)
+    assert (interval.step, interval.setting, interval.old, interval.new) == (
+        5, "gradflow_every", 2, 1)
+    assert [s.step for s in of(events, E.GradFlowSnapshot)] == [2, 4, *range(6, end.step + 1)]
     lrs = {e.step: e.lr for e in of(events, E.StepMetrics)}
     assert lrs[5] == 0.05 and lrs[6] == 0.2            # applied between steps 5 and 6
     [run] = list_runs(graph_file)
     assert run.name == "first" and run.outcome == "finished" and run.step == end.step
-    assert [(e.step, e.new) for e in run.edits] == [(5, 0.2)]
+    assert [(e.step, e.new) for e in run.edits] == [(5, 0.2), (5, 1)]
     assert run.graph_sha256 and json.loads(
         json.loads((run.folder / "run.json").read_text())["graph"]["text"])["nodes"]
     assert [s["step"] for s in read_steps(run.folder)] == list(range(1, end.step + 1))
@@ -171,6 +176,19 @@ def test_a_wire_reading_matches_the_tensor_it_reads():
     assert reading.gradient is not None and reading.gradient.shape == (trainer.rank_batch, 16)
     assert reading.heatmap.shape[1:] == (32, 32) and reading.extent is not None
     assert all(p.grad is None for p in trainer.params)   # reading changed nothing
+
+
+def test_image_like_wires_show_channels():
+    graph = json.loads((REPO / "sample_graphs" / "digits_cnn.json").read_text())
+    from engine.core.fileformat import loads
+
+    trainer = Trainer(loads(json.dumps(graph)))
+    trainer.setup()
+    conv = next(k for k in trainer.edge_keys if k.startswith("conv"))
+    reading = trainer.read_wire(conv)
+    assert len(reading.activation.shape) == 4 and reading.heatmap is None
+    channels = reading.channels   # (k, H, W) of the first sample
+    assert channels.shape == (min(4, reading.activation.shape[1]), *reading.activation.shape[2:])
 
 
 def test_inspection_and_profiling_tap_nothing_when_off():
@@ -297,6 +315,18 @@ def test_dprog_train_records_runs_and_dprog_runs_lists_them(tmp_path, graph_file
     assert read_run(tmp_path / "runs" / "tiny-2").name == "fast"
     assert main(["train", str(graph_file), "--quiet", "--from", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_dprog_train_profile_and_tensorboard(tmp_path, graph_file, capsys):
+    pytest.importorskip("tensorboard")
+    assert main(["train", str(graph_file), "--profile", "--tensorboard"]) == 0
+    err = capsys.readouterr().err
+    assert "forward ms" in err and "fc1" in err
+    folder = tmp_path / "runs" / "tiny-1"
+    lines = [json.loads(x) for x in (folder / "profile.jsonl").read_text().splitlines()]
+    assert len(lines) == read_run(folder).step and "fc1" in lines[0]["forward_ms"]
+    assert any((folder / "tensorboard").iterdir())
+    assert read_run(folder).config["tensorboard"] is True
 
 
 def test_a_run_that_never_checkpoints_leaves_no_folder(tmp_path, capsys):

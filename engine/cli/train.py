@@ -67,6 +67,7 @@ from nodes import lookup
 from ..core.analysis import analyze
 from ..core.config import DEVICES, LOSSES, OPTIMIZERS, SCHEDULES, TrainingConfig
 from ..core.events import (
+    BlockTimes,
     EvalMetrics,
     Failed,
     Finished,
@@ -153,6 +154,9 @@ def parser() -> Parser:
                    "RUN itself further, in its own folder")
     p.add_argument("--tensorboard", action="store_true", default=None, help="also write "
                    "TensorBoard event files (needs the tensorboard package)")
+    p.add_argument("--profile", action="store_true", help="time every block's forward and "
+                   "backward at every step: profile.jsonl in the run folder, and the slowest "
+                   "blocks on stderr at the end")
     p.add_argument("--checkpoint-every", type=_count(0, 100_000_000), default=0, metavar="N",
                    help="also checkpoint every N steps (always at the end)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
@@ -358,7 +362,8 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
         trainer = Trainer(graph, config, base_dir=source.parent,
                           out_dir=out if rank == 0 else None,
                           checkpoint_every=args.checkpoint_every,
-                          resume_from=args.resume or args.parent, record=record)
+                          resume_from=args.resume or args.parent, record=record,
+                          profile=args.profile)
         report = _Report(out if rank == 0 else None, None if args.quiet or rank else sys.stderr,
                          resumed=args.resume is not None, on_error=trainer.stop)
         trainer.events = report
@@ -372,6 +377,9 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
     finally:
         if rank == 0:
             _give_back(out, lock, created)
+    if args.profile and rank == 0 and report.block_ms and not args.quiet:
+        with contextlib.suppress(OSError):
+            print(_profile_table(report.block_ms, report.profiled), file=sys.stderr)
     if isinstance(end, Finished):
         if rank == 0:
             with contextlib.suppress(OSError):
@@ -554,10 +562,12 @@ class _Report:
         self.first_step = 0
         self.error: str | None = None
         self.parameters: ParameterValues | None = None   # the latest, for the summary
+        self.block_ms: dict[str, list[float]] = {}   # profile mode: node → [forward, backward]
+        self.profiled = 0
         # By event type; the others (pauses, checkpoints, the end) need no report here.
         self.handlers = {Started: self._started, StepMetrics: self._step,
                          EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow,
-                         ParameterValues: self._parameters}
+                         ParameterValues: self._parameters, BlockTimes: self._block_times}
 
     def put(self, event) -> None:
         handler = self.handlers.get(type(event))
@@ -578,6 +588,12 @@ class _Report:
         self._write("metrics", event.to_json())
         if self.progress:
             self.progress.evaluated(event)
+
+    def _block_times(self, event: BlockTimes) -> None:
+        self.profiled += 1
+        for i, table in enumerate((event.forward_ms, event.backward_ms)):
+            for node, ms in table.items():
+                self.block_ms.setdefault(node, [0.0, 0.0])[i] += ms
 
     def _gradflow(self, event: GradFlowSnapshot) -> None:
         self._write("gradflow", event.to_json())
@@ -713,6 +729,16 @@ class _Progress:
             with contextlib.suppress(OSError):
                 self.stream.write("\n")
                 self.stream.flush()
+
+
+def _profile_table(block_ms: dict[str, list[float]], steps: int, top: int = 10) -> str:
+    """The blocks that took the most time, mean ms per step, forward and backward."""
+    rows = sorted(block_ms.items(), key=lambda kv: -sum(kv[1]))[:top]
+    width = max(len(n) for n, _ in rows)
+    lines = [f"{'block':<{width}}  forward ms  backward ms   (mean of {steps} steps)"]
+    lines += [f"{shown(node):<{width}}  {f / steps:>10.3f}  {b / steps:>11.3f}"
+              for node, (f, b) in rows]
+    return "\n".join(lines)
 
 
 def _clock(seconds: float) -> str:

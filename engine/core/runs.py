@@ -11,6 +11,7 @@ Layout, documented in docs/runs.md:
         steps.jsonl     one line per optimizer step: step, epoch, loss, accuracy, lr
         metrics.jsonl   one line per evaluation (EvalMetrics.to_json)
         gradflow.jsonl  one gradient-flow snapshot per line (GradFlowSnapshot.to_json)
+        profile.jsonl   profile mode: each block's forward and backward ms per step
         weights.pt, state.pt, graph.json, config.json, model.py, train.py, data.pt
                         the checkpoint (engine.runtime.checkpoint): the last step saved; after
                         a NaN or Inf, the last good step
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import (
+    BlockTimes,
     EvalMetrics,
     Failed,
     Finished,
@@ -56,8 +58,8 @@ from .events import (
 from .fileformat import atomic_write
 
 RUNS_DIR = "runs"
-RUN_FILE, STEPS_FILE, METRICS_FILE, GRADFLOW_FILE = (
-    "run.json", "steps.jsonl", "metrics.jsonl", "gradflow.jsonl")
+RUN_FILE, STEPS_FILE, METRICS_FILE, GRADFLOW_FILE, PROFILE_FILE = (
+    "run.json", "steps.jsonl", "metrics.jsonl", "gradflow.jsonl", "profile.jsonl")
 TENSORBOARD_DIR = "tensorboard"
 RUN_FORMAT, RUN_VERSION = "dprog-run", 1
 MAX_RUN_JSON = 16 << 20           # a graph text of a few MB fits; a hostile file does not
@@ -399,7 +401,8 @@ class RunRecorder:
         if isinstance(event, _Save):
             self._save()
         elif isinstance(event, Started) and self.continued:
-            for name in (STEPS_FILE, METRICS_FILE, GRADFLOW_FILE) if self.logs else (STEPS_FILE,):
+            logs = (STEPS_FILE, PROFILE_FILE)
+            for name in (*logs, METRICS_FILE, GRADFLOW_FILE) if self.logs else logs:
                 cut_log(self.folder / name, event.first_step)
         elif isinstance(event, StepMetrics):
             self._last_step = event.step
@@ -413,6 +416,8 @@ class RunRecorder:
         elif isinstance(event, GradFlowSnapshot):
             if self.logs:
                 self._append(GRADFLOW_FILE, event.to_json())
+        elif isinstance(event, BlockTimes):
+            self._append(PROFILE_FILE, event.to_json())
         elif isinstance(event, LiveEdit):
             self.record["edits"].append(event.to_json())
             self._save()
