@@ -72,6 +72,14 @@ def test_run_folders_count_up_and_damaged_or_older_ones_are_listed(tmp_path, gra
     assert new_run_folder(graph_file).name == "tiny-4"
 
 
+def test_continuing_a_run_with_a_damaged_record_keeps_the_damaged_file(tmp_path, graph_file):
+    folder = new_run_folder(graph_file)
+    (folder / "run.json").write_text('{"format": "dprog-run", "version": 99}')
+    RunRecorder(folder, graph_text="{}", config={}, continued=True)
+    assert read_run(folder).damaged is None
+    assert (folder / "run.json.damaged-1").read_text().endswith("99}")
+
+
 def test_rename_keeps_the_folder_and_delete_refuses_what_is_not_a_run(tmp_path, graph_file):
     folder = new_run_folder(graph_file)
     RunRecorder(folder, graph_text="{}", config={})

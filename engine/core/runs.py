@@ -360,7 +360,15 @@ class RunRecorder:
         self._last_step = parent_step or 0
         self.continued = continued
         kept = read_run(self.folder) if continued and (self.folder / RUN_FILE).exists() else None
-        if kept is not None and kept.damaged is None:
+        if kept is not None and kept.damaged is not None:
+            # Never write over what cannot be read: it moves aside, and a new record starts.
+            with contextlib.suppress(OSError):
+                n = 1
+                while (self.folder / f"{RUN_FILE}.damaged-{n}").exists():
+                    n += 1
+                (self.folder / RUN_FILE).rename(self.folder / f"{RUN_FILE}.damaged-{n}")
+            kept = None
+        if kept is not None:
             # The same run, on: keep its record (name, date, parent, earlier edits).
             self.record = _read_json(self.folder / RUN_FILE)
             self.record.update(continued=True, config=dict(config or kept.config))
