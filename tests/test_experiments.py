@@ -130,6 +130,8 @@ def test_every_run_is_recorded_with_its_live_edits(graph_file):
     [run] = list_runs(graph_file)
     assert run.name == "first" and run.outcome == "finished" and run.step == end.step
     assert [(e.step, e.new) for e in run.edits] == [(5, 0.2), (5, 1)]
+    # the checkpoint says the settings in effect: continuing goes on with the edited ones
+    assert json.loads((run.folder / "config.json").read_text())["lr"] == 0.2
     assert run.graph_sha256 and json.loads(
         json.loads((run.folder / "run.json").read_text())["graph"]["text"])["nodes"]
     assert [s["step"] for s in read_steps(run.folder)] == list(range(1, end.step + 1))

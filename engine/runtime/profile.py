@@ -24,8 +24,8 @@ LOSS = "(loss)"   # the backward time before the first wire's gradient: the loss
 
 
 class BlockProfiler:
-    """Times one step. Build it before the forward, `tap` every wire, call `backward_done()`
-    after `loss.backward()`, then `times(step)`."""
+    """Times one step. Build it before the forward, `tap` every wire, call `backward_begins()`
+    and `backward_ends()` around `loss.backward()`, then `times(step)`."""
 
     def __init__(self, edge_keys: Sequence[str], device: torch.device | None = None):
         self.nodes = [source_node(key) for key in edge_keys]
@@ -35,6 +35,7 @@ class BlockProfiler:
         self._last_node: str | None = None
         self._last = self._now()
         self.backward_started: float | None = None
+        self.backward_ended: float | None = None
 
     def _now(self) -> float:
         if self.cuda:
@@ -56,6 +57,10 @@ class BlockProfiler:
         """Just before `loss.backward()`."""
         self.backward_started = self._now()
 
+    def backward_ends(self) -> None:
+        """Just after `loss.backward()`: the end of the last block's backward."""
+        self.backward_ended = self._now()
+
     def times(self, step: int) -> BlockTimes:
         """The step's times in ms. Backward: from each wire's gradient to the next mark."""
         backward: dict[str, float] = {}
@@ -64,7 +69,7 @@ class BlockProfiler:
             (marks[0][0] if marks else 0.0)
         if marks:
             backward[LOSS] = (marks[0][0] - start) * 1e3
-            end = self._now()
+            end = self.backward_ended if self.backward_ended is not None else self._now()
             for (t0, node), nxt in zip(marks, [m[0] for m in marks[1:]] + [end], strict=True):
                 backward[node] = backward.get(node, 0.0) + (nxt - t0) * 1e3
         return BlockTimes(step, {k: v * 1e3 for k, v in self.forward.items()}, backward)

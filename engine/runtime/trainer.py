@@ -422,9 +422,11 @@ class Trainer:
                 where = f"node {node}: " if node else ""
                 end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}"
                              f"{self._explain_ids(e, node)}", node, e)
-        self.emit(end)
-        if self.board is not None:
-            self.board.close()
+        try:
+            self.emit(end)
+        finally:
+            if self.board is not None:
+                self.board.close()
         return end
 
     def _keep_last_good(self, fault: NonFinite) -> None:
@@ -702,6 +704,8 @@ class Trainer:
             if timer:
                 timer.backward_begins()
             loss.backward()
+            if timer:
+                timer.backward_ends()
         except BaseException:
             if probe:
                 probe.discard()
@@ -827,6 +831,10 @@ class Trainer:
             old = getattr(self.config, setting)
             self.config = replace(self.config, **{setting: value}).checked()
             self.emit(LiveEdit(self.step, setting, old, value))
+        if self._files is not None:
+            # The checkpoint's graph.json and config.json say the settings in effect, so a
+            # run continued from it goes on with the edited ones.
+            self._files = RunFiles.of(self.graph, self.config)
 
     def _wire_tap(self) -> WireTap:
         with self._control:
