@@ -20,8 +20,11 @@ from engine.core.runs import (
     compare_runs,
     delete_run,
     find_run,
+    graph_hash,
+    graph_text,
     list_runs,
     new_run_folder,
+    read_metrics,
     read_run,
     read_steps,
     rename_run,
@@ -132,8 +135,9 @@ def test_every_run_is_recorded_with_its_live_edits(graph_file):
     assert [(e.step, e.new) for e in run.edits] == [(5, 0.2), (5, 1)]
     # the checkpoint says the settings in effect: continuing goes on with the edited ones
     assert json.loads((run.folder / "config.json").read_text())["lr"] == 0.2
-    assert run.graph_sha256 and json.loads(
-        json.loads((run.folder / "run.json").read_text())["graph"]["text"])["nodes"]
+    assert graph_text(run.folder) == graph_file.read_text()
+    assert run.graph_sha256 == graph_hash(graph_file.read_bytes())
+    assert [m["step"] for m in read_metrics(run.folder)] == [7, 14]
     assert [s["step"] for s in read_steps(run.folder)] == list(range(1, end.step + 1))
     assert run.final["val_loss"] == end.metrics.val_loss
     assert (run.folder / "weights.pt").exists() and (run.folder / "gradflow.jsonl").exists()

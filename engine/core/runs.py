@@ -327,6 +327,23 @@ def children(runs: Sequence[RunInfo]) -> dict[str, list[str]]:
     return out
 
 
+def graph_text(folder: str | Path) -> str | None:
+    """The text of the graph version the run trained (run.json's copy of the file's bytes),
+    to reopen it; None when the record has none (a legacy or damaged run: its graph.json,
+    the graph with the run's config, is the fallback)."""
+    try:
+        record = _read_json(Path(folder) / RUN_FILE)
+        text = record["graph"]["text"]
+        return text if isinstance(text, str) and text else None
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
+    """metrics.jsonl: one EvalMetrics.to_json() per evaluation (the validation curves)."""
+    return read_jsonl(Path(folder) / METRICS_FILE)
+
+
 def read_steps(folder: str | Path) -> list[dict[str, Any]]:
     """steps.jsonl: one {step, epoch, loss, accuracy, lr} per optimizer step."""
     return read_jsonl(Path(folder) / STEPS_FILE)
@@ -414,18 +431,21 @@ class RunRecorder:
                 cut_log(self.folder / name, event.first_step)
         elif isinstance(event, StepMetrics):
             self._last_step = event.step
+            # Buffered: flushed at each evaluation and at the end, not at every step (a
+            # flush per step would cost a few % of a small model's step).
             self._append(STEPS_FILE, {"step": event.step, "epoch": event.epoch,
                                       "loss": event.loss, "accuracy": event.accuracy,
-                                      "lr": event.lr})
+                                      "lr": event.lr}, flush=False)
         elif isinstance(event, EvalMetrics):
             self._last_eval = event.to_json()
+            self.flush()
             if self.logs:
                 self._append(METRICS_FILE, self._last_eval)
         elif isinstance(event, GradFlowSnapshot):
             if self.logs:
                 self._append(GRADFLOW_FILE, event.to_json())
         elif isinstance(event, BlockTimes):
-            self._append(PROFILE_FILE, event.to_json())
+            self._append(PROFILE_FILE, event.to_json(), flush=False)
         elif isinstance(event, LiveEdit):
             self.record["edits"].append(event.to_json())
             self._save()
@@ -447,12 +467,17 @@ class RunRecorder:
             self._save()
             self.close()
 
-    def _append(self, name: str, obj: Mapping[str, Any]) -> None:
+    def _append(self, name: str, obj: Mapping[str, Any], flush: bool = True) -> None:
         f = self._files.get(name)
         if f is None:
             f = self._files[name] = open(self.folder / name, "a", encoding="utf-8")  # noqa: SIM115
         f.write(json.dumps(_finite(dict(obj))) + "\n")
-        f.flush()
+        if flush:
+            f.flush()
+
+    def flush(self) -> None:
+        for f in self._files.values():
+            f.flush()
 
     def _save(self) -> None:
         _write_record(self.folder, self.record)
@@ -552,10 +577,4 @@ def format_runs(runs: Sequence[RunInfo]) -> str:
         if run.parent is None or run.parent not in by_id:
             line(run, 0)
     return "\n".join(lines)
-
-
-__all__ = ["RUNS_DIR", "RUN_FILE", "STEPS_FILE", "Comparison", "RunError", "RunInfo",
-           "RunRecorder", "compare_runs", "delete_run", "find_run", "format_runs",
-           "gradflow_summary", "graph_hash", "list_runs", "new_run_folder", "read_jsonl",
-           "read_run", "read_steps", "rename_run", "runs_folder"]
 
