@@ -243,10 +243,10 @@ def test_a_loop_body_wire_is_read_at_the_iteration_asked():
 
 def nan_graph(**training):
     return build([("x", "input", {"shape": [2]}), ("fc", "linear", {"out_features": 2}),
-                  ("bad", "expression", {"expr": "torch.log(a + 1)", "inputs": 1}),
+                  ("bad", "expression", {"expr": "torch.exp(a)", "inputs": 1}),
                   ("logits", "output", {})], ["x -> fc", "fc -> bad.a", "bad -> logits"],
                  name="nan", training={"dataset": {"name": "moons", "n_samples": 200},
-                                       "epochs": 20, "lr": 5.0, "optimizer": "sgd",
+                                       "epochs": 20, "lr": 50.0, "optimizer": "sgd",
                                        **training})
 
 
@@ -261,13 +261,21 @@ def test_stop_at_the_fault_names_the_block_and_keeps_the_last_good_step(tmp_path
     assert fault.node == "bad" and fault.last_good_step == fault.step - 1 == end.step
     assert list(fault.inputs) == ["fc.y->bad.a"] and list(fault.outputs) == ["bad.y->logits.x"]
     assert fault.outputs["bad.y->logits.x"].nonfinite > 0
-    assert fault.inputs["fc.y->bad.a"].min < -1   # why: log of a number below zero
+    assert fault.last_good_step > 0
+    assert fault.inputs["fc.y->bad.a"].max > 88   # why: exp overflows float32 past ~88.7
     state = torch.load(trainer.out_dir / "state.pt", weights_only=True)
     assert state["step"] == fault.last_good_step
     assert all(torch.isfinite(v).all() for v in state["weights"].values())
     run = read_run(trainer.out_dir)
     assert run.outcome == "nonfinite" and run.last_good_step == fault.last_good_step
     assert run.node == "bad"
+    # open the run at its last good step, and branch it with a gentler learning rate
+    gentle = recorded_trainer(nan_graph(), path, TrainingConfig.from_mapping(
+        nan_graph(lr=0.001, epochs=fault.last_good_step // 4 + 1).training),
+        start_from=trainer.out_dir)
+    assert isinstance(gentle.run(), E.Finished)
+    child = read_run(gentle.out_dir)
+    assert child.parent == trainer.out_dir.name and child.parent_step == fault.last_good_step
 
 
 def test_tensorboard_files_hold_scalars_histograms_and_wire_gradients(tmp_path):

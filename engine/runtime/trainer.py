@@ -29,6 +29,16 @@ Guarantees:
 - Metrics: train loss/accuracy are means over the steps since the last evaluation (train mode);
   validation loss/accuracy are computed over the whole validation set in eval mode, under
   no_grad, in chunks of `EVAL_CHUNK` samples.
+- Live control between steps (issue 17): `edit(setting, value)` changes the learning rate,
+  the gradient clipping or the gradient-flow interval (each a `LiveEdit` with its step);
+  `inspect(edge, iteration)` asks for a `WireReading` at the next step, `read_wire` takes one
+  now; profile mode (`set_profile`) emits `BlockTimes` every step. A step nobody watches runs
+  the plain module: no tap. A `record` (engine.core.runs.RunRecorder) keeps the run in the
+  run store; `recorded_trainer` builds both, as `dprog train` and the studio do.
+- On NaN or Inf the run folder is checkpointed at the last good step and a `NonFinite` event
+  names the block and its input and output wires' statistics, before `Failed`.
+- With `tensorboard` in the config and a run folder, TensorBoard event files are written
+  (engine.runtime.tensorboard).
 - Under torch.distributed (initialized by the caller, e.g. `dprog train --nproc`), the model is
   wrapped in DistributedDataParallel and each rank takes its share of every global batch
   (`batch_size` must divide by the world size); only rank 0 emits events and writes files.
