@@ -344,9 +344,38 @@ def char_gpt() -> Graph:
         "optimizer": "adamw", "lr": 0.003, "batch_size": 32, "epochs": 20, "seed": 0})
 
 
+def pairs_mlp() -> Graph:
+    """Same digit or not, from two Inputs fed by the digit_pairs dataset by id (left, right):
+    each image through its own small MLP (separate weights; a shared encoder needs functions),
+    the two codes joined, then a head that tells same from different."""
+    specs = [
+        ("left", "input", {"shape": [64]}),
+        ("right", "input", {"shape": [64]}),
+        ("left_fc", "linear", {"out_features": 32}),
+        ("right_fc", "linear", {"out_features": 32}),
+        ("left_act", "relu", {}),
+        ("right_act", "relu", {}),
+        ("join", "concat", {}),
+        ("fc", "linear", {"out_features": 32}),
+        ("act", "relu", {}),
+        ("head", "linear", {"out_features": 2}),
+        ("logits", "output", {}),
+    ]
+    wires = ["left -> left_fc", "right -> right_fc", "left_fc -> left_act",
+             "right_fc -> right_act", "left_act -> join.x0", "right_act -> join.x1",
+             "join -> fc", "fc -> act", "act -> head", "head -> logits"]
+    columns = [["left", "right"], ["left_fc", "right_fc"], ["left_act", "right_act"], ["join"],
+               ["fc"], ["act"], ["head"], ["logits"]]
+    return build(specs, wires, name="pairs_mlp", columns=columns, training={
+        "dataset": {"name": "digit_pairs", "flatten": True, "n_samples": 4000},
+        "loss": "cross_entropy", "optimizer": "adam", "lr": 0.003, "batch_size": 64,
+        "epochs": 20, "seed": 0})
+
+
 SAMPLES = {"moons_mlp": moons_mlp, "digits_cnn": digits_cnn, "residual_mlp": residual_mlp,
            "rnn_scan": rnn_scan, "adaptive_depth": adaptive_depth, "gated_branch": gated_branch,
-           "attention": attention, "projectile": projectile, "vae": vae, "char_gpt": char_gpt}
+           "attention": attention, "projectile": projectile, "vae": vae, "char_gpt": char_gpt,
+           "pairs_mlp": pairs_mlp}
 
 if __name__ == "__main__":
     for name, make in SAMPLES.items():

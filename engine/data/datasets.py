@@ -65,6 +65,7 @@ from typing import Any, BinaryIO, TextIO
 import numpy as np
 
 from ..core.files import FileRefused, file_kind, open_regular
+from ..core.graph import ID_PATTERN
 
 TASKS = ("classification", "regression")
 MIN_SAMPLES = 10
@@ -83,6 +84,7 @@ MAX_NPZ_MEMBERS = 1000
 MAX_CLASSES = 100_000
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
 
+TARGET_INPUT = "target"   # the Input that receives the targets under loss "graph"
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -92,12 +94,31 @@ class DatasetError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class InputSamples:
+    """One data Input's samples in a dataset with several: (N, *shape) for each part."""
+
+    train: np.ndarray = field(repr=False)
+    val: np.ndarray = field(repr=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The per-sample shape (no batch dim)."""
+        return tuple(int(d) for d in self.train.shape[1:])
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
 class Dataset:
     """A dataset split into training and validation parts; checks its invariants when built.
 
     Shapes: x_train is (N, *input_shape); y_train is (N,) int64 class ids for classification
     or (N, *target_shape) float32 for regression. Features are float32, or int64 token ids
     for sequence tasks that need them.
+
+    Several data Inputs: `inputs` maps each Input id the dataset feeds to its samples, in
+    the order the dataset gives them; a graph's data Inputs are matched to them by id.
+    x_train, x_val and input_shape are then the first Input's (so code that counts samples
+    still works); `feeds()` lists them all. Empty `inputs`: one unnamed input, x_train and
+    x_val, fed to the graph's one data Input whatever its id.
     """
 
     name: str
@@ -117,6 +138,8 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     # For text: the characters the token ids stand for, id i being vocabulary[i].
     vocabulary: str | None = None
+    # Several data Inputs: Input id -> its samples (see the class docstring).
+    inputs: Mapping[str, InputSamples] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         def bad(what: str) -> DatasetError:
@@ -130,6 +153,28 @@ class Dataset:
             raise bad("a regression dataset has num_classes None")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise bad(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))
+        if self.inputs:
+            first = next(iter(self.inputs.values()))
+            if first.train is not self.x_train or first.val is not self.x_val:
+                raise bad("x_train and x_val must be the first input's arrays")
+        for input_id, samples in self.inputs.items():
+            if not isinstance(input_id, str) or not ID_PATTERN.fullmatch(input_id):
+                raise bad(f"input {input_id!r} is not an Input id (1-64 letters, digits or _, "
+                          "not starting with a digit)")
+            if input_id == TARGET_INPUT:
+                raise bad(f"an input may not be called '{TARGET_INPUT}': that Input id is kept "
+                          "for the targets (loss \"graph\"); give the array another name")
+            shape = samples.shape
+            for part, x, y in (("train", samples.train, self.y_train),
+                               ("val", samples.val, self.y_val)):
+                what = f"input '{input_id}' ({part})"
+                if x.dtype not in (np.float32, np.int64):
+                    raise bad(f"{what} must be float32 or int64, got {x.dtype}")
+                if x.ndim == 0 or x.shape[1:] != shape:
+                    raise bad(f"{what} has shape {x.shape}, not (N, *{shape})")
+                if len(x) != len(y):
+                    raise bad(f"{what} has {len(x)} samples but y_{part} has {len(y)}")
         for part, x, y in (("train", self.x_train, self.y_train), ("val", self.x_val, self.y_val)):
             if x.dtype not in (np.float32, np.int64):
                 raise bad(f"x_{part} must be float32 or int64, got {x.dtype}")
@@ -149,8 +194,20 @@ class Dataset:
 
     @property
     def is_2d(self) -> bool:
-        """True for 2-D points: the studio draws a decision boundary for these."""
-        return self.input_shape == (2,)
+        """True for 2-D points (one input): the studio draws a decision boundary for these."""
+        return self.input_shape == (2,) and len(self.inputs) <= 1
+
+    @property
+    def input_ids(self) -> tuple[str, ...]:
+        """The Input ids the dataset feeds by name; () for one unnamed input."""
+        return tuple(self.inputs)
+
+    def feeds(self) -> list[tuple[str | None, np.ndarray, np.ndarray]]:
+        """(Input id, training samples, validation samples) for every input, in order; the
+        id is None for one unnamed input."""
+        if not self.inputs:
+            return [(None, self.x_train, self.x_val)]
+        return [(k, v.train, v.val) for k, v in self.inputs.items()]
 
     def scored_by(self, predictions: Any) -> bool:
         """Whether predictions of this type (a `TensorType`) are class scores for these
@@ -287,8 +344,10 @@ class _Request:
 
 # ---- the shared tail: split, standardize, build -----------------------------------------------
 
-def _split(x: np.ndarray, y: np.ndarray, task: str, val_fraction: float, seed: int,
-           name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _split(xs: Sequence[np.ndarray], y: np.ndarray, task: str, val_fraction: float, seed: int,
+           name: str) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
+    """Every input array and the targets split alike: (inputs' training parts, inputs'
+    validation parts, y_train, y_val)."""
     from sklearn.model_selection import train_test_split
 
     n = len(y)
@@ -305,9 +364,10 @@ def _split(x: np.ndarray, y: np.ndarray, task: str, val_fraction: float, seed: i
         present = counts[counts > 0]
         if present.min() >= 2 and min(n_val, n_train) >= len(present):
             stratify = y
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=n_val, random_state=seed, stratify=stratify)
-    return x_train, x_val, y_train, y_val
+    # One call splits every array by the same indices: x alone splits as it always did.
+    *parts, y_train, y_val = train_test_split(
+        *xs, y, test_size=n_val, random_state=seed, stratify=stratify)
+    return parts[0::2], parts[1::2], y_train, y_val
 
 
 def _standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,35 +377,55 @@ def _standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np
     return (x_train - mean) / std, (x_val - mean) / std
 
 
-def _finish(req: _Request, task: str, x: np.ndarray, y: np.ndarray, *, num_classes: int | None,
-            description: str, class_names: Sequence[str] | None = None,
-            standardize: bool = False, name: str | None = None,
-            image_shape: tuple[int, int] | None = None) -> Dataset:
-    """Split, optionally standardize, cast to the trainer's dtypes and build the Dataset."""
+def _finish(req: _Request, task: str, x: np.ndarray | Mapping[str, np.ndarray], y: np.ndarray,
+            *, num_classes: int | None, description: str,
+            class_names: Sequence[str] | None = None, standardize: bool = False,
+            name: str | None = None, image_shape: tuple[int, int] | None = None) -> Dataset:
+    """Split, optionally standardize, cast to the trainer's dtypes and build the Dataset.
+    `x` is the one input's array, or Input id -> array for several data Inputs."""
     name = name or req.info.name
     if task == "classification":
         y = y.astype(np.int64)
     elif y.ndim == 1:
         y = y.reshape(-1, 1)  # (N,) -> (N, 1): one regression target per sample
-    x_train, x_val, y_train, y_val = _split(x, y, task, req.opts["val_fraction"], req.seed, name)
+    ids = list(x) if isinstance(x, Mapping) else None
+    xs = list(x.values()) if isinstance(x, Mapping) else [x]
+    trains, vals, y_train, y_val = _split(xs, y, task, req.opts["val_fraction"], req.seed, name)
     if standardize:
-        x_train, x_val = _standardize(x_train, x_val)
-    x_dtype = np.int64 if x.dtype == np.int64 else np.float32
+        for k in range(len(xs)):
+            trains[k], vals[k] = _standardize(trains[k], vals[k])
+    x_dtypes = [np.int64 if a.dtype == np.int64 else np.float32 for a in xs]
+    return _build(req, task, name, [(np.ascontiguousarray(t, dtype=d),
+                                     np.ascontiguousarray(v, dtype=d))
+                                    for t, v, d in zip(trains, vals, x_dtypes, strict=True)],
+                  y_train, y_val, ids=ids, num_classes=num_classes, description=description,
+                  class_names=class_names, image_shape=image_shape)
+
+
+def _build(req: _Request, task: str, name: str, parts: Sequence[tuple[np.ndarray, np.ndarray]],
+           y_train: np.ndarray, y_val: np.ndarray, *, ids: Sequence[str] | None,
+           num_classes: int | None, description: str, class_names: Sequence[str] | None = None,
+           image_shape: tuple[int, int] | None = None) -> Dataset:
+    """The Dataset of split, cast inputs (train, val), one per id in `ids` (None: one
+    unnamed input), and targets cast here."""
     y_dtype = np.int64 if task == "classification" else np.float32
+    (x_train, x_val), *_ = parts
     return Dataset(
         name=name,
         task=task,
-        x_train=np.ascontiguousarray(x_train, dtype=x_dtype),
+        x_train=x_train,
         y_train=np.ascontiguousarray(y_train, dtype=y_dtype),
-        x_val=np.ascontiguousarray(x_val, dtype=x_dtype),
+        x_val=x_val,
         y_val=np.ascontiguousarray(y_val, dtype=y_dtype),
         num_classes=num_classes,
-        input_shape=tuple(int(d) for d in x.shape[1:]),
-        target_shape=tuple(int(d) for d in y.shape[1:]),
+        input_shape=tuple(int(d) for d in x_train.shape[1:]),
+        target_shape=tuple(int(d) for d in y_train.shape[1:]),
         description=description,
         class_names=tuple(class_names) if class_names is not None else None,
         spec=MappingProxyType(dict(req.opts)),
         image_shape=image_shape,
+        inputs={k: InputSamples(t, v) for k, (t, v) in zip(ids, parts, strict=True)}
+        if ids is not None else {},
     )
 
 
@@ -517,6 +597,64 @@ def _load_digits(req: _Request) -> Dataset:
     return _finish(req, "classification", x, bunch.target, num_classes=10,
                    class_names=[str(d) for d in range(10)], image_shape=(8, 8),
                    description=f"handwritten digits, {len(x)} {shape} in [0, 1], 10 classes")
+
+
+PAIR_INPUTS = ("left", "right")   # the Input ids digit_pairs feeds
+MAX_PAIRS = 100_000
+MIN_PAIR_POOL = 40   # images in the validation pool at least: a few of every digit
+
+
+def _pair_indices(rng: np.random.Generator, digits: np.ndarray, count: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` pairs of image indices into a pool whose images show `digits`: (left, right,
+    same). Half the pairs (to within one) show one digit twice, two different images of it,
+    in a shuffled order; the others two different digits, each pair of digits equally likely."""
+    order = np.argsort(digits, kind="stable")             # the pool's images, digit by digit
+    sizes = np.bincount(digits, minlength=10)             # (10,) images of each digit
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    same = rng.permutation(np.arange(count) % 2 == 0)     # (count,) balanced
+    first = rng.integers(0, 10, count)
+    second = np.where(same, first, (first + rng.integers(1, 10, count)) % 10)
+    i = (rng.random(count) * sizes[first]).astype(np.int64)
+    # The same digit: another image of it (an offset of 1..size-1 around the pool of it).
+    j_same = (i + 1 + (rng.random(count) * (sizes[first] - 1)).astype(np.int64)) % sizes[first]
+    j = np.where(same, j_same, (rng.random(count) * sizes[second]).astype(np.int64))
+    return order[starts[first] + i], order[starts[second] + j], same
+
+
+def _load_digit_pairs(req: _Request) -> Dataset:
+    """Pairs of digit images as two inputs, `left` and `right`; class 1 ("same") when both
+    show the same digit. The images are split first, stratified by digit (val_fraction of
+    them, at least MIN_PAIR_POOL, form the validation pool), and each part's pairs come from
+    its own pool: no validation image is seen in training."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    n, fraction = req.opts["n_samples"], req.opts["val_fraction"]
+    bunch = load_digits()
+    images = bunch.data / 16.0   # (1797, 64), pixel values 0..16 -> [0, 1]
+    if not req.opts["flatten"]:
+        images = images.reshape(-1, 1, 8, 8)   # (N, 64) -> (N, C=1, H=8, W=8)
+    pool_val = max(math.ceil(len(images) * fraction), MIN_PAIR_POOL)
+    img_train, img_val, digit_train, digit_val = train_test_split(
+        images, bunch.target, test_size=pool_val, random_state=req.seed, stratify=bunch.target)
+    n_val = math.ceil(round(n * fraction, 9))
+    rng = np.random.default_rng(req.seed)
+    lefts, rights, ys = [], [], []
+    for pool, digits, count in ((img_train, digit_train, n - n_val), (img_val, digit_val, n_val)):
+        left, right, same = _pair_indices(rng, digits, count)
+        lefts.append(pool[left].astype(np.float32))
+        rights.append(pool[right].astype(np.float32))
+        ys.append(same.astype(np.int64))
+    shape = "64 features" if req.opts["flatten"] else "1×8×8 images"
+    return _build(req, "classification", "digit_pairs",
+                  [(np.ascontiguousarray(lefts[0]), np.ascontiguousarray(lefts[1])),
+                   (np.ascontiguousarray(rights[0]), np.ascontiguousarray(rights[1]))],
+                  ys[0], ys[1], ids=PAIR_INPUTS, num_classes=2,
+                  class_names=("different", "same"),
+                  description=f"{n} pairs of handwritten digits ({shape} as inputs "
+                              f"{' and '.join(PAIR_INPUTS)}), half of them the same digit; "
+                              "target: same digit or not")
 
 
 def _load_iris(req: _Request) -> Dataset:
@@ -980,6 +1118,15 @@ BUILTIN: dict[str, DatasetInfo] = {info.name: info for info in (
                  *_COMMON),
                 "scikit-learn's 1797 8×8 digit images, pixels scaled to [0, 1], 10 classes.",
                 _load_digits),
+    DatasetInfo("digit_pairs", "Pairs of digits", "classification",
+                (Option("n_samples", int, 2000, "number of pairs generated",
+                        minimum=MIN_SAMPLES, maximum=MAX_PAIRS),
+                 Option("flatten", bool, False, "give (64,) vectors instead of (1, 8, 8) images"),
+                 *_COMMON),
+                "Pairs of scikit-learn's 8×8 digit images (pixels in [0, 1]) as two inputs, "
+                "Input ids left and right; class 1 (same) when both show the same digit, half "
+                "the pairs. Validation pairs come from images training never sees.",
+                _load_digit_pairs),
     DatasetInfo("iris", "Iris flowers", "classification", _COMMON,
                 "Fisher's 150 iris flowers: 4 features standardized with the training part's "
                 "mean and std, 3 classes.",
@@ -1076,14 +1223,16 @@ def load_dataset(spec: Mapping[str, Any], seed: int = 0, *,
 
 
 def check_input_shape(dataset: Dataset, expected: Sequence[int],
-                      input_name: str = "x") -> str | None:
+                      input_name: str = "x", input_id: str | None = None) -> str | None:
     """A message saying how to fix the graph when the dataset's per-sample input shape differs
-    from the shape an Input node expects (without the batch dim), else None."""
+    from the shape an Input node expects (without the batch dim), else None. `input_id`
+    picks one of several inputs (`Dataset.inputs`); None: the one input."""
     expected = tuple(int(d) for d in expected)
-    actual = dataset.input_shape
+    actual = dataset.inputs[input_id].shape if input_id is not None else dataset.input_shape
     if expected == actual:
         return None
-    message = (f"dataset '{dataset.name}' gives inputs of shape {actual} but Input "
+    array = f" for '{input_id}'" if input_id is not None else ""
+    message = (f"dataset '{dataset.name}' gives inputs of shape {actual}{array} but Input "
                f"'{input_name}' expects {expected}: set the Input's shape to {list(actual)}")
     if expected[1:] == actual:
         message += " (the batch dimension is implicit, leave it out)"
@@ -1095,15 +1244,25 @@ def check_input_shape(dataset: Dataset, expected: Sequence[int],
     return message
 
 
-def check_token_ids(dataset: Dataset, num_embeddings: int, embedding: str) -> str | None:
+def check_token_ids(dataset: Dataset, num_embeddings: int, embedding: str,
+                    input_id: str | None = None) -> str | None:
     """A message when the dataset's integer features (token ids) go past what an Embedding
     of `num_embeddings` rows accepts, the way class ids past the model's outputs get one;
-    None when they fit or the features are not ids."""
-    if dataset.x_train.dtype != np.int64:
+    None when they fit or the features are not ids. `input_id`: only that input's ids
+    (None: every input's)."""
+    top = token_id_max(dataset, input_id)
+    if top is None:
         return None
-    top = max((int(x.max()) for x in (dataset.x_train, dataset.x_val) if x.size), default=-1)
     if top < num_embeddings:
         return None
     return (f"dataset '{dataset.name}' holds token ids up to {top}, but Embedding "
             f"'{embedding}' has num_embeddings {num_embeddings} (ids 0..{num_embeddings - 1}): "
             f"set num_embeddings to at least {top + 1}")
+
+
+def token_id_max(dataset: Dataset, input_id: str | None = None) -> int | None:
+    """The largest token id among the integer inputs (`input_id`'s alone, when given); None
+    when there are none."""
+    arrays = [a for k, train, val in dataset.feeds() if input_id in (None, k)
+              for a in (train, val) if a.dtype == np.int64 and a.size]
+    return max((int(a.max()) for a in arrays), default=None)

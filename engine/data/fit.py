@@ -5,14 +5,18 @@ can list them under Problems while the graph is edited, before Train is pressed.
     fit_problems(graph, analysis, dataset, config) -> tuple[Diagnostic, ...]
 
 Each problem is an error `Diagnostic` on the block concerned, worded to name the fix:
-- `data_input_shape` on the data Input: the samples' shape is not the Input's;
+- `data_inputs` on a data Input (or on none): the graph's data Inputs do not match the
+  dataset's input arrays. A dataset with one unnamed input feeds a graph with one data Input,
+  whatever its id; a dataset with named inputs (digit_pairs' `left` and `right`, an npz
+  with `inputs`) feeds each Input the array of its id, and every array needs its Input;
+- `data_input_shape` on a data Input: the samples' shape is not the Input's;
 - `data_output_shape` on the Output the loss reads: its shape does not fit the classes (or
   the targets) under the loss, e.g. "... outputs (B, 3) but the dataset has 2 classes:
   set fc3's out_features to 2";
 - `data_task` (no node): the training section's task or loss contradicts the dataset.
 
-The rules are the trainer's (`engine.runtime.trainer`: `_check_inputs` and
-`_loss_function`); `tests/test_data_fit.py` checks that the two agree on every sample and on
+The rules are the trainer's (`engine.runtime.trainer`: `_check_inputs`, which calls
+`input_feeds`, and `_loss_function`); `tests/test_data_fit.py` checks that the two agree on every sample and on
 broken variants of them. Graphs whose loss is the graph itself ("graph") get the input
 check only. Problems the analysis already reports (an unknown shape) are not repeated.
 
@@ -21,6 +25,7 @@ May import `engine.core` and `nodes`; never torch.
 
 from __future__ import annotations
 
+import difflib
 import math
 
 from nodes import lookup
@@ -28,10 +33,8 @@ from nodes.types import BATCH, fmt_shape
 
 from ..core.analysis import Analysis, Diagnostic
 from ..core.config import TrainingConfig
-from ..core.graph import Graph
-from .datasets import Dataset, check_input_shape
-
-TARGET_INPUT = "target"   # with loss "graph", the Input that receives the targets
+from ..core.graph import Graph, Node
+from .datasets import TARGET_INPUT, Dataset, check_input_shape
 
 
 def fit_problems(graph: Graph, analysis: Analysis, dataset: Dataset,
@@ -46,20 +49,73 @@ def fit_problems(graph: Graph, analysis: Analysis, dataset: Dataset,
     loss = config.loss if config.loss != "auto" else (
         "cross_entropy" if task == "classification" else "mse")
     kinds = [(n, lookup(n.type)) for n in graph.nodes]
-    inputs = [n for n, spec in kinds if spec is not None and spec.kind == "input"
-              and not (n.id == TARGET_INPUT and loss == "graph")]
     outputs = [n for n, spec in kinds if spec is not None and spec.kind == "output"]
     problems = []
-    if len(inputs) == 1:
-        t = analysis.outputs.get(inputs[0].id, {}).get("y")
-        message = check_input_shape(dataset, t.shape[1:], inputs[0].name) if t else None
+    # A graph without Inputs is a program that takes no data (the trainer loads none).
+    order, mismatch = input_feeds(graph, dataset, loss) if graph_inputs(graph) else ([], None)
+    if mismatch is not None:
+        problems.append(mismatch)
+    for node, feed in zip(graph_inputs(graph), order, strict=True) if mismatch is None else ():
+        t = analysis.outputs.get(node.id, {}).get("y")
+        if feed is None or t is None:
+            continue
+        message = check_input_shape(dataset, t.shape[1:], node.name, dataset.input_ids[feed]
+                                    if dataset.inputs else None)
         if message:
-            problems.append(Diagnostic("data_input_shape", message, inputs[0].id))
+            problems.append(Diagnostic("data_input_shape", message, node.id))
     if loss != "graph" and outputs:
         problem = _output_problem(graph, analysis, outputs[0].id, dataset, task, loss)
         if problem is not None:
             problems.append(problem)
     return tuple(problems)
+
+
+def graph_inputs(graph: Graph) -> list[Node]:
+    """The graph's Input blocks, in the order the compiled module takes them."""
+    return [n for n in graph.nodes if (spec := lookup(n.type)) is not None
+            and spec.kind == "input"]
+
+
+def input_feeds(graph: Graph, dataset: Dataset, loss: str
+                ) -> tuple[list[int | None], Diagnostic | None]:
+    """What feeds each of the graph's Inputs, in argument order: the index of one of the
+    dataset's inputs (`dataset.feeds()`), or None for the Input that receives the targets
+    (id `target` under loss "graph"); with the problem (`data_inputs`) when the graph's data
+    Inputs and the dataset's arrays do not match, and then no order."""
+    inputs = graph_inputs(graph)
+    is_target = [n.id == TARGET_INPUT and loss == "graph" for n in inputs]
+    data = [n for n, t in zip(inputs, is_target, strict=True) if not t]
+    ids = dataset.input_ids
+    if not ids:
+        if len(data) != 1:
+            named = f" ({', '.join(n.id for n in data)})" if data else ""
+            fix = ("use a dataset that gives one array per Input id (an npz with the option "
+                   "inputs)" if len(data) > 1 else "add an Input block for the data")
+            if loss == "graph":
+                fix += f"; name the targets' Input '{TARGET_INPUT}'"
+            return [], Diagnostic(
+                "data_inputs", f"dataset '{dataset.name}' gives one input array, but the graph "
+                f"has {len(data)} data Inputs{named}: {fix}", data[1].id if len(data) > 1
+                else None)
+        return [None if t else 0 for t in is_target], None
+    index = {k: i for i, k in enumerate(ids)}
+    graph_ids = {n.id for n in data}
+    for node in data:
+        if node.id not in index:
+            free = [k for k in ids if k not in graph_ids]
+            hint = difflib.get_close_matches(node.id, free, n=1) or free[:1]
+            rename = f": change the Input's id to '{hint[0]}'" if hint else \
+                ": remove the Input, or use a dataset that gives it an array"
+            return [], Diagnostic(
+                "data_inputs", f"Input '{node.id}' has no array in dataset '{dataset.name}', "
+                f"which feeds Inputs by id: {', '.join(ids)}{rename}", node.id)
+    for k in ids:
+        if k not in graph_ids:
+            shape = list(dataset.inputs[k].shape)
+            return [], Diagnostic(
+                "data_inputs", f"dataset '{dataset.name}' gives the array '{k}' but the graph "
+                f"has no data Input with id '{k}': add an Input '{k}' of shape {shape}")
+    return [None if t else index[n.id] for n, t in zip(inputs, is_target, strict=True)], None
 
 
 def _output_problem(graph: Graph, analysis: Analysis, output: str, dataset: Dataset,
@@ -101,4 +157,4 @@ def _set_width(graph: Graph, output: str, width: int) -> str:
     return f"end the model with a Linear of out_features={width}"
 
 
-__all__ = ["fit_problems"]
+__all__ = ["TARGET_INPUT", "fit_problems", "graph_inputs", "input_feeds"]

@@ -60,7 +60,9 @@ sys.path.insert(0, str(HERE))
 from model import {class_name}  # noqa: E402
 
 CONFIG = {config}
-INPUTS = {inputs}   # forward() arguments in order: "x" is the data, "target" the targets
+# forward() arguments in order: "x" is the data, "target" the targets, another name the data
+# array of that Input id (a dataset with several inputs)
+INPUTS = {inputs}
 EVAL_CHUNK = 1024   # validation runs in chunks of this many samples
 
 
@@ -90,7 +92,8 @@ def make_optimizer(params):
 
 def loss_and_pred(model, x, y):
     """The loss of a batch and the predictions accuracy is read from (None: there are none)."""
-    out = model(*[y if name == "target" else x for name in INPUTS])
+    out = model(*[y if name == "target" else x[name] if isinstance(x, dict) else x
+                  for name in INPUTS])
     outs = out if isinstance(out, tuple) else (out,)
     kind, classes = CONFIG["loss"], CONFIG["num_classes"]
     if kind == "graph":   # the graph computes its own loss; a second output predicts
@@ -105,6 +108,11 @@ def loss_and_pred(model, x, y):
     if tuple(pred.shape[1:]) == (classes,):   # one score per class against one-hot targets
         return fn(pred, F.one_hot(y, classes).to(pred.dtype)), pred
     return fn(pred.reshape(-1), y.to(pred.dtype)), pred   # one logit (bce_with_logits)
+
+
+def rows(x, index):
+    """Samples `index` of the data: one tensor, or a dict of them by Input id."""
+    return {{k: v[index] for k, v in x.items()}} if isinstance(x, dict) else x[index]
 
 
 def correct(pred, y):
@@ -122,14 +130,14 @@ def evaluate(model, x, y):
     """(loss, accuracy or None) over all of x, y in eval mode, chunk by chunk."""
     model.eval()
     loss_sum, right, has_pred = 0.0, 0.0, False
-    for start in range(0, len(x), EVAL_CHUNK):
-        xc, yc = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+    for start in range(0, len(y), EVAL_CHUNK):
+        xc, yc = rows(x, slice(start, start + EVAL_CHUNK)), y[start:start + EVAL_CHUNK]
         loss, pred = loss_and_pred(model, xc, yc)
-        loss_sum += float(loss) * len(xc)
+        loss_sum += float(loss) * len(yc)
         right += correct(pred, yc)
         has_pred = has_pred or pred is not None
     model.train()
-    n = max(len(x), 1)
+    n = max(len(y), 1)
     return loss_sum / n, (right / n if CONFIG["scores"] and has_pred else None)
 
 
@@ -148,17 +156,17 @@ def main():
     model.train()
     params = list(model.parameters())
     optimizer = make_optimizer(params)
-    steps_per_epoch = max(1, math.ceil(len(x_train) / size))
+    steps_per_epoch = max(1, math.ceil(len(y_train) / size))
     total = CONFIG["steps"] if CONFIG["steps"] is not None and args.epochs == CONFIG["epochs"] \
         else args.epochs * steps_per_epoch
     step, run_loss, run_right, run_n, last = 0, 0.0, 0.0, 0, None
     while step < total:
         epoch = step // steps_per_epoch
         # each epoch's order: a permutation from a generator seeded with seed + epoch
-        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed + epoch))
+        order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed + epoch))
         for i in range(steps_per_epoch):
             index = order[i * size:(i + 1) * size].to(device)
-            x, y = x_train[index], y_train[index]
+            x, y = rows(x_train, index), y_train[index]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total)
             optimizer.zero_grad(set_to_none=True)
@@ -333,9 +341,12 @@ def train_script(graph: Graph, config: TrainingConfig | None = None,
     settings = {**{k: v for k, v in config.to_mapping().items() if k != "dataset"},
                 "loss": loss, "task": task, "num_classes": data.num_classes,
                 "scores": _scores(graph, loss, data),
+                "input_ids": list(getattr(data, "input_ids", ())),
                 "dataset": json.loads(json.dumps(dict(config.dataset)))}
-    inputs = ["target" if n.id == "target" and loss == "graph" else "x" for n in graph.nodes
-              if (spec := lookup(n.type)) is not None and spec.kind == "input"]
+    named = bool(settings["input_ids"])   # the data holds one array per Input id
+    inputs = ["target" if n.id == "target" and loss == "graph" else n.id if named else "x"
+              for n in graph.nodes if (spec := lookup(n.type)) is not None
+              and spec.kind == "input"]
     return TRAIN_SCRIPT.format(class_name=class_name_of(export_python(graph)),
                                graph_name=_safe(graph.name), config=_pretty(settings),
                                inputs=repr(inputs))
@@ -379,7 +390,8 @@ def write_train_script(graph: Graph, folder: str | Path,
     before = _settings_of(script) if data_path.exists() else None
     if before and before.get("dataset") == dataset and before.get("seed") == config.seed:
         about = SimpleNamespace(task=before["task"], num_classes=before["num_classes"],
-                                scores=before["scores"])
+                                scores=before["scores"],
+                                input_ids=tuple(before.get("input_ids", ())))
     else:
         about = _write_data(config, data_path)
     atomic_write(script, train_script(graph, config, about).encode("utf-8"))
@@ -405,7 +417,8 @@ def _settings_of(script: Path) -> dict[str, Any] | None:
 
 
 def _write_data(config: TrainingConfig, path: Path) -> Any:
-    """The dataset's four arrays as tensors in `path`; returns the Dataset."""
+    """The dataset's arrays as tensors in `path` (x_train and x_val a dict by Input id for a
+    dataset with several inputs); returns the Dataset."""
     import io
 
     import torch
@@ -413,8 +426,11 @@ def _write_data(config: TrainingConfig, path: Path) -> Any:
     from engine.data.datasets import load_dataset
 
     data = load_dataset(config.dataset, config.seed)
-    tensors = {k: torch.from_numpy(getattr(data, k)) for k in ("x_train", "y_train", "x_val",
-                                                                "y_val")}
+    tensors: dict[str, Any] = {k: torch.from_numpy(getattr(data, k))
+                               for k in ("x_train", "y_train", "x_val", "y_val")}
+    if data.inputs:
+        tensors["x_train"] = {k: torch.from_numpy(v.train) for k, v in data.inputs.items()}
+        tensors["x_val"] = {k: torch.from_numpy(v.val) for k, v in data.inputs.items()}
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     atomic_write(path, buffer.getvalue())

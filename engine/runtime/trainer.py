@@ -22,6 +22,10 @@ Guarantees:
   accuracy when they are class scores, for the decision boundary, and for image grids when
   they are images of the data's size). "auto" is cross-entropy for classification and MSE for
   regression.
+- Several data Inputs: a dataset with named inputs (digit_pairs, an npz with `inputs`) feeds
+  each data Input the array of its id (`engine.data.fit.input_feeds`); a dataset with one
+  input feeds a graph with one data Input. A mismatch is refused before the first step,
+  naming the Input or the array and the fix.
 - Programs without data: a graph with no Input is trained as an optimization of its
   Parameters. No dataset is loaded; its first Output is the loss ("graph", which "auto" means
   here), each step runs the graph once, an epoch is one step, and every evaluation (the loss
@@ -92,7 +96,14 @@ from ..core.events import (
 )
 from ..core.graph import PATH_SEP, Graph, source_node
 from ..core.limits import with_limits
-from ..data.datasets import DatasetError, check_input_shape, check_token_ids, load_dataset
+from ..data.datasets import (
+    DatasetError,
+    check_input_shape,
+    check_token_ids,
+    load_dataset,
+    token_id_max,
+)
+from ..data.fit import graph_inputs, input_feeds
 from .checkpoint import CheckpointError, RunFiles, load_state, restore, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
 from .gradflow import GradFlowProbe, node_parameters
@@ -209,8 +220,9 @@ def _loss_function(loss: str, task: str, out_shape: tuple, num_classes: int | No
 
 def _image_shape(predictions, data) -> tuple[int, int] | None:
     """The data's image shape when predictions hold one image per sample (an autoencoder's
-    reconstructions), else None."""
-    if data is None or data.image_shape is None or predictions.dtype != "float":
+    reconstructions of its one input), else None."""
+    if data is None or data.image_shape is None or predictions.dtype != "float" \
+            or len(data.inputs) > 1:
         return None
     if predictions.shape[:1] != (BATCH,) or numel(predictions.shape[1:]) != math.prod(data.image_shape):
         return None
@@ -387,9 +399,9 @@ class Trainer:
         if edge not in self._edge_index:
             raise ValueError(f"no wire {edge!r} in the graph")
         wires = WireTap(self.edge_keys, {edge: iteration})
-        x = self.x_train[:self.rank_batch] if not self.program else None
+        xs = tuple(x[:self.rank_batch] for x in self.xs_train) if not self.program else None
         y = self.y_train[:self.rank_batch] if not self.program else None
-        inputs = self._inputs(x, y)
+        inputs = self._inputs(xs, y)
         with torch.enable_grad():
             loss, _ = self._loss(self.tapped(self.module, wires.tap, *inputs), y)
             if gradient and loss.requires_grad:
@@ -460,7 +472,7 @@ class Trainer:
         data = getattr(self, "data", None)
         if not size or data is None or not check_token_ids(data, size, node):
             return ""
-        top = max(int(x.max()) for x in (data.x_train, data.x_val) if x.size)
+        top = token_id_max(data)
         # Short: the studio shows it on the block and in the Problems list.
         return f": token id {top} >= num_embeddings {size}; set it to at least {top + 1}"
 
@@ -530,9 +542,14 @@ class Trainer:
         self.loss_name = cfg.loss if cfg.loss != "auto" else (
             "cross_entropy" if self.task == "classification" else "mse")
         self.device = self._device()
-        self.x_train, self.y_train, self.x_val, self.y_val = (
-            torch.from_numpy(a).to(self.device)
-            for a in (data.x_train, data.y_train, data.x_val, data.y_val))
+        self.y_train, self.y_val = (torch.from_numpy(a).to(self.device)
+                                    for a in (data.y_train, data.y_val))
+        # One tensor per input of the dataset, in its order (`Dataset.feeds`); x_train and
+        # x_val are the first (the only one, mostly).
+        feeds = data.feeds()
+        self.xs_train = tuple(torch.from_numpy(t).to(self.device) for _, t, _ in feeds)
+        self.xs_val = tuple(torch.from_numpy(v).to(self.device) for _, _, v in feeds)
+        self.x_train, self.x_val = self.xs_train[0], self.xs_val[0]
         if cfg.batch_size % self.world:
             raise TrainingError("config", f"batch_size {cfg.batch_size} does not divide among "
                                 f"{self.world} processes")
@@ -540,7 +557,7 @@ class Trainer:
         # Epoch e is the permutation of a torch.Generator seeded with seed + e; rank r takes
         # every world-th index, so the ranks' shares of step k make up the global batch k.
         self.sampler = torch.utils.data.DistributedSampler(
-            range(len(self.x_train)), num_replicas=self.world, rank=self.rank, shuffle=True,
+            range(len(self.y_train)), num_replicas=self.world, rank=self.rank, shuffle=True,
             seed=cfg.seed)
         self.steps_per_epoch = max(1, math.ceil(self.sampler.num_samples / self.rank_batch))
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
@@ -557,7 +574,7 @@ class Trainer:
         self.device = self._device()
         self.sampler = None
         self.rank_batch = 1
-        self.input_order: list[bool] = []
+        self.input_order: list[int | None] = []
         self.steps_per_epoch = 1
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs
 
@@ -613,23 +630,25 @@ class Trainer:
                 raise TrainingError("config", str(e)) from None
 
     def _check_inputs(self, analysis) -> None:
-        inputs = [n for n in self.graph.nodes if lookup(n.type).kind == "input"]
-        data_inputs = [n for n in inputs if n.id != TARGET_INPUT or self.loss_name != "graph"]
+        """Match the graph's data Inputs to the dataset's inputs (by id when it names them),
+        check each one's shape and the token ids each one carries to an Embedding."""
         # With loss "graph" the targets' Input is optional: an autoencoder needs none.
-        if len(data_inputs) != 1:
-            raise TrainingError("invalid_graph", f"the trainer feeds one data Input, but the "
-                                f"graph has {len(data_inputs)}" + (
-                                    f" (with loss \"graph\", name the targets' Input "
-                                    f"'{TARGET_INPUT}')" if self.loss_name == "graph" else ""))
-        self.input_order = [n.id == TARGET_INPUT and self.loss_name == "graph" for n in inputs]
-        node = data_inputs[0]
-        problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:], node.name)
-        if problem:
-            raise TrainingError("invalid_graph", problem, node.id)
-        for path, size in _vocabularies(self.graph, analysis, node.id).items():
-            problem = check_token_ids(self.data, size, path)
+        self.input_order, mismatch = input_feeds(self.graph, self.data, self.loss_name)
+        if mismatch is not None:
+            raise TrainingError("invalid_graph", mismatch.message, mismatch.node)
+        ids = self.data.input_ids
+        for node, feed in zip(graph_inputs(self.graph), self.input_order, strict=True):
+            if feed is None:
+                continue
+            input_id = ids[feed] if ids else None
+            problem = check_input_shape(self.data, analysis.outputs[node.id]["y"].shape[1:],
+                                        node.name, input_id)
             if problem:
-                raise TrainingError("data", problem, path)
+                raise TrainingError("invalid_graph", problem, node.id)
+            for path, size in _vocabularies(self.graph, analysis, node.id).items():
+                problem = check_token_ids(self.data, size, path, input_id)
+                if problem:
+                    raise TrainingError("data", problem, path)
 
     def _device(self) -> torch.device:
         want = self.config.device
@@ -693,7 +712,8 @@ class Trainer:
         if self._edits:
             self._apply_edits()
         cfg = self.config
-        x, y = (self.x_train[index], self.y_train[index]) if index is not None else (None, None)
+        xs = tuple(x[index] for x in self.xs_train) if index is not None else None
+        y = self.y_train[index] if index is not None else None
         n = len(index) if index is not None else 1
         probe = self.probe if self.probe and cfg.gradflow_every and \
             (self.step + 1) % cfg.gradflow_every == 0 else None
@@ -706,9 +726,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        if probe and x is not None and x.is_floating_point():
-            x.requires_grad_(True)   # so the Input's own wires show their gradient too
-        inputs = self._inputs(x, y)
+        for x in xs if probe and xs is not None else ():
+            if x.is_floating_point():
+                x.requires_grad_(True)   # so the Inputs' own wires show their gradient too
+        inputs = self._inputs(xs, y)
         try:
             loss, pred = self._loss(self.model(*inputs, tap=tap), y)
             if timer:
@@ -768,8 +789,11 @@ class Trainer:
         """The 1-based epoch the last completed step belongs to."""
         return max(self.step - 1, 0) // self.steps_per_epoch + 1
 
-    def _inputs(self, x: torch.Tensor | None, y: torch.Tensor | None) -> list[torch.Tensor]:
-        return [y if is_target else x for is_target in self.input_order]
+    def _inputs(self, xs: tuple[torch.Tensor, ...] | None, y: torch.Tensor | None
+                ) -> list[torch.Tensor]:
+        """The module's arguments: each Input's samples from `xs` (one tensor per input of
+        the dataset), or the targets `y` for the targets' Input."""
+        return [y if feed is None else xs[feed] for feed in self.input_order]
 
     def _loss(self, out, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         outs = out if isinstance(out, tuple) else (out,)
@@ -864,7 +888,7 @@ class Trainer:
                             device=self.device)
             self.module.eval()
             try:
-                self.tapped(self.module, tap, *self._inputs(grid, y))
+                self.tapped(self.module, tap, *self._inputs((grid,), y))
             finally:
                 self.module.train()
 
@@ -874,18 +898,19 @@ class Trainer:
     # -- evaluation --
 
     @torch.no_grad()
-    def _outputs(self, x: torch.Tensor | None, y: torch.Tensor | None):
-        """Loss sum and predictions over `x` in eval mode, chunk by chunk (a program without
-        data: its loss, once)."""
+    def _outputs(self, xs: tuple[torch.Tensor, ...] | None, y: torch.Tensor | None):
+        """Loss sum and predictions over the samples `xs` (one tensor per input) in eval
+        mode, chunk by chunk (a program without data: its loss, once)."""
         self.module.eval()
         try:
-            if x is None:
+            if xs is None:
                 return float(self._loss(self.module(), None)[0]), None
             loss_sum, preds = 0.0, []
-            for start in range(0, len(x), EVAL_CHUNK):
-                xc, yc = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+            for start in range(0, len(y), EVAL_CHUNK):
+                chunk = slice(start, start + EVAL_CHUNK)
+                xc, yc = tuple(x[chunk] for x in xs), y[chunk]
                 loss, pred = self._loss(self.module(*self._inputs(xc, yc)), yc)
-                loss_sum += float(loss) * len(xc)
+                loss_sum += float(loss) * len(yc)
                 if pred is not None:
                     preds.append(pred)
             return loss_sum, (torch.cat(preds) if preds else None)
@@ -899,8 +924,8 @@ class Trainer:
             loss_sum, pred, n = *self._outputs(None, None), 1
             self.emit(self.parameter_values())
         else:
-            loss_sum, pred = self._outputs(self.x_val, self.y_val)
-            n = max(len(self.x_val), 1)
+            loss_sum, pred = self._outputs(self.xs_val, self.y_val)
+            n = max(len(self.y_val), 1)
             if self.image_shape is not None and pred is not None:
                 self.emit(self._image_grid(pred))
         val_accuracy = float(self._correct(pred, self.y_val)) / n \
@@ -933,10 +958,10 @@ class Trainer:
                          pred[:n].reshape(shape).float().clamp(0, 1).cpu().numpy())
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, classes) for inputs x, in eval mode."""
+        """Class probabilities (N, classes) for inputs x of a one-input graph, in eval mode."""
         dummy = torch.zeros((len(x), *self.data.target_shape), dtype=self.y_train.dtype,
                             device=self.device)
-        _, pred = self._outputs(x, dummy)
+        _, pred = self._outputs((x,), dummy)
         if pred.dim() < 2 or pred.shape[-1] == 1:   # one logit: the probability of class 1
             p = torch.sigmoid(pred.reshape(-1))
             return torch.stack([1 - p, p], dim=1)
