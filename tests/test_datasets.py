@@ -34,6 +34,7 @@ EXPECTED = {
     "adding": ("regression", (20, 2), (1,), None),
     "parity": ("classification", (8, 1), (), 2),
     "text": ("classification", (32,), (32,), 96),
+    "digit_pairs": ("classification", (1, 8, 8), (), 2),   # two inputs; the first's shape
 }
 
 

@@ -48,6 +48,7 @@ Decisions:
 from __future__ import annotations
 
 import array
+import contextlib
 import csv
 import difflib
 import io
@@ -81,6 +82,8 @@ MAX_CSV_LINE = 1 << 20
 # Values in one array of an .npy or .npz file, checked from its header before it is read.
 MAX_FILE_VALUES = 1 << 27
 MAX_NPZ_MEMBERS = 1000
+# Values in all the arrays of one dataset read from files (features of every input, targets).
+MAX_DATASET_VALUES = 2 * MAX_FILE_VALUES
 MAX_CLASSES = 100_000
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
 
@@ -914,13 +917,19 @@ def _npy_data(fp: BinaryIO, header: _NpyHeader, size: int) -> np.ndarray:
 
 
 def _read_pair(streams: Sequence[tuple[BinaryIO, int, str]]) -> list[np.ndarray]:
-    """Features and targets from two open .npy streams (stream, size, where): both headers
-    first, so a mismatch or an oversized array is refused before either is read."""
+    """Features and targets (the features of several inputs, then the targets) from open .npy
+    streams (stream, size, where): every header first, so a mismatch or an oversized array
+    is refused before any is read."""
     headers = [_npy_header(fp, where) for fp, _, where in streams]
-    x, y = headers
-    if x.shape and y.shape and x.shape[0] != y.shape[0]:
-        raise DatasetError(f"{x.where} has {x.shape[0]} samples but {y.where} has "
-                           f"{y.shape[0]}; they must match row for row")
+    x = headers[0]
+    for y in headers[1:]:
+        if x.shape and y.shape and x.shape[0] != y.shape[0]:
+            raise DatasetError(f"{x.where} has {x.shape[0]} samples but {y.where} has "
+                               f"{y.shape[0]}; they must match row for row")
+    total = sum(h.count for h in headers)
+    if total > MAX_DATASET_VALUES:
+        raise DatasetError(f"{x.where} and the arrays read with it are too large together: "
+                           f"{total:,} values (limit {MAX_DATASET_VALUES:,})")
     return [_npy_data(fp, header, size) for (fp, size, _), header in zip(streams, headers,
                                                                           strict=True)]
 
@@ -962,7 +971,10 @@ def _zip_directory_size(f: BinaryIO, path: Path) -> None:
     f.seek(0)
 
 
-def _read_npz(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
+def _read_npz(path: Path, keys: Sequence[str],
+              hint: Callable[[str, list[str]], str] | None = None) -> list[np.ndarray]:
+    """The arrays `keys` of an .npz archive, in order; every header is checked before any
+    array is read. `hint(key, names)` adds to the message for a missing array."""
     try:
         with _open_data(path) as f:
             if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
@@ -975,12 +987,15 @@ def _read_npz(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
                 infos = []
                 for key in keys:
                     if key not in members:
+                        names = sorted(members)
                         raise DatasetError(f"{path} has no array '{key}'; it holds: "
-                                           f"{', '.join(sorted(members)) or 'no arrays'}")
+                                           f"{', '.join(names) or 'no arrays'}"
+                                           + (hint(key, names) if hint is not None else ""))
                     infos.append(archive.getinfo(members[key]))
-                with archive.open(infos[0]) as fx, archive.open(infos[1]) as fy:
-                    return _read_pair([(fx, infos[0].file_size, f"{path}['{keys[0]}']"),
-                                       (fy, infos[1].file_size, f"{path}['{keys[1]}']")])
+                with contextlib.ExitStack() as stack:
+                    streams = [(stack.enter_context(archive.open(info)), info.file_size,
+                                f"{path}['{key}']") for key, info in zip(keys, infos, strict=True)]
+                    return _read_pair(streams)
     except DatasetError:
         raise
     # A corrupt archive fails in zipfile, zlib or struct, depending on where the damage is;
@@ -1004,9 +1019,9 @@ def _check_finite(a: np.ndarray, where: str) -> None:
                            f"at index {tuple(int(i) for i in bad)}")
 
 
-def _from_arrays(req: _Request, name: str, x: np.ndarray, y: np.ndarray, x_where: str,
-                 y_where: str) -> Dataset:
-    """Check and convert user arrays (features x, targets y) into a Dataset."""
+def _features(req: _Request, x: np.ndarray, y: np.ndarray, x_where: str,
+              y_where: str) -> np.ndarray:
+    """One input's user array, checked against the targets and converted."""
     for a, where in ((x, x_where), (y, y_where)):
         if a.ndim == 0:
             raise DatasetError(f"{where} is a single value; expected one row per sample")
@@ -1027,6 +1042,22 @@ def _from_arrays(req: _Request, name: str, x: np.ndarray, y: np.ndarray, x_where
         x = x.astype(np.float64)
     if x.ndim == 1:
         x = x.reshape(-1, 1)  # (N,) -> (N, 1): one feature per sample
+    return x
+
+
+def _from_arrays(req: _Request, name: str, x: np.ndarray | Mapping[str, np.ndarray],
+                 y: np.ndarray, x_where: str | Mapping[str, str], y_where: str) -> Dataset:
+    """Check and convert user arrays (features x, targets y) into a Dataset; x (and x_where)
+    by Input id for several inputs."""
+    if isinstance(x, Mapping):
+        x = {k: _features(req, a, y, x_where[k], y_where) for k, a in x.items()}
+        shapes = ", ".join(f"{k} {a.shape[1:]}" for k, a in x.items())
+        inputs = f"inputs {shapes}"
+        n = len(y)
+    else:
+        x = _features(req, x, y, x_where, y_where)
+        inputs = f"inputs of shape {x.shape[1:]}"
+        n = len(x)
 
     task = req.opts["task"]
     labels = y.dtype.kind == "U"
@@ -1067,14 +1098,56 @@ def _from_arrays(req: _Request, name: str, x: np.ndarray, y: np.ndarray, x_where
         kind = f"regression targets of shape {tuple(y.shape[1:]) or (1,)}"
     return _finish(req, task, x, y.astype(np.float64) if task == "regression" else y,
                    num_classes=num_classes, class_names=class_names, name=name,
-                   description=f"{name}: {len(x)} samples, inputs of shape {x.shape[1:]}, {kind}")
+                   description=f"{name}: {n} samples, {inputs}, {kind}")
+
+
+def _npz_inputs(req: _Request) -> list[str] | None:
+    """The Input ids the npz option `inputs` lists (None: unset, one input `x`)."""
+    text, y_key = req.opts["inputs"], req.opts["y"]
+    if text is None:
+        return None
+    where = "dataset 'npz' option 'inputs'"
+    ids = [part.strip() for part in text.split(",")]
+    if req.opts["x"] != "x":
+        raise DatasetError(f"{where}: set either x (one input) or inputs (one array per "
+                           "Input id), not both")
+    if not any(ids):
+        raise DatasetError(f"{where}: list the Input ids, comma-separated (e.g. \"left,right\")")
+    if len(ids) > MAX_NPZ_MEMBERS:
+        raise DatasetError(f"{where}: {len(ids):,} Input ids; the limit is {MAX_NPZ_MEMBERS:,}")
+    for k in ids:
+        if not ID_PATTERN.fullmatch(k):
+            raise DatasetError(f"{where}: {k!r} is not an Input id (1-64 letters, digits or _, "
+                               "not starting with a digit); each names an Input of the graph "
+                               "and an array of the archive")
+        if k == y_key:
+            raise DatasetError(f"{where}: '{k}' is the targets' array (option y); an input "
+                               "needs an array of its own")
+        if k == TARGET_INPUT:
+            raise DatasetError(f"{where}: the Input id '{TARGET_INPUT}' is kept for the "
+                               "targets (loss \"graph\"); rename that array and its Input")
+        if ids.count(k) > 1:
+            raise DatasetError(f"{where}: '{k}' is listed twice")
+    return ids
 
 
 def _load_npz(req: _Request) -> Dataset:
     path = req.path("path")
     x_key, y_key = req.opts["x"], req.opts["y"]
-    x, y = _read_npz(path, [x_key, y_key])
-    return _from_arrays(req, path.name, x, y, f"{path}['{x_key}']", f"{path}['{y_key}']")
+    ids = _npz_inputs(req)
+    if ids is None:
+        def hint(key: str, names: list[str]) -> str:
+            others = [k for k in names if k != y_key]
+            if key != x_key or y_key not in names or not others:
+                return ""
+            return (f"; for one array per Input id, set the option inputs to "
+                    f"\"{','.join(others)}\"")
+
+        x, y = _read_npz(path, [x_key, y_key], hint)
+        return _from_arrays(req, path.name, x, y, f"{path}['{x_key}']", f"{path}['{y_key}']")
+    *xs, y = _read_npz(path, [*ids, y_key])
+    return _from_arrays(req, path.name, dict(zip(ids, xs, strict=True)), y,
+                        {k: f"{path}['{k}']" for k in ids}, f"{path}['{y_key}']")
 
 
 def _load_npy(req: _Request) -> Dataset:
@@ -1171,8 +1244,11 @@ FILE_FORMATS: dict[str, DatasetInfo] = {info.name: info for info in (
                 (Option("path", str, None, _PATH_DOC, required=True),
                  Option("x", str, "x", "name of the features array in the archive"),
                  Option("y", str, "y", "name of the targets array in the archive"),
+                 Option("inputs", str, None, "several inputs: the Input ids, comma-separated, "
+                        "each the name of an array in the archive (instead of x)"),
                  _TASK, _X_DTYPE, *_COMMON),
-                "Features and targets as two arrays of one .npz archive (no pickled objects).",
+                "Features and targets as arrays of one .npz archive (no pickled objects): x and "
+                "y, or one array per Input id (option inputs) and y.",
                 _load_npz),
     DatasetInfo("npy", "NumPy .npy arrays", "from file",
                 (Option("path", str, None, _PATH_DOC, required=True),
