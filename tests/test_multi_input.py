@@ -281,3 +281,17 @@ def test_dprog_train_on_pairs_and_its_train_py_repeat_the_run(tmp_path, capsys):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     assert run_alone(out / "train.py", elsewhere) == metrics
+
+
+def test_dprog_train_data_keeps_the_input_ids_for_another_npz(tmp_path, capsys):
+    from engine.core.fileformat import save_graph
+
+    graph = two_input_graph(tmp_path)
+    save_graph(graph, tmp_path / "ab.json")
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "more.npz", a=rng.normal(size=(60, 3)), b=rng.normal(size=(60, 5)),
+             y=np.arange(60) % 2)
+    assert main(["train", str(tmp_path / "ab.json"), "--data", str(tmp_path / "more.npz"),
+                 "--steps", "4", "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["dataset"]["inputs"] == "a,b" and config["dataset"]["path"].endswith("more.npz")

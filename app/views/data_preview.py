@@ -3,10 +3,12 @@
 What is drawn depends on the samples' shape, read from the loaded `Dataset`:
 - 2-D points: a scatter coloured by class (the decision boundary forms under it once a run
   starts; the run panel draws that);
-- images ((C, H, W), (H, W), or a flattened square): the first eight, in a grid;
+- images ((C, H, W), (H, W), or a flattened square): the first eight, in a grid; for a
+  dataset with several inputs of one image shape (digit_pairs), each tile holds the first
+  samples' images side by side, in the order of the Input ids the label lists;
 - sequences ((T, F)): the first sample's features over its steps, with its target;
 - one feature against a regression target: a scatter of the pairs;
-- anything else: what the samples are, in words.
+- anything else: what the samples are, in words (each input's shape, for several).
 
 For a regression dataset, or predictions that are not class scores (a VAE's reconstructions),
 the Accuracy plot says it has nothing to show and why. The view
@@ -122,6 +124,14 @@ class DataPreview:
         shape = d.input_shape
         n = len(d.x_train)
         image = _image_shape(shape, d.spec)
+        if len(d.inputs) > 1:   # several inputs: images side by side, or their shapes in words
+            if image is not None and len({v.shape for v in d.inputs.values()}) == 1:
+                self._images(d, image, [v.train for v in d.inputs.values()])
+                self._label(f"Data: {d.name}, {' | '.join(d.inputs)}")
+                return "images"
+            self._label(f"Data: {n} × " + ", ".join(f"{k} {v.shape}"
+                                                    for k, v in d.inputs.items()))
+            return "text"
         # Titles stay short: a plot cuts its title at the plot's width.
         if d.is_2d:
             self._points(d)
@@ -171,11 +181,21 @@ class DataPreview:
             dpg.configure_item(self.pairs, show=True)
         self._limits(*_padded(xs[:, 0]), *_padded(xs[:, 1]))
 
-    def _images(self, d: Any, shape: tuple[int, int, int]) -> None:
+    def _images(self, d: Any, shape: tuple[int, int, int], sources: list | None = None) -> None:
+        """The first samples' images; with several `sources` (one array per input), each
+        tile shows a sample's images side by side, one grey column between them."""
         c, h, w = shape
-        rows, cols = IMAGES
+        sources = sources or [d.x_train]
+        # Tiles of k images are k times as wide: fewer columns keep the grid near square.
+        rows, cols = IMAGES if len(sources) == 1 else (IMAGES[1], IMAGES[0])
         count = min(rows * cols, len(d.x_train))
-        tiles = np.asarray(d.x_train[:count], dtype=np.float32).reshape(count, c, h, w)
+        parts = [np.asarray(a[:count], dtype=np.float32).reshape(count, c, h, w) for a in sources]
+        if len(parts) > 1:
+            middle = 0.5 * (min(float(p.min()) for p in parts) + max(float(p.max()) for p in parts))
+            gap = np.full((count, c, h, 1), middle, np.float32)
+            parts = [x for p in parts for x in (gap, p)][1:]
+        tiles = np.concatenate(parts, axis=-1)                       # (count, C, H, W·k + k-1)
+        w = tiles.shape[-1]
         grid = np.tile(PLOT_BG, (rows * (h + 1), cols * (w + 1), 1)).astype(np.float32)
         for i, tile in enumerate(tiles):
             lo, hi = float(tile.min()), float(tile.max())

@@ -440,7 +440,10 @@ def _dataset_spec(text: str, current) -> dict[str, Any]:
     suffix = Path(text).suffix.lower()
     if suffix in (".csv", ".npz"):
         # abspath, not resolve: a symlink loop or a NUL byte is the dataset's to report.
-        return {"name": suffix[1:], "path": os.path.abspath(text)}
+        spec = {"name": suffix[1:], "path": os.path.abspath(text)}
+        if suffix == ".npz" and current.get("name") == "npz" and "inputs" in current:
+            spec["inputs"] = current["inputs"]   # another file for the same Input ids
+        return spec
     if suffix == ".npy":
         raise ValueError("--data: a .npy file needs a targets file too; set dataset.path and "
                          "dataset.targets in the graph's training section")

@@ -37,6 +37,12 @@ Decisions:
   stored (num_classes = max id + 1), string targets are mapped to ids as in CSV, and float
   targets mean regression. 1-D features and 1-D regression targets get one value per
   sample: (N,) -> (N, 1).
+- Several inputs: a Dataset may give one array per Input id (`Dataset.inputs`), which the
+  trainer feeds to the graph's Inputs by id. digit_pairs gives `left` and `right` (pairs of
+  digit images, class 1 "same digit", balanced; its image pools are split before pairing,
+  so validation pairs use unseen images). An npz with the option `inputs` ("left,right")
+  reads one array per listed id plus the targets (option `y`); every listed array must be
+  there, the same number of rows as the targets, and all of them are bounded together.
 - Size guards: n_samples in 10..1,000,000, at most 1,000,000 rows from a file, at most
   20,000,000 values for a generated sequence set, at most 2 GiB per array read from a file.
 - Relative file paths resolve against `base_dir` (the graph file's folder) when given, else

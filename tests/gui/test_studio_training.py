@@ -155,3 +155,26 @@ session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 feed = {session.get_inputs()[0].name: np.zeros((5, 2), np.float32)}
 print([out.shape for out in session.run(None, feed)])
 """
+
+
+def test_train_two_inputs_fed_by_id(app: Studio, folder: Path) -> None:
+    """The pairs_mlp sample (issue 12): the data shows each pair's two images side by side,
+    and a run feeds the Inputs left and right their arrays by id; both branches' wires take
+    gradient colours."""
+    app.menu("File>Open sample>pairs_mlp")
+    s = app.wait(lambda s: s["data_preview"]["kind"] == "images"
+                 and "left | right" in s["data_preview"]["label"] and s, "the pairs preview",
+                 timeout=90)
+    app.wait_frames(6)
+    app.shot(folder / "data_pairs.png")
+    press(app, "train_button")
+    s = app.wait(lambda s: (s["run"]["status"] in ("finished", "failed") or (
+        s["run"]["grad_snapshots"] >= 2 and s["run"]["colored_links"] >= 10
+        and s["run"]["metric_points"] >= 20)) and s, "the pairs run to colour its wires",
+        timeout=240)
+    assert s["run"]["status"] != "failed", s["run"]["message"]
+    assert s["run"]["colored_links"] >= 10, s["run"]   # every wire, both branches included
+    app.wait_frames(6)
+    app.shot(folder / "train_pairs.png")
+    press(app, "stop_button")
+    app.wait(lambda s: s["run"]["status"] in ("stopped", "finished") and s, "the run to end")
