@@ -55,6 +55,10 @@ def test_a_dataset_with_several_inputs_checks_each_of_them():
     data = Dataset(**ok)
     assert data.input_ids == ("a", "b") and data.inputs["b"].shape == (2, 2)
     assert [k for k, _, _ in data.feeds()] == ["a", "b"] and not data.is_2d
+    points = np.zeros((4, 2), np.float32)   # 2-D, but two of them: no decision boundary
+    assert not Dataset(**{**ok, "x_train": points, "x_val": points, "input_shape": (2,),
+                          "inputs": {"p": InputSamples(points, points),
+                                     "q": InputSamples(points, points)}}).is_2d
     single = Dataset(**{**ok, "inputs": {}})
     assert single.input_ids == () and [k for k, _, _ in single.feeds()] == [None]
     for inputs, words in (
@@ -214,6 +218,8 @@ def test_each_input_gets_the_array_of_its_id_and_the_model_learns(tmp_path):
     flows = [e for e in events if type(e).__name__ == "GradFlowSnapshot"]
     assert flows and {"a.y->fa.x", "b.y->fb.x"} <= set(flows[-1].edges)
     assert not any(type(e).__name__ == "DecisionBoundary" for e in events)
+    reading = trainer.read_wire("b.y->fb.x")   # a wire from the first argument, read now
+    assert reading.activation.shape == (32, 5) and reading.heatmap is None
 
 
 def test_a_two_input_run_resumes_from_its_checkpoint_exactly(tmp_path):
