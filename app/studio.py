@@ -61,6 +61,7 @@ from engine.core.graph import Graph, Node
 from nodes import lookup
 
 from .commands import AutoLayout, Disconnect, InsertOnWire
+from .runs import RunHistory
 from .state import AppState
 from .training import (
     ACTIVE,
@@ -119,6 +120,7 @@ class Studio:
     def __init__(self, state: AppState, *, test_state_path: str | None = None) -> None:
         self.state = state
         self.run = TrainingRun()
+        self.history = RunHistory(state)
         self.data = TrainingData()
         self.theme = Theme()
         self.editor = GraphEditor(state, self.theme,
@@ -806,9 +808,9 @@ class Studio:
             self.state.set_status(f"fix the graph first: {errors[0]}", "warning")
             dpg.set_value(self.right_tabs, self.problems_tab)
             return
-        base = self.state.file.parent if self.state.file else None
         self.state.clear_run_problems()   # the last run's error is old news now
-        run.start(self.state.graph, base)
+        # Kept in the run store beside the file (app.runs), or said to be unkept.
+        self.history.train(run)
         self.gradients.range = None
         self.state.set_status("training started" + ("" if self.torch_ready else
                                                     " (loading torch first…)"))
