@@ -47,8 +47,8 @@ from .training import TrainingRun
 log = logging.getLogger(__name__)
 
 # The settings a row shows, in this order, with the short names it shows them by.
-ROW_SETTINGS = (("lr", "lr"), ("optimizer", ""), ("epochs", "epochs"), ("steps", "steps"),
-                ("batch_size", "batch"))
+ROW_SETTINGS = (("lr", "lr"), ("optimizer", ""), ("epochs", "ep"), ("steps", "steps"),
+                ("batch_size", "b"))
 # Settings a branch does not copy into the document: the studio sets this one itself.
 NOT_COPIED = ("boundary_every",)
 MAX_CURVE_POINTS = 2000   # per curve, evenly thinned: a long run's steps.jsonl is big
@@ -439,7 +439,7 @@ def _row(run: RunInfo, depth: int) -> RunRow:
     for key, short in (("val_loss", "loss"), ("val_accuracy", "acc")):
         value = run.final.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            final.append(f"{short} {value:.1%}" if key == "val_accuracy" else f"{short} {value:.4g}")
+            final.append(f"{short} {value:.0%}" if key == "val_accuracy" else f"{short} {value:.3g}")
     outcome = run.outcome + (f" at {run.step}" if run.outcome != "finished" else "")
     if run.legacy:
         outcome += " (legacy)"

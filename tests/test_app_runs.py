@@ -224,3 +224,24 @@ def test_live_edits_reach_the_trainer_are_recorded_and_listed(saved) -> None:
     assert "2 edits" in history.rows()[0].outcome
     history.compare(["tiny-1"])
     assert [e.new for e in history.curves[0].edits] == [0.003, 1.0]
+
+
+def test_the_tensorboard_setting_writes_event_files_into_the_run(saved) -> None:
+    state, history = saved
+    from app.commands import SetTraining
+
+    assert state.do(SetTraining((("tensorboard", True),)))
+    run = train(history)
+    assert run.status == FINISHED, run.message
+    assert list((Path(run.record_folder) / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_the_tensorboard_checkbox_names_what_to_install(monkeypatch) -> None:
+    import importlib.util
+
+    from app.views import run_panel
+
+    assert run_panel.tensorboard_installed()   # the dev set-up installs it
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert not run_panel.tensorboard_installed()
+    assert "pip install 'dprog[tensorboard]'" in run_panel.TENSORBOARD_INSTALL
