@@ -119,6 +119,7 @@ class RunHistory:
         self.deleting: str | None = None
         self.version = 0
         self._listed_for: Path | None = None
+        self._training: TrainingRun | None = None   # the studio's run, once it trained
 
     # -- the list -----------------------------------------------------------------------------
 
@@ -197,6 +198,16 @@ class RunHistory:
             return None
         return run
 
+    def _busy(self, run: RunInfo, doing: str) -> bool:
+        """Is `run` the one training now? Its recorder rewrites run.json at the end and
+        writes its logs as it goes, so renaming or deleting it waits (a status says so)."""
+        t = self._training
+        if t is not None and t.active and t.record_folder is not None \
+                and Path(t.record_folder) == run.folder:
+            self._say(f"run {run.id} is training: {doing} it once it has ended", "info")
+            return True
+        return False
+
     def _say(self, message: str, level: Any = "info") -> None:
         self.state.set_status(message, level)
         self.version += 1
@@ -205,7 +216,7 @@ class RunHistory:
 
     def rename(self, run_id: str | None, name: str) -> bool:
         run = self._one(run_id, "rename")
-        if run is None:
+        if run is None or self._busy(run, "rename"):
             return False
         try:
             rename_run(run.folder, name)
@@ -222,6 +233,8 @@ class RunHistory:
             run_id = self.selected[0]
         if run_id is None or self.run(run_id) is None:   # damaged runs may be deleted
             self._say("select one run to delete", "info")
+            return False
+        if self._busy(self.run(run_id), "delete"):
             return False
         self.deleting = run_id
         self.version += 1
@@ -365,6 +378,7 @@ class RunHistory:
         beside its file (an edited graph is recorded as saving it would write it), unkept
         without a file (the run says so), from a run's checkpoint when one is pending."""
         state = self.state
+        self._training = run
         pending = self.take_start()
         graph = self.training_graph(pending) if pending is not None else state.graph
         text = dumps(graph) if state.file is not None and (state.dirty or pending) else None

@@ -212,6 +212,10 @@ def test_live_edits_reach_the_trainer_are_recorded_and_listed(saved) -> None:
     assert "lr" in (run.edit("lr", -1.0) or "")   # out of range: refused, naming it
     assert run.edit("lr", 0.003) is None
     assert run.edit("clip_grad_norm", 1.0) is None
+    wait(run, lambda: run.record_folder is not None, "the run's folder")
+    history.refresh(force=True)
+    assert not history.rename("tiny-1", "x") and "is training" in state.status
+    assert not history.ask_delete("tiny-1") and history.deleting is None
     run.resume()
     wait(run, lambda: len(run.edits) == 2, "the edits to apply")
     run.stop()

@@ -70,6 +70,7 @@ class RunsView:
         self._drawn = -1
         self._drawn_curves: object = None
         self._run_key: tuple | None = None
+        self._visible = False
 
     # -- building ---------------------------------------------------------------------------
 
@@ -139,7 +140,11 @@ class RunsView:
             if new_run:
                 history.clear_comparison()   # Train: back to the live curves
         else:
-            history.refresh()
+            # Opening the tab reads the folder again: runs another process (dprog train)
+            # made or changed meanwhile show up.
+            visible = dpg.is_item_visible(self.rename_input)
+            history.refresh(force=visible and not self._visible)
+            self._visible = visible
         if history.version != self._drawn:
             self._drawn = history.version
             self._fill_table()
@@ -202,8 +207,8 @@ class RunsView:
         deleting = history.run(history.deleting) if history.deleting else None
         dpg.configure_item(self.confirm_group, show=deleting is not None)
         if deleting is not None:
-            dpg.set_value(self.confirm_text, f"Delete run {deleting.id} ({deleting.name}) and "
-                          "all its files?")
+            named = "" if deleting.name == deleting.id else f" ({deleting.name})"
+            dpg.set_value(self.confirm_text, f"Delete run {deleting.id}{named} and all its files?")
         pending = history.pending
         dpg.configure_item(self.pending_group, show=pending is not None)
         if pending is not None:
@@ -217,7 +222,7 @@ class RunsView:
         if c is None:
             text = ("Showing one run's curves in Training; tick another to compare."
                     if curves else "Tick two or more runs and press Compare.")
-            dpg.add_text(text, color=TEXT_DIM, parent=parent, wrap=320)
+            dpg.add_text(text, color=TEXT_DIM, parent=parent, wrap=0)
             return
         names = {k.id: k.name for k in curves}
         colors = {k.id: run_color(i) for i, k in enumerate(curves)}
@@ -252,7 +257,7 @@ class RunsView:
                   "log10 ratio")
         else:
             dpg.add_text("Gradient flow compares runs of the same blocks and wires; these "
-                         "trained different graphs.", color=TEXT_DIM, parent=parent, wrap=320)
+                         "trained different graphs.", color=TEXT_DIM, parent=parent, wrap=0)
 
     # -- the overlay on the Training plots --------------------------------------------------
 

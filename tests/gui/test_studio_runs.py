@@ -159,3 +159,46 @@ def test_change_the_learning_rate_while_it_trains_and_see_the_marker(app: Studio
         area = box(s["layout"]["plots"][plot])
         assert color_fraction(shot, MARKER, area, tolerance=30) < 0.0005, plot
         assert color_fraction(shot, RUN_COLORS[0], area, tolerance=24) > 0.002, plot
+
+
+def test_branch_a_run_then_delete_it_and_a_damaged_folder_is_listed(app: Studio,
+                                                                     folder: Path) -> None:
+    # A folder another process damaged shows up when the tab opens, as damaged.
+    tab(app, "metrics")
+    damaged = folder / "runs" / "tiny-9"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{half")
+    tab(app, "runs")
+    s = app.wait(lambda s: any(r[0] == "tiny-9" for r in s["runs"]["rows"]) and s,
+                 "the damaged folder listed")
+    (row,) = [r for r in s["runs"]["rows"] if r[0] == "tiny-9"]
+    assert row[3] == "damaged" and "run.json" in row[4]
+    # Tick only tiny-1, Branch: the next Train starts from its checkpoint.
+    for run_id in ("tiny-1", "tiny-3"):
+        app.click(center(app.wait(lambda s, i=run_id: s["runs"]["layout"]["boxes"].get(i),
+                                  f"{run_id}'s box")))
+    s = app.wait(lambda s: s["runs"]["selected"] == ["tiny-1"] and s, "only tiny-1 ticked")
+    runs_button(app, "branch")
+    s = app.wait(lambda s: s["runs"]["pending"] and s, "the branch armed")
+    assert "branches a new run from run tiny-1 at step 42" in s["runs"]["pending"]
+    assert s["graph"]["training"]["lr"] == 0.05 and s["graph"]["training"]["epochs"] == 12
+    s = train_to_end(app, len(s["runs"]["rows"]))   # the next number after the damaged one
+    rows = {r[0]: r for r in s["runs"]["rows"]}
+    assert rows["tiny-10"][1] == 1   # indented under tiny-1
+    ids = [r[0] for r in s["runs"]["rows"]]
+    assert ids.index("tiny-10") == ids.index("tiny-1") + 1
+    (child,) = [r for r in list_runs(folder / "tiny.json") if r.id == "tiny-10"]
+    assert (child.parent, child.parent_step, child.step) == ("tiny-1", 42, 84)
+    # Delete it: asked first, then gone from the list and the disk.
+    tab(app, "runs")
+    app.click(center(app.wait(lambda s: s["runs"]["layout"]["boxes"].get("tiny-1"), "box")))
+    app.click(center(app.wait(lambda s: s["runs"]["layout"]["boxes"].get("tiny-10"), "box")))
+    app.wait(lambda s: s["runs"]["selected"] == ["tiny-10"], "only tiny-10 ticked")
+    runs_button(app, "delete")
+    app.wait(lambda s: s["runs"]["deleting"] == "tiny-10", "the question")
+    app.shot(folder / "delete_question.png")
+    assert (folder / "runs" / "tiny-10").is_dir()
+    runs_button(app, "confirm_delete")
+    s = app.wait(lambda s: "tiny-10" not in [r[0] for r in s["runs"]["rows"]] and s,
+                 "tiny-10 deleted")
+    assert not (folder / "runs" / "tiny-10").exists() and "deleted run tiny-10" in s["status"]
