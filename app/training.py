@@ -214,15 +214,17 @@ class TrainingRun:
         self._stop_early = False
         self.trainer = None
         events = self.events
-        store = (start_from, graph_file, continue_run, graph_text)
-        self._thread = threading.Thread(target=self._work, args=(graph, base_dir, events, store),
+        self._thread = threading.Thread(target=self._work, args=(graph, base_dir, events,
+                                                                 start_from, graph_file,
+                                                                 continue_run, graph_text),
                                         name="dprog-train", daemon=True)
         self._thread.start()
         self.version += 1
         return True
 
     def _work(self, graph: Graph, base_dir: str | Path | None, events: EventSink,
-              store: tuple = (None, None, False, None)) -> None:
+              start_from: str | Path | None = None, graph_file: str | Path | None = None,
+              continue_run: bool = False, graph_text: str | None = None) -> None:
         """Worker thread: import torch and the trainer, build it, run it to the end.
 
         A stop that comes while torch loads ends the run before its setup (loading the
@@ -231,12 +233,17 @@ class TrainingRun:
             from engine.runtime.trainer import Trainer, recorded_trainer
 
             config = config_for_studio(graph)
-            start_from, graph_file, continue_run, text = store
+            trainer = None
             if graph_file is not None:
-                trainer = recorded_trainer(graph, graph_file, config, events=events,
-                                           base_dir=base_dir, start_from=start_from,
-                                           continue_run=continue_run, graph_text=text)
-            else:
+                try:
+                    trainer = recorded_trainer(graph, graph_file, config, events=events,
+                                               base_dir=base_dir, start_from=start_from,
+                                               continue_run=continue_run,
+                                               graph_text=graph_text)
+                except OSError as e:   # runs/ cannot be made there: train, and say so
+                    self.not_kept = (f"not kept: cannot write the run store beside "
+                                     f"{Path(graph_file).name} ({e.strerror or e})")
+            if trainer is None:
                 trainer = Trainer(graph, config, events=events, base_dir=base_dir,
                                   resume_from=start_from)
             self.trainer = trainer

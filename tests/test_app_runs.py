@@ -249,3 +249,11 @@ def test_the_tensorboard_checkbox_names_what_to_install(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert not run_panel.tensorboard_installed()
     assert "pip install 'dprog[tensorboard]'" in run_panel.TENSORBOARD_INSTALL
+
+
+def test_a_graph_whose_folder_cannot_hold_runs_still_trains_and_says_why(saved) -> None:
+    state, history = saved
+    (state.file.parent / "runs").write_text("a file where the runs folder would be")
+    run = train(history)
+    assert run.status == FINISHED and run.record_folder is None
+    assert "not kept: cannot write the run store beside tiny.json" in run.message
