@@ -184,7 +184,7 @@ class RunHistory:
 
     def _one(self, run_id: str | None, doing: str) -> RunInfo | None:
         """The run an action is about (the one selected when `run_id` is None), refused with
-        a status when there is none, it is damaged or, for most actions, legacy."""
+        a status when there is none or it is damaged."""
         if run_id is None:
             if len(self.selected) != 1:
                 self._say(f"select one run to {doing}", "info")

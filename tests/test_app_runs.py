@@ -257,3 +257,24 @@ def test_a_graph_whose_folder_cannot_hold_runs_still_trains_and_says_why(saved) 
     run = train(history)
     assert run.status == FINISHED and run.record_folder is None
     assert "not kept: cannot write the run store beside tiny.json" in run.message
+
+
+def test_hand_edited_parents_and_older_folders_never_break_the_list(saved) -> None:
+    state, history = saved
+    runs = state.file.parent / "runs"
+    for n, parent in ((1, "tiny-2"), (2, "tiny-1"), (3, "tiny-3")):   # a loop, and a self-loop
+        (runs / f"tiny-{n}").mkdir(parents=True)
+        (runs / f"tiny-{n}" / "run.json").write_text(json.dumps(
+            {"format": "dprog-run", "version": 1, "name": f"r{n}", "parent": parent,
+             "config": {"lr": 0.1}, "outcome": {"status": "finished", "step": 3}}))
+    (runs / "tiny").mkdir()   # what an older dprog wrote
+    (runs / "tiny" / "config.json").write_text(json.dumps({"lr": 0.5, "epochs": 3}))
+    history.refresh(force=True)
+    rows = history.rows()
+    assert sorted(r.id for r in rows) == ["tiny", "tiny-1", "tiny-2", "tiny-3"]   # each once
+    legacy = next(r for r in rows if r.id == "tiny")
+    assert "(legacy)" in legacy.outcome and "lr 0.5" in legacy.settings
+    history.select("tiny-1")
+    history.select("tiny-2")
+    assert history.compare() and history.comparison.settings == {}
+    assert [c.step_loss for c in history.curves] == [([], []), ([], [])]   # no logs: no curves
