@@ -15,6 +15,7 @@ undoable. Pure: no dearpygui, no torch.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -331,7 +332,7 @@ class RunHistory:
             return False
         step = run.last_good_step if run.outcome == "nonfinite" and run.last_good_step \
             is not None else run.step
-        config = dict(run.config)
+        config = _checkpoint_config(run)
         if run.outcome == "finished":   # from its end: on for as long again
             if config.get("steps"):
                 config["steps"] = 2 * int(config["steps"])
@@ -430,6 +431,17 @@ class RunHistory:
         if self.curves or self.comparison is not None:
             self.curves, self.comparison = [], None
             self.version += 1
+
+
+def _checkpoint_config(run: RunInfo) -> dict[str, Any]:
+    """The settings the run's checkpoint goes on with: its config.json, which live edits
+    update (run.json keeps the config the run started with, and the edits beside it);
+    run.json's config when that file cannot be read."""
+    try:
+        config = json.loads((run.folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        config = None
+    return dict(config) if isinstance(config, dict) else dict(run.config)
 
 
 def _gradflow(runs: Sequence[RunInfo]) -> dict[str, tuple[float | None, ...]]:

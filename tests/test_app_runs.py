@@ -228,6 +228,9 @@ def test_live_edits_reach_the_trainer_are_recorded_and_listed(saved) -> None:
     assert "2 edits" in history.rows()[0].outcome
     history.compare(["tiny-1"])
     assert [e.new for e in history.curves[0].edits] == [0.003, 1.0]
+    # Continuing goes on with the edited settings, as the checkpoint holds them.
+    assert history.continue_from("tiny-1")
+    assert (state.graph.training["lr"], state.graph.training["clip_grad_norm"]) == (0.003, 1.0)
 
 
 def test_the_tensorboard_setting_writes_event_files_into_the_run(saved) -> None:

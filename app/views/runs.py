@@ -272,12 +272,15 @@ class RunsView:
         if not curves:
             return
         (loss_plot, loss_x, loss_axis), (acc_plot, acc_x, acc_axis) = self.plots()[:2]
+        names = [k.name for k in curves]
         for i, k in enumerate(curves):
             color = run_color(i)
-            loss = dpg.add_line_series(*k.step_loss, label=f"{k.name}", parent=loss_axis)
+            # ImPlot merges legend entries of one label: two runs of one name say their ids.
+            label = k.name if names.count(k.name) == 1 else f"{k.name} ({k.id})"
+            loss = dpg.add_line_series(*k.step_loss, label=label, parent=loss_axis)
             dpg.bind_item_theme(loss, self.theme_for(color, 2.0))
             acc_xy = k.val_acc if k.val_acc[0] else k.train_acc
-            acc = dpg.add_line_series(*acc_xy, label=f"{k.name}", parent=acc_axis)
+            acc = dpg.add_line_series(*acc_xy, label=label, parent=acc_axis)
             dpg.bind_item_theme(acc, self.theme_for(color, 2.2))
             self.overlay += [loss, acc]
             self.overlay_lines[k.id] = (loss, acc)
