@@ -202,3 +202,16 @@ def test_branch_a_run_then_delete_it_and_a_damaged_folder_is_listed(app: Studio,
     s = app.wait(lambda s: "tiny-10" not in [r[0] for r in s["runs"]["rows"]] and s,
                  "tiny-10 deleted")
     assert not (folder / "runs" / "tiny-10").exists() and "deleted run tiny-10" in s["status"]
+
+
+def test_reopen_a_run_graph_version_as_an_untitled_copy(app: Studio, folder: Path) -> None:
+    tab(app, "runs")
+    app.wait(lambda s: s["runs"]["selected"] == [], "nothing ticked")
+    app.click(center(app.wait(lambda s: s["runs"]["layout"]["boxes"].get("tiny-2"), "box")))
+    app.wait(lambda s: s["runs"]["selected"] == ["tiny-2"], "tiny-2 ticked")
+    runs_button(app, "reopen")
+    s = app.wait(lambda s: "run tiny-2" in s["title"] and s, "the copy opened")
+    assert s["file"] is None and not s["dirty"]
+    assert s["graph"]["training"]["lr"] == 0.2 and s["graph"]["training"]["epochs"] == 6
+    assert s["runs"]["rows"] == [] and s["runs"]["note"] == "save the graph to keep its runs"
+    assert (folder / "tiny.json").is_file() and len(list_runs(folder / "tiny.json")) == 4
