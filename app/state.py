@@ -252,7 +252,7 @@ class AppState:
         if self.file is not None:
             name = self.file.name
         elif self._sample:
-            name = f"{self._sample} (sample)"
+            name = self._sample   # "moons_mlp (sample)", "moons_mlp (run moons_mlp-2)"
         else:
             name = "untitled"
         return f"dprog — {name}" + (" •" if self.dirty else "")
@@ -646,8 +646,22 @@ class AppState:
         except Exception as e:
             self.set_status(f"can't open sample {name}: {e}", "error")
             return False
-        self._sample = name
+        self._sample = f"{name} (sample)"
         self.set_status(f"opened sample {name}")
+        return True
+
+    def open_copy(self, graph: Graph, origin: str) -> bool:
+        """Open `graph` as an untitled document whose title names where it came from
+        (`origin`, e.g. "run moons_mlp-2": a run's graph version). False (status says why)
+        when it cannot be analysed; the current document then stays."""
+        try:
+            self._reset(graph, None)
+        except Exception as e:
+            log.error("opening a copy from %s failed:\n%s", origin, traceback.format_exc())
+            self.set_status(f"can't open the graph of {origin}: {type(e).__name__}: {e}", "error")
+            return False
+        self._sample = f"{graph.name or 'graph'} ({origin})"
+        self.set_status(f"opened the graph of {origin}")
         return True
 
     def save(self, path: str | os.PathLike | None = None) -> bool:

@@ -61,6 +61,7 @@ from engine.core.graph import Graph, Node
 from nodes import lookup
 
 from .commands import AutoLayout, Disconnect, InsertOnWire
+from .runs import RunHistory
 from .state import AppState
 from .training import (
     ACTIVE,
@@ -84,10 +85,13 @@ from .views.generate import GenerateWindow
 from .views.gradflow import GradientView
 from .views.help import GettingStarted, PanelTips
 from .views.inspector import Inspector
+from .views.live_edit import ROW_H as LIVE_ROW_H
+from .views.live_edit import LiveEditBar
 from .views.menus import SHORTCUTS, MenuBar
 from .views.palette import Palette
 from .views.quick_add import QuickAdd
-from .views.run_panel import RunPanel, TrainingSettings
+from .views.run_panel import RunPanel, TrainingSettings, series_theme
+from .views.runs import RunsView
 from .views.testhook import TestHook
 from .views.theme import ERROR, INFO, TEXT_DIM, WARNING, Theme
 
@@ -119,6 +123,7 @@ class Studio:
     def __init__(self, state: AppState, *, test_state_path: str | None = None) -> None:
         self.state = state
         self.run = TrainingRun()
+        self.history = RunHistory(state)
         self.data = TrainingData()
         self.theme = Theme()
         self.editor = GraphEditor(state, self.theme,
@@ -132,6 +137,14 @@ class Studio:
         self.run_panel = RunPanel(self.run, self.theme, on_train=self.train, on_pause=self.pause,
                                   on_stop=self.stop, on_generate=self.show_generate)
         self.generate_window = GenerateWindow(self.theme, on_generate=self.generate_text)
+        # Experiments (issue 17): live edits over the plots, and the Runs tab.
+        self.live = LiveEditBar(self.run, self._curve_plots,
+                                hidden=lambda: bool(self.history.curves))
+        self.runs_view = RunsView(self.history, self.run, plots=self._curve_plots,
+                                  live_series=lambda: list(self.run_panel.series.values()),
+                                  theme_for=series_theme, theme=self.theme,
+                                  show_plots=lambda: dpg.set_value(self.dock_tabs,
+                                                                   self.metrics_tab))
         self.text_job: TextJob | None = None
         self.preview = DataPreview(state, self.run, self.run_panel)
         self.guide = GettingStarted(state, self.run)
@@ -236,6 +249,8 @@ class Studio:
                                     pass
                                 with dpg.tab(label="Gradient flow") as self.gradient_tab:
                                     pass
+                                with dpg.tab(label="Runs") as self.runs_tab:
+                                    pass
                         with dpg.child_window(width=-1, height=BOTTOM_H, border=False) as self.right:
                             with dpg.tab_bar() as self.right_tabs:
                                 with dpg.tab(label="Inspector") as self.inspector_tab:
@@ -254,9 +269,16 @@ class Studio:
             "blocks": blocks, "inspector": self.inspector_tab, "settings": self.settings_tab,
             "code": self.code_tab, "problems": self.problems_tab, "metrics": self.metrics_tab,
             "gradients": self.gradient_tab})
-        self.run_panel.build_plots(self.metrics_tab, dock_w - 8, PLOT_H)
+        self.live.build(self.metrics_tab)
+        self.run_panel.build_plots(self.metrics_tab, dock_w - 8, PLOT_H - LIVE_ROW_H)
+        self.runs_view.build(self.runs_tab, dock_w - 8, PLOT_H)
         self.preview.build()
         self.gradients.build_tab(self.gradient_tab, dock_w - 8, PLOT_H)
+
+    def _curve_plots(self) -> list[tuple[int, int, int]]:
+        """(plot, x axis, y axis) of the Loss and Accuracy plots, where runs are drawn."""
+        p = self.run_panel
+        return [(p._plot(k), p.x_axes[k], p.axes[k]) for k in ("loss", "acc")]
 
     def _sizes(self, width: int, height: int) -> tuple[int, int, int]:
         """(canvas width, canvas height, training dock width) for a viewport size."""
@@ -271,7 +293,8 @@ class Studio:
         canvas_w, canvas_h, dock_w = self._sizes(width, height)
         self.editor.resize(canvas_w, canvas_h)
         dpg.configure_item(self.dock, width=dock_w)
-        self.run_panel.resize(dock_w - 8, PLOT_H)
+        self.run_panel.resize(dock_w - 8, PLOT_H - LIVE_ROW_H)
+        self.runs_view.resize(dock_w - 8, PLOT_H)
 
     def _on_resize(self, *args: Any) -> None:
         w = dpg.get_viewport_client_width()
@@ -299,6 +322,8 @@ class Studio:
         self._guard("run panel", self.run_panel.refresh, now)
         self._guard("data preview", self.preview.refresh)
         self._guard("gradient charts", self._refresh_charts, now)
+        self._guard("live edits", self.live.step)
+        self._guard("runs", self.runs_view.step, now)
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
         self._guard("getting started", self.guide.refresh)
@@ -473,7 +498,8 @@ class Studio:
     def _text_inputs(self) -> list[int]:
         return [*self.palette.text_inputs(), *self.inspector.text_inputs(),
                 *self.settings.text_inputs(), *self.quick_add.text_inputs(),
-                *self.dialogs.text_inputs(), *self.generate_window.text_inputs()]
+                *self.dialogs.text_inputs(), *self.generate_window.text_inputs(),
+                *self.live.text_inputs(), *self.runs_view.text_inputs()]
 
     def typing(self) -> bool:
         """Is a text-like widget taking the keyboard? (Global key handlers fire while the
@@ -806,9 +832,9 @@ class Studio:
             self.state.set_status(f"fix the graph first: {errors[0]}", "warning")
             dpg.set_value(self.right_tabs, self.problems_tab)
             return
-        base = self.state.file.parent if self.state.file else None
         self.state.clear_run_problems()   # the last run's error is old news now
-        run.start(self.state.graph, base)
+        # Kept in the run store beside the file (app.runs), or said to be unkept.
+        self.history.train(run)
         self.gradients.range = None
         self.state.set_status("training started" + ("" if self.torch_ready else
                                                     " (loading torch first…)"))

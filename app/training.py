@@ -130,9 +130,9 @@ class TrainingRun:
             CheckpointSaved: _ignore, Paused: self._on_paused, Resumed: self._on_resumed,
             Stopped: self._on_stopped, Finished: self._on_finished, Failed: self._on_failed,
             _StudioStopped: self._on_studio_stopped, _StudioFailure: self._on_studio_failure,
-            # issue 17's events: the experiments views (branch expui) give them handlers
-            **dict.fromkeys((LiveEdit, WireReading, BlockTimes, NonFinite, RunRecorded),
-                            _ignore),
+            LiveEdit: self._on_live_edit, RunRecorded: self._on_recorded,
+            # issue 17's inspection events: the wire views give them handlers
+            **dict.fromkeys((WireReading, BlockTimes, NonFinite), _ignore),
         }
         self.reset()
         self.runs = 0
@@ -173,6 +173,11 @@ class TrainingRun:
         self.parameter_values: dict[str, Series] = {}
         self.images: ImageGrid | None = None   # the latest
         self.images_version = 0
+        # The run store (engine.core.runs): where this run is kept, or why it is not.
+        self.record_folder: str | None = None
+        self.record_name = ""
+        self.not_kept = ""          # "": kept (or not started); else why the run is not kept
+        self.edits: list[LiveEdit] = []   # live edits, in order, as the trainer applied them
         self.metric_points = 0
         self.version = 0
         self.metrics_version = 0
@@ -185,12 +190,20 @@ class TrainingRun:
     def active(self) -> bool:
         return self.status in ACTIVE
 
-    def start(self, graph: Graph, base_dir: str | Path | None = None) -> bool:
+    def start(self, graph: Graph, base_dir: str | Path | None = None, *,
+              start_from: str | Path | None = None, graph_file: str | Path | None = None,
+              continue_run: bool = False, graph_text: str | None = None) -> bool:
         """Train `graph` with its own training settings on a worker thread. False if a run is
-        still going (stop it first)."""
+        still going (stop it first). `graph_file`: the file `graph` belongs to, whose run
+        store keeps the run (engine.core.runs), recorded with `graph_text` (the graph's bytes;
+        None: the file's); without one the run trains unkept, and says so. `start_from`: a
+        run folder whose checkpoint the run starts from, as a new run branched from it or,
+        with `continue_run`, that run going on."""
         if self.active:
             return False
         self.reset()
+        if graph_file is None:
+            self.not_kept = "not kept: save the graph to keep its runs"
         self._forget_at_end = False
         self.runs += 1
         self.graph = graph
@@ -201,22 +214,38 @@ class TrainingRun:
         self._stop_early = False
         self.trainer = None
         events = self.events
-        self._thread = threading.Thread(target=self._work, args=(graph, base_dir, events),
+        self._thread = threading.Thread(target=self._work, args=(graph, base_dir, events,
+                                                                 start_from, graph_file,
+                                                                 continue_run, graph_text),
                                         name="dprog-train", daemon=True)
         self._thread.start()
         self.version += 1
         return True
 
-    def _work(self, graph: Graph, base_dir: str | Path | None, events: EventSink) -> None:
+    def _work(self, graph: Graph, base_dir: str | Path | None, events: EventSink,
+              start_from: str | Path | None = None, graph_file: str | Path | None = None,
+              continue_run: bool = False, graph_text: str | None = None) -> None:
         """Worker thread: import torch and the trainer, build it, run it to the end.
 
         A stop that comes while torch loads ends the run before its setup (loading the
         data, compiling), which takes seconds: closing the studio waits for this thread."""
         try:
-            from engine.runtime.trainer import Trainer
+            from engine.runtime.trainer import Trainer, recorded_trainer
 
             config = config_for_studio(graph)
-            trainer = Trainer(graph, config, events=events, base_dir=base_dir)
+            trainer = None
+            if graph_file is not None:
+                try:
+                    trainer = recorded_trainer(graph, graph_file, config, events=events,
+                                               base_dir=base_dir, start_from=start_from,
+                                               continue_run=continue_run,
+                                               graph_text=graph_text)
+                except OSError as e:   # runs/ cannot be made there: train, and say so
+                    self.not_kept = (f"not kept: cannot write the run store beside "
+                                     f"{Path(graph_file).name} ({e.strerror or e})")
+            if trainer is None:
+                trainer = Trainer(graph, config, events=events, base_dir=base_dir,
+                                  resume_from=start_from)
             self.trainer = trainer
             # stop() sets the flag before it looks at self.trainer: whichever way the two
             # threads interleave, either this sees the flag or stop() sees the trainer.
@@ -249,6 +278,18 @@ class TrainingRun:
     def resume(self) -> None:
         if self.trainer is not None and self.status == PAUSED:
             self.trainer.resume()
+
+    def edit(self, setting: str, value: Any) -> str | None:
+        """Change a live setting (engine.core.events.LIVE_SETTINGS) of the running trainer,
+        applied before its next step; the `LiveEdit` it sends back is recorded and marked on
+        the curves. Returns why not (no run, or a value out of range), else None."""
+        if self.trainer is None or self.status not in (RUNNING, PAUSED):
+            return "live settings change while a run trains: press Train first"
+        try:
+            self.trainer.edit(setting, value)
+        except ValueError as e:
+            return str(e)
+        return None
 
     def stop(self) -> None:
         if not self.active:
@@ -307,7 +348,7 @@ class TrainingRun:
 
     def _on_started(self, e: Started) -> None:
         self.status = RUNNING
-        self.message = f"training on {e.device}"
+        self.message = f"training on {e.device}" + (f" ({self.not_kept})" if self.not_kept else "")
         self.total_steps, self.steps_per_epoch = e.total_steps, max(1, e.steps_per_epoch)
         self.first_step = self.step = e.first_step
         self.task, self.loss_name, self.device = e.task, e.loss, e.device
@@ -318,6 +359,13 @@ class TrainingRun:
         if data is not None and getattr(data, "is_2d", False):
             self.is_2d = True
             self.points = (data.x_train, data.y_train if data.task == "classification" else None)
+
+    def _on_recorded(self, e: RunRecorded) -> None:
+        self.record_folder, self.record_name = e.folder, e.name
+
+    def _on_live_edit(self, e: LiveEdit) -> None:
+        self.edits.append(e)
+        self.metrics_version += 1
 
     def _on_eval(self, e: EvalMetrics) -> None:
         self.train_loss.add(e.step, e.train_loss)
@@ -359,9 +407,15 @@ class TrainingRun:
             self.status = RUNNING
             self.message = f"training on {self.device}"
 
+    def _kept(self) -> str:
+        """How the message of a run's end says where it is kept (or that it is not)."""
+        if self.not_kept:
+            return f" ({self.not_kept})"
+        return f" · kept as {Path(self.record_folder).name}" if self.record_folder else ""
+
     def _on_stopped(self, e: Stopped) -> None:
         self.status = STOPPED
-        self.message = f"stopped at step {e.step}"
+        self.message = f"stopped at step {e.step}{self._kept()}"
 
     def _on_finished(self, e: Finished) -> None:
         self.status = FINISHED
@@ -372,7 +426,7 @@ class TrainingRun:
             summary = f": val loss {m.val_loss:.4g}"
             if m.val_accuracy is not None:
                 summary += f", val accuracy {m.val_accuracy:.1%}"
-        self.message = f"finished {e.step} steps in {e.seconds:.1f}s{summary}"
+        self.message = f"finished {e.step} steps in {e.seconds:.1f}s{summary}{self._kept()}"
 
     def _on_failed(self, e: Failed) -> None:
         self.status = FAILED

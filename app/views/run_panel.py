@@ -130,6 +130,12 @@ class TrainingSettings:
                 with dpg.table_row():
                     dpg.add_text("seed")
                     self.widgets["seed"] = self._int("seed", 0, 2**31 - 1)
+                with dpg.table_row():
+                    dpg.add_text("TensorBoard")
+                    self.widgets["tensorboard"] = dpg.add_checkbox(
+                        label="write event files into the run's folder",
+                        callback=self._on_choice, user_data="tensorboard")
+            self.tensorboard_hint = dpg.add_text("", color=WARNING, wrap=400, show=False)
             self.error = dpg.add_text("", color=ERROR, wrap=400, show=False)
             self.about = dpg.add_text("", color=TEXT_DIM, wrap=400)
         for name, doc in (("dataset", "Built-in datasets; 2-D ones get a live decision boundary."),
@@ -139,7 +145,11 @@ class TrainingSettings:
                           ("batch_size", "Samples per optimizer step."),
                           ("epochs", "Passes over the training part of the data."),
                           ("seed", "Seeds the weights, the data and its order: same seed, "
-                                   "same run.")):
+                                   "same run."),
+                          ("tensorboard", "Also write TensorBoard files (losses, metrics, lr, "
+                                          "weight and gradient histograms, per-wire gradient "
+                                          "RMS) into runs/<run>/tensorboard/; view them with "
+                                          "tensorboard --logdir runs")):
             with dpg.tooltip(self.widgets[name]):
                 dpg.add_text(doc, wrap=300)
 
@@ -181,7 +191,7 @@ class TrainingSettings:
         values: dict[str, Any] = {"dataset": name, "loss": config.loss,
                                   "optimizer": config.optimizer, "lr": float(config.lr),
                                   "batch_size": config.batch_size, "epochs": config.epochs,
-                                  "seed": config.seed}
+                                  "seed": config.seed, "tensorboard": config.tensorboard}
         noise = info.option("noise") if info else None
         dpg.configure_item(self.noise_row, show=noise is not None and not program)
         dpg.configure_item(self.widgets["dataset"], enabled=not program)
@@ -191,6 +201,10 @@ class TrainingSettings:
             w = self.widgets[key]
             if not dpg.is_item_active(w) and dpg.get_value(w) != value:
                 dpg.set_value(w, value)
+        missing = config.tensorboard and not tensorboard_installed()
+        dpg.configure_item(self.tensorboard_hint, show=missing)
+        dpg.set_value(self.tensorboard_hint, f"TensorBoard files need the tensorboard package, "
+                      f"which is not installed: {TENSORBOARD_INSTALL}" if missing else "")
         dpg.set_value(self.about, "No data: the graph has no Input, so training fits its "
                       "Parameters to its own loss, its first Output (an epoch is one step)."
                       if program else (info.doc if info else f"dataset {name!r} (from a file)"))
@@ -220,8 +234,9 @@ class TrainingSettings:
         kept = {k: v for k, v in current.items() if k != "name" and info.option(k) is not None}
         self._commit((("dataset", {"name": name, **kept}),))
 
-    def _on_choice(self, sender: int, value: str, key: str) -> None:
-        self._commit(((key, value),))
+    def _on_choice(self, sender: int, value: str | bool, key: str) -> None:
+        # TensorBoard off is the default: the key leaves the file rather than saying false.
+        self._commit(((key, None if value is False else value),))
 
     def _on_number(self, sender: int, value: Any, key: str) -> None:
         if key == "noise":
@@ -530,6 +545,16 @@ class RunPanel:
         dpg.set_axis_limits(self.axes["boundary"], y0, y1)
 
 
+TENSORBOARD_INSTALL = "pip install 'dprog[tensorboard]' (or: pip install tensorboard)"
+
+
+def tensorboard_installed() -> bool:
+    """Is the tensorboard package there? Looked up, not imported (it is slow to import)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -567,4 +592,6 @@ def _scatter_theme(color: tuple) -> int:
     return _SERIES_THEMES[key]
 
 
-__all__ = ["ACTIVE", "RunPanel", "TrainingSettings", "boundary_rgba"]
+series_theme = _series_theme   # the views that draw over these plots (live edits, runs)
+
+__all__ = ["ACTIVE", "RunPanel", "TrainingSettings", "boundary_rgba", "series_theme"]

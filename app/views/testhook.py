@@ -112,6 +112,8 @@ class TestHook:
                          "text": dpg.get_value(studio.generate_window.output),
                          "error": dpg.get_value(studio.generate_window.status)},
             "dialogs": studio.dialogs.showing(),
+            "runs": {**studio.runs_view.snapshot(), "live": studio.live.snapshot(),
+                     "settings": {k: rect(w) for k, w in studio.settings.widgets.items()}},
             "layout": geometry(studio),
         }
 
@@ -241,7 +243,8 @@ def geometry(studio: Studio) -> dict:
             "tabs": {name: rect(tab) for name, tab in (
                 ("inspector", studio.inspector_tab), ("training", studio.settings_tab),
                 ("code", studio.code_tab), ("problems", studio.problems_tab),
-                ("metrics", studio.metrics_tab), ("gradients", studio.gradient_tab))},
+                ("metrics", studio.metrics_tab), ("gradients", studio.gradient_tab),
+                ("runs", studio.runs_tab))},
             "problems": [[*r, d.node or ""] for row, d in studio.diagnostics.rows.items()
                          if (r := rect(row))],
             "dialog_buttons": {name: r for name, b in studio.dialogs.buttons.items()

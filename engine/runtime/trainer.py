@@ -1028,18 +1028,21 @@ class Trainer:
 
 def recorded_trainer(graph: Graph, graph_path: str | Path, config: TrainingConfig | None = None,
                      *, name: str | None = None, start_from: str | Path | None = None,
-                     continue_run: bool = False, **options) -> Trainer:
+                     continue_run: bool = False, graph_text: str | None = None,
+                     **options) -> Trainer:
     """A trainer whose run is kept in the run store beside `graph_path` (engine.core.runs):
     the way the studio's Train and `dprog train` both record runs.
 
     `start_from`: a run folder to start from (its checkpoint); with `continue_run` the run
     goes on in that folder, otherwise a new run branches from it. The graph's text recorded
-    is the file's bytes now. Other options go to `Trainer` (events, base_dir, profile, ...)."""
+    is the file's bytes now, or `graph_text` (the studio's edited, unsaved graph: the bytes
+    saving it would write). Other options go to `Trainer` (events, base_dir, profile, ...)."""
     from ..core.runs import RunRecorder, read_run
 
     config = config or TrainingConfig.from_mapping(graph.training)
-    text = Path(graph_path).read_bytes().decode("utf-8", errors="replace") \
-        if Path(graph_path).is_file() else ""
+    text = graph_text if graph_text is not None else (
+        Path(graph_path).read_bytes().decode("utf-8", errors="replace")
+        if Path(graph_path).is_file() else "")
     options.setdefault("base_dir", Path(graph_path).parent)
     if start_from is not None and continue_run:
         record = RunRecorder(start_from, name=name, graph_file=Path(graph_path).name,
