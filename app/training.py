@@ -33,6 +33,7 @@ from typing import Any
 
 from engine.core.config import TrainingConfig
 from engine.core.events import (
+    BlockTimes,
     CheckpointSaved,
     DecisionBoundary,
     EvalMetrics,
@@ -40,12 +41,16 @@ from engine.core.events import (
     Finished,
     GradFlowSnapshot,
     ImageGrid,
+    LiveEdit,
+    NonFinite,
     ParameterValues,
     Paused,
     Resumed,
+    RunRecorded,
     Started,
     StepMetrics,
     Stopped,
+    WireReading,
 )
 from engine.core.graph import Graph, source_node
 
@@ -125,6 +130,9 @@ class TrainingRun:
             CheckpointSaved: _ignore, Paused: self._on_paused, Resumed: self._on_resumed,
             Stopped: self._on_stopped, Finished: self._on_finished, Failed: self._on_failed,
             _StudioStopped: self._on_studio_stopped, _StudioFailure: self._on_studio_failure,
+            # issue 17's events: the experiments views (branch expui) give them handlers
+            **dict.fromkeys((LiveEdit, WireReading, BlockTimes, NonFinite, RunRecorded),
+                            _ignore),
         }
         self.reset()
         self.runs = 0

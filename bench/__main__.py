@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.common import ROOT, git_commit, machine
 
-ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+ROWS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "11")
 STUDIO_ROWS = {"4", "5", "6", "8"}
 GRADFLOW_TARGET = 1.05
 
@@ -71,6 +71,12 @@ def row9(mode: dict) -> dict:
     from bench import deploy
 
     return deploy.run(quick=mode["quick"], smoke=mode["smoke"])
+
+
+def row11(mode: dict) -> dict:
+    from bench import experiments
+
+    return experiments.run(quick=mode["quick"], smoke=mode["smoke"])
 
 
 def studio_rows(mode: dict, rows: set[str]) -> dict:
@@ -182,6 +188,17 @@ def summary(rows: dict) -> list[dict]:
             f", pt2 ×{deployed.get('pt2_vs_eager_b64', 0):.2f} (b64)", "report", None)
     elif "9" in rows:
         skipped("9", "traced path and deployed models", "report")
+    r = rows.get("11")
+    if r and "graphs" in r:
+        g = r["graphs"]
+        add("11", "experiments: wire inspection and profile mode per step",
+            "inspect ×" + "/".join(f"{v['inspect_ratio']:.2f}" for v in g.values())
+            + ", profile ×" + "/".join(f"{v['profile_ratio']:.2f}" for v in g.values())
+            + f" ({'/'.join(g)}); taps when off: "
+            + str(sum(v["off_tapped_calls"] for v in g.values())),
+            "off: 0 taps; on: report", r["off_free"])
+    elif "11" in rows:
+        skipped("11", "experiments: inspection and profiling", "off: 0 taps; on: report")
     return out
 
 
@@ -218,6 +235,11 @@ def details(rows: dict) -> None:
 
         print("\nRow 9: the traced path in eager code, and deployed models")
         print("\n".join(deploy.table(rows["9"])))
+    if "graphs" in rows.get("11", {}):
+        from bench import experiments
+
+        print("\nRow 11: wire inspection and profile mode (per-step ratios to plain)")
+        print("\n".join(experiments.table(rows["11"])))
     r = rows.get("5", {})
     if "results" in r:
         print(f"\nRow 5: studio frames ({r['rounds']} rounds of {r['frames_per_block']} frames)")
@@ -257,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                          "%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
                      "machine": machine(), "git": git_commit(),
                      "torch_threads": torch.get_num_threads(), "rows": {}}
-    runners = {"1": row1, "2": row2, "3": row3, "7": row7, "9": row9}
+    runners = {"1": row1, "2": row2, "3": row3, "7": row7, "9": row9, "11": row11}
     for row in rows:
         if row in STUDIO_ROWS:
             continue

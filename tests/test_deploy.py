@@ -262,6 +262,19 @@ def test_an_artifact_that_differs_is_not_written(monkeypatch, tmp_path, samples)
     assert not list(tmp_path.iterdir())
 
 
+def test_a_block_sampling_in_eval_mode_deploys_to_pt2_and_is_refused_for_onnx(tmp_path, samples):
+    """A VAE that keeps sampling at inference: the pt2 program draws from torch's generator, so
+    the check seeds both sides alike and they agree exactly. ONNX Runtime has its own
+    generator, so the check could not hold: refused, naming the block and the two ways out."""
+    graph = set_param(samples["vae"], "z", "eval", "sample")
+    check = deploy(graph, tmp_path / "vae.pt2", "pt2")
+    assert check.max_difference == 0.0
+    if HAS_ONNX:
+        with pytest.raises(DeployError, match=r"z keeps drawing .* eval to 'mean', or export pt2"):
+            deploy(graph, tmp_path / "vae.onnx", "onnx")
+        assert not (tmp_path / "vae.onnx").exists()
+
+
 def test_weights_that_do_not_fit_are_refused(tmp_path, samples):
     with pytest.raises(DeployError, match="do not fit"):
         deploy(samples["moons_mlp"], tmp_path / "m.pt2", "pt2", {"fc1.weight": torch.zeros(1)})

@@ -5,6 +5,7 @@
     dprog export GRAPH -o model.onnx [--weights W]    ONNX (or .pt2: torch.export), checked
     dprog blocks [CATEGORY|TYPE]                      the block library: params and ports
     dprog train GRAPH [options]                       train headless (see `dprog train -h`)
+    dprog runs GRAPH [--compare RUN RUN ...]          the graph's runs, branches, comparison
     dprog generate [GRAPH] --weights RUN --prompt T   text from a trained character model
 
 `dprog` with no subcommand opens the studio; that entry point is `app.main`, the one place
@@ -32,7 +33,7 @@ from ..core.files import shown
 from ..core.limits import with_limits
 from .common import EXIT_INVALID, EXIT_OK, Parser, fail, format_report, load
 
-COMMANDS = ("check", "export", "blocks", "train", "generate")
+COMMANDS = ("check", "export", "blocks", "train", "runs", "generate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "`dprog [GRAPH]`)")
     try:
         return {"check": cmd_check, "export": cmd_export, "blocks": cmd_blocks,
-                "train": cmd_train, "generate": cmd_generate}[argv[0]](argv[1:])
+                "train": cmd_train, "runs": cmd_runs,
+                "generate": cmd_generate}[argv[0]](argv[1:])
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     except BrokenPipeError:
@@ -176,6 +178,94 @@ def cmd_train(argv: Sequence[str]) -> int:
     from .train import run
 
     return run(argv)
+
+
+def cmd_runs(argv: Sequence[str]) -> int:
+    parser = Parser(prog="dprog runs", description="List the runs of a graph (runs/ beside "
+                    "the file; docs/runs.md): name, date, outcome, key settings, final "
+                    "metrics, branches indented under their parent, damaged folders marked.")
+    parser.add_argument("graph")
+    parser.add_argument("--compare", nargs="+", metavar="RUN", help="two or more runs: the "
+                        "settings that differ, the final metrics, the per-block gradient flow")
+    parser.add_argument("--rename", nargs=2, metavar=("RUN", "NAME"), help="rename a run")
+    parser.add_argument("--delete", metavar="RUN", help="delete a run folder")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    import json
+
+    from ..core.runs import (
+        RunError,
+        compare_runs,
+        delete_run,
+        find_run,
+        format_runs,
+        list_runs,
+        read_run,
+        rename_run,
+    )
+
+    try:
+        if args.rename:
+            run = rename_run(find_run(args.graph, args.rename[0]), args.rename[1])
+            print(f"renamed {shown(run.id)} to {shown(run.name)}")
+            return EXIT_OK
+        if args.delete:
+            folder = find_run(args.graph, args.delete)
+            delete_run(folder)
+            print(f"deleted {shown(str(folder))}")
+            return EXIT_OK
+        if args.compare:
+            if len(args.compare) < 2:
+                return fail("--compare needs two or more runs")
+            comparison = compare_runs(read_run(find_run(args.graph, r)) for r in args.compare)
+            if args.json:
+                print(json.dumps({"runs": comparison.runs, "settings": comparison.settings,
+                                  "final": comparison.final, "gradflow": comparison.gradflow,
+                                  "same_graph": comparison.same_graph}, indent=2))
+            else:
+                _print_lines(format_comparison(comparison))
+            return EXIT_OK
+    except (RunError, OSError) as e:
+        return fail(shown(str(e)))
+    runs = list_runs(args.graph)
+    if args.json:
+        print(json.dumps([{"id": r.id, "name": r.name, "created": r.created,
+                           "outcome": r.outcome, "step": r.step, "parent": r.parent,
+                           "final": r.final, "damaged": r.damaged, "legacy": r.legacy}
+                          for r in runs], indent=2))
+    elif not runs:
+        print(f"no runs of {shown(args.graph)} yet (dprog train {shown(args.graph)} makes one)")
+    else:
+        _print_lines(format_runs(runs))
+    return EXIT_OK
+
+
+def _print_lines(text: str) -> None:
+    """Each line escaped on its own (names and messages come from files), the breaks kept."""
+    print("\n".join(shown(line) for line in text.splitlines()))
+
+
+def format_comparison(c) -> str:
+    """The comparison as three small tables: settings that differ, final metrics, gradient flow."""
+    def cell(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+
+    width = max(12, *(len(r) for r in c.runs))
+    head = f"{'':<24}" + "".join(f"{r:>{width + 2}}" for r in c.runs)
+    lines = [head, "settings that differ:" if c.settings else "same settings"]
+    lines += [f"  {k:<22}" + "".join(f"{cell(v):>{width + 2}}" for v in vs)
+              for k, vs in c.settings.items()]
+    lines.append("final metrics:")
+    lines += [f"  {k:<22}" + "".join(f"{cell(v):>{width + 2}}" for v in vs)
+              for k, vs in c.final.items()]
+    if c.gradflow:
+        lines.append("gradient RMS per block (mean over snapshots; last/first as log10):")
+        diff = c.gradflow_difference()
+        lines += [f"  {k:<22}" + "".join(f"{cell(v):>{width + 2}}" for v in vs)
+                  + f"   {cell(diff[k])}" for k, vs in c.gradflow.items()]
+    elif not c.same_graph:
+        lines.append("(different graph versions: no per-block gradient-flow comparison)")
+    return "\n".join(lines)
 
 
 def cmd_generate(argv: Sequence[str]) -> int:

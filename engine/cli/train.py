@@ -1,6 +1,13 @@
 """`dprog train GRAPH`: train headless, with a progress line on stderr, into a run folder.
 
-The run folder (default runs/<graph file name>) gets metrics.jsonl (one JSON object per
+Every run is kept in the run store (engine/core/runs.py, docs/runs.md): by default a new
+folder runs/<graph stem>-<n>/ beside the graph file, with run.json (name, date, the graph's
+text and hash, the config, the parent run, live edits, the outcome) and steps.jsonl.
+`--name` names it; `--from RUN` starts a new run (a branch) from RUN's checkpoint with the
+options given, and `--from RUN --continue` trains RUN itself further (as --resume does).
+`--tensorboard` also writes TensorBoard event files into the run's tensorboard/.
+
+The run folder (or --out DIR) also gets metrics.jsonl (one JSON object per
 evaluation: step, epoch, train_loss, val_loss, and train_accuracy/val_accuracy for
 classification), gradflow.jsonl (one gradient-flow snapshot per line), parameters.jsonl (a
 program without data Inputs: its Parameter blocks' values at each evaluation, `{"step": s,
@@ -42,6 +49,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +67,7 @@ from nodes import lookup
 from ..core.analysis import analyze
 from ..core.config import DEVICES, LOSSES, OPTIMIZERS, SCHEDULES, TrainingConfig
 from ..core.events import (
+    BlockTimes,
     EvalMetrics,
     Failed,
     Finished,
@@ -71,6 +80,15 @@ from ..core.events import (
 from ..core.fileformat import GraphFileError, load_graph
 from ..core.files import shown
 from ..core.limits import with_limits
+from ..core.runs import (
+    RUN_FILE,
+    STEPS_FILE,
+    RunError,
+    RunRecorder,
+    find_run,
+    new_run_folder,
+    read_run,
+)
 from ..runtime.checkpoint import (
     GRAPH,
     LOCK,
@@ -126,8 +144,19 @@ def parser() -> Parser:
                    "steps (0: off)")
     p.add_argument("--eval-every", type=int, metavar="N", help="evaluate every N steps (default: "
                    "once per epoch)")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<graph name>, or the "
-                   "--resume folder)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: a new runs/<graph stem>-<n> "
+                   "beside the graph, or the --resume folder)")
+    p.add_argument("--name", help="the run's display name (default: its folder's name)")
+    p.add_argument("--from", dest="parent", metavar="RUN", help="start from RUN's checkpoint (a "
+                   "run folder, or a run's folder name or display name among the graph's runs): "
+                   "a new run branched from it, with the options given")
+    p.add_argument("--continue", dest="cont", action="store_true", help="with --from: train "
+                   "RUN itself further, in its own folder")
+    p.add_argument("--tensorboard", action="store_true", default=None, help="also write "
+                   "TensorBoard event files (needs the tensorboard package)")
+    p.add_argument("--profile", action="store_true", help="time every block's forward and "
+                   "backward at every step: profile.jsonl in the run folder, and the slowest "
+                   "blocks on stderr at the end")
     p.add_argument("--checkpoint-every", type=_count(0, 100_000_000), default=0, metavar="N",
                    help="also checkpoint every N steps (always at the end)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
@@ -144,10 +173,31 @@ def run(argv: Sequence[str]) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:   # -h, or a usage error argparse has already printed
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    if args.graph is None and args.resume is None:
-        return fail("dprog train: give a graph file, or --resume DIR")
+    if args.graph is None and args.resume is None and args.parent is None:
+        return fail("dprog train: give a graph file, or --resume DIR, or --from RUN")
+    if args.cont and args.parent is None:
+        return fail("dprog train: --continue goes with --from RUN")
+    if args.parent is not None and args.resume is not None:
+        return fail("dprog train: give --from RUN or --resume DIR, not both")
+    if args.parent is not None:
+        try:
+            folder = find_run(args.graph, args.parent)
+        except RunError as e:
+            return fail(str(e))
+        if args.cont:
+            args.resume, args.parent = str(folder), None
+        else:
+            args.parent = str(folder)
     if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return launch(list(argv), args.nproc, _out_folder(args, None))
+        argv = list(argv)
+        if args.out is None and args.resume is None:
+            # The launcher picks the run folder, so every rank writes the same one.
+            try:
+                args.out = str(_new_folder(args))
+            except OSError as e:
+                return fail(f"cannot create a run folder ({e.strerror or e})")
+            argv += ["--out", args.out]
+        return launch(argv, args.nproc, _out_folder(args, None))
     signals = _Signals()
     with signals:
         try:
@@ -161,24 +211,36 @@ def run(argv: Sequence[str]) -> int:
 
 
 def _out_folder(args, graph) -> Path:
-    name = Path(args.graph).stem if args.graph else graph.name if graph is not None else "model"
-    return Path(args.out or args.resume or Path("runs") / name)
+    if args.out or args.resume:
+        return Path(args.out or args.resume)
+    args.fresh = True   # made here: removed again if the run never checkpoints
+    return _new_folder(args)
+
+
+def _new_folder(args) -> Path:
+    """The next runs/<stem>-<n>/ beside the graph file (of the parent run's graph file for
+    --from without a graph: beside the parent)."""
+    if args.graph is not None:
+        return new_run_folder(args.graph)
+    parent = Path(args.parent)
+    stem = re.sub(r"-\d+$", "", parent.name)
+    return new_run_folder(parent.parent.parent / f"{stem}.json")
 
 
 def _load_and_train(args, signals: _Signals) -> int:
     # The graph and the config: from the files, then the options.
-    source = Path(args.graph) if args.graph else Path(args.resume) / GRAPH
+    start = args.resume or args.parent   # the run folder whose checkpoint this run starts from
+    source = Path(args.graph) if args.graph else Path(start) / GRAPH
     try:
-        if args.resume:
-            check_run_folder(args.resume)
+        if start:
+            check_run_folder(start)
         graph = load_graph(source)
         if args.data is not None and not any(lookup(n.type).kind == "input" for n in graph.nodes):
             # A program fits its Parameters without data: a dataset would be silently unused.
             raise ValueError(f"--data: {shown(graph.name)} has no data Input, so it trains without "
                              "data (its first Output is the loss); drop --data, or add an Input "
                              "block to feed the data to")
-        config = load_config(args.resume) if args.resume else \
-            TrainingConfig.from_mapping(graph.training)
+        config = load_config(start) if start else TrainingConfig.from_mapping(graph.training)
         config = _with_options(config, args)
     except (GraphFileError, CheckpointError, ValueError, TypeError) as e:
         return fail(str(e))
@@ -186,7 +248,11 @@ def _load_and_train(args, signals: _Signals) -> int:
     if not analysis.ok:
         print(format_report(str(source), analysis, graph), file=sys.stderr)
         return EXIT_INVALID
-    out = _out_folder(args, graph)
+    try:
+        out = _out_folder(args, graph) if int(os.environ.get("RANK", "0")) == 0 else \
+            Path(args.out or args.resume or ".")
+    except OSError as e:
+        return fail(f"cannot create a run folder ({e.strerror or e})")
     if not _init_distributed(config.device):
         return _train(graph, config, args, source, out, signals)
     import torch.distributed as dist
@@ -269,9 +335,11 @@ def _give_back(out: Path, lock: RunLock | None, created: bool) -> None:
     """Release the lock; a folder this run created that never got a checkpoint goes too."""
     if lock is not None:
         lock.release()
-    if created and {p.name for p in out.iterdir()} <= {LOCK}:
+    # The run's record alone (run.json, steps.jsonl) is no run: nothing to open or continue.
+    if created and {p.name for p in out.iterdir()} <= {LOCK, RUN_FILE, STEPS_FILE}:
         with contextlib.suppress(OSError):
-            (out / LOCK).unlink(missing_ok=True)
+            for name in (LOCK, RUN_FILE, STEPS_FILE):
+                (out / name).unlink(missing_ok=True)
             out.rmdir()
 
 
@@ -284,14 +352,18 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
     if rank == 0:
         try:
             lock, created = _take_folder(out)
+            created = created or getattr(args, "fresh", False)
         except CheckpointError as e:
             return fail(str(e))
         except OSError as e:
             return fail(f"{out}: cannot write ({e.strerror or e})")
     try:
+        record = _recorder(args, out, graph, config, source) if rank == 0 else None
         trainer = Trainer(graph, config, base_dir=source.parent,
                           out_dir=out if rank == 0 else None,
-                          checkpoint_every=args.checkpoint_every, resume_from=args.resume)
+                          checkpoint_every=args.checkpoint_every,
+                          resume_from=args.resume or args.parent, record=record,
+                          profile=args.profile)
         report = _Report(out if rank == 0 else None, None if args.quiet or rank else sys.stderr,
                          resumed=args.resume is not None, on_error=trainer.stop)
         trainer.events = report
@@ -300,9 +372,14 @@ def _train(graph, config: TrainingConfig, args, source: Path, out: Path,
             end = trainer.run()
         finally:
             report.close()
+            if record is not None:
+                record.close()
     finally:
         if rank == 0:
             _give_back(out, lock, created)
+    if args.profile and rank == 0 and report.block_ms and not args.quiet:
+        with contextlib.suppress(OSError):
+            print(_profile_table(report.block_ms, report.profiled), file=sys.stderr)
     if isinstance(end, Finished):
         if rank == 0:
             with contextlib.suppress(OSError):
@@ -332,7 +409,31 @@ def _with_options(config: TrainingConfig, args) -> TrainingConfig:
         changes.update(epochs=args.epochs, steps=args.steps)   # --epochs wins over a file's steps
     if args.data is not None:
         changes["dataset"] = _dataset_spec(args.data, config.dataset)
+    if args.tensorboard:
+        changes["tensorboard"] = True
     return replace(config, **changes).checked()
+
+
+def _recorder(args, out: Path, graph, config: TrainingConfig, source: Path) -> RunRecorder:
+    """The run's record in `out`: a new run, a branch of --from RUN, or (--resume, --from
+    RUN --continue) the same run going on. The graph's text is the file's bytes as read now
+    (a graph from a run folder: that folder's graph.json)."""
+    try:
+        text = source.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    parent = parent_step = None
+    if args.parent is not None:
+        parent_run = read_run(args.parent)
+        parent = parent_run.id if Path(args.parent).parent.resolve() == out.parent.resolve() \
+            else str(Path(args.parent))
+        parent_step = parent_run.last_good_step if parent_run.outcome == "nonfinite" \
+            else parent_run.step
+    graph_file = source.name if args.graph else (read_run(args.resume or args.parent).graph_file
+                                                 or source.name)
+    return RunRecorder(out, name=args.name, graph_file=graph_file, graph_text=text,
+                       config=config.to_mapping(), parent=parent, parent_step=parent_step,
+                       continued=args.resume is not None)
 
 
 def _dataset_spec(text: str, current) -> dict[str, Any]:
@@ -461,10 +562,12 @@ class _Report:
         self.first_step = 0
         self.error: str | None = None
         self.parameters: ParameterValues | None = None   # the latest, for the summary
+        self.block_ms: dict[str, list[float]] = {}   # profile mode: node → [forward, backward]
+        self.profiled = 0
         # By event type; the others (pauses, checkpoints, the end) need no report here.
         self.handlers = {Started: self._started, StepMetrics: self._step,
                          EvalMetrics: self._evaluated, GradFlowSnapshot: self._gradflow,
-                         ParameterValues: self._parameters}
+                         ParameterValues: self._parameters, BlockTimes: self._block_times}
 
     def put(self, event) -> None:
         handler = self.handlers.get(type(event))
@@ -485,6 +588,12 @@ class _Report:
         self._write("metrics", event.to_json())
         if self.progress:
             self.progress.evaluated(event)
+
+    def _block_times(self, event: BlockTimes) -> None:
+        self.profiled += 1
+        for i, table in enumerate((event.forward_ms, event.backward_ms)):
+            for node, ms in table.items():
+                self.block_ms.setdefault(node, [0.0, 0.0])[i] += ms
 
     def _gradflow(self, event: GradFlowSnapshot) -> None:
         self._write("gradflow", event.to_json())
@@ -620,6 +729,16 @@ class _Progress:
             with contextlib.suppress(OSError):
                 self.stream.write("\n")
                 self.stream.flush()
+
+
+def _profile_table(block_ms: dict[str, list[float]], steps: int, top: int = 10) -> str:
+    """The blocks that took the most time, mean ms per step, forward and backward."""
+    rows = sorted(block_ms.items(), key=lambda kv: -sum(kv[1]))[:top]
+    width = max(len(n) for n, _ in rows)
+    lines = [f"{'block':<{width}}  forward ms  backward ms   (mean of {steps} steps)"]
+    lines += [f"{shown(node):<{width}}  {f / steps:>10.3f}  {b / steps:>11.3f}"
+              for node, (f, b) in rows]
+    return "\n".join(lines)
 
 
 def _clock(seconds: float) -> str:

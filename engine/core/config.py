@@ -51,6 +51,7 @@ class TrainingConfig:
                                     # its cost under 5% of a step (bench/gradflow.py)
     eval_every: int = 0             # evaluate every N steps; 0 means once per epoch
     boundary_every: int = 0         # 2-D data: class probabilities on a grid every N steps; 0: off
+    tensorboard: bool = False       # also write TensorBoard event files into the run folder
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> TrainingConfig:
@@ -89,6 +90,8 @@ class TrainingConfig:
                     and value <= high):
                 span = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
                 raise ValueError(f"{name} must be a finite number in {span}, not {value!r}")
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"tensorboard must be true or false, not {self.tensorboard!r}")
         if not isinstance(self.dataset, Mapping) or not isinstance(self.dataset.get("name"), str):
             raise ValueError("dataset must be an object with a name")
         try:   # what a run folder's graph.json and config.json will hold, written as they will be

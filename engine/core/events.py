@@ -170,6 +170,120 @@ class GradFlowSnapshot:
                 "dead_units": {k: list(v) for k, v in self.dead_units.items()}}
 
 
+# --- experiments: live edits, wire readings, time per block, the fault (issue 17) ---------------
+
+
+LIVE_SETTINGS = ("lr", "clip_grad_norm", "gradflow_every")
+"""The settings a run accepts while it trains (`Trainer.edit`); each is applied between steps."""
+
+
+@dataclass(frozen=True)
+class LiveEdit:
+    """A setting changed while the run trained: applied before step `step` + 1, so `step` is
+    the number of steps done with the old value. Recorded in run.json's `edits` and drawn as a
+    marker on the curves. `old`/`new` are plain JSON values (clip_grad_norm may be None: off)."""
+
+    step: int
+    setting: str               # one of LIVE_SETTINGS
+    old: float | int | None
+    new: float | int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "setting": self.setting, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """Summary of one tensor (a wire's activation, or its gradient), over every element.
+    `histogram` counts the finite values in `bins` equal bins over [min, max]; `nonfinite`
+    counts NaN and Inf (mean/std/min/max are of the finite values; None when none is)."""
+
+    shape: tuple[int, ...]
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    zero_fraction: float
+    histogram: tuple[int, ...] = ()
+    nonfinite: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        # Field by field (shape, mean, std, min, max, zero_fraction, histogram, nonfinite).
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class WireReading:
+    """What one wire carried at `step` (engine.runtime.wires), asked for with
+    `Trainer.inspect(edge_key)`.
+
+    `iteration` is which read of the wire inside a Loop body (0-based; None outside loops).
+    `sample` is a few of the first sample's values, flattened. `channels` is, for image-like
+    tensors (B, C, H, W), a numpy float32 array (k, H, W) of the first sample's first k
+    channels; `heatmap`, for a model on 2-D inputs, a numpy float32 array (units, R, R): each
+    unit's value over the input plane (rows = y) with `extent` x0, x1, y0, y1. Arrays are
+    typed loosely to keep numpy out."""
+
+    step: int
+    edge: str
+    iteration: int | None
+    activation: TensorStats
+    gradient: TensorStats | None           # None: no gradient reached the wire
+    sample: tuple[float, ...] = ()
+    grad_sample: tuple[float, ...] = ()
+    iterations: int = 1                    # how often the wire was read in the step
+    channels: Any = field(default=None, repr=False)
+    heatmap: Any = field(default=None, repr=False)
+    extent: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class BlockTimes:
+    """Profile mode (engine.runtime.profile): each block's forward and backward time in
+    milliseconds at `step`, by node path. A block that ran inside a Loop body sums its
+    iterations."""
+
+    step: int
+    forward_ms: Mapping[str, float]
+    backward_ms: Mapping[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "forward_ms": dict(self.forward_ms),
+                "backward_ms": dict(self.backward_ms)}
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Training met NaN or Inf at step `step` (the step that failed: `step` - 1 is the last
+    good one, whose weights the run folder keeps). `node` is the block whose output first
+    went non-finite (None when every activation was finite: the loss or a gradient was),
+    `edge` that output's wire; `inputs` and `outputs` are the block's wires' stats at the
+    failing step, by edge key. Emitted just before `Failed(kind="nonfinite")`."""
+
+    step: int
+    node: str | None
+    edge: str | None
+    inputs: Mapping[str, TensorStats]
+    outputs: Mapping[str, TensorStats]
+    last_good_step: int
+    checkpoint: str | None = None          # the run folder holding the last good step
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "node": self.node, "edge": self.edge,
+                "inputs": {k: v.to_json() for k, v in self.inputs.items()},
+                "outputs": {k: v.to_json() for k, v in self.outputs.items()},
+                "last_good_step": self.last_good_step, "checkpoint": self.checkpoint}
+
+
+@dataclass(frozen=True)
+class RunRecorded:
+    """The run is kept in `folder` (engine.core.runs): emitted once, before `Started`."""
+
+    folder: str
+    name: str
+    parent: str | None = None
+
+
 Event = (Started | StepMetrics | EvalMetrics | GradFlowSnapshot | DecisionBoundary
          | ParameterValues | ImageGrid | CheckpointSaved | Paused | Resumed | Stopped | Finished
-         | Failed)
+         | Failed | LiveEdit | WireReading | BlockTimes | NonFinite | RunRecorded)

@@ -188,6 +188,12 @@ def deploy(graph: Graph, path: str | Path, fmt: str,
         raise DeployError(f"the traced program would run {size:,} block calls, every loop step "
                           f"unrolled (loop {widest} the most); export takes up to "
                           f"{MAX_TRACED_BLOCKS:,}: lower its max_iters or count")
+    drawing = sampling_in_eval(graph, analysis)
+    if drawing and fmt == "onnx":
+        raise DeployError(
+            f"{drawing[0]} keeps drawing random numbers in eval mode (its eval is 'sample'), "
+            "and ONNX Runtime cannot draw torch's numbers, so the written model could not be "
+            "checked against the graph: set its eval to 'mean', or export pt2")
     compiled, module = _module(graph, analysis, weights, seed)
     inputs, outputs = _names(graph, module)
     program = export_program(graph, module)
@@ -243,6 +249,14 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
                                                 for v in weights.values()):
         raise DeployError(f"{path}: not a state_dict (a dict of tensors)")
     return weights
+
+
+def sampling_in_eval(graph: Graph, analysis: Analysis) -> list[str]:
+    """The paths of Random blocks that keep drawing in eval mode (eval: sample): a deployed
+    model draws too, so it matches the graph only where both draw from torch's generator."""
+    return [path for path, node in graph.walk()
+            if (spec := lookup(node.type)) and spec.category == "Random"
+            and analysis.params.get(path, {}).get("eval") == "sample"]
 
 
 def traced_size(graph: Graph, analysis: Analysis) -> tuple[int, str | None]:
@@ -313,9 +327,14 @@ def _check(graph: Graph, compiled: CompiledClass, module: nn.Module,
     def compare(args: tuple[torch.Tensor, ...]) -> None:
         nonlocal worst
         size = len(args[0]) if args else 0
+        # A block that samples in eval mode draws the same numbers in both (pt2 runs torch's
+        # own ops), as long as both start from the same state of torch's generator.
+        draws = torch.randint(2**31, ()).item()
+        torch.manual_seed(draws)
         with torch.no_grad():
             want = module(*args)
         want = list(want) if isinstance(want, tuple) else [want]
+        torch.manual_seed(draws)
         try:
             got = run(*args)
         except Exception as e:

@@ -29,6 +29,16 @@ Guarantees:
 - Metrics: train loss/accuracy are means over the steps since the last evaluation (train mode);
   validation loss/accuracy are computed over the whole validation set in eval mode, under
   no_grad, in chunks of `EVAL_CHUNK` samples.
+- Live control between steps (issue 17): `edit(setting, value)` changes the learning rate,
+  the gradient clipping or the gradient-flow interval (each a `LiveEdit` with its step);
+  `inspect(edge, iteration)` asks for a `WireReading` at the next step, `read_wire` takes one
+  now; profile mode (`set_profile`) emits `BlockTimes` every step. A step nobody watches runs
+  the plain module: no tap. A `record` (engine.core.runs.RunRecorder) keeps the run in the
+  run store; `recorded_trainer` builds both, as `dprog train` and the studio do.
+- On NaN or Inf the run folder is checkpointed at the last good step and a `NonFinite` event
+  names the block and its input and output wires' statistics, before `Failed`.
+- With `tensorboard` in the config and a run folder, TensorBoard event files are written
+  (engine.runtime.tensorboard).
 - Under torch.distributed (initialized by the caller, e.g. `dprog train --nproc`), the model is
   wrapped in DistributedDataParallel and each rank takes its share of every global batch
   (`batch_size` must divide by the world size); only rank 0 emits events and writes files.
@@ -62,6 +72,7 @@ from nodes.types import BATCH, fmt_shape, numel
 from ..core.analysis import analyze
 from ..core.config import TrainingConfig
 from ..core.events import (
+    LIVE_SETTINGS,
     CheckpointSaved,
     DecisionBoundary,
     EvalMetrics,
@@ -69,19 +80,24 @@ from ..core.events import (
     Failed,
     Finished,
     ImageGrid,
+    LiveEdit,
+    NonFinite,
     ParameterValues,
     Paused,
     Resumed,
+    RunRecorded,
     Started,
     StepMetrics,
     Stopped,
 )
-from ..core.graph import Graph, source_node
+from ..core.graph import PATH_SEP, Graph, source_node
 from ..core.limits import with_limits
 from ..data.datasets import DatasetError, check_input_shape, check_token_ids, load_dataset
 from .checkpoint import CheckpointError, RunFiles, load_state, restore, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
 from .gradflow import GradFlowProbe, node_parameters
+from .profile import BlockProfiler
+from .wires import WireTap, compose, tensor_stats, unit_response
 
 EVAL_CHUNK = 1024
 IMAGES_SHOWN = 8   # validation images an ImageGrid shows
@@ -259,6 +275,13 @@ def _id_bounds(graph: Graph) -> dict[str, int]:
     return bounds
 
 
+def _target_node(edge_key: str) -> str:
+    """The path of the node an edge key enters: `loop1/body/fc.y->act.x` → `loop1/body/act`."""
+    src, dst = edge_key.split("->")
+    prefix = src[: src.rfind(PATH_SEP) + 1]
+    return prefix + dst.split(".")[0]
+
+
 class _Model(nn.Module):
     """The compiled module, run plainly, or through its tapped forward when given a tap."""
 
@@ -283,7 +306,11 @@ class Trainer:
 
     def __init__(self, graph: Graph, config: TrainingConfig | None = None, *, events=None,
                  base_dir: str | Path | None = None, out_dir: str | Path | None = None,
-                 checkpoint_every: int = 0, resume_from: str | Path | None = None):
+                 checkpoint_every: int = 0, resume_from: str | Path | None = None,
+                 record=None, profile: bool = False):
+        """`out_dir`: the run folder checkpoints go to. `record`: anything with `put(event)`
+        that keeps the run (an `engine.core.runs.RunRecorder`), fed every event before
+        `events`. `profile`: emit `BlockTimes` every step (also `set_profile`)."""
         self.graph = graph
         config = config or TrainingConfig.from_mapping(graph.training)
         self.config = _absolute_paths(config, Path(base_dir) if base_dir is not None else None)
@@ -299,6 +326,13 @@ class Trainer:
         self._go.set()
         self._thread: threading.Thread | None = None
         self._ready = False
+        self.rank = 0
+        self.record = record
+        self.board = None   # the TensorBoard writer, when the config asks for one
+        self.profile = profile
+        self._control = threading.Lock()   # guards the two queues below, filled from any thread
+        self._edits: list[tuple[str, Any]] = []
+        self._inspect: dict[str, int | None] = {}
 
     # -- control, from any thread --
 
@@ -317,6 +351,58 @@ class Trainer:
         self._stop.set()
         self._go.set()
 
+    def edit(self, setting: str, value: Any) -> None:
+        """Change a live setting (`LIVE_SETTINGS`: lr, clip_grad_norm (None: off),
+        gradflow_every (0: off)) from any thread. Checked now (ValueError naming the setting
+        and its range), applied before the next step and emitted as `LiveEdit` with the steps
+        done, which the run's record keeps. lr is the schedule's base rate from then on."""
+        if setting not in LIVE_SETTINGS:
+            raise ValueError(f"{setting!r} cannot change while training; live settings: "
+                             f"{', '.join(LIVE_SETTINGS)}")
+        replace(self.config, **{setting: value}).checked()
+        with self._control:
+            self._edits.append((setting, value))
+
+    def inspect(self, edge: str, iteration: int | None = None) -> None:
+        """Ask for a `WireReading` of the wire `edge` (an edge key, e.g. "fc1.y->act1.x") at
+        the next step: its activation and gradient, at read `iteration` inside a Loop body.
+        ValueError for a key the graph does not have (known after setup)."""
+        if self._ready and edge not in self._edge_index:
+            raise ValueError(f"no wire {edge!r} in the graph")
+        if iteration is not None and (not isinstance(iteration, int) or iteration < 0):
+            raise ValueError(f"iteration must be a non-negative integer, not {iteration!r}")
+        with self._control:
+            self._inspect[edge] = iteration
+
+    def set_profile(self, on: bool) -> None:
+        """Profile mode on or off from the next step: `BlockTimes` every step while on."""
+        self.profile = bool(on)
+
+    def read_wire(self, edge: str, iteration: int | None = None, *, gradient: bool = True):
+        """A `WireReading` of `edge` now, outside a step (after a run, or while paused): one
+        forward (and backward, for the gradient; the weights are not changed) on the first
+        training batch, in train mode as the steps see it. Call from the thread that runs
+        the trainer, or when it is not running."""
+        self.setup()
+        if edge not in self._edge_index:
+            raise ValueError(f"no wire {edge!r} in the graph")
+        wires = WireTap(self.edge_keys, {edge: iteration})
+        x = self.x_train[:self.rank_batch] if not self.program else None
+        y = self.y_train[:self.rank_batch] if not self.program else None
+        inputs = self._inputs(x, y)
+        with torch.enable_grad():
+            loss, _ = self._loss(self.tapped(self.module, wires.tap, *inputs), y)
+            if gradient and loss.requires_grad:
+                kept = [p.grad for p in self.params]
+                loss.backward(inputs=[v for _, v in wires.kept.values() if v is not None]
+                              or None)
+                for p, g in zip(self.params, kept, strict=True):
+                    p.grad = g
+        out = wires.readings(self.step)
+        if not out:
+            return None
+        return self._with_heatmap(out[0])
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -326,10 +412,16 @@ class Trainer:
     def run(self) -> Event:
         """Train to the end (or stop, or failure) here; returns the final event, also emitted."""
         started = time.perf_counter()
+        folder = getattr(self.record, "folder", None)
+        if folder is not None:
+            self.emit(RunRecorded(str(folder), self.record.name,
+                                  self.record.record.get("parent")))
         try:
             self.setup()
             end = self._train(started)
         except TrainingError as e:
+            if e.kind == "nonfinite" and getattr(e, "fault", None) is not None:
+                self._keep_last_good(e.fault)
             end = Failed(self.step, e.kind, str(e), e.node, e)
         except Exception as e:  # a runtime error inside the model: name the node whose line raised
             node = node_for_exception(e)
@@ -340,8 +432,26 @@ class Trainer:
                 where = f"node {node}: " if node else ""
                 end = Failed(self.step, "error", f"{where}{type(e).__name__}: {e}"
                              f"{self._explain_ids(e, node)}", node, e)
-        self.emit(end)
+        try:
+            self.emit(end)
+        finally:
+            if self.board is not None:
+                self.board.close()
         return end
+
+    def _keep_last_good(self, fault: NonFinite) -> None:
+        """After NaN/Inf: checkpoint the weights of the last good step (the bad step never
+        reached the optimizer), then say where the fault was (`NonFinite`)."""
+        path = None
+        if self.out_dir is not None and self.rank == 0:
+            with_grads = [p.grad for p in self.params]
+            try:
+                path = self.checkpoint()
+            except TrainingError:
+                path = None
+            for p, g in zip(self.params, with_grads, strict=True):
+                p.grad = g
+        self.emit(replace(fault, checkpoint=str(path) if path is not None else None))
 
     def _explain_ids(self, error: BaseException, node: str | None) -> str:
         """For an Embedding inside a body that raised IndexError: the data's token ids past
@@ -487,8 +597,20 @@ class Trainer:
         self.image_shape = _image_shape(predictions, self.data) if predictions is not None else None
         self.params = list(self.module.parameters())
         self.optimizer = _make_optimizer(cfg, self.params)
+        self._edge_index = {key: k for k, key in enumerate(self.edge_keys)}
+        # Made even when gradflow_every is 0: a live edit may turn gradient flow on.
         self.probe = GradFlowProbe(graph, self.edge_keys, self.node_modules, self.module) \
-            if cfg.gradflow_every and self.rank == 0 else None
+            if self.rank == 0 else None
+        unknown = [e for e in self._inspect if e not in self._edge_index]
+        if unknown:
+            raise TrainingError("config", f"no wire {unknown[0]!r} in the graph to inspect")
+        if cfg.tensorboard and self.rank == 0 and self.out_dir is not None:
+            from .tensorboard import TensorBoardWriter
+
+            try:
+                self.board = TensorBoardWriter(self.out_dir)
+            except ImportError as e:
+                raise TrainingError("config", str(e)) from None
 
     def _check_inputs(self, analysis) -> None:
         inputs = [n for n in self.graph.nodes if lookup(n.type).kind == "input"]
@@ -568,10 +690,18 @@ class Trainer:
     def train_step(self, index: torch.Tensor | None) -> None:
         """One optimizer step on the samples `index` (None: a program without data), gradient
         flow measured every K steps."""
+        if self._edits:
+            self._apply_edits()
         cfg = self.config
         x, y = (self.x_train[index], self.y_train[index]) if index is not None else (None, None)
         n = len(index) if index is not None else 1
-        probe = self.probe if self.probe and (self.step + 1) % cfg.gradflow_every == 0 else None
+        probe = self.probe if self.probe and cfg.gradflow_every and \
+            (self.step + 1) % cfg.gradflow_every == 0 else None
+        wires = self._wire_tap() if self._inspect else None
+        timer = BlockProfiler(self.edge_keys, self.device) if self.profile else None
+        # None when nothing watches this step: then the plain module runs, untapped.
+        tap = compose(probe.tap if probe else None, wires.tap if wires else None,
+                      timer.tap if timer else None)
         lr = lr_at(self.step, cfg, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -580,8 +710,12 @@ class Trainer:
             x.requires_grad_(True)   # so the Input's own wires show their gradient too
         inputs = self._inputs(x, y)
         try:
-            loss, pred = self._loss(self.model(*inputs, tap=probe.tap if probe else None), y)
+            loss, pred = self._loss(self.model(*inputs, tap=tap), y)
+            if timer:
+                timer.backward_begins()
             loss.backward()
+            if timer:
+                timer.backward_ends()
         except BaseException:
             if probe:
                 probe.discard()
@@ -608,9 +742,19 @@ class Trainer:
         if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
             if probe:
                 probe.discard()
-            raise TrainingError("nonfinite", *self._explain_nonfinite(inputs, loss))
+            message, node, fault = self._explain_nonfinite(inputs, loss)
+            error = TrainingError("nonfinite", message, node)
+            error.fault = fault
+            raise error
+        if timer:
+            self.emit(timer.times(self.step + 1))
+        if wires:
+            for found in wires.readings(self.step + 1):
+                self.emit(self._with_heatmap(found))
         if probe:
             probe.before_step()
+            if self.board is not None:
+                self.board.histograms(self.step + 1, self.module, self.node_modules)
         self.optimizer.step()
         self.step += 1
         self._running += torch.tensor([loss_sum, correct_sum, count], dtype=torch.float64)
@@ -646,30 +790,86 @@ class Trainer:
         return right.reshape(len(y), -1).float().mean(1).sum()
 
     def _explain_nonfinite(self, inputs: list[torch.Tensor], loss: torch.Tensor
-                           ) -> tuple[str, str | None]:
-        """Which node went non-finite first: re-run the batch with a tap that checks every edge."""
+                           ) -> tuple[str, str | None, NonFinite]:
+        """Which node went non-finite first: re-run the batch with a tap that checks every
+        edge, keeping each wire's first read, so the node's input and output wires can be
+        summarized (`NonFinite`)."""
         at = f"non-finite values at step {self.step + 1}"
         kept = "training stopped; the weights of the last good step are kept"
         first: list[int] = []
+        seen: dict[int, torch.Tensor] = {}
 
         def check(k: int, t: torch.Tensor) -> torch.Tensor:
+            seen.setdefault(k, t)
             if not first and t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 first.append(k)
             return t
 
         with torch.no_grad():
             self.tapped(self.module, check, *[t.detach() for t in inputs])
+
+        def fault(node: str | None, edge: str | None = None) -> NonFinite:
+            ins, outs = {}, {}
+            for k, t in seen.items():
+                key = self.edge_keys[k]
+                if node is not None and _target_node(key) == node:
+                    ins[key] = tensor_stats(t)
+                elif node is not None and source_node(key) == node:
+                    outs[key] = tensor_stats(t)
+            return NonFinite(self.step + 1, node, edge, ins, outs, self.step)
+
         if first:
             edge = self.edge_keys[first[0]]
             node = source_node(edge)
-            return f"{at}: node {node} produced NaN or Inf (on the wire {edge}); {kept}", node
+            return (f"{at}: node {node} produced NaN or Inf (on the wire {edge}); {kept}", node,
+                    fault(node, edge))
         if not math.isfinite(float(loss.detach())):
-            return f"{at}: the {self.loss_name} loss is NaN or Inf though every activation " \
-                   f"is finite; {kept}", None
+            return (f"{at}: the {self.loss_name} loss is NaN or Inf though every activation "
+                    f"is finite; {kept}", None, fault(None))
         for path, params in node_parameters(self.module, self.node_modules).items():
             if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
-                return f"{at}: the gradient of node {path} is NaN or Inf; {kept}", path
-        return f"{at}: a gradient is NaN or Inf; {kept}", None
+                return f"{at}: the gradient of node {path} is NaN or Inf; {kept}", path, fault(path)
+        return f"{at}: a gradient is NaN or Inf; {kept}", None, fault(None)
+
+    # -- live edits and inspection --
+
+    def _apply_edits(self) -> None:
+        """The live edits asked for since the last step, in order, each emitted."""
+        with self._control:
+            edits, self._edits = self._edits, []
+        for setting, value in edits:
+            old = getattr(self.config, setting)
+            self.config = replace(self.config, **{setting: value}).checked()
+            self.emit(LiveEdit(self.step, setting, old, value))
+        if self._files is not None:
+            # The checkpoint's graph.json and config.json say the settings in effect, so a
+            # run continued from it goes on with the edited ones.
+            self._files = RunFiles.of(self.graph, self.config)
+
+    def _wire_tap(self) -> WireTap:
+        with self._control:
+            requests, self._inspect = dict(self._inspect), {}
+        return WireTap(self.edge_keys, requests)
+
+    def _with_heatmap(self, found):
+        """A reading with each unit's response over the input plane, for a model on 2-D data."""
+        if self.data is None or not self.data.is_2d or found.iteration is not None:
+            return found
+        lo, hi = self.data.x_train.min(0), self.data.x_train.max(0)
+        pad = (hi - lo) * BOUNDARY_MARGIN
+
+        def forward(tap, grid):
+            grid = grid.to(self.device, self.x_train.dtype)
+            y = torch.zeros((len(grid), *self.data.target_shape), dtype=self.y_train.dtype,
+                            device=self.device)
+            self.module.eval()
+            try:
+                self.tapped(self.module, tap, *self._inputs(grid, y))
+            finally:
+                self.module.train()
+
+        maps, extent = unit_response(forward, self._edge_index[found.edge], lo - pad, hi + pad)
+        return replace(found, heatmap=maps, extent=extent) if maps is not None else found
 
     # -- evaluation --
 
@@ -793,8 +993,41 @@ class Trainer:
             self.saved_step = self.step
 
     def emit(self, event: Event) -> Event:
+        if self.record is not None and self.rank == 0:
+            self.record.put(event)
+        if self.board is not None:
+            self.board.put(event)
         self.events.put(event)
         return event
+
+
+def recorded_trainer(graph: Graph, graph_path: str | Path, config: TrainingConfig | None = None,
+                     *, name: str | None = None, start_from: str | Path | None = None,
+                     continue_run: bool = False, **options) -> Trainer:
+    """A trainer whose run is kept in the run store beside `graph_path` (engine.core.runs):
+    the way the studio's Train and `dprog train` both record runs.
+
+    `start_from`: a run folder to start from (its checkpoint); with `continue_run` the run
+    goes on in that folder, otherwise a new run branches from it. The graph's text recorded
+    is the file's bytes now. Other options go to `Trainer` (events, base_dir, profile, ...)."""
+    from ..core.runs import RunRecorder, read_run
+
+    config = config or TrainingConfig.from_mapping(graph.training)
+    text = Path(graph_path).read_bytes().decode("utf-8", errors="replace") \
+        if Path(graph_path).is_file() else ""
+    options.setdefault("base_dir", Path(graph_path).parent)
+    if start_from is not None and continue_run:
+        record = RunRecorder(start_from, name=name, graph_file=Path(graph_path).name,
+                             graph_text=text, config=config.to_mapping(), continued=True, logs=True)
+    else:
+        parent = read_run(start_from) if start_from is not None else None
+        record = RunRecorder.create(
+            graph_path, text, config.to_mapping(), name=name, logs=True,
+            parent=parent.id if parent is not None else None,
+            parent_step=(parent.last_good_step if parent.outcome == "nonfinite" else parent.step)
+            if parent is not None else None)
+    return Trainer(graph, config, out_dir=record.folder, record=record,
+                   resume_from=start_from, **options)
 
 
 def train(graph: Graph, config: TrainingConfig | None = None, **options) -> tuple[Trainer, list[Event]]:
