@@ -1261,6 +1261,19 @@ CONTROL = [
                 Float("threshold", 0.0, "the condition is true above this", min=-1e6, max=1e6)),
     ),
     BlockSpec(
+        type="call", title="Call", category="Control", kind="call",
+        doc="Runs a function defined in this graph (its body, placed here); with its own copy "
+            "of the function's weights, or sharing one module with every call of a weight group.",
+        shape=structural, ports=control.call_ports, input_dtypes=ANY_DTYPE,
+        ports_doc=("one per Body input of its function's body, named by its id",
+                   "one per Body output of its function's body"),
+        params=(String("function", "", "the name of the function this calls (one of the graph's "
+                       "functions)", max_len=64),
+                String("weights", control.OWN_WEIGHTS, "own: a fresh copy of the function's "
+                       "weights for this call; a group name: one module shared by every call "
+                       "naming that group", max_len=64)),
+    ),
+    BlockSpec(
         type="body_input", title="Body input", category="Control", kind="body_input",
         doc="An input of a loop or branch body; its id names the matching port outside.",
         outputs=(Port("y", "the value entering the body (one step of a sequence)"),),

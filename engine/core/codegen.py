@@ -44,7 +44,7 @@ from nodes.spec import BlockSpec
 from nodes.types import TensorType
 
 from .analysis import Analysis, GraphError, analyze, loop_iterations
-from .graph import PATH_SEP, Edge, Graph, Node
+from .graph import PATH_SEP, Edge, Function, Graph, Node
 from .naming import Namer, call_name, class_name, literal, safe_text
 
 INDENT = "    "
@@ -109,6 +109,7 @@ class Scope:
     incoming: dict[str, dict[str, Edge]]     # node id → input port → wire
     consumed: set[tuple[str, str]]           # (node id, port) pairs some wire reads
     results: dict[str, str] = field(default_factory=dict)   # output node id → its variable
+    groups: dict[str, str] = field(default_factory=dict)    # weight group → its attribute
 
 
 class Generator:
@@ -125,11 +126,16 @@ class Generator:
         self.uses_functional = False             # whether some line calls F.*
         self.attrs: dict[str, str] = {}          # node path → attribute on its own class
         self.region_attrs: dict[str, str] = {}   # region prefix → body attribute on the parent
+        self.functions: Mapping[str, Function] = {}
+        # A function's class for the input types of a call: (function, types) → (class, the
+        # prefix of the call it was written for). Calls with the same types share the class.
+        self.function_classes: dict[tuple, tuple[str, str]] = {}
 
     def generate(self, graph: Graph) -> Generated:
         """Raises GraphError when the graph has error diagnostics."""
         if not self.analysis.ok:
             raise GraphError(self.analysis.errors)
+        self.functions = graph.functions
         name = class_name(graph.name, self.class_names)
         doc = f"The graph {safe_text(graph.name)}: {self.analysis.total_params:,} parameters."
         return render(self, graph, self.main_class(graph, name, doc))
@@ -799,8 +805,57 @@ BRANCH_EMITTERS: dict[str, Callable[[NodeContext, str, str, str, list[str]], Non
     control.HARD.name: _hard_branch, control.PER_SAMPLE.name: _per_sample_branch,
 }
 
+# --- calls of functions -------------------------------------------------------------------
+
+
+def emit_function_call(ctx: NodeContext) -> None:
+    """A Call: its function's class (written once per function and input types), the module
+    running it - the call's own, or its weight group's, one per group in this class - and
+    the call of that module."""
+    p, node, gen = ctx.params, ctx.node, ctx.gen
+    name = p["function"]
+    function = gen.functions[name]
+    body = function.body
+    prefix = f"{ctx.path}{PATH_SEP}{name}{PATH_SEP}"
+    key = (name, tuple((port, t.shape, t.dtype) for port, t in ctx.in_types.items()))
+    made = gen.function_classes.get(key)
+    if made is None:
+        cls = class_name(name, gen.class_names)
+        doc = f"Function {safe_text(name)}" + (f": {safe_text(function.doc, 160)}"
+                                               if function.doc else ".")
+        gen.emit_class(body, gen.scope(body, prefix, cls, doc))
+        made = gen.function_classes[key] = (cls, prefix)
+    else:
+        # The same class serves this call: its nodes' attributes are those of the first call.
+        cls, first = made
+        for table in (gen.attrs, gen.region_attrs):
+            table.update({prefix + k[len(first):]: v for k, v in list(table.items())
+                          if k.startswith(first)})
+    cls = made[0]
+    weights = p["weights"]
+    if weights == control.OWN_WEIGHTS:
+        attr = ctx.name(node.name, "call")
+        ctx.init(f"self.{attr} = {cls}()")
+    else:
+        attr = ctx.scope.groups.get(weights)
+        if attr is None:
+            attr = ctx.scope.groups[weights] = ctx.name(weights, "group")
+            ctx.init(f"self.{attr} = {cls}()  # weight group {safe_text(weights)}, shared by its calls")
+    gen.region_attrs[prefix] = attr
+    args = [ctx.use(n.id) for n in boundary(body, BODY_INPUT)]
+    outs = ctx.outputs(qualify=True)   # `enc1_y`: the call's own name holds its module
+    call = _body_call(cls, f"self.{attr}", args)
+    if len(outs) == 1:   # a module call is typed Any: the annotation keeps forward's typed
+        ctx.line(f"{outs[0]}: torch.Tensor = {call}", ctx.out_types)
+        return
+    declare(ctx, outs, ctx.out_types)
+    ctx.line(f"{', '.join(outs)} = {call}")
+
+
 # Blocks whose kind is control flow; every other block emits by its spec's `emit`.
-CONTROL_EMITTERS: dict[str, Callable[[NodeContext], None]] = {"loop": emit_loop, "branch": emit_branch}
+CONTROL_EMITTERS: dict[str, Callable[[NodeContext], None]] = {
+    "loop": emit_loop, "branch": emit_branch, "call": emit_function_call,
+}
 
 
 # --- the file ---------------------------------------------------------------------------------

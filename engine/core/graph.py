@@ -1,7 +1,8 @@
 """The graph model: frozen values, and edits that return new graphs.
 
 A `Graph` holds nodes (in insertion order) and edges between `(node, port)` pairs. Loop and
-branch nodes hold sub-graphs, their regions. Every edit is a pure function returning a new
+branch nodes hold sub-graphs, their regions. The main graph may also define named
+`Function`s (a body with Body inputs and outputs, like a loop's), which Call nodes place. Every edit is a pure function returning a new
 `Graph` that shares the unchanged `Node` objects, so "unchanged" means "the same object":
 undo is a stack of old graphs, and views find what changed by identity.
 
@@ -90,15 +91,35 @@ def source_port(edge_key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Function:
+    """A named sub-graph users define once and place many times with Call nodes. Its
+    signature is its body's Body inputs and outputs, in node order; `category` files it in
+    the palette ("" for the default, "Functions")."""
+
+    body: Graph
+    title: str = ""
+    doc: str = ""
+    category: str = ""
+
+
+@dataclass(frozen=True)
 class Graph:
     nodes: tuple[Node, ...] = ()
     edges: tuple[Edge, ...] = ()
     name: str = "model"
     training: Mapping[str, Any] = field(default_factory=dict)
+    # Only the main graph defines functions (name → Function); a body's stays empty, and a
+    # Call anywhere names a function of the main graph.
+    functions: Mapping[str, Function] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "edges", tuple(self.edges))
+        object.__setattr__(self, "functions", dict(self.functions))
+        for fname in self.functions:
+            if not isinstance(fname, str) or not ID_PATTERN.fullmatch(fname):
+                raise ValueError(f"function name {fname!r} must be 1-64 letters, digits or _, "
+                                 "not starting with a digit")
         # Every edit makes a new graph, so these checks run in comprehensions and set
         # operations; the loops that name the culprit run only when one fails.
         index = {n.id: n for n in self.nodes}
@@ -151,6 +172,18 @@ class Graph:
         for node_id, region in zip(parts[::2], parts[1::2], strict=True):
             graph = graph.node(node_id).regions[region]
         return graph
+
+    def fresh_function_name(self, stem: str) -> str:
+        """An unused function name: `stem` itself when free, else `stem2`, `stem3`, ..."""
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)[:48] or "function"
+        if not stem[0].isalpha() and stem[0] != "_":
+            stem = "f" + stem
+        if stem not in self.functions:
+            return stem
+        i = 2
+        while f"{stem}{i}" in self.functions:
+            i += 1
+        return f"{stem}{i}"
 
     def walk(self, prefix: str = ""):
         """Yield (path, node) for every node, regions included, paths like `loop1/body/fc`."""
@@ -224,3 +257,21 @@ def set_training(graph: Graph, training: Mapping[str, Any]) -> Graph:
 
 def rename_graph(graph: Graph, name: str) -> Graph:
     return replace(graph, name=name)
+
+
+# --- functions -------------------------------------------------------------------------
+
+
+def set_function(graph: Graph, name: str, function: Function) -> Graph:
+    """Define or redefine function `name`: every Call naming it changes with it."""
+    return replace(graph, functions={**graph.functions, name: function})
+
+
+def remove_function(graph: Graph, name: str) -> Graph:
+    return replace(graph, functions={k: f for k, f in graph.functions.items() if k != name})
+
+
+def edit_function(graph: Graph, name: str, path: list[str], edit) -> Graph:
+    """Apply `edit(region) -> region` to the region at `path` inside function `name`'s body."""
+    fn = graph.functions[name]
+    return set_function(graph, name, replace(fn, body=edit_region(fn.body, path, edit)))

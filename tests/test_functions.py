@@ -1,0 +1,267 @@
+"""Functions (issue 12): definitions in the graph file, Call blocks with own or shared
+weights, per-call-site shapes, functions calling functions, and the code they become."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import torch
+from helpers import build, codes, errors, import_file
+from test_engine_blocks import check_runs
+from test_engine_export import ruff_command, run_and_grad
+
+import engine
+from engine import analyze, validate
+from engine.core.codegen import generate
+from engine.core.fileformat import GraphFileError, dumps, loads
+from engine.core.graph import Function, Graph, set_function, set_param
+
+X = ("x", "input", {"shape": [4]})
+OUT = ("out", "output")
+
+
+def mlp_body(width: int = 8) -> Graph:
+    """x -> Linear(width) -> ReLU -> y."""
+    return build([("x", "body_input"), ("fc", "linear", {"out_features": width}), ("act", "relu"),
+                  ("y", "body_output")], ["x -> fc", "fc -> act", "act -> y"])
+
+
+def two_calls(first: str = "own", second: str = "own", *, width_in: int = 4) -> Graph:
+    """x -> c1 -> c2 -> out, both calls of `block` (Linear(8), ReLU)."""
+    return build([("x", "input", {"shape": [width_in]}),
+                  ("c1", "call", {"function": "block", "weights": first}),
+                  ("c2", "call", {"function": "block", "weights": second}), OUT],
+                 ["x -> c1", "c1 -> c2", "c2 -> out"], name="two_calls",
+                 functions={"block": Function(mlp_body(), title="MLP block", doc="Linear, ReLU")})
+
+
+def shared_twice() -> Graph:
+    """The siamese shape: two inputs of one width through one shared encoder, added."""
+    return build([("a", "input", {"shape": [4]}), ("b", "input", {"shape": [4]}),
+                  ("ea", "call", {"function": "enc", "weights": "encoder"}),
+                  ("eb", "call", {"function": "enc", "weights": "encoder"}),
+                  ("sum", "add"), OUT],
+                 ["a -> ea", "b -> eb", "ea -> sum.a", "eb -> sum.b", "sum -> out"],
+                 name="shared", functions={"enc": Function(mlp_body(6))})
+
+
+def nested() -> Graph:
+    """A function calling another twice with own weights, inside a loop body, plus a
+    weightless function used at two widths."""
+    pair = build([("x", "body_input"), ("p1", "call", {"function": "block"}),
+                  ("p2", "call", {"function": "block"}), ("y", "body_output")],
+                 ["x -> p1", "p1 -> p2", "p2 -> y"])
+    double = build([("x", "body_input"), ("twice", "add"), ("y", "body_output")],
+                   ["x -> twice.a", "x -> twice.b", "twice -> y"])
+    loop_body = build([("h", "body_input", {"role": "state", "shape": [8]}),
+                       ("inner", "call", {"function": "pair"}),
+                       ("h_next", "body_output", {"role": "state", "state": "h"})],
+                      ["h -> inner", "inner -> h_next"])
+    return build([X, ("d4", "call", {"function": "double"}),
+                  ("fc", "linear", {"out_features": 8}),
+                  ("loop", "loop", {"count": 2}, {"body": loop_body}),
+                  ("d8", "call", {"function": "double"}), OUT],
+                 ["x -> d4", "d4 -> fc", "fc -> loop.h", "loop.h -> d8", "d8 -> out"],
+                 name="nested", functions={"block": Function(mlp_body()), "pair": Function(pair),
+                                           "double": Function(double, doc="x + x")})
+
+
+GRAPHS = {"two_calls": two_calls, "grouped": lambda: two_calls("g", "g", width_in=8),
+          "shared": shared_twice, "nested": nested}
+
+
+# --- the file format -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_functions_round_trip_through_the_file(name):
+    graph = GRAPHS[name]()
+    text = dumps(graph)
+    assert json.loads(text)["version"] == 4
+    again = loads(text)
+    assert again == graph
+    assert dumps(again) == text
+
+
+def test_a_graph_without_functions_keeps_version_3():
+    graph = build([X, ("fc", "linear"), OUT], ["x -> fc", "fc -> out"])
+    doc = json.loads(dumps(graph))
+    assert doc["version"] == 3 and "functions" not in doc
+    assert loads(dumps(graph)) == graph
+
+
+@pytest.mark.parametrize("where, bad", [
+    ("function", {"shared_with": "x"}),          # a misspelt or invented key
+    ("top", {"shared_with": "x"}),
+    ("name", None),
+])
+def test_unknown_keys_and_bad_names_are_refused_with_their_place(where, bad):
+    doc = json.loads(dumps(two_calls()))
+    if where == "function":
+        doc["functions"]["block"].update(bad)
+        place = "$.functions.block"
+    elif where == "top":
+        doc.update(bad)
+        place = "$"
+    else:
+        doc["functions"]["9 lives"] = doc["functions"]["block"]
+        place = "$.functions"
+    with pytest.raises(GraphFileError) as info:
+        loads(json.dumps(doc), "bad.json")
+    assert place in str(info.value) and "bad.json" in str(info.value)
+
+
+def test_nodes_in_function_bodies_count_towards_the_file_limits():
+    doc = json.loads(dumps(two_calls()))
+    body = doc["functions"]["block"]["graph"]
+    body["nodes"] += [{"id": f"n{i}", "type": "relu"} for i in range(20_001)]
+    with pytest.raises(GraphFileError, match="nodes and wires"):
+        loads(json.dumps(doc))
+
+
+# --- analysis ----------------------------------------------------------------------------
+
+
+def test_a_call_takes_its_ports_and_shapes_from_its_function_per_call_site():
+    a = analyze(nested())
+    assert a.ok, [str(d) for d in a.diagnostics]
+    assert a.outputs["d4"]["y"].shape == ("B", 4)     # one weightless function, two widths
+    assert a.outputs["d8"]["y"].shape == ("B", 8)
+    assert "loop/body/inner/pair/p1/block/fc" in a.outputs   # paths name call and function
+
+
+def test_own_weights_count_per_call_and_a_group_counts_once():
+    assert analyze(two_calls()).total_params == (4 * 8 + 8) + (8 * 8 + 8)
+    assert analyze(two_calls("g", "g", width_in=8)).total_params == 8 * 8 + 8
+    assert analyze(shared_twice()).total_params == 4 * 6 + 6
+
+
+def test_a_group_whose_calls_need_different_shapes_is_refused_naming_both():
+    (d,) = errors(validate(two_calls("g", "g")))
+    assert (d.code, d.node, d.param) == ("weight_group", "c2", "weights")
+    assert "'c1'" in d.message and "own weights" in d.message
+
+
+def test_a_group_of_two_functions_is_refused():
+    graph = set_param(two_calls("g", "g", width_in=8), "c2", "function", "other")
+    graph = set_function(graph, "other", Function(mlp_body()))
+    assert codes(errors(validate(graph))) == ["weight_group"]
+
+
+def test_mutual_recursion_is_refused_naming_the_cycle():
+    ping = build([("x", "body_input"), ("c", "call", {"function": "pong"}), ("y", "body_output")],
+                 ["x -> c", "c -> y"])
+    pong = build([("x", "body_input"), ("c", "call", {"function": "ping"}), ("y", "body_output")],
+                 ["x -> c", "c -> y"])
+    graph = build([X, ("start", "call", {"function": "ping"}), OUT], ["x -> start", "start -> out"],
+                  functions={"ping": Function(ping), "pong": Function(pong)})
+    (d,) = errors(validate(graph))
+    assert (d.code, d.node) == ("recursion", "start")
+    assert "ping → pong → ping" in d.message
+
+
+def test_an_unknown_function_is_named_with_the_fix():
+    graph = build([X, ("c", "call", {"function": "blok"}), OUT], ["x -> c", "c -> out"],
+                  functions={"block": Function(mlp_body())})
+    (d,) = errors(validate(graph))
+    assert d.code == "unknown_function" and "did you mean 'block'" in d.message
+    graph = build([X, ("c", "call", {"function": "block"}), OUT], ["x -> c", "c -> out"])
+    (d,) = errors(validate(graph))
+    assert d.code == "unknown_function" and "define" in d.message
+
+
+def test_a_problem_inside_a_body_names_the_function_and_the_node():
+    bad = build([("x", "body_input"), ("fc", "linear", {"out_featurs": 3}), ("y", "body_output")],
+                ["x -> fc", "fc -> y"])
+    graph = build([X, ("c", "call", {"function": "block"}), OUT], ["x -> c", "c -> out"],
+                  functions={"block": Function(bad)})
+    (d,) = errors(validate(graph))
+    assert (d.code, d.node) == ("unknown_param", "c/block/fc")
+    assert "in function 'block'" in d.message
+
+
+def test_a_weight_group_name_must_be_an_identifier():
+    (d,) = errors(validate(two_calls("own", "not a name")))
+    assert (d.code, d.param) == ("bad_param", "weights")
+
+
+def test_exponential_call_nests_are_refused_not_expanded():
+    functions = {"f0": Function(mlp_body(2))}
+    for i in range(1, 20):   # each calls the one before twice: 2**19 expanded calls
+        functions[f"f{i}"] = Function(build(
+            [("x", "body_input"), ("a", "call", {"function": f"f{i - 1}"}),
+             ("b", "call", {"function": f"f{i - 1}"}), ("y", "body_output")],
+            ["x -> a", "a -> b", "b -> y"]))
+    graph = build([("x", "input", {"shape": [2]}), ("c", "call", {"function": "f19"}), OUT],
+                  ["x -> c", "c -> out"], functions=functions)
+    assert codes(errors(validate(graph))) == ["too_large"]
+
+
+# --- code ----------------------------------------------------------------------------------
+
+
+def test_each_function_is_one_class_and_a_group_one_attribute():
+    source = generate(shared_twice()).source
+    assert source.count("class Enc(nn.Module)") == 1
+    assert source.count("self.encoder = Enc()") == 1
+    assert "self.encoder(a)" in source and "self.encoder(b)" in source
+    model = engine.compile_graph(shared_twice())
+    assert list(model.state_dict()) == ["encoder.fc.weight", "encoder.fc.bias"]
+    own = engine.compile_graph(two_calls())
+    assert list(own.state_dict()) == ["c1.fc.weight", "c1.fc.bias", "c2.fc.weight", "c2.fc.bias"]
+
+
+def test_calls_with_the_same_input_types_share_one_class():
+    graph = two_calls(width_in=8)
+    source = generate(graph).source
+    assert source.count("(nn.Module)") == 2   # Block, and the model
+    assert "self.c1 = Block()" in source and "self.c2 = Block()" in source
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_functions_compile_run_and_count_their_parameters(name):
+    check_runs(GRAPHS[name]())
+
+
+def test_shared_encoder_matches_a_hand_written_twin():
+    torch.manual_seed(0)
+    model = engine.compile_graph(shared_twice())
+    fc = torch.nn.Linear(4, 6)
+    fc.load_state_dict({"weight": model.state_dict()["encoder.fc.weight"],
+                        "bias": model.state_dict()["encoder.fc.bias"]})
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    assert torch.equal(model(a, b), torch.relu(fc(a)) + torch.relu(fc(b)))
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_exported_functions_match_the_compiled_module_and_pass_ruff(name, tmp_path):
+    graph = GRAPHS[name]()
+    path = tmp_path / f"{name}.py"
+    path.write_text(engine.export_python(graph), encoding="utf-8")
+    cls = getattr(module := import_file(path, f"dprog_test_fn_{name}"), module.__all__[0])
+    torch.manual_seed(0)
+    compiled = engine.compile_graph(graph)
+    exported = cls()
+    assert list(exported.state_dict()) == list(compiled.state_dict())
+    exported.load_state_dict(compiled.state_dict())
+    inputs = engine.example_inputs(graph, 5, generator=torch.Generator().manual_seed(0))
+    (out_a,), grads_a = run_and_grad(compiled, inputs)
+    (out_b,), grads_b = run_and_grad(exported, inputs)
+    assert torch.equal(out_a, out_b)
+    assert grads_a.keys() == grads_b.keys()
+    for key in grads_a:
+        assert torch.equal(grads_a[key], grads_b[key]), key
+    lint = subprocess.run([*ruff_command(), "check", "--no-cache", "--isolated", "--select",
+                           "E,F,W,I,B,UP", "--line-length", "120", str(path)],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_node_modules_name_each_call_sites_weights():
+    gen = generate(nested())
+    assert gen.node_modules["fc"] == "fc"
+    assert gen.node_modules["loop/body/inner/pair/p1/block/fc"] == "loop.inner.p1.fc"
+    shared = generate(shared_twice())
+    assert shared.node_modules["ea/enc/fc"] == shared.node_modules["eb/enc/fc"] == "encoder.fc"
