@@ -17,6 +17,8 @@ from engine import analyze, validate
 from engine.core.codegen import generate
 from engine.core.fileformat import GraphFileError, dumps, loads
 from engine.core.graph import Function, Graph, set_function, set_param
+from engine.runtime.compiler import compile_class, tapped_forward
+from engine.runtime.gradflow import graph_edge_keys
 
 X = ("x", "input", {"shape": [4]})
 OUT = ("out", "output")
@@ -265,3 +267,26 @@ def test_node_modules_name_each_call_sites_weights():
     assert gen.node_modules["loop/body/inner/pair/p1/block/fc"] == "loop.inner.p1.fc"
     shared = generate(shared_twice())
     assert shared.node_modules["ea/enc/fc"] == shared.node_modules["eb/enc/fc"] == "encoder.fc"
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_tapped_code_reads_each_call_sites_own_wires(name):
+    """One class serves calls with the same input types; its tapped code still reports each
+    call's wires under that call's keys (the gradient-flow view per call site)."""
+    graph = GRAPHS[name]()
+    compiled = compile_class(graph, tap=True)
+    assert set(compiled.generated.edge_keys) == set(graph_edge_keys(graph))
+    module = compiled.cls()
+    seen: dict[str, torch.Tensor] = {}
+
+    def tap(k, value):
+        seen.setdefault(compiled.generated.edge_keys[k], value)
+        return value
+
+    inputs = engine.example_inputs(graph, 3, generator=torch.Generator().manual_seed(0))
+    out = tapped_forward(compiled)(module, tap, *inputs)
+    assert torch.equal(out, module(*inputs))
+    assert set(seen) == set(graph_edge_keys(graph))
+    if name == "two_calls":   # what enters c2's body is what c1 gave
+        assert torch.equal(seen["c2/block/x.y->fc.x"], seen["c1.y->c2.x"])
+        assert not torch.equal(seen["c2/block/fc.y->act.x"], seen["c1/block/fc.y->act.x"])

@@ -39,7 +39,7 @@ from nodes.control import (
 from nodes.spec import BlockSpec, Param, Port
 from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
 
-from .graph import ID_PATTERN, PATH_SEP, Edge, Function, Graph, Node
+from .graph import ID_PATTERN, MAX_EXPANDED_NODES, PATH_SEP, Edge, Function, Graph, Node
 
 Params = Mapping[str, Any]          # a node's params, resolved
 Types = Mapping[str, TensorType]    # by port (or by Body input id)
@@ -157,9 +157,6 @@ def _check_whole_graph(top: _Region) -> None:
 _NO_WIRES: Mapping[str, Edge] = {}
 _NONE: Mapping[str, TensorType] = {}
 
-# Calls are analysed once per call site, so a function calling another twice, nested deep,
-# would multiply; a function's body with every call expanded may hold at most this many nodes.
-MAX_EXPANDED_NODES = 20_000
 
 
 class FunctionTable:

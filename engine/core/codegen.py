@@ -405,8 +405,11 @@ def _emit_body(ctx: NodeContext, region: str, doc: str, attr_text: str) -> tuple
     return cls, attr
 
 
-def _body_call(cls: str, module: str, args: list[str]) -> str:
-    return f"\x00body:{cls}:{module}\x00({', '.join(args)})"
+def _body_call(cls: str, module: str, args: list[str], shift: int = 0) -> str:
+    """The call of a body's module; `shift` moves the wire numbers its tapped code reads (a
+    function's class serving a later call: see `emit_function_call`)."""
+    shifted = f"+{shift}" if shift else ""
+    return f"\x00body:{cls}{shifted}:{module}\x00({', '.join(args)})"
 
 
 def _split_call(call: str) -> tuple[str, str]:
@@ -819,18 +822,27 @@ def emit_function_call(ctx: NodeContext) -> None:
     prefix = f"{ctx.path}{PATH_SEP}{name}{PATH_SEP}"
     key = (name, tuple((port, t.shape, t.dtype) for port, t in ctx.in_types.items()))
     made = gen.function_classes.get(key)
+    shift = 0
     if made is None:
         cls = class_name(name, gen.class_names)
         doc = f"Function {safe_text(name)}" + (f": {safe_text(function.doc, 160)}"
                                                if function.doc else ".")
+        start = len(gen.edge_keys)
         gen.emit_class(body, gen.scope(body, prefix, cls, doc))
-        made = gen.function_classes[key] = (cls, prefix)
+        made = gen.function_classes[key] = (cls, prefix, start, len(gen.edge_keys))
     else:
-        # The same class serves this call: its nodes' attributes are those of the first call.
-        cls, first = made
+        # The same class serves this call: its nodes' attributes are those of the first call,
+        # and its wires get numbers of their own, in the same order, so that tapped code
+        # (numbering as for the first call) is shifted to this call's wires.
+        cls, first, start, end = made
         for table in (gen.attrs, gen.region_attrs):
             table.update({prefix + k[len(first):]: v for k, v in list(table.items())
                           if k.startswith(first)})
+        shift = len(gen.edge_keys) - start
+        for k in range(start, end):
+            here = prefix + gen.edge_keys[k][len(first):]
+            gen.edge_numbers[here] = len(gen.edge_keys)
+            gen.edge_keys.append(here)
     cls = made[0]
     weights = p["weights"]
     if weights == control.OWN_WEIGHTS:
@@ -844,7 +856,7 @@ def emit_function_call(ctx: NodeContext) -> None:
     gen.region_attrs[prefix] = attr
     args = [ctx.use(n.id) for n in boundary(body, BODY_INPUT)]
     outs = ctx.outputs(qualify=True)   # `enc1_y`: the call's own name holds its module
-    call = _body_call(cls, f"self.{attr}", args)
+    call = _body_call(cls, f"self.{attr}", args, shift)
     if len(outs) == 1:   # a module call is typed Any: the annotation keeps forward's typed
         ctx.line(f"{outs[0]}: torch.Tensor = {call}", ctx.out_types)
         return
@@ -896,6 +908,9 @@ def render(gen: Generator, graph: Graph, top: ClassCode) -> Generated:
         add("", f"{INDENT}def forward(self{args}) -> {_returns(cls.returns)}:")
         _forward_into(cls, 2, texts, nodes)
     plain = len(texts)   # the tapped functions follow
+    if gen.tap and any(m.group(2) for cls in gen.classes for ln in cls.body
+                       for m in _BODY_CALL.finditer(ln.text)):
+        add("", "", *SHIFTED.splitlines())
     if gen.tap:
         for cls in gen.classes:
             add("", "", f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):")
@@ -969,15 +984,26 @@ def _node_modules(gen: Generator) -> dict[str, str]:
 # Placeholders the node emitters write in forward lines: `\x00hidden:shown\x00`, rendered
 #   plain:  \x00tapK:var\x00 → var         \x00body:C:M\x00( → M(
 #   tapped: \x00tapK:var\x00 → tap(K, var)  \x00body:C:M\x00( → C_forward(M, tap,
-# where K numbers the wire, C is a body's class and M the module attribute running it.
+# where K numbers the wire, C is a body's class and M the module attribute running it. A
+# function's class serving a later call reads wires shifted by D: \x00body:C+D:M\x00( →
+# C_forward(M, _shifted(tap, D),
 _TAP = re.compile(r"\x00tap(\d+):([A-Za-z_][A-Za-z0-9_]*)\x00")
-_BODY_CALL = re.compile(r"\x00body:([A-Za-z_][A-Za-z0-9_]*):([^\x00]+)\x00\(")
+_BODY_CALL = re.compile(r"\x00body:([A-Za-z_][A-Za-z0-9_]*)(?:\+(\d+))?:([^\x00]+)\x00\(")
+SHIFTED = '''\
+def _shifted(tap, shift):
+    """The tap of a function's class at a later call: its wires are numbered `shift` on."""
+    return lambda k, value: tap(k + shift, value)'''
+
+
+def _tapped_body_call(match: re.Match) -> str:
+    cls, shift, module = match.groups()
+    return f"{cls}_forward({module}, {f'_shifted(tap, {shift})' if shift else 'tap'}, "
 
 
 def _render_markers(text: str, tap: bool) -> str:
     """`text` with all its markers rendered."""
     if tap:
-        return _BODY_CALL.sub(r"\1_forward(\2, tap, ", _TAP.sub(r"tap(\1, \2)", text))
+        return _BODY_CALL.sub(_tapped_body_call, _TAP.sub(r"tap(\1, \2)", text))
     # The markers are the generator's own, so the odd parts of a split are exactly their
     # insides; the plain rendering keeps what follows the last colon (M holds none).
     parts = text.split("\x00")

@@ -21,6 +21,9 @@ from typing import Any
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 PATH_SEP = "/"
+# Calls are expanded once per call site, so functions calling functions multiply: a graph may
+# expand to at most this many nodes (the analysis refuses more; walks stop entering calls).
+MAX_EXPANDED_NODES = 20_000
 
 
 def check_id(node_id: object) -> str:
@@ -186,11 +189,37 @@ class Graph:
         return f"{stem}{i}"
 
     def walk(self, prefix: str = ""):
-        """Yield (path, node) for every node, regions included, paths like `loop1/body/fc`."""
+        """Yield (path, node) for every node, regions included, paths like `loop1/body/fc`;
+        in the main graph also every node of a function's body at each call, paths like
+        `enc1/double_conv/conv` (call id, function name, node id)."""
+        for region_prefix, region in self.regions(prefix):
+            for n in region.nodes:
+                yield region_prefix + n.id, n
+
+    def regions(self, prefix: str = ""):
+        """Yield (path prefix, graph) for this graph and every body inside it: loop and branch
+        bodies, and each call's function body (named by the main graph's `functions`).
+
+        A function that calls itself is not entered again, and calls stop being entered once
+        MAX_EXPANDED_NODES nodes were: the analysis refuses such graphs, and no walk over a
+        file may take for ever."""
+        budget = [MAX_EXPANDED_NODES]
+        yield from self._regions(prefix, self.functions, (), budget)
+
+    def _regions(self, prefix: str, functions: Mapping[str, Function], calling: tuple[str, ...],
+                 budget: list[int]):
+        yield prefix, self
         for n in self.nodes:
-            yield prefix + n.id, n
             for rname, region in n.regions.items():
-                yield from region.walk(f"{prefix}{n.id}{PATH_SEP}{rname}{PATH_SEP}")
+                yield from region._regions(f"{prefix}{n.id}{PATH_SEP}{rname}{PATH_SEP}",
+                                           functions, calling, budget)
+            callee = n.params.get("function") if n.type == "call" else None
+            if isinstance(callee, str) and callee in functions and callee not in calling:
+                body = functions[callee].body
+                budget[0] -= len(body.nodes)
+                if budget[0] >= 0:
+                    yield from body._regions(f"{prefix}{n.id}{PATH_SEP}{callee}{PATH_SEP}",
+                                             functions, (*calling, callee), budget)
 
 
 # --- edits: each returns a new graph -------------------------------------------------
