@@ -741,6 +741,8 @@ LAYERS = [
         init=lambda p, s: non_default(dict(in_features=s[0].shape[-1], out_features=p["out_features"]),
                                       dict(bias=p["bias"]), dict(bias=True)),
         count=lambda p, s: s[0].shape[-1] * p["out_features"] + (p["out_features"] if p["bias"] else 0),
+        tensors=lambda p, s: {"weight": (p["out_features"], s[0].shape[-1]),
+                              **({"bias": (p["out_features"],)} if p["bias"] else {})},
         macs=lambda p, s: numel(s[0].shape) * p["out_features"],
         legacy_types=("dense",),  # the draft format's name for it
     ),
@@ -793,6 +795,7 @@ LAYERS = [
         shape=lambda p, s: [TensorType((*s[0].shape, p["embedding_dim"]))],
         init=lambda p, s: dict(num_embeddings=p["num_embeddings"], embedding_dim=p["embedding_dim"]),
         count=lambda p, s: p["num_embeddings"] * p["embedding_dim"],
+        tensors=lambda p, s: {"weight": (p["num_embeddings"], p["embedding_dim"])},
         id_inputs=(IdInput("x", count_param="num_embeddings"),),
     ),
     BlockSpec(

@@ -28,6 +28,7 @@ from engine.core.graph import (
     remove_nodes,
     set_function,
     set_param,
+    set_tie,
 )
 from engine.incremental.analysis import AnalysisCache
 from engine.incremental.codegen import CodeCache
@@ -243,7 +244,8 @@ def test_patching_gives_way():
 
 def _edit_with_functions(rng: random.Random, graph: Graph, functions: dict) -> Graph:
     """A random edit of a function body, of the main graph, or the functions dropped or put
-    back (the caches must also forget what they knew once a graph has functions no more)."""
+    back (the caches must also forget what they knew once a graph has functions no more);
+    a graph with ties loses or regains them the same way."""
     kind = rng.random()
     if kind < 0.4 and graph.functions:
         name = rng.choice(sorted(graph.functions))
@@ -251,10 +253,15 @@ def _edit_with_functions(rng: random.Random, graph: Graph, functions: dict) -> G
         return set_function(graph, name, replace(fn, body=_edit(rng, fn.body)))
     if kind < 0.5:
         return replace(graph, functions={} if graph.functions else functions)
+    if kind < 0.55:
+        node = rng.choice(graph.nodes)
+        if node.ties:
+            return set_tie(graph, node.id, next(iter(node.ties)), None)
+        return set_tie(graph, node.id, "weight", (rng.choice(graph.nodes).id, "weight"))
     return _edit(rng, graph)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(10))
 def test_random_edits_with_functions_match_a_fresh_analysis(seed):
     from test_functions import GRAPHS
 

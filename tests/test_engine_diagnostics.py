@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, build, chain, codes, errors, linear_body
 
 from engine import Diagnostic, analyze, validate
-from engine.core.graph import Edge, Function, Graph, edit_region, set_param
+from engine.core.graph import Edge, Function, Graph, edit_region, set_param, set_tie
 from nodes import REGISTRY
 
 X2 = ("x", "input", {"shape": [2]})
@@ -67,7 +67,17 @@ def recursive():
     return calls(("c", "block", "own"), body=inner)
 
 
+def tied(head_out: int, target=("wte", "weight")) -> Graph:
+    graph = build([("ids", "input", {"shape": [3], "dtype": "long"}),
+                   ("wte", "embedding", {"num_embeddings": 5, "embedding_dim": 2}),
+                   ("head", "linear", {"out_features": head_out, "bias": False}), OUT],
+                  ["ids -> wte", "wte -> head", "head -> y"])
+    return set_tie(graph, "head", "weight", target)
+
+
 CASES = {
+    "tie_shape": (tied(4), "head", None, "weight"),
+    "bad_tie": (tied(5, ("wte", "bias")), "head", None, "weight"),
     "unknown_function": (calls(("c", "blok", "own")), "c", None, "function"),
     "recursion": (recursive(), "c", None, "function"),
     "weight_group": (calls(("c1", "block", "g"), ("fc", "block", "own"), ("c2", "block", "g"),

@@ -16,7 +16,7 @@ import engine
 from engine import analyze, validate
 from engine.core.codegen import generate
 from engine.core.fileformat import GraphFileError, dumps, loads
-from engine.core.graph import Function, Graph, set_function, set_param
+from engine.core.graph import Function, Graph, set_function, set_param, set_tie
 from engine.runtime.compiler import compile_class, tapped_forward
 from engine.runtime.gradflow import graph_edge_keys
 
@@ -71,7 +71,7 @@ def nested() -> Graph:
 
 
 GRAPHS = {"two_calls": two_calls, "grouped": lambda: two_calls("g", "g", width_in=8),
-          "shared": shared_twice, "nested": nested}
+          "shared": shared_twice, "nested": nested, "tied": lambda: tied_lm()}
 
 
 # --- the file format -------------------------------------------------------------------------
@@ -290,3 +290,62 @@ def test_tapped_code_reads_each_call_sites_own_wires(name):
     if name == "two_calls":   # what enters c2's body is what c1 gave
         assert torch.equal(seen["c2/block/x.y->fc.x"], seen["c1.y->c2.x"])
         assert not torch.equal(seen["c2/block/fc.y->act.x"], seen["c1/block/fc.y->act.x"])
+
+
+# --- ties ----------------------------------------------------------------------------------
+
+
+def tied_lm(vocab: int = 11, width: int = 6, head_out: int | None = None) -> Graph:
+    """ids -> Embedding -> Linear head, the head's weight tied to the embedding's."""
+    graph = build([("ids", "input", {"shape": [5], "dtype": "long"}),
+                   ("wte", "embedding", {"num_embeddings": vocab, "embedding_dim": width}),
+                   ("head", "linear", {"out_features": head_out or vocab, "bias": False}), OUT],
+                  ["ids -> wte", "wte -> head", "head -> out"], name="tied")
+    return set_tie(graph, "head", "weight", ("wte", "weight"))
+
+
+def test_a_tie_is_one_tensor_counted_once_and_written_as_an_assignment():
+    graph = tied_lm()
+    assert analyze(graph).total_params == 11 * 6
+    source = generate(graph).source
+    assert "self.head.weight = self.wte.weight  # tied: one tensor" in source
+    model = engine.compile_graph(graph)
+    assert model.head.weight is model.wte.weight
+    assert sum(p.numel() for p in model.parameters()) == 11 * 6
+    again = loads(dumps(graph))
+    assert again == graph and json.loads(dumps(graph))["nodes"][2]["ties"] == {"weight": ["wte", "weight"]}
+
+
+@pytest.mark.parametrize("change, code", [
+    (dict(head_out=7), "tie_shape"),
+    ("missing_node", "bad_tie"),
+    ("bad_tensor", "bad_tie"),
+    ("untieable", "bad_tie"),
+])
+def test_a_bad_tie_is_refused_naming_both_nodes(change, code):
+    if isinstance(change, dict):
+        graph = tied_lm(**change)
+    elif change == "missing_node":
+        graph = set_tie(tied_lm(), "head", "weight", ("wtf", "weight"))
+    elif change == "bad_tensor":
+        graph = set_tie(set_tie(tied_lm(), "head", "weight", None), "head", "wieght", ("wte", "weight"))
+    else:
+        graph = set_tie(build([X, ("act", "relu"), ("fc", "linear"), OUT],
+                              ["x -> act", "act -> fc", "fc -> out"]), "act", "weight", ("fc", "weight"))
+    (d,) = errors(validate(graph))
+    assert d.code == code, str(d)
+    if code == "tie_shape":
+        assert "head" in d.message and "wte" in d.message and "same shape" in d.message
+
+
+def test_tied_export_matches_the_compiled_module(tmp_path):
+    graph = tied_lm()
+    path = tmp_path / "tied.py"
+    path.write_text(engine.export_python(graph), encoding="utf-8")
+    module = import_file(path, "dprog_test_fn_tied")
+    exported = getattr(module, module.__all__[0])()
+    compiled = engine.compile_graph(graph)
+    exported.load_state_dict(compiled.state_dict())
+    assert exported.head.weight is exported.wte.weight
+    ids = torch.randint(0, 11, (3, 5))
+    assert torch.equal(exported(ids), compiled(ids))

@@ -240,6 +240,7 @@ class _Region:
         incoming, order = self.wire()
         self.result.order[self.prefix] = order
         self.infer_nodes(order, incoming)
+        self.check_ties()
         self.report_unused(incoming)
         return self.results
 
@@ -604,6 +605,69 @@ class _Region:
             self.report("too_large", f"{count:,} parameters (~{count * 4 / 2**30:.1f} GiB); refusing to "
                         "allocate them", node.id)
             self.broken.add(node.id)
+
+    # -- step 3b: tied tensors --
+
+    def check_ties(self) -> None:
+        """Each tie joins two tensors of one shape, of blocks that name their tensors; the
+        tying node then counts its parameters without the tied one."""
+        for node in self.graph.nodes:
+            if node.ties and node.id not in self.broken:
+                for tensor, target in node.ties.items():
+                    if not self.check_tie(node, tensor, target):
+                        self.broken.add(node.id)
+                        break
+
+    def tensors(self, node: Node) -> Mapping[str, tuple] | None:
+        """A node's learnable tensors by name and shape, None when its block does not say."""
+        spec = self.specs.get(node.id)
+        if spec is None or spec.tensors is None:
+            return None
+        path = self.prefix + node.id
+        return spec.tensors(self.result.params[path], list(self.result.inputs.get(path, {}).values()))
+
+    def check_tie(self, node: Node, tensor: str, target: tuple[str, str]) -> bool:
+        other_id, other_tensor = target
+        fix = "; remove the tie or"
+        own = self.tensors(node)
+        if own is None:
+            self.report("bad_tie", f"{self.title(node)} cannot tie its tensors: only blocks that "
+                        "name them (Linear, Embedding) can", node.id, param=tensor)
+            return False
+        if tensor not in own:
+            self.report("bad_tie", f"{self.title(node)} has no tensor {tensor!r} to tie"
+                        + did_you_mean(tensor, own), node.id, param=tensor)
+            return False
+        other = self.graph.get(other_id)
+        if other is None or other_id == node.id:
+            self.report("bad_tie", f"{self.title(node)} ties {tensor!r} to {other_id!r}, which is "
+                        + ("itself" if other is not None else "no node of this graph"
+                           + did_you_mean(other_id, self.graph._index)), node.id, param=tensor)
+            return False
+        if other_id in self.broken:
+            return False   # its own problem is reported
+        theirs = self.tensors(other)
+        if theirs is None or other_tensor not in theirs:
+            self.report("bad_tie", f"{self.title(node)} ties {tensor!r} to {other_id}.{other_tensor}, "
+                        f"but {self.title(other)} has no such tensor"
+                        + (did_you_mean(other_tensor, theirs) if theirs else ""), node.id, param=tensor)
+            return False
+        if other.ties:
+            self.report("bad_tie", f"{self.title(node)} ties {tensor!r} to {other_id}, which ties "
+                        f"tensors itself: tie both to the tensor {other_id} ties to", node.id,
+                        param=tensor)
+            return False
+        if own[tensor] != theirs[other_tensor]:
+            self.report("tie_shape", f"{self.title(node)}'s {tensor} is {own[tensor]} but "
+                        f"{self.title(other)}'s {other_tensor} is {theirs[other_tensor]}{fix} give "
+                        "them the same shape", node.id, param=tensor)
+            return False
+        path = self.prefix + node.id
+        size = 1
+        for d in own[tensor]:
+            size *= d
+        self.result.param_counts[path] = self.result.param_counts.get(path, 0) - size
+        return True
 
     # -- step 4: what feeds nothing --
 

@@ -171,6 +171,12 @@ class Generator:
             spec = lookup(node.type)
             if spec.kind not in ("input", "body_input"):
                 self.node_lines(scope, node, spec)
+        for node in graph.nodes:   # ties, once both modules exist
+            for tensor, (other, other_tensor) in node.ties.items():
+                scope.code.init.append(Line(
+                    f"self.{self.attrs[scope.prefix + node.id]}.{tensor} = "
+                    f"self.{self.attrs[scope.prefix + other]}.{other_tensor}  # tied: one tensor",
+                    scope.prefix + node.id))
         # Results in the order the outputs were placed, which is the order callers unpack.
         results = [scope.results[n.id] for n in graph.nodes if n.id in scope.results]
         code = scope.code

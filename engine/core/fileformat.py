@@ -40,7 +40,7 @@ from .graph import Edge, Function, Graph, Node, check_id
 
 FORMAT = "dprog-graph"
 VERSION = 4
-FUNCTIONS_VERSION = 4   # the version that added function definitions
+FUNCTIONS_VERSION = 4   # the version that added function definitions and ties
 MAX_FILE_BYTES = 64 << 20
 MAX_REGION_DEPTH = 16
 MAX_ELEMENTS = 20_000   # nodes and edges in all regions: ~10 s to check at most
@@ -320,7 +320,7 @@ def _build(region: Mapping, where: str, source: str, **extra: Any) -> Graph:
             type_ = LEGACY_TYPES.get(n["type"], n["type"])
             nodes.append(Node(id=n["id"], type=type_, params=_params_from_json(type_, n.get("params", {})),
                               pos=tuple(n.get("pos", (0.0, 0.0))), label=n.get("label", ""),
-                              regions=regions))
+                              regions=regions, ties=n.get("ties", {})))
         except (ValueError, OverflowError) as e:
             raise GraphFileError(f"{source}: {where}.nodes[{i}]: {e}") from None
     for i, e in enumerate(region["edges"]):
@@ -384,6 +384,8 @@ def _region_document(graph: Graph) -> dict:
         out["pos"] = [round(n.pos[0], 1), round(n.pos[1], 1)]
         spec = lookup(n.type)
         out["params"] = {k: to_json(spec and spec.param(k), v) for k, v in sorted(n.params.items())}
+        if n.ties:
+            out["ties"] = {k: list(v) for k, v in sorted(n.ties.items())}
         if n.regions:
             out["regions"] = {k: _region_document(r) for k, r in sorted(n.regions.items())}
         nodes.append(out)
@@ -401,9 +403,10 @@ def function_document(function: Function) -> dict:
 
 
 def graph_to_document(graph: Graph) -> dict:
-    # A graph without functions is written as version 3, which it is: its file stays as it
-    # was, and an older dprog can still open it.
-    version = VERSION if graph.functions else FUNCTIONS_VERSION - 1
+    # A graph without functions or ties is written as version 3, which it is: its file stays
+    # as it was, and an older dprog can still open it.
+    version = VERSION if graph.functions or any(n.ties for _, n in graph.walk()) \
+        else FUNCTIONS_VERSION - 1
     doc: dict[str, Any] = {"format": FORMAT, "version": version, "name": graph.name}
     doc.update(_region_document(graph))
     if graph.functions:   # written only when there are some, so other files stay as they were

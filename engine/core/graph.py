@@ -48,12 +48,17 @@ class Node:
     pos: tuple[float, float] = (0.0, 0.0)
     label: str = ""
     regions: Mapping[str, Graph] = field(default_factory=dict)
+    # Learnable tensors this node shares with another node of its graph: own tensor name →
+    # (node id, that node's tensor name), e.g. {"weight": ("wte", "weight")} for an LM head
+    # reusing the token embedding. Validated by the analysis; written as a plain assignment.
+    ties: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id(self.id)
         object.__setattr__(self, "params", {k: _freeze(v) for k, v in self.params.items()})
         object.__setattr__(self, "pos", (float(self.pos[0]), float(self.pos[1])))
         object.__setattr__(self, "regions", dict(self.regions))
+        object.__setattr__(self, "ties", {str(k): (str(v[0]), str(v[1])) for k, v in self.ties.items()})
 
     @property
     def name(self) -> str:
@@ -304,3 +309,12 @@ def edit_function(graph: Graph, name: str, path: list[str], edit) -> Graph:
     """Apply `edit(region) -> region` to the region at `path` inside function `name`'s body."""
     fn = graph.functions[name]
     return set_function(graph, name, replace(fn, body=edit_region(fn.body, path, edit)))
+
+
+def set_tie(graph: Graph, node_id: str, tensor: str, target: tuple[str, str] | None) -> Graph:
+    """Tie the node's `tensor` to `target` (node id, tensor name), or untie it with None."""
+    node = graph.node(node_id)
+    ties = {k: v for k, v in node.ties.items() if k != tensor}
+    if target is not None:
+        ties[tensor] = target
+    return replace_node(graph, replace(node, ties=ties))

@@ -20,15 +20,16 @@ class NodeMemo:
         self.misses = 0
         self.patches = 0   # passes that patched the last one instead of walking every node
 
-    # A Call's check, inference and lines depend on its function's body, which no node record
-    # sees; graphs with functions (and the first graph after them) take a full pass instead.
-    # The last graph analysed had functions:
+    # A Call's check, inference and lines depend on its function's body, and a tie's on the
+    # node it ties to, which no node record sees; graphs with functions or ties (and the first
+    # graph after one) take a full pass instead. Whether the last graph had some:
     _had_functions = False
 
     def _full_pass_for(self, graph: Graph) -> bool:
         """Whether `graph` must take a full pass, everything remembered forgotten."""
-        full = bool(graph.functions) or self._had_functions
-        self._had_functions = bool(graph.functions)
+        extras = bool(graph.functions) or any(n.ties for _, n in graph.walk())
+        full = extras or self._had_functions
+        self._had_functions = extras
         if full:
             self._older, self._old, self._new = {}, {}, {}
             self._forget()
