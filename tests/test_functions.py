@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ import engine
 from engine import analyze, validate
 from engine.core.codegen import generate
 from engine.core.fileformat import GraphFileError, dumps, loads
+from engine.core.functionlib import export_library, import_library, load_library
 from engine.core.graph import Function, Graph, set_function, set_param, set_tie
 from engine.runtime.compiler import compile_class, tapped_forward
 from engine.runtime.gradflow import graph_edge_keys
@@ -349,3 +351,60 @@ def test_tied_export_matches_the_compiled_module(tmp_path):
     assert exported.head.weight is exported.wte.weight
     ids = torch.randint(0, 11, (3, 5))
     assert torch.equal(exported(ids), compiled(ids))
+
+
+# --- library files ---------------------------------------------------------------------------
+
+
+def test_a_library_holds_the_chosen_functions_and_what_they_call(tmp_path):
+    graph = nested()
+    path = export_library(graph, ["pair"], tmp_path / "mine")
+    assert path.name == "mine.dprog-lib.json"
+    functions = load_library(path)
+    assert sorted(functions) == ["block", "pair"]
+    assert functions["pair"] == graph.functions["pair"]
+    # into a graph without them: the same graph back
+    bare = replace(graph, functions={"double": graph.functions["double"]})
+    again, names = import_library(bare, path)
+    assert again == graph and names == {"block": "block", "pair": "pair"}
+
+
+def test_importing_a_name_in_use_is_refused_or_renamed_with_the_calls_following(tmp_path):
+    graph = nested()
+    path = export_library(graph, ["pair"], tmp_path / "mine")
+    with pytest.raises(ValueError, match=r"already defines 'block', 'pair'.*renaming"):
+        import_library(graph, path)
+    renamed, names = import_library(graph, path, on_clash="rename")
+    assert names == {"block": "block2", "pair": "pair2"}
+    calls = {n.id: n.params["function"] for n in renamed.functions["pair2"].body.nodes
+             if n.type == "call"}
+    assert calls == {"p1": "block2", "p2": "block2"}
+    assert renamed.functions["pair"] is graph.functions["pair"]   # the graph's own untouched
+    with pytest.raises(ValueError, match="on_clash"):
+        import_library(graph, path, on_clash="merge")
+
+
+@pytest.mark.parametrize("doc, place", [
+    ({"format": "dprog-graph", "version": 1, "functions": {}}, "$.format"),
+    ({"format": "dprog-lib", "version": 2, "functions": {}}, "$.version"),
+    ({"format": "dprog-lib", "version": 1, "functions": {}, "code": "import os"}, "unknown key"),
+    ({"format": "dprog-lib", "version": 1, "functions": []}, "$.functions"),
+    ({"format": "dprog-lib", "version": 1,
+      "functions": {"f": {"graph": {"nodes": [], "edges": []}, "exec": "x"}}}, "$.functions.f"),
+    ({"format": "dprog-lib", "version": 1,
+      "functions": {"f": {"graph": {"nodes": [{"id": "a b", "type": "relu"}], "edges": []}}}},
+     "$.functions.f.graph.nodes[0]"),
+])
+def test_a_bad_library_is_refused_naming_the_place(doc, place, tmp_path):
+    path = tmp_path / "bad.dprog-lib.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(GraphFileError) as info:
+        load_library(path)
+    assert str(info.value).startswith(str(path)) and place in str(info.value)
+
+
+def test_broken_json_in_a_library_names_line_and_column(tmp_path):
+    path = tmp_path / "bad.dprog-lib.json"
+    path.write_text('{"format": "dprog-lib",\n "version": 1,,}', encoding="utf-8")
+    with pytest.raises(GraphFileError, match="line 2"):
+        load_library(path)
