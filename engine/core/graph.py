@@ -21,6 +21,9 @@ from typing import Any
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 PATH_SEP = "/"
+# A region path's first pair (FUNCTION, name) leads into function `name`'s body: no node id
+# can be "@", so it never means a node.
+FUNCTION = "@"
 # Calls are expanded once per call site, so functions calling functions multiply: a graph may
 # expand to at most this many nodes (the analysis refuses more; walks stop entering calls).
 MAX_EXPANDED_NODES = 20_000
@@ -174,11 +177,13 @@ class Graph:
     # --- paths into regions ----------------------------------------------------------
 
     def region_at(self, path: Iterable[str]) -> Graph:
-        """The graph at `path`, a sequence alternating node id and region name."""
+        """The graph at `path`, a sequence alternating node id and region name; a path
+        starting (FUNCTION, name) is in the body of function `name` (main graph only)."""
         graph = self
         parts = list(path)
         for node_id, region in zip(parts[::2], parts[1::2], strict=True):
-            graph = graph.node(node_id).regions[region]
+            graph = self.functions[region].body if node_id == FUNCTION and graph is self \
+                else graph.node(node_id).regions[region]
         return graph
 
     def fresh_function_name(self, stem: str) -> str:
@@ -281,6 +286,8 @@ def edit_region(graph: Graph, path: list[str], edit) -> Graph:
     if not path:
         return edit(graph)
     node_id, region, *rest = path
+    if node_id == FUNCTION:
+        return edit_function(graph, region, rest, edit)
     inner = graph.node(node_id).regions[region]
     return set_region(graph, node_id, region, edit_region(inner, rest, edit))
 
