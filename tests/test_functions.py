@@ -3,6 +3,7 @@ weights, per-call-site shapes, functions calling functions, and the code they be
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from dataclasses import replace
@@ -408,3 +409,33 @@ def test_broken_json_in_a_library_names_line_and_column(tmp_path):
     path.write_text('{"format": "dprog-lib",\n "version": 1,,}', encoding="utf-8")
     with pytest.raises(GraphFileError, match="line 2"):
         load_library(path)
+
+
+def test_many_calls_that_expand_past_the_cap_are_refused():
+    specs = [("x", "input", {"shape": [2]})]
+    specs += [(f"c{i}", "call", {"function": "block"}) for i in range(5001)]
+    wires = [f"{a[0]} -> {b[0]}" for a, b in itertools.pairwise(specs)]
+    graph = build([*specs, OUT], [*wires, "c5000 -> out"], functions={"block": Function(mlp_body(2))})
+    assert codes(errors(validate(graph))) == ["too_large"]   # 5,001 calls × 4 blocks > 20,000
+    small = build([*specs[:50], OUT], [*wires[:49], "c48 -> out"],
+                  functions={"block": Function(mlp_body(2))})
+    assert validate(small) == []
+
+
+def test_the_module_cap_counts_calls_in_unshared_loops():
+    from engine.core.limits import MAX_MODULES, module_limit
+
+    body = build([("h", "body_input", {"role": "state", "shape": [2]}),
+                  ("c", "call", {"function": "many"}),
+                  ("h_next", "body_output", {"role": "state", "state": "h"})],
+                 ["h -> c", "c -> h_next"])
+    many = build([("x", "body_input"), *[(f"fc{i}", "linear", {"out_features": 2}) for i in range(8)],
+                  ("y", "body_output")],
+                 ["x -> fc0", *[f"fc{i} -> fc{i + 1}" for i in range(7)], "fc7 -> y"])
+    graph = build([("x", "input", {"shape": [2]}),
+                   ("loop", "loop", {"count": 10_000, "share_weights": False}, {"body": body}),
+                   OUT], ["x -> loop.h", "loop.h -> out"], functions={"many": Function(many)})
+    analysis = analyze(graph)
+    assert analysis.ok
+    problem = module_limit(graph, analysis)
+    assert problem is not None and problem.node == "loop" and MAX_MODULES < 10_000 * 9

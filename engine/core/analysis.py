@@ -121,6 +121,12 @@ def analyze(graph: Graph) -> Analysis:
     result = Analysis()
     top = _Region(graph, "", result, boundary=None)
     top.functions = FunctionTable(graph.functions)
+    expanded = top.functions.expanded(graph)
+    if expanded > MAX_EXPANDED_NODES:   # each call analysed at its site: refuse, don't expand
+        result.diagnostics.append(Diagnostic(
+            "too_large", f"the calls of this graph's functions expand to more than "
+            f"{MAX_EXPANDED_NODES:,} blocks; call them fewer times or make them smaller"))
+        return result
     top.run()
     _check_whole_graph(top)
     return result
@@ -158,7 +164,6 @@ _NO_WIRES: Mapping[str, Edge] = {}
 _NONE: Mapping[str, TensorType] = {}
 
 
-
 class FunctionTable:
     """The main graph's functions, and what is worked out about them once per analysis:
     which call themselves (the cycle, for the diagnostic), and each one's size with every
@@ -191,6 +196,20 @@ class FunctionTable:
         stack.pop()
         self.sizes[name] = min(size, MAX_EXPANDED_NODES + 1)
         return self.sizes[name]
+
+
+    def expanded(self, graph: Graph) -> int:
+        """How many blocks of function bodies the calls in `graph` expand to (what walks and
+        the analysis visit at each call), up to just past the cap."""
+        total = 0
+        for _, region in graph.regions(functions={}):
+            for n in region.nodes:
+                callee = n.params.get("function") if n.type == "call" else None
+                if isinstance(callee, str):
+                    total += self.sizes.get(callee, 0)
+                    if total > MAX_EXPANDED_NODES:
+                        break
+        return total
 
 
 _NO_FUNCTIONS = FunctionTable({})

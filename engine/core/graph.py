@@ -206,15 +206,17 @@ class Graph:
             for n in region.nodes:
                 yield region_prefix + n.id, n
 
-    def regions(self, prefix: str = ""):
+    def regions(self, prefix: str = "", functions: Mapping[str, Function] | None = None):
         """Yield (path prefix, graph) for this graph and every body inside it: loop and branch
-        bodies, and each call's function body (named by the main graph's `functions`).
+        bodies, and each call's function body (named by `functions`, by default the main
+        graph's; `{}` enters none).
 
         A function that calls itself is not entered again, and calls stop being entered once
         MAX_EXPANDED_NODES nodes were: the analysis refuses such graphs, and no walk over a
         file may take for ever."""
         budget = [MAX_EXPANDED_NODES]
-        yield from self._regions(prefix, self.functions, (), budget)
+        functions = self.functions if functions is None else functions
+        yield from self._regions(prefix, functions, (), budget)
 
     def _regions(self, prefix: str, functions: Mapping[str, Function], calling: tuple[str, ...],
                  budget: list[int]):
