@@ -33,8 +33,8 @@ def run(name: str, epochs: int):
 
 @pytest.mark.slow
 def test_unet_beats_the_majority_class():
-    # measured on 6 epochs: 0.77, 0.91, 0.91, 0.89 accuracy over the last evaluations
-    _, trainer, evals = run("unet", 6)
+    # measured: 0.20, 0.71, 0.77, 0.91 accuracy after epochs 1-4 (0.91, 0.89 after 5, 6)
+    _, trainer, evals = run("unet", 4)
     y = trainer.data.y_val
     majority = np.bincount(y).max() / y.size   # ~0.11
     assert statistics.median(e.val_accuracy for e in evals[-3:]) > majority + 0.5
