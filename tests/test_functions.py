@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from helpers import build, codes, errors, import_file
+from helpers import REPO, build, codes, errors, import_file
 from test_engine_blocks import check_runs
 from test_engine_export import ruff_command, run_and_grad
 
@@ -439,3 +439,14 @@ def test_the_module_cap_counts_calls_in_unshared_loops():
     assert analysis.ok
     problem = module_limit(graph, analysis)
     assert problem is not None and problem.node == "loop" and MAX_MODULES < 10_000 * 9
+
+
+def test_calls_whose_code_comes_out_the_same_share_a_class():
+    """A weightless function at two widths is one class; so is a conv at two image sizes.
+    Each call still reports its own wires (see the tapped test above)."""
+    source = generate(nested()).source
+    assert source.count("class Double") == 1
+    assert "self.d4 = Double()" in source and "self.d8 = Double()" in source
+    unet = engine.load_graph(REPO / "sample_graphs" / "unet.json")
+    classes = [line for line in generate(unet).source.splitlines() if line.startswith("class ")]
+    assert len(classes) == 4   # in_channels 1, 16 and 32, and the model

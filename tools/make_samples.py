@@ -392,7 +392,7 @@ def unet() -> Graph:
         "dataset": {"name": "digits"}, "loss": "cross_entropy", "optimizer": "adam",
         "lr": 0.003, "batch_size": 64, "epochs": 10, "seed": 0})
     return replace(graph, functions={"double_conv": Function(
-        double_conv(), title="Double conv", doc="(3x3 conv, BatchNorm, ReLU) twice: U-Net's "
+        double_conv(), title="Double conv", doc="(3x3 conv, BatchNorm, ReLU) twice: the U-Net "
         "building block, 16 channels out", category="U-Net")})
 
 

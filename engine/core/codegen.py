@@ -129,7 +129,9 @@ class Generator:
         self.functions: Mapping[str, Function] = {}
         # A function's class for the input types of a call: (function, types) → (class, the
         # prefix of the call it was written for). Calls with the same types share the class.
-        self.function_classes: dict[tuple, tuple[str, str]] = {}
+        self.function_classes: dict[tuple, tuple[str, str, int, int]] = {}
+        # (function, its class's code without comments) → that class, as above
+        self.function_texts: dict[tuple[str, str], tuple[str, str, int, int]] = {}
 
     def generate(self, graph: Graph) -> Generated:
         """Raises GraphError when the graph has error diagnostics."""
@@ -833,9 +835,22 @@ def emit_function_call(ctx: NodeContext) -> None:
         cls = class_name(name, gen.class_names)
         doc = f"Function {safe_text(name)}" + (f": {safe_text(function.doc, 160)}"
                                                if function.doc else ".")
-        start = len(gen.edge_keys)
-        gen.emit_class(body, gen.scope(body, prefix, cls, doc))
-        made = gen.function_classes[key] = (cls, prefix, start, len(gen.edge_keys))
+        start, classes = len(gen.edge_keys), len(gen.classes)
+        code = gen.emit_class(body, gen.scope(body, prefix, cls, doc))
+        made = (cls, prefix, start, len(gen.edge_keys))
+        # Inputs that differ only where no constructor looks (a double conv at 8×8 and at
+        # 4×4) give the same code: that class serves, its shape comments its first call's.
+        # Only a class written alone is compared (none of its bodies' classes came new).
+        text = _code_text(code, start) if len(gen.classes) == classes + 1 else None
+        twin = gen.function_texts.get((name, text)) if text is not None else None
+        if twin is not None:
+            gen.classes.pop()
+            gen.class_names.discard(cls)
+            shift = start - twin[2]
+            made = twin
+        elif text is not None:
+            gen.function_texts[(name, text)] = made
+        gen.function_classes[key] = made
     else:
         # The same class serves this call: its nodes' attributes are those of the first call,
         # and its wires get numbers of their own, in the same order, so that tapped code
@@ -868,6 +883,19 @@ def emit_function_call(ctx: NodeContext) -> None:
         return
     declare(ctx, outs, ctx.out_types)
     ctx.line(f"{', '.join(outs)} = {call}")
+
+
+def _code_text(code: ClassCode, start: int) -> str:
+    """A class's code as behaviour sees it: its lines without comments, wire numbers counted
+    from `start` (the first wire it reads), so two calls' classes compare equal when they
+    would run alike."""
+    def plain(text: str) -> str:
+        text = _TAP.sub(lambda m: f"\x00tap{int(m.group(1)) - start}:{m.group(2)}\x00", text)
+        text = _BODY_CALL.sub(lambda m: f"\x00body:{m.group(1)}+{int(m.group(2) or 0) - start}:"
+                              f"{m.group(3)}\x00(", text)
+        return text.split("  # ", 1)[0]
+
+    return "\n".join([*(plain(ln.text) for ln in code.init), "", *(plain(ln.text) for ln in code.body)])
 
 
 # Blocks whose kind is control flow; every other block emits by its spec's `emit`.

@@ -9,7 +9,7 @@ __all__ = ["Unet"]
 
 
 class DoubleConv(nn.Module):
-    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: U-Net?s building block, 16 channels out"""
+    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: the U-Net building block, 16 channels out"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -30,7 +30,7 @@ class DoubleConv(nn.Module):
 
 
 class DoubleConv2(nn.Module):
-    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: U-Net?s building block, 16 channels out"""
+    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: the U-Net building block, 16 channels out"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,28 +51,7 @@ class DoubleConv2(nn.Module):
 
 
 class DoubleConv3(nn.Module):
-    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: U-Net?s building block, 16 channels out"""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv_a = nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, bias=False)
-        self.norm_a = nn.BatchNorm2d(num_features=16)
-        self.conv_b = nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, bias=False)
-        self.norm_b = nn.BatchNorm2d(num_features=16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, 16, 2, 2)
-        conv_a: torch.Tensor = self.conv_a(x)  # (B, 16, 2, 2)
-        norm_a: torch.Tensor = self.norm_a(conv_a)  # (B, 16, 2, 2)
-        relu_a = torch.relu(norm_a)  # (B, 16, 2, 2)
-        conv_b: torch.Tensor = self.conv_b(relu_a)  # (B, 16, 2, 2)
-        norm_b: torch.Tensor = self.norm_b(conv_b)  # (B, 16, 2, 2)
-        relu_b = torch.relu(norm_b)  # (B, 16, 2, 2)
-        return relu_b
-
-
-class DoubleConv4(nn.Module):
-    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: U-Net?s building block, 16 channels out"""
+    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: the U-Net building block, 16 channels out"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,27 +71,6 @@ class DoubleConv4(nn.Module):
         return relu_b
 
 
-class DoubleConv5(nn.Module):
-    """Function double_conv: (3x3 conv, BatchNorm, ReLU) twice: U-Net?s building block, 16 channels out"""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv_a = nn.Conv2d(in_channels=32, out_channels=16, kernel_size=3, padding=1, bias=False)
-        self.norm_a = nn.BatchNorm2d(num_features=16)
-        self.conv_b = nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, bias=False)
-        self.norm_b = nn.BatchNorm2d(num_features=16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, 32, 8, 8)
-        conv_a: torch.Tensor = self.conv_a(x)  # (B, 16, 8, 8)
-        norm_a: torch.Tensor = self.norm_a(conv_a)  # (B, 16, 8, 8)
-        relu_a = torch.relu(norm_a)  # (B, 16, 8, 8)
-        conv_b: torch.Tensor = self.conv_b(relu_a)  # (B, 16, 8, 8)
-        norm_b: torch.Tensor = self.norm_b(conv_b)  # (B, 16, 8, 8)
-        relu_b = torch.relu(norm_b)  # (B, 16, 8, 8)
-        return relu_b
-
-
 class Unet(nn.Module):
     """The graph unet: 28,058 parameters."""
 
@@ -120,11 +78,11 @@ class Unet(nn.Module):
         super().__init__()
         self.down1 = DoubleConv()
         self.down2 = DoubleConv2()
-        self.bottom = DoubleConv3()
+        self.bottom = DoubleConv2()
         self.up2 = nn.ConvTranspose2d(in_channels=16, out_channels=16, kernel_size=2, stride=2)
-        self.dec2 = DoubleConv4()
+        self.dec2 = DoubleConv3()
         self.up1 = nn.ConvTranspose2d(in_channels=16, out_channels=16, kernel_size=2, stride=2)
-        self.dec1 = DoubleConv5()
+        self.dec1 = DoubleConv3()
         self.classify = nn.Linear(in_features=16, out_features=10)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
