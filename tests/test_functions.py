@@ -450,3 +450,16 @@ def test_calls_whose_code_comes_out_the_same_share_a_class():
     unet = engine.load_graph(REPO / "sample_graphs" / "unet.json")
     classes = [line for line in generate(unet).source.splitlines() if line.startswith("class ")]
     assert len(classes) == 4   # in_channels 1, 16 and 32, and the model
+
+
+def test_a_function_body_view_gets_its_diagnostics_once_relative_to_the_body():
+    from engine.core.analysis import call_sites, function_diagnostics
+
+    bad = build([("x", "body_input"), ("fc", "linear", {"out_featurs": 3}), ("y", "body_output")],
+                ["x -> fc", "fc -> y"])
+    graph = set_function(two_calls(), "block", Function(bad))
+    assert call_sites(graph, "block") == ["c1", "c2"]
+    (d,) = function_diagnostics(analyze(graph), graph, "block")
+    assert (d.code, d.node, d.param) == ("unknown_param", "fc", "out_featurs")
+    assert call_sites(nested(), "block") == ["loop/body/inner/pair/p1", "loop/body/inner/pair/p2"]
+    assert function_diagnostics(analyze(nested()), nested(), "block") == []

@@ -1214,3 +1214,26 @@ def _numel(shape: tuple) -> int:
 
 # The code generator reads a body's signature through these names.
 boundary_nodes = control.boundary
+
+
+def call_sites(graph: Graph, name: str) -> list[str]:
+    """The paths of every Call of function `name`, in walk order (calls inside function bodies
+    included, once per place they are expanded): where its body's analysis lives."""
+    return [path for path, node in graph.walk()
+            if node.type == "call" and node.params.get("function") == name]
+
+
+def function_diagnostics(analysis: Analysis, graph: Graph, name: str) -> list[Diagnostic]:
+    """The diagnostics inside function `name`'s body, from all its calls, with their node
+    made relative to the body (`down1/double_conv/conv_a` → `conv_a`; a nested body keeps its
+    path inside) and each told once: what a view of the body itself shows. The calls' own
+    diagnostics stay with the calls."""
+    seen: dict[tuple, Diagnostic] = {}
+    for site in call_sites(graph, name):
+        inside = f"{site}{PATH_SEP}{name}{PATH_SEP}"
+        for d in analysis.diagnostics:
+            if d.node is not None and d.node.startswith(inside):
+                here = Diagnostic(d.code, d.message, d.node[len(inside):], d.port, d.param,
+                                  d.severity)
+                seen.setdefault((here.code, here.node, here.port, here.param, here.message), here)
+    return list(seen.values())
