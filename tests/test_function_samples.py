@@ -64,3 +64,17 @@ def test_the_samples_are_built_as_documented():
     assert sum(p.numel() for p in model.parameters()) == analyze(gpt).total_params
     untied = analyze(set_tie(gpt, "head", "weight", None)).total_params
     assert untied - analyze(gpt).total_params == 96 * 32   # the head's weight, counted once
+
+
+def test_a_tied_model_checkpoints_and_resumes_with_the_tie(tmp_path):
+    """The tied head and embedding are one tensor in the checkpoint's state dict (two keys,
+    one storage) and still one after resuming."""
+    graph = load_graph(SAMPLES / "gpt_blocks.json")
+    config = TrainingConfig.from_mapping(graph.training).with_overrides(
+        epochs=1, steps=3, dataset={"name": "text", "length": 32, "n_samples": 64})
+    _, first = train(graph, config, out_dir=tmp_path)
+    assert isinstance(first[-1], Finished)
+    resumed, second = train(graph, config.with_overrides(steps=5), out_dir=tmp_path,
+                            resume_from=tmp_path)
+    assert isinstance(second[-1], Finished), second[-1]
+    assert resumed.module.head.weight is resumed.module.tokens.weight
