@@ -30,10 +30,20 @@ from typing import Any
 from engine.core.analysis import Analysis, Diagnostic
 from engine.core.config import TrainingConfig
 from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
-from engine.core.graph import ID_PATTERN, PATH_SEP, Edge, Graph, Node, replace_node
+from engine.core.graph import (
+    FUNCTION,
+    ID_PATTERN,
+    PATH_SEP,
+    Edge,
+    Function,
+    Graph,
+    Node,
+    replace_node,
+    set_function,
+)
 from engine.incremental.analysis import AnalysisCache
 from nodes import REGISTRY, lookup
-from nodes.control import BODY_OUTPUT
+from nodes.control import BODY_INPUT, BODY_OUTPUT, OWN_WEIGHTS, function_ports
 from nodes.spec import BlockSpec
 
 Region = tuple[str, ...]
@@ -95,13 +105,14 @@ def same_structure(a: Graph, b: Graph) -> bool:
     things neither the analysis nor the generated code depends on - so a move keeps both."""
     if a is b:
         return True
-    if a.name != b.name or a.edges != b.edges or len(a.nodes) != len(b.nodes):
+    if a.name != b.name or a.edges != b.edges or len(a.nodes) != len(b.nodes) \
+            or a.functions != b.functions:
         return False
     for m, n in zip(a.nodes, b.nodes, strict=True):
         if m is n:
             continue
         if (m.id, m.type, m.label) != (n.id, n.type, n.label) or m.params != n.params \
-                or m.regions.keys() != n.regions.keys():
+                or m.regions.keys() != n.regions.keys() or m.ties != n.ties:
             return False
         if not all(same_structure(m.regions[k], n.regions[k]) for k in m.regions):
             return False
@@ -124,10 +135,19 @@ def region_prefix(region: Region) -> str:
     return "".join(part + PATH_SEP for part in region)
 
 
-def _ports(node: Node) -> tuple[set[str], set[str]] | None:
+def _ports(node: Node, functions: Mapping[str, Any] | None = None,
+           ) -> tuple[set[str], set[str]] | None:
+    """The node's input and output port names; a Call's from its function in `functions`
+    (the main graph's), None when they cannot be known."""
     spec = lookup(node.type)
     if spec is None:
         return None
+    if spec.kind == "call":
+        function = (functions or {}).get(node.params.get("function"))
+        if function is None:
+            return None
+        ins, outs = function_ports(function.body)
+        return {p.name for p in ins}, {p.name for p in outs}
     try:
         ins, outs = spec.port_lists(node)
     except Exception:  # a dynamic port rule given nonsense params: analysis reports it
@@ -135,11 +155,12 @@ def _ports(node: Node) -> tuple[set[str], set[str]] | None:
     return {p.name for p in ins}, {p.name for p in outs}
 
 
-def _prune_vanished(graph: Graph, old: Node, new: Node) -> Graph:
+def _prune_vanished(graph: Graph, old: Node, new: Node,
+                    functions: Mapping[str, Any] | None = None) -> Graph:
     """Drop wires into/out of ports `old` had and `new` lacks (same node id)."""
     if old is new:
         return graph
-    before, after = _ports(old), _ports(new)
+    before, after = _ports(old, functions), _ports(new, functions)
     if before is None or after is None:
         return graph
     gone_in, gone_out = before[0] - after[0], before[1] - after[1]
@@ -163,6 +184,15 @@ def edit_in(graph: Graph, region: Region, edit: Callable[[Graph], Graph]) -> Gra
     if len(region) % 2:
         raise CommandRejected(f"bad region path {region!r}", "no_such_region")
     node_id, name, *rest = region
+    if node_id == FUNCTION:   # a function's body: every call of it changes with it
+        function = graph.functions.get(name)
+        if function is None:
+            raise CommandRejected(f"there is no function {name!r}", "no_such_region")
+        new_body = edit_in(function.body, tuple(rest), edit)
+        if new_body is function.body:
+            return graph
+        graph = set_function(graph, name, replace(function, body=new_body))
+        return prune_calls(graph, name, function.body, new_body)
     node = graph.get(node_id)
     if node is None or name not in node.regions:
         raise CommandRejected("that loop or branch body no longer exists", "no_such_region")
@@ -172,6 +202,32 @@ def edit_in(graph: Graph, region: Region, edit: Callable[[Graph], Graph]) -> Gra
         return graph
     new_node = replace(node, regions={**node.regions, name: new_body})
     return _prune_vanished(replace_node(graph, new_node), node, new_node)
+
+
+def prune_calls(graph: Graph, name: str, old_body: Graph, new_body: Graph) -> Graph:
+    """Drop the wires into and out of ports that the calls of function `name` lost when its
+    body went from `old_body` to `new_body` (a Body input or output deleted or renamed),
+    wherever those calls are: the main graph, bodies, other functions."""
+    old_in, old_out = (set(p.name for p in side) for side in function_ports(old_body))
+    new_in, new_out = (set(p.name for p in side) for side in function_ports(new_body))
+    gone_in, gone_out = old_in - new_in, old_out - new_out
+    if not gone_in and not gone_out:
+        return graph
+
+    def prune(g: Graph) -> Graph:
+        calls = {n.id for n in g.nodes if n.type == "call" and n.params.get("function") == name}
+        kept = tuple(e for e in g.edges if not (e.dst[0] in calls and e.dst[1] in gone_in)
+                     and not (e.src[0] in calls and e.src[1] in gone_out))
+        nodes = tuple(replace(n, regions={k: prune(r) for k, r in n.regions.items()})
+                      if n.regions else n for n in g.nodes)
+        if len(kept) == len(g.edges) and all(a.regions == b.regions for a, b in
+                                             zip(nodes, g.nodes, strict=True)):
+            return g
+        return replace(g, nodes=nodes, edges=kept)
+
+    graph = prune(graph)
+    return replace(graph, functions={k: replace(f, body=prune(f.body))
+                                     for k, f in graph.functions.items()})
 
 
 def _spec(type_: str) -> BlockSpec:
@@ -488,7 +544,7 @@ class Connect(Command):
         g = region_graph(graph, self.region)
         (src_id, out), (dst_id, inp) = self.src, self.dst
         src, dst = _node(g, src_id), _node(g, dst_id)
-        src_ports, dst_ports = _ports(src), _ports(dst)
+        src_ports, dst_ports = _ports(src, graph.functions), _ports(dst, graph.functions)
         if src_ports is None or out not in src_ports[1]:
             raise _no_port(src, "out", out, src_ports[1] if src_ports else ())
         if dst_ports is None or inp not in dst_ports[0]:
@@ -616,7 +672,7 @@ class SetParam(Command):
                     and type(node.params[self.name]) is type(value):
                 return g
             new = replace(node, params={**node.params, self.name: value})
-            return _prune_vanished(replace_node(g, new), node, new)
+            return _prune_vanished(replace_node(g, new), node, new, graph.functions)
 
         return edit_in(graph, self.region, edit)
 
@@ -827,3 +883,233 @@ class Batch(Command):
         for command in self.commands:
             graph = command.apply_in(graph, analyses)
         return graph
+
+
+# --- functions ------------------------------------------------------------------------------------
+# A function's body is edited with the ordinary commands at region (FUNCTION, name): every call
+# changes with it, and wires to ports its calls lost go in the same step (`edit_in`).
+
+_BOUNDARY_KINDS = frozenset({"input", "output", BODY_INPUT, BODY_OUTPUT})
+
+
+def _fresh(stem: str, taken: set[str]) -> str:
+    """`stem` made a legal id not in `taken` (which it joins): `x`, then `x2`, `x3`, ..."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)[:60] or "v"
+    if not stem[0].isalpha() and stem[0] != "_":
+        stem = "v" + stem
+    name, i = stem, 2
+    while name in taken:
+        name, i = f"{stem}{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def _function_name(graph: Graph, name: str | None, stem: str) -> str:
+    if name is None:
+        return graph.fresh_function_name(stem)
+    if not isinstance(name, str) or not ID_PATTERN.fullmatch(name):
+        raise CommandRejected(f"{name!r} is not a valid function name: use 1-64 letters, digits "
+                              "or _, not starting with a digit", "bad_id")
+    if name in graph.functions:
+        raise CommandRejected(f"there already is a function {name!r}", "bad_id")
+    return name
+
+
+@dataclass(frozen=True)
+class GroupIntoFunction(Command):
+    """Make the selected blocks of `region` a new function and put one Call (own weights) in
+    their place. Each distinct value wired into the selection from outside becomes a Body
+    input, each value wired out of it a Body output, in wire order; with one of either it is
+    named `x` or `y`. Inputs, Outputs and body boundaries stay outside; a tie may not cross
+    the selection's edge."""
+
+    region: Region
+    ids: frozenset[str]
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "Group into function"
+
+    def apply(self, graph: Graph) -> Graph:
+        g = region_graph(graph, self.region)
+        chosen = [n for n in g.nodes if n.id in self.ids]
+        if not chosen:
+            raise CommandRejected("select the blocks to group first", "nothing")
+        for n in chosen:
+            spec = lookup(n.type)
+            if spec is not None and spec.kind in _BOUNDARY_KINDS:
+                raise CommandRejected(f"{_title(n)} stays outside a function: group the blocks "
+                                      "between the inputs and outputs", "rejected")
+        inside = {n.id for n in chosen}
+        for n in g.nodes:
+            for tensor, (other, _) in n.ties.items():
+                if (n.id in inside) != (other in inside):
+                    raise CommandRejected(f"{_title(n)} ties its {tensor} across the selection; "
+                                          "select both blocks or remove the tie", "rejected")
+        name = _function_name(graph, self.name, "function")
+        taken = set(inside)
+        entering = [e for e in g.edges if e.dst[0] in inside and e.src[0] not in inside]
+        leaving = [e for e in g.edges if e.src[0] in inside and e.dst[0] not in inside]
+        if not leaving:
+            raise CommandRejected("nothing outside reads the selection, so the function would "
+                                  "compute nothing", "nothing")
+        sources = list(dict.fromkeys(e.src for e in entering))      # outside values, in order
+        results = list(dict.fromkeys(e.src for e in leaving))       # inside values, in order
+
+        def port(src: tuple[str, str], single: str) -> str:
+            return _fresh(single if single else src[0] if src[1] == "y" else f"{src[0]}_{src[1]}",
+                          taken)
+
+        in_ids = {src: port(src, "x" if len(sources) == 1 else "") for src in sources}
+        out_ids = {src: port(src, "y" if len(results) == 1 else "") for src in results}
+        xs = [n.pos[0] for n in chosen]
+        ys = [n.pos[1] for n in chosen]
+        left, right, top = min(xs) - 220.0, max(xs) + 220.0, min(ys)
+        body_nodes = [Node(in_ids[src], BODY_INPUT, pos=_check_pos((left, top + 90.0 * i)))
+                      for i, src in enumerate(sources)]
+        body_nodes += chosen
+        body_nodes += [Node(out_ids[src], BODY_OUTPUT, pos=_check_pos((right, top + 90.0 * i)))
+                       for i, src in enumerate(results)]
+        body_edges = [e for e in g.edges if e.src[0] in inside and e.dst[0] in inside]
+        body_edges += [Edge((in_ids[e.src], "y"), e.dst) for e in entering]
+        body_edges += [Edge(src, (out_ids[src], "x")) for src in results]
+        body = Graph(tuple(body_nodes), tuple(body_edges))
+        _check_depth((FUNCTION, name), body.nodes)
+
+        call_id = g.fresh_id(name)
+        call = Node(call_id, "call", {"function": name, "weights": OWN_WEIGHTS},
+                    pos=_check_pos((sum(xs) / len(xs), sum(ys) / len(ys))))
+
+        def edit(r: Graph) -> Graph:
+            kept = [e for e in r.edges if e.src[0] not in inside and e.dst[0] not in inside]
+            kept += [Edge(src, (call_id, in_ids[src])) for src in sources]
+            kept += [Edge((call_id, out_ids[e.src]), e.dst) for e in leaving]
+            nodes = []
+            for n in r.nodes:   # the call takes the place of the first chosen block
+                if n.id == chosen[0].id:
+                    nodes.append(call)
+                elif n.id not in inside:
+                    nodes.append(n)
+            return replace(r, nodes=tuple(nodes), edges=tuple(kept))
+
+        graph = set_function(graph, name, Function(body, title=name))
+        return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True)
+class Ungroup(Command):
+    """Put the body of the function that Call `node_id` runs in its place (the function
+    stays, for its other calls). Blocks keep their ids where free, else get fresh ones;
+    a Body input's wires come from what fed the call, a Body output's go where the call's
+    went. An inlined call that shared a weight group gets weights of its own."""
+
+    region: Region
+    node_id: str
+
+    @property
+    def label(self) -> str:
+        return "Ungroup"
+
+    def apply(self, graph: Graph) -> Graph:
+        g = region_graph(graph, self.region)
+        call = _node(g, self.node_id)
+        if call.type != "call":
+            raise CommandRejected(f"{_title(call)} is not a Call", "rejected")
+        function = graph.functions.get(call.params.get("function"))
+        if function is None:
+            raise CommandRejected(f"{_title(call)} calls no function this graph defines",
+                                  "rejected")
+        body = function.body
+        kinds = {n.id: n.type for n in body.nodes}
+        inner = [n for n in body.nodes if n.type not in (BODY_INPUT, BODY_OUTPUT)]
+        _check_depth(self.region, inner)
+        taken = {n.id for n in g.nodes if n.id != call.id} | set(reserved_ids(graph, self.region))
+        ids = {n.id: _fresh(n.id if n.id not in taken else f"{call.id}_{n.id}", taken)
+               for n in inner}
+        xs = [n.pos[0] for n in inner] or [0.0]
+        ys = [n.pos[1] for n in inner] or [0.0]
+        dx, dy = call.pos[0] - sum(xs) / len(xs), call.pos[1] - sum(ys) / len(ys)
+        placed = [replace(n, id=ids[n.id], pos=_check_pos((n.pos[0] + dx, n.pos[1] + dy)),
+                          ties={k: (ids.get(t[0], t[0]), t[1]) for k, t in n.ties.items()})
+                  for n in inner]
+        fed = {e.dst[1]: e.src for e in g.edges if e.dst[0] == call.id}     # input → outer source
+        reads: dict[str, list] = {}                                        # output → outer targets
+        for e in g.edges:
+            if e.src[0] == call.id:
+                reads.setdefault(e.src[1], []).append(e.dst)
+        edges = [e for e in g.edges if call.id not in (e.src[0], e.dst[0])]
+        for e in body.edges:
+            src_kind, dst_kind = kinds.get(e.src[0]), kinds.get(e.dst[0])
+            if src_kind == BODY_INPUT:
+                if e.src[0] not in fed:
+                    continue   # nothing fed that input: the wire has nothing to carry
+                srcs = [fed[e.src[0]]]
+            else:
+                srcs = [(ids[e.src[0]], e.src[1])]
+            dsts = reads.get(e.dst[0], []) if dst_kind == BODY_OUTPUT else [(ids[e.dst[0]], e.dst[1])]
+            edges += [Edge(s, d) for s in srcs for d in dsts]
+
+        def edit(r: Graph) -> Graph:
+            nodes = []
+            for n in r.nodes:
+                nodes.extend(placed if n.id == call.id else [n])
+            return replace(r, nodes=tuple(nodes), edges=tuple(edges))
+
+        return edit_in(graph, self.region, edit)
+
+
+@dataclass(frozen=True)
+class MakeCopy(Command):
+    """Detach Call `node_id` from its function: it calls a new copy (named `name`, or after
+    the original), with weights of its own, so editing one no longer changes the other."""
+
+    region: Region
+    node_id: str
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "Make a copy"
+
+    def apply(self, graph: Graph) -> Graph:
+        call = _node(region_graph(graph, self.region), self.node_id)
+        original = call.params.get("function")
+        if call.type != "call" or original not in graph.functions:
+            raise CommandRejected(f"{_title(call)} is not a Call of a function this graph defines",
+                                  "rejected")
+        name = _function_name(graph, self.name, original)
+        function = graph.functions[original]
+        graph = set_function(graph, name, replace(function, title=f"{function.title or original} "
+                                                  "(copy)"[:MAX_LABEL]))
+        new = replace(call, params={**call.params, "function": name, "weights": OWN_WEIGHTS})
+        return edit_in(graph, self.region, lambda r: replace_node(r, new))
+
+
+@dataclass(frozen=True)
+class SetFunctionInfo(Command):
+    """Set a function's title, doc and palette category (None keeps one as it is)."""
+
+    name: str
+    title: str | None = None
+    doc: str | None = None
+    category: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "Describe function"
+
+    def apply(self, graph: Graph) -> Graph:
+        function = graph.functions.get(self.name)
+        if function is None:
+            raise CommandRejected(f"there is no function {self.name!r}", "no_such_region")
+        changes = {}
+        for field_name, limit in (("title", MAX_LABEL), ("doc", 4096), ("category", 64)):
+            value = getattr(self, field_name)
+            if value is not None:
+                if not isinstance(value, str) or len(value) > limit:
+                    raise CommandRejected(f"a function's {field_name} must be text of at most "
+                                          f"{limit} characters", "bad_value")
+                changes[field_name] = value
+        new = replace(function, **changes)
+        return graph if new == function else set_function(graph, self.name, new)

@@ -23,14 +23,14 @@ so `import engine` stays fast.
 from .core.analysis import Analysis, Diagnostic, GraphError, analyze, validate
 from .core.codegen import export_python
 from .core.fileformat import GraphFileError, load_graph, save_graph
-from .core.graph import Edge, Graph, Node
+from .core.graph import Edge, Function, Graph, Node
 
 _TORCH_BACKED = {
     "compile_graph": "runtime.compiler", "example_inputs": "runtime.compiler",
     "node_for_exception": "runtime.compiler", "Trainer": "runtime.trainer",
 }
 
-__all__ = ["Analysis", "Diagnostic", "Edge", "Graph", "GraphError", "GraphFileError", "Node", "Trainer",
+__all__ = ["Analysis", "Diagnostic", "Edge", "Function", "Graph", "GraphError", "GraphFileError", "Node", "Trainer",
            "analyze", "compile_graph", "example_inputs", "export_python", "load_graph",
            "node_for_exception", "save_graph", "validate"]
 

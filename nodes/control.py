@@ -137,6 +137,26 @@ def branch_ports(node: Any) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
     return inputs, tuple(Port(n.id) for n in boundary(then, BODY_OUTPUT))
 
 
+def function_ports(body: Any) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+    """A Call's ports: one input per Body input of its function's body, one output per Body
+    output, named by their ids, in node order."""
+    return (tuple(Port(n.id) for n in boundary(body, BODY_INPUT)),
+            tuple(Port(n.id) for n in boundary(body, BODY_OUTPUT)))
+
+
+def call_ports(node: Any) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+    """A Call node on its own has no ports: they come from the function it names, which only
+    the main graph knows (`engine.core.analysis` and `function_ports` resolve them)."""
+    return (), ()
+
+
+# A Call's `weights` param: "own" gives the call a fresh copy of the function's weights;
+# any other value names a weight group, whose calls all run one module.
+OWN_WEIGHTS = "own"
+FUNCTION_INPUT_ROLES = frozenset({CONTEXT.name})
+FUNCTION_OUTPUT_ROLES = frozenset({OUTPUT.name})
+
+
 def loop_skips_weights(p: Mapping[str, Any]) -> bool:
     """Unshared weights belong to one iteration each, so a loop that may stop before its last
     (a while loop, a count from the data) can leave the later iterations' without a gradient."""

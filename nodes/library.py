@@ -741,6 +741,8 @@ LAYERS = [
         init=lambda p, s: non_default(dict(in_features=s[0].shape[-1], out_features=p["out_features"]),
                                       dict(bias=p["bias"]), dict(bias=True)),
         count=lambda p, s: s[0].shape[-1] * p["out_features"] + (p["out_features"] if p["bias"] else 0),
+        tensors=lambda p, s: {"weight": (p["out_features"], s[0].shape[-1]),
+                              **({"bias": (p["out_features"],)} if p["bias"] else {})},
         macs=lambda p, s: numel(s[0].shape) * p["out_features"],
         legacy_types=("dense",),  # the draft format's name for it
     ),
@@ -793,6 +795,7 @@ LAYERS = [
         shape=lambda p, s: [TensorType((*s[0].shape, p["embedding_dim"]))],
         init=lambda p, s: dict(num_embeddings=p["num_embeddings"], embedding_dim=p["embedding_dim"]),
         count=lambda p, s: p["num_embeddings"] * p["embedding_dim"],
+        tensors=lambda p, s: {"weight": (p["num_embeddings"], p["embedding_dim"])},
         id_inputs=(IdInput("x", count_param="num_embeddings"),),
     ),
     BlockSpec(
@@ -1259,6 +1262,19 @@ CONTROL = [
         skips_weights=branch_skips_weights,
         params=(Choice("mode", "per_sample", tuple(BRANCH_MODES), control.choices_doc(BRANCH_MODES)),
                 Float("threshold", 0.0, "the condition is true above this", min=-1e6, max=1e6)),
+    ),
+    BlockSpec(
+        type="call", title="Call", category="Control", kind="call",
+        doc="Runs a function defined in this graph (its body, placed here); with its own copy "
+            "of the function's weights, or sharing one module with every call of a weight group.",
+        shape=structural, ports=control.call_ports, input_dtypes=ANY_DTYPE,
+        ports_doc=("one per Body input of its function's body, named by its id",
+                   "one per Body output of its function's body"),
+        params=(String("function", "", "the name of the function this calls (one of the graph's "
+                       "functions)", max_len=64),
+                String("weights", control.OWN_WEIGHTS, "own: a fresh copy of the function's "
+                       "weights for this call; a group name: one module shared by every call "
+                       "naming that group", max_len=64)),
     ),
     BlockSpec(
         type="body_input", title="Body input", category="Control", kind="body_input",

@@ -138,6 +138,9 @@ class BlockSpec:
     ports: PortsRule | None = None          # dynamic ports, from the node (params, regions)
     ports_doc: tuple[str, str] | None = None   # what dynamic inputs and outputs are, for people
     count: Callable[[ParamValues, InTypes], int] | None = None  # learnable parameters
+    # The module's learnable tensors by attribute name and shape, for the blocks whose tensors
+    # may be tied to another node's (`Node.ties`): an LM head's weight to an embedding's.
+    tensors: Callable[[ParamValues, InTypes], Mapping[str, tuple[int, ...]]] | None = None
     # Multiply-adds per sample, for the analysis's compute cap (None: about one per output
     # value). Blocks whose work grows faster than their output say so here.
     macs: Callable[[ParamValues, InTypes], int] | None = None

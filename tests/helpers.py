@@ -22,7 +22,8 @@ SAMPLE_NAMES = sorted(p.stem for p in SAMPLES_DIR.glob("*.json"))
 
 
 def build(specs: Iterable[tuple], wires: Iterable[str] = (), *, name: str = "model",
-          training: Mapping[str, Any] | None = None) -> Graph:
+          training: Mapping[str, Any] | None = None, functions: Mapping[str, Any] | None = None,
+          ) -> Graph:
     """A graph from `(id, type, params[, regions])` tuples and wires "src.port -> dst.port"
     (ports default to y -> x)."""
     nodes = [Node(s[0], s[1], dict(s[2]) if len(s) > 2 else {}, pos=(40.0 * i, 0.0),
@@ -33,7 +34,8 @@ def build(specs: Iterable[tuple], wires: Iterable[str] = (), *, name: str = "mod
         src = tuple(src.split(".")) if "." in src else (src, "y")
         dst = tuple(dst.split(".")) if "." in dst else (dst, "x")
         edges.append(Edge(src, dst))
-    return Graph(tuple(nodes), tuple(edges), name=name, training=dict(training or {}))
+    return Graph(tuple(nodes), tuple(edges), name=name, training=dict(training or {}),
+                 functions=dict(functions or {}))
 
 
 def chain(*specs: tuple, name: str = "model") -> Graph:

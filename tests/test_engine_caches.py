@@ -11,6 +11,7 @@ source, plain and tapped, its line map, wire numbering and module paths).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from fuzzing.generate import grow, hostile_value, plausible_value, sample_document
@@ -19,7 +20,16 @@ from bench.graphs import chain, dag, nested_loops
 from engine.core.analysis import analyze
 from engine.core.codegen import generate
 from engine.core.fileformat import graph_from_document
-from engine.core.graph import Graph, connect, disconnect, edit_region, remove_nodes, set_param
+from engine.core.graph import (
+    Graph,
+    connect,
+    disconnect,
+    edit_region,
+    remove_nodes,
+    set_function,
+    set_param,
+    set_tie,
+)
 from engine.incremental.analysis import AnalysisCache
 from engine.incremental.codegen import CodeCache
 from nodes import lookup
@@ -230,3 +240,33 @@ def test_patching_gives_way():
         graph = edit(graph)
         _same(graph, analyses)
         assert code.patches == patches
+
+
+def _edit_with_functions(rng: random.Random, graph: Graph, functions: dict) -> Graph:
+    """A random edit of a function body, of the main graph, or the functions dropped or put
+    back (the caches must also forget what they knew once a graph has functions no more);
+    a graph with ties loses or regains them the same way."""
+    kind = rng.random()
+    if kind < 0.4 and graph.functions:
+        name = rng.choice(sorted(graph.functions))
+        fn = graph.functions[name]
+        return set_function(graph, name, replace(fn, body=_edit(rng, fn.body)))
+    if kind < 0.5:
+        return replace(graph, functions={} if graph.functions else functions)
+    if kind < 0.55:
+        node = rng.choice(graph.nodes)
+        if node.ties:
+            return set_tie(graph, node.id, next(iter(node.ties)), None)
+        return set_tie(graph, node.id, "weight", (rng.choice(graph.nodes).id, "weight"))
+    return _edit(rng, graph)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_edits_with_functions_match_a_fresh_analysis(seed):
+    from test_functions import GRAPHS
+
+    rng = random.Random(seed)
+    graph = GRAPHS[sorted(GRAPHS)[seed % len(GRAPHS)]]()
+    functions = dict(graph.functions)
+    _walk(rng, graph, AnalysisCache(), lambda rng, g: _edit_with_functions(rng, g, functions), 30,
+          jump=0.15)

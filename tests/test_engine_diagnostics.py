@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, build, chain, codes, errors, linear_body
 
 from engine import Diagnostic, analyze, validate
-from engine.core.graph import Edge, Graph, edit_region, set_param
+from engine.core.graph import Edge, Function, Graph, edit_region, set_param, set_tie
 from nodes import REGISTRY
 
 X2 = ("x", "input", {"shape": [2]})
@@ -50,7 +50,38 @@ def state_loop(mode="repeat", outputs=(("h_next", "body_output", {"role": "state
                  ["x -> loop.h", "loop.h -> y"])
 
 
+def calls(*calls: tuple[str, str, str], width: int = 2, body=None) -> Graph:
+    """x (width) feeding each call (id, function, weights) in turn; `block` is Linear(2) unless
+    `body` gives another."""
+    specs = [("x", "input", {"shape": [width]})]
+    specs += [(cid, "call", {"function": f, "weights": w}) for cid, f, w in calls]
+    wires = [f"{a} -> {b}" for a, b in zip(["x", *(c[0] for c in calls)], [c[0] for c in calls],
+                                           strict=False)]
+    return build([*specs, OUT], [*wires, f"{calls[-1][0]} -> y"],
+                 functions={"block": Function(body or linear_body(2))})
+
+
+def recursive():
+    inner = build([("x", "body_input"), ("again", "call", {"function": "block"}),
+                   ("z", "body_output")], ["x -> again", "again -> z"])
+    return calls(("c", "block", "own"), body=inner)
+
+
+def tied(head_out: int, target=("wte", "weight")) -> Graph:
+    graph = build([("ids", "input", {"shape": [3], "dtype": "long"}),
+                   ("wte", "embedding", {"num_embeddings": 5, "embedding_dim": 2}),
+                   ("head", "linear", {"out_features": head_out, "bias": False}), OUT],
+                  ["ids -> wte", "wte -> head", "head -> y"])
+    return set_tie(graph, "head", "weight", target)
+
+
 CASES = {
+    "tie_shape": (tied(4), "head", None, "weight"),
+    "bad_tie": (tied(5, ("wte", "bias")), "head", None, "weight"),
+    "unknown_function": (calls(("c", "blok", "own")), "c", None, "function"),
+    "recursion": (recursive(), "c", None, "function"),
+    "weight_group": (calls(("c1", "block", "g"), ("fc", "block", "own"), ("c2", "block", "g"),
+                           width=3), "c2", None, "weights"),
     "unknown_block": (chain(X2, ("fc", "linear"), ("mystery", "frobnicate"), ("fc2", "linear"), OUT),
                       "mystery", None, None),
     "missing_input": (build([X2, ("plus", "add"), OUT], ["x -> plus.a", "plus -> y"]),

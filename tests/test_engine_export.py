@@ -155,6 +155,8 @@ def test_tapped_forward_computes_the_same_and_taps_every_edge(name, samples):
     edges = {e.key for e in graph.edges}
     edges |= {f"{path}/{region}/{e.key}" for path, node in graph.walk()
               for region, body in node.regions.items() for e in body.edges}
+    edges |= {f"{path}/{node.params['function']}/{e.key}" for path, node in graph.walk()   # calls
+              if node.type == "call" for e in graph.functions[node.params["function"]].body.edges}
     assert set(keys) == edges
     # the exported text is the same generator's output without the tapped functions
     assert compiled.generated.source.startswith(engine.export_python(graph))

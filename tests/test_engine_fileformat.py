@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, SAMPLE_NAMES, build
 
 import engine
-from engine.core.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
+from engine.core.fileformat import VERSION, GraphFileError, dumps, load_graph, loads, save_graph
 from engine.core.graph import Edge, Graph, Node
 
 GOLDEN = REPO / "tests" / "golden"
@@ -131,9 +131,9 @@ def test_legacy_dense_loads_as_linear(tmp_path):
 
 def test_newer_version_is_refused(tmp_path):
     doc = document()
-    doc["version"] = 4
+    doc["version"] = VERSION + 1
     message = refusal(doc, tmp_path)
-    assert "$.version" in message and "4" in message
+    assert "$.version" in message and str(VERSION + 1) in message
 
 
 def conv_file(version: int, params: dict, type_: str = "conv2d") -> dict:

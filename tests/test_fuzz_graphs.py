@@ -30,8 +30,10 @@ from fuzzing.generate import (
     deep,
     grow,
     hostile_value,
+    m_function,
     make_case,
     make_cases,
+    mutate,
     nested_loops,
     sample_document,
     sample_names,
@@ -71,6 +73,21 @@ def expect(text: str, kind: str | None = None, detail: str | None = None, **rout
 @pytest.mark.parametrize("name", sample_names())
 def test_samples_pass_every_route(name):
     expect((REPO / "sample_graphs" / f"{name}.json").read_text(), "ok")
+
+
+@pytest.mark.parametrize("name", ["unet", "gpt_blocks"])
+def test_function_mutants(name):
+    """The function samples with functions, calls, groups and ties broken (and sometimes one
+    more mutation anywhere, function bodies included): every route refuses or runs them."""
+    rng = random.Random(name)
+    seen = set()
+    for _ in range(12):
+        doc = sample_document(name)
+        seen.add(m_function(rng, doc))
+        if rng.random() < 0.3:
+            mutate(rng, doc, 1)
+        expect(dump(doc), files=False, cli=False)
+    assert len(seen) >= 4, seen
 
 
 @pytest.mark.parametrize("group", range(16))
@@ -313,7 +330,7 @@ def edit(doc, fn) -> str:
     ("type change", lambda d: d["nodes"][1].update(type="conv2d"), "invalid", "unknown_param"),
     ("output to tanh", lambda d: d["nodes"][-1].update(type="tanh"), "invalid", "no_output"),
     ("version 1 body", lambda d: d.update(version=1), "unreadable", None),  # no "src" edges
-    ("version 4", lambda d: d.update(version=4), "unreadable", None),
+    ("version 5", lambda d: d.update(version=5), "unreadable", None),   # newer than dprog
     ("version string", lambda d: d.update(version="2"), "unreadable", None),
     ("format", lambda d: d.pop("format"), "unreadable", None),
     ("extra key", lambda d: d.update(extra=1), "unreadable", None),

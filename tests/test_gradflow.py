@@ -53,12 +53,17 @@ def one_snapshot(trainer: Trainer, index: torch.Tensor | None = None) -> GradFlo
     return [e for e in trainer.events.events if isinstance(e, GradFlowSnapshot)][-1]
 
 
-def edges_of(graph, prefix=""):
-    """The graph's edge keys, written out independently of engine.runtime.gradflow."""
+def edges_of(graph, prefix="", functions=None):
+    """The graph's edge keys, written out independently of engine.runtime.gradflow: a
+    function's body's at each call, under call/function/."""
+    functions = graph.functions if functions is None else functions
     keys = {prefix + f"{e.src[0]}.{e.src[1]}->{e.dst[0]}.{e.dst[1]}" for e in graph.edges}
     for node in graph.nodes:
         for name, region in node.regions.items():
-            keys |= edges_of(region, f"{prefix}{node.id}/{name}/")
+            keys |= edges_of(region, f"{prefix}{node.id}/{name}/", functions)
+        if node.type == "call":
+            name = node.params["function"]
+            keys |= edges_of(functions[name].body, f"{prefix}{node.id}/{name}/", functions)
     return keys
 
 

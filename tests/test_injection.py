@@ -193,6 +193,9 @@ def check_names(tree: ast.AST) -> None:
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id != "_":
             assert node.id not in BUILTIN_NAMES | module_level | {"self"}, node.id
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.value, ast.Attribute):   # a tie: self.head.weight = ...
+                assert node.attr in ("weight", "bias"), node.attr
+                node = node.value
             assert isinstance(node.value, ast.Name) and node.value.id == "self"
             assert node.attr not in MODULE_NAMES, f"self.{node.attr} shadows nn.Module"
             assert not node.attr.startswith("_"), node.attr
@@ -535,3 +538,50 @@ def test_loading_weights_refuses_pickled_code(tmp_path):
     with pytest.raises(Exception, match=r"(?i)weights only|unsupported|global"):
         torch.load(path, weights_only=True)
     assert not (tmp_path / MARKER_NAME).exists()
+
+
+def functions_graph(name: str, text: str) -> engine.Graph:
+    """Functions, calls, a weight group and a tie, their names `name` where names go (function,
+    group, call id) and `text` where text goes (a function's title, doc and category)."""
+    from engine.core.graph import Function, set_tie
+
+    body = build([("x", "body_input"), (name, "linear", {"out_features": 3}), ("y", "body_output")],
+                 ["x -> " + name, f"{name} -> y"])
+    graph = build([("ids", "input", {"shape": [2], "dtype": "long"}),
+                   ("wte", "embedding", {"num_embeddings": 3, "embedding_dim": 3}),
+                   (name, "call", {"function": name, "weights": name}),
+                   ("again", "call", {"function": name, "weights": name}),
+                   ("own", "call", {"function": name}),
+                   ("head", "linear", {"out_features": 3, "bias": False}), ("out", "output")],
+                  ["ids -> wte", f"wte -> {name}", f"{name} -> again", "again -> own", "own -> head",
+                   "head -> out"], name=name,
+                  functions={name: Function(body, title=text, doc=text, category=text[:64])})
+    return set_tie(graph, "head", "weight", ("wte", "weight"))
+
+
+def test_functions_groups_and_ties_never_reach_code(tmp_path):
+    """Function, group and call names that shadow things, and every payload as a function's
+    title, doc and category, through a file: exported, run in a fresh process, ruff-clean."""
+    names = [n for n in SHADOWING if n.isidentifier() and n not in ("ids", "wte", "head", "own",
+                                                                   "again", "out", "x", "y")]
+    graphs = []
+    for i, payload in enumerate(PAYLOADS[:14]):
+        graph = functions_graph(names[i % len(names)], payload)
+        loaded = through_a_file(graph, tmp_path)
+        assert loaded is not None and engine.validate(loaded) == []
+        graphs.append(loaded)
+    graphs += [functions_graph(n, n) for n in names[14:]]
+    run_exports(graphs, tmp_path, PAYLOADS[:14])
+
+
+@pytest.mark.parametrize("payload", PAYLOADS[:14])
+def test_a_payload_as_a_group_or_tie_is_refused_before_the_generator(payload):
+    from engine.core.graph import set_tie
+
+    graph = functions_graph("block", "doc")
+    for bad in (engine.core.graph.set_param(graph, "again", "weights", payload),
+                set_tie(graph, "head", "weight", ("wte", "weight" + payload)),
+                engine.core.graph.set_param(graph, "own", "function", payload)):
+        assert not engine.analyze(bad).ok
+        with pytest.raises(engine.GraphError):
+            engine.export_python(bad)

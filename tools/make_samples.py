@@ -11,8 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import itertools  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
 from engine.core.fileformat import save_graph  # noqa: E402
-from engine.core.graph import Edge, Graph, Node  # noqa: E402
+from engine.core.graph import Edge, Function, Graph, Node, set_tie  # noqa: E402
 
 
 def chain(specs, start=(40.0, 120.0), step=190.0):
@@ -372,10 +375,110 @@ def pairs_mlp() -> Graph:
         "epochs": 20, "seed": 0})
 
 
+def double_conv() -> Graph:
+    """U-Net's double convolution: (3×3 conv, BatchNorm, ReLU) twice, 16 channels; the input's
+    channels are whatever arrives at each call."""
+    specs = [("x", "body_input", {}),
+             ("conv_a", "conv2d", {"out_channels": 16, "kernel_size": 3, "padding": 1, "bias": False}),
+             ("norm_a", "batch_norm2d", {}), ("relu_a", "relu", {}),
+             ("conv_b", "conv2d", {"out_channels": 16, "kernel_size": 3, "padding": 1, "bias": False}),
+             ("norm_b", "batch_norm2d", {}), ("relu_b", "relu", {}), ("y", "body_output", {})]
+    wires = [f"{a[0]} -> {b[0]}" for a, b in itertools.pairwise(specs)]
+    return build(specs, wires, columns=[[s[0]] for s in specs])
+
+
+def unet() -> Graph:
+    """A small U-Net over 8×8 digits, classifying them: the double convolution is defined once
+    (a function) and called five times with weights of its own; each decoder level upsamples
+    (a transposed conv), joins the encoder's map of that size (the skip) and convolves again."""
+    call = "call"
+    specs = [
+        ("image", "input", {"shape": [1, 8, 8]}),
+        ("down1", call, {"function": "double_conv"}),                       # (B, 16, 8, 8)
+        ("pool1", "max_pool2d", {"kernel_size": 2}),
+        ("down2", call, {"function": "double_conv"}),                       # (B, 16, 4, 4)
+        ("pool2", "max_pool2d", {"kernel_size": 2}),
+        ("bottom", call, {"function": "double_conv"}),                      # (B, 16, 2, 2)
+        ("up2", "conv_transpose2d", {"out_channels": 16, "kernel_size": 2, "stride": 2}),
+        ("skip2", "concat", {"inputs": 2, "dim": 1}),                       # (B, 32, 4, 4)
+        ("dec2", call, {"function": "double_conv"}),
+        ("up1", "conv_transpose2d", {"out_channels": 16, "kernel_size": 2, "stride": 2}),
+        ("skip1", "concat", {"inputs": 2, "dim": 1}),                       # (B, 32, 8, 8)
+        ("dec1", call, {"function": "double_conv"}),
+        ("gap", "adaptive_avg_pool2d", {}), ("flat", "flatten", {}),
+        ("classify", "linear", {"out_features": 10}), ("logits", "output", {}),
+    ]
+    wires = ["image -> down1", "down1 -> pool1", "pool1 -> down2", "down2 -> pool2",
+             "pool2 -> bottom", "bottom -> up2", "up2 -> skip2.x0", "down2 -> skip2.x1",
+             "skip2 -> dec2", "dec2 -> up1", "up1 -> skip1.x0", "down1 -> skip1.x1",
+             "skip1 -> dec1", "dec1 -> gap", "gap -> flat", "flat -> classify",
+             "classify -> logits"]
+    columns = [["image"], ["down1"], ["pool1"], ["down2"], ["pool2"], ["bottom"], ["up2"],
+               ["skip2"], ["dec2"], ["up1"], ["skip1"], ["dec1"], ["gap"], ["flat"],
+               ["classify"], ["logits"]]
+    graph = build(specs, wires, name="unet", columns=columns, training={
+        "dataset": {"name": "digits"}, "loss": "cross_entropy", "optimizer": "adam",
+        "lr": 0.003, "batch_size": 64, "epochs": 10, "seed": 0})
+    return replace(graph, functions={"double_conv": Function(
+        double_conv(), title="Double conv", doc="(3x3 conv, BatchNorm, ReLU) twice: the U-Net "
+        "building block, 16 channels out", category="U-Net")})
+
+
+def gpt_block() -> Graph:
+    """One pre-norm transformer block: x + attention(norm(x)), then + MLP(norm(...))."""
+    width = 32
+    specs = [("x", "body_input", {}), ("norm1", "layer_norm", {}),
+             ("attend", "multihead_attention", {"num_heads": 4, "causal": True}),
+             ("res1", "add", {}), ("norm2", "layer_norm", {}),
+             ("widen", "linear", {"out_features": 4 * width}), ("act", "gelu", {}),
+             ("narrow", "linear", {"out_features": width}), ("res2", "add", {}),
+             ("y", "body_output", {})]
+    wires = ["x -> norm1", "norm1 -> attend.q", "norm1 -> attend.k", "norm1 -> attend.v",
+             "x -> res1.a", "attend -> res1.b", "res1 -> norm2", "norm2 -> widen", "widen -> act",
+             "act -> narrow", "res1 -> res2.a", "narrow -> res2.b", "res2 -> y"]
+    columns = [["x"], ["norm1"], ["attend"], ["res1"], ["norm2"], ["widen"], ["act"], ["narrow"],
+               ["res2"], ["y"]]
+    return build(specs, wires, columns=columns)
+
+
+def gpt_blocks() -> Graph:
+    """char_gpt with its block a function called twice (weights of their own), and nanoGPT's
+    weight tying: the LM head reuses the token embedding's weight (no bias), counted once."""
+    width, window, vocab = 32, 32, 96
+    specs = [
+        ("text", "input", {"shape": [window], "dtype": "long"}),
+        ("target", "input", {"shape": [window], "dtype": "long"}),
+        ("tokens", "embedding", {"num_embeddings": vocab, "embedding_dim": width}),
+        ("steps", "positions", {"dim": 1}),
+        ("places", "embedding", {"num_embeddings": window, "embedding_dim": width}),
+        ("embed", "add", {}),
+        ("block1", "call", {"function": "block"}),
+        ("block2", "call", {"function": "block"}),
+        ("norm_f", "layer_norm", {}),
+        ("head", "linear", {"out_features": vocab, "bias": False}),
+        ("nll", "cross_entropy", {}),
+        ("loss", "output", {}),
+        ("logits", "output", {}),
+    ]
+    wires = ["text -> tokens", "text -> steps", "steps -> places", "tokens -> embed.a",
+             "places -> embed.b", "embed -> block1", "block1 -> block2", "block2 -> norm_f",
+             "norm_f -> head", "head -> nll.input", "target -> nll.target", "nll -> loss",
+             "head -> logits"]
+    columns = [["text", "target"], ["tokens", "steps"], ["places"], ["embed"], ["block1"],
+               ["block2"], ["norm_f"], ["head"], ["nll", "logits"], ["loss"]]
+    graph = build(specs, wires, name="gpt_blocks", columns=columns, training={
+        "dataset": {"name": "text", "length": window, "n_samples": 2000}, "loss": "graph",
+        "optimizer": "adamw", "lr": 0.01, "batch_size": 32, "epochs": 10, "seed": 0})
+    graph = replace(graph, functions={"block": Function(
+        gpt_block(), title="Transformer block", doc="pre-norm causal self-attention and an MLP, "
+        "each with a residual", category="Transformer")})
+    return set_tie(graph, "head", "weight", ("tokens", "weight"))
+
+
 SAMPLES = {"moons_mlp": moons_mlp, "digits_cnn": digits_cnn, "residual_mlp": residual_mlp,
            "rnn_scan": rnn_scan, "adaptive_depth": adaptive_depth, "gated_branch": gated_branch,
            "attention": attention, "projectile": projectile, "vae": vae, "char_gpt": char_gpt,
-           "pairs_mlp": pairs_mlp}
+           "pairs_mlp": pairs_mlp, "unet": unet, "gpt_blocks": gpt_blocks}
 
 if __name__ == "__main__":
     for name, make in SAMPLES.items():

@@ -1,5 +1,6 @@
-"""The pure core: the graph model, the file format, the training config, analysis (validation
-and shape inference), code generation, and the trainer's events; `files` (opening hostile
+"""The pure core: the graph model (functions included), the file format and its library files
+(`functionlib`), the training config, analysis (validation and shape inference), code
+generation, and the trainer's events; `files` (opening hostile
 files by type and size, and escaping what is printed from them) and `limits` (the module
 cap the analysis does not check yet).
 

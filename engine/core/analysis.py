@@ -25,11 +25,21 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from nodes import control, lookup
-from nodes.control import BODY_INPUT, BODY_OUTPUT, HALT, OUTPUT, SEQUENCE, STATE_IN, STATE_OUT, role
+from nodes.control import (
+    BODY_INPUT,
+    BODY_OUTPUT,
+    HALT,
+    OUTPUT,
+    OWN_WEIGHTS,
+    SEQUENCE,
+    STATE_IN,
+    STATE_OUT,
+    role,
+)
 from nodes.spec import BlockSpec, Param, Port
 from nodes.types import BATCH, ShapeError, TensorType, fmt_shape, numel
 
-from .graph import PATH_SEP, Edge, Graph, Node
+from .graph import ID_PATTERN, MAX_EXPANDED_NODES, PATH_SEP, Edge, Function, Graph, Node
 
 Params = Mapping[str, Any]          # a node's params, resolved
 Types = Mapping[str, TensorType]    # by port (or by Body input id)
@@ -110,6 +120,13 @@ def analyze(graph: Graph) -> Analysis:
     """The analysis of `graph`: its diagnostics, port types, params and counts."""
     result = Analysis()
     top = _Region(graph, "", result, boundary=None)
+    top.functions = FunctionTable(graph.functions)
+    expanded = top.functions.expanded(graph)
+    if expanded > MAX_EXPANDED_NODES:   # each call analysed at its site: refuse, don't expand
+        result.diagnostics.append(Diagnostic(
+            "too_large", f"the calls of this graph's functions expand to more than "
+            f"{MAX_EXPANDED_NODES:,} blocks; call them fewer times or make them smaller"))
+        return result
     top.run()
     _check_whole_graph(top)
     return result
@@ -147,6 +164,57 @@ _NO_WIRES: Mapping[str, Edge] = {}
 _NONE: Mapping[str, TensorType] = {}
 
 
+class FunctionTable:
+    """The main graph's functions, and what is worked out about them once per analysis:
+    which call themselves (the cycle, for the diagnostic), and each one's size with every
+    call expanded."""
+
+    def __init__(self, functions: Mapping[str, Function]):
+        self.functions = functions
+        self.cycles: dict[str, list[str]] = {}    # function → a cycle it is on or reaches
+        self.sizes: dict[str, int] = {}
+        for name in functions:
+            self._visit(name, [])
+
+    def _visit(self, name: str, stack: list[str]) -> int:
+        if name in self.sizes:
+            return self.sizes[name]
+        if name in stack:   # a cycle: every function on the stack from `name` on is on it
+            cycle = [*stack[stack.index(name):], name]
+            for f in stack:
+                self.cycles.setdefault(f, cycle)
+            return 0
+        stack.append(name)
+        size = 0
+        for _, node in self.functions[name].body.walk():
+            size += 1
+            callee = node.params.get("function") if node.type == "call" else None
+            if isinstance(callee, str) and callee in self.functions:
+                size += self._visit(callee, stack)
+                if callee in self.cycles:
+                    self.cycles.setdefault(name, self.cycles[callee])
+        stack.pop()
+        self.sizes[name] = min(size, MAX_EXPANDED_NODES + 1)
+        return self.sizes[name]
+
+
+    def expanded(self, graph: Graph) -> int:
+        """How many blocks of function bodies the calls in `graph` expand to (what walks and
+        the analysis visit at each call), up to just past the cap."""
+        total = 0
+        for _, region in graph.regions(functions={}):
+            for n in region.nodes:
+                callee = n.params.get("function") if n.type == "call" else None
+                if isinstance(callee, str):
+                    total += self.sizes.get(callee, 0)
+                    if total > MAX_EXPANDED_NODES:
+                        break
+        return total
+
+
+_NO_FUNCTIONS = FunctionTable({})
+
+
 class _Region:
     """The pass over one graph or body; `boundary` gives a body's inputs their types (None
     for the main graph). `run` calls the steps below in order; each is a method, so that
@@ -162,12 +230,19 @@ class _Region:
         self.outputs: dict[str, dict[str, TensorType]] = {}   # this region's part of result.outputs
         self.broken: set[str] = set()   # nodes whose outputs are unknown (already reported)
         self.results: dict[str, TensorType | None] = {}   # body_output id -> type
+        # Set by whoever starts the pass (`analyze`, `sub`): the main graph's functions, and
+        # the function whose body this is ("" elsewhere), which diagnostics inside it name.
+        self.functions: FunctionTable = _NO_FUNCTIONS
+        self.function = ""
+        self.groups: dict[str, tuple[str, str, tuple]] = {}   # weight group → (call, function, types)
 
     # -- reporting --
 
     def report(self, code: str, message: str, node: str | None = None, *, port: str | None = None,
                param: str | None = None, severity: str = "error") -> None:
         path = self.prefix + node if node else (self.prefix.rstrip(PATH_SEP) or None)
+        if self.function:
+            message += f" (in function {self.function!r})"
         self.result.diagnostics.append(Diagnostic(code, message, path, port, param, severity))
 
     def title(self, node: Node) -> str:
@@ -184,15 +259,21 @@ class _Region:
         incoming, order = self.wire()
         self.result.order[self.prefix] = order
         self.infer_nodes(order, incoming)
+        self.check_ties()
         self.report_unused(incoming)
         return self.results
 
     def sub(self, node: Node, region: str, boundary: Mapping[str, TensorType | None],
-            iterations: int = 1) -> tuple[_Region, dict[str, TensorType | None]] | None:
-        """Analyse one body; returns its pass and its result types, or None if it has errors."""
+            iterations: int = 1, graph: Graph | None = None,
+            ) -> tuple[_Region, dict[str, TensorType | None]] | None:
+        """Analyse one body (a function's, for a call: `graph` given, `region` the function's
+        name); returns its pass and its result types, or None if it has errors."""
         before = len(self.result.errors)
-        sub = self.body(node.regions[region], f"{self.prefix}{node.id}{PATH_SEP}{region}{PATH_SEP}",
+        sub = self.body(node.regions[region] if graph is None else graph,
+                        f"{self.prefix}{node.id}{PATH_SEP}{region}{PATH_SEP}",
                         boundary, self.runs * iterations)
+        sub.functions = self.functions
+        sub.function = region if graph is not None else self.function
         results = sub.run()
         if len(self.result.errors) > before:
             return None
@@ -242,7 +323,13 @@ class _Region:
         if not self.check_placement(node, spec):
             return
         ports = facts.ports
-        if ports is None:   # dynamic ports; fixed ones are known once per spec
+        if spec.kind == "call":
+            body = self.check_call(node, params)
+            if body is None:
+                self.broken.add(node.id)
+                return
+            ports = _port_facts(control.function_ports(body))
+        elif ports is None:   # dynamic ports; fixed ones are known once per spec
             try:
                 ports = _port_facts(spec.port_lists(node))
             except Exception as e:  # a dynamic port rule given nonsense params
@@ -260,6 +347,48 @@ class _Region:
         self.ports[node.id] = ports.ports
         self.port_names[node.id] = ports.names
 
+    def check_call(self, node: Node, params: Params) -> Graph | None:
+        """The body of the function a Call names, once its name, weights and signature check;
+        None (reported) when it has no ports to give."""
+        table = self.functions
+        name, weights = params["function"], params["weights"]
+        if node.id in self.broken or not isinstance(name, str) or not isinstance(weights, str):
+            return None   # a bad param, already reported
+        if weights != OWN_WEIGHTS and not ID_PATTERN.fullmatch(weights):
+            self.report("bad_param", f"weights must be {OWN_WEIGHTS!r} or a weight group name "
+                        f"(letters, digits and _), not {weights!r}", node.id, param="weights")
+            return None
+        if name not in table.functions:
+            known = table.functions
+            fix = did_you_mean(name, known) if known else "; define one first (group blocks "                 "into a function)"
+            self.report("unknown_function", f"{self.title(node)} calls {name!r}, which this graph "
+                        f"does not define" + fix, node.id, param="function")
+            return None
+        if name in table.cycles:
+            cycle = table.cycles[name]
+            how = "calls itself" if cycle[0] == name else f"calls {cycle[0]!r}, which calls itself"
+            self.report("recursion", f"function {name!r} {how} ({' → '.join(cycle)}); a function "
+                        "cannot call itself: repeat with a Loop instead", node.id, param="function")
+            return None
+        if table.sizes.get(name, 0) > MAX_EXPANDED_NODES:
+            self.report("too_large", f"function {name!r} holds more than {MAX_EXPANDED_NODES:,} "
+                        "blocks with its calls expanded", node.id, param="function")
+            return None
+        body = table.functions[name].body
+        for n in control.boundary(body, BODY_INPUT) + control.boundary(body, BODY_OUTPUT):
+            admitted = control.FUNCTION_INPUT_ROLES if n.type == BODY_INPUT \
+                else control.FUNCTION_OUTPUT_ROLES
+            if role(n) not in admitted:
+                self.report("region_signature", f"function {name!r}: its bodies take only context "
+                            f"inputs and give plain outputs; {n.id!r} has role {role(n)!r}: set "
+                            "it to the default", node.id)
+                return None
+        if not control.boundary(body, BODY_OUTPUT):
+            self.report("region_signature", f"function {name!r} has no Body output, so a call "
+                        "would compute nothing; add one", node.id)
+            return None
+        return body
+
     def check_placement(self, node: Node, spec: BlockSpec) -> bool:
         """Whether a structural block (input, output, body boundary, loop, branch) stands where
         it may and holds the bodies it needs; False when it gets no ports (a broken signature)."""
@@ -269,8 +398,8 @@ class _Region:
                         "Body input / Body output", node.id)
             self.broken.add(node.id)
         if spec.kind in (BODY_INPUT, BODY_OUTPUT) and not in_regions:
-            self.report("misplaced_block", f"{spec.title} only makes sense inside a loop or branch "
-                        "body", node.id)
+            self.report("misplaced_block", f"{spec.title} only makes sense inside a loop, branch "
+                        "or function body", node.id)
             self.broken.add(node.id)
         for name in spec.regions:
             if name not in node.regions:
@@ -495,6 +624,69 @@ class _Region:
             self.report("too_large", f"{count:,} parameters (~{count * 4 / 2**30:.1f} GiB); refusing to "
                         "allocate them", node.id)
             self.broken.add(node.id)
+
+    # -- step 3b: tied tensors --
+
+    def check_ties(self) -> None:
+        """Each tie joins two tensors of one shape, of blocks that name their tensors; the
+        tying node then counts its parameters without the tied one."""
+        for node in self.graph.nodes:
+            if node.ties and node.id not in self.broken:
+                for tensor, target in node.ties.items():
+                    if not self.check_tie(node, tensor, target):
+                        self.broken.add(node.id)
+                        break
+
+    def tensors(self, node: Node) -> Mapping[str, tuple] | None:
+        """A node's learnable tensors by name and shape, None when its block does not say."""
+        spec = self.specs.get(node.id)
+        if spec is None or spec.tensors is None:
+            return None
+        path = self.prefix + node.id
+        return spec.tensors(self.result.params[path], list(self.result.inputs.get(path, {}).values()))
+
+    def check_tie(self, node: Node, tensor: str, target: tuple[str, str]) -> bool:
+        other_id, other_tensor = target
+        fix = "; remove the tie or"
+        own = self.tensors(node)
+        if own is None:
+            self.report("bad_tie", f"{self.title(node)} cannot tie its tensors: only blocks that "
+                        "name them (Linear, Embedding) can", node.id, param=tensor)
+            return False
+        if tensor not in own:
+            self.report("bad_tie", f"{self.title(node)} has no tensor {tensor!r} to tie"
+                        + did_you_mean(tensor, own), node.id, param=tensor)
+            return False
+        other = self.graph.get(other_id)
+        if other is None or other_id == node.id:
+            self.report("bad_tie", f"{self.title(node)} ties {tensor!r} to {other_id!r}, which is "
+                        + ("itself" if other is not None else "no node of this graph"
+                           + did_you_mean(other_id, self.graph._index)), node.id, param=tensor)
+            return False
+        if other_id in self.broken:
+            return False   # its own problem is reported
+        theirs = self.tensors(other)
+        if theirs is None or other_tensor not in theirs:
+            self.report("bad_tie", f"{self.title(node)} ties {tensor!r} to {other_id}.{other_tensor}, "
+                        f"but {self.title(other)} has no such tensor"
+                        + (did_you_mean(other_tensor, theirs) if theirs else ""), node.id, param=tensor)
+            return False
+        if other.ties:
+            self.report("bad_tie", f"{self.title(node)} ties {tensor!r} to {other_id}, which ties "
+                        f"tensors itself: tie both to the tensor {other_id} ties to", node.id,
+                        param=tensor)
+            return False
+        if own[tensor] != theirs[other_tensor]:
+            self.report("tie_shape", f"{self.title(node)}'s {tensor} is {own[tensor]} but "
+                        f"{self.title(other)}'s {other_tensor} is {theirs[other_tensor]}{fix} give "
+                        "them the same shape", node.id, param=tensor)
+            return False
+        path = self.prefix + node.id
+        size = 1
+        for d in own[tensor]:
+            size *= d
+        self.result.param_counts[path] = self.result.param_counts.get(path, 0) - size
+        return True
 
     # -- step 4: what feeds nothing --
 
@@ -861,9 +1053,43 @@ def _branch_signature(r: _Region, node: Node) -> bool:
     return True
 
 
+# --- calls: a function's body, analysed at each call site with the types arriving there ------
+
+
+def _infer_call(r: _Region, node: Node, p: Params, types: Types) -> list[TensorType] | None:
+    name, weights = p["function"], p["weights"]
+    body = r.functions.functions[name].body
+    key = tuple((k, t.shape, t.dtype) for k, t in types.items())
+    if weights != OWN_WEIGHTS:
+        # One module runs every call of a group, so the calls must build it alike. A group
+        # belongs to the graph or body it is written in.
+        first = r.groups.setdefault(weights, (node.id, name, key))
+        if first[1] != name:
+            r.report("weight_group", f"weight group {weights!r} runs function {first[1]!r} at "
+                     f"{first[0]!r} but {name!r} here; one group holds one function's weights: "
+                     "use another group name or own weights", node.id, param="weights")
+            return None
+        if first[2] != key:
+            r.report("weight_group", f"the calls {first[0]!r} and {node.id!r} share weight group "
+                     f"{weights!r} but take different inputs "
+                     f"({', '.join(str(t) for t in types.values())} here), so one module cannot "
+                     "serve both: match their inputs or give one its own weights", node.id,
+                     param="weights")
+            return None
+    boundary = {n.id: types.get(n.id) for n in control.boundary(body, BODY_INPUT)}
+    analysed = r.sub(node, name, boundary, graph=body)
+    if analysed is None:
+        return None
+    sub, results = analysed
+    shared_before = weights != OWN_WEIGHTS and r.groups[weights][0] != node.id
+    # A group's weights count once, at its first call.
+    r.result.param_counts[r.prefix + node.id] = 0 if shared_before else sub.param_count()
+    return [results[n.id] for n in control.boundary(body, BODY_OUTPUT)]
+
+
 _STRUCTURAL: dict[str, _StructuralRule] = {
     "input": _input, "output": _output, BODY_INPUT: _body_input, BODY_OUTPUT: _body_output,
-    "loop": _infer_loop, "branch": _infer_branch,
+    "loop": _infer_loop, "branch": _infer_branch, "call": _infer_call,
 }
 
 
@@ -988,3 +1214,26 @@ def _numel(shape: tuple) -> int:
 
 # The code generator reads a body's signature through these names.
 boundary_nodes = control.boundary
+
+
+def call_sites(graph: Graph, name: str) -> list[str]:
+    """The paths of every Call of function `name`, in walk order (calls inside function bodies
+    included, once per place they are expanded): where its body's analysis lives."""
+    return [path for path, node in graph.walk()
+            if node.type == "call" and node.params.get("function") == name]
+
+
+def function_diagnostics(analysis: Analysis, graph: Graph, name: str) -> list[Diagnostic]:
+    """The diagnostics inside function `name`'s body, from all its calls, with their node
+    made relative to the body (`down1/double_conv/conv_a` → `conv_a`; a nested body keeps its
+    path inside) and each told once: what a view of the body itself shows. The calls' own
+    diagnostics stay with the calls."""
+    seen: dict[tuple, Diagnostic] = {}
+    for site in call_sites(graph, name):
+        inside = f"{site}{PATH_SEP}{name}{PATH_SEP}"
+        for d in analysis.diagnostics:
+            if d.node is not None and d.node.startswith(inside):
+                here = Diagnostic(d.code, d.message, d.node[len(inside):], d.port, d.param,
+                                  d.severity)
+                seen.setdefault((here.code, here.node, here.port, here.param, here.message), here)
+    return list(seen.values())

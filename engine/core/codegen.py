@@ -44,7 +44,7 @@ from nodes.spec import BlockSpec
 from nodes.types import TensorType
 
 from .analysis import Analysis, GraphError, analyze, loop_iterations
-from .graph import PATH_SEP, Edge, Graph, Node
+from .graph import PATH_SEP, Edge, Function, Graph, Node
 from .naming import Namer, call_name, class_name, literal, safe_text
 
 INDENT = "    "
@@ -109,6 +109,7 @@ class Scope:
     incoming: dict[str, dict[str, Edge]]     # node id → input port → wire
     consumed: set[tuple[str, str]]           # (node id, port) pairs some wire reads
     results: dict[str, str] = field(default_factory=dict)   # output node id → its variable
+    groups: dict[str, str] = field(default_factory=dict)    # weight group → its attribute
 
 
 class Generator:
@@ -125,11 +126,18 @@ class Generator:
         self.uses_functional = False             # whether some line calls F.*
         self.attrs: dict[str, str] = {}          # node path → attribute on its own class
         self.region_attrs: dict[str, str] = {}   # region prefix → body attribute on the parent
+        self.functions: Mapping[str, Function] = {}
+        # A function's class for the input types of a call: (function, types) → (class, the
+        # prefix of the call it was written for). Calls with the same types share the class.
+        self.function_classes: dict[tuple, tuple[str, str, int, int]] = {}
+        # (function, its class's code without comments) → that class, as above
+        self.function_texts: dict[tuple[str, str], tuple[str, str, int, int]] = {}
 
     def generate(self, graph: Graph) -> Generated:
         """Raises GraphError when the graph has error diagnostics."""
         if not self.analysis.ok:
             raise GraphError(self.analysis.errors)
+        self.functions = graph.functions
         name = class_name(graph.name, self.class_names)
         doc = f"The graph {safe_text(graph.name)}: {self.analysis.total_params:,} parameters."
         return render(self, graph, self.main_class(graph, name, doc))
@@ -165,6 +173,12 @@ class Generator:
             spec = lookup(node.type)
             if spec.kind not in ("input", "body_input"):
                 self.node_lines(scope, node, spec)
+        for node in graph.nodes:   # ties, once both modules exist
+            for tensor, (other, other_tensor) in node.ties.items():
+                scope.code.init.append(Line(
+                    f"self.{self.attrs[scope.prefix + node.id]}.{tensor} = "
+                    f"self.{self.attrs[scope.prefix + other]}.{other_tensor}  # tied: one tensor",
+                    scope.prefix + node.id))
         # Results in the order the outputs were placed, which is the order callers unpack.
         results = [scope.results[n.id] for n in graph.nodes if n.id in scope.results]
         code = scope.code
@@ -399,8 +413,11 @@ def _emit_body(ctx: NodeContext, region: str, doc: str, attr_text: str) -> tuple
     return cls, attr
 
 
-def _body_call(cls: str, module: str, args: list[str]) -> str:
-    return f"\x00body:{cls}:{module}\x00({', '.join(args)})"
+def _body_call(cls: str, module: str, args: list[str], shift: int = 0) -> str:
+    """The call of a body's module; `shift` moves the wire numbers its tapped code reads (a
+    function's class serving a later call: see `emit_function_call`)."""
+    shifted = f"+{shift}" if shift else ""
+    return f"\x00body:{cls}{shifted}:{module}\x00({', '.join(args)})"
 
 
 def _split_call(call: str) -> tuple[str, str]:
@@ -799,8 +816,92 @@ BRANCH_EMITTERS: dict[str, Callable[[NodeContext, str, str, str, list[str]], Non
     control.HARD.name: _hard_branch, control.PER_SAMPLE.name: _per_sample_branch,
 }
 
+# --- calls of functions -------------------------------------------------------------------
+
+
+def emit_function_call(ctx: NodeContext) -> None:
+    """A Call: its function's class (written once per function and input types), the module
+    running it - the call's own, or its weight group's, one per group in this class - and
+    the call of that module."""
+    p, node, gen = ctx.params, ctx.node, ctx.gen
+    name = p["function"]
+    function = gen.functions[name]
+    body = function.body
+    prefix = f"{ctx.path}{PATH_SEP}{name}{PATH_SEP}"
+    key = (name, tuple((port, t.shape, t.dtype) for port, t in ctx.in_types.items()))
+    made = gen.function_classes.get(key)
+    shift = 0
+    if made is None:
+        cls = class_name(name, gen.class_names)
+        doc = f"Function {safe_text(name)}" + (f": {safe_text(function.doc, 160)}"
+                                               if function.doc else ".")
+        start, classes = len(gen.edge_keys), len(gen.classes)
+        code = gen.emit_class(body, gen.scope(body, prefix, cls, doc))
+        made = (cls, prefix, start, len(gen.edge_keys))
+        # Inputs that differ only where no constructor looks (a double conv at 8×8 and at
+        # 4×4) give the same code: that class serves, its shape comments its first call's.
+        # Only a class written alone is compared (none of its bodies' classes came new).
+        text = _code_text(code, start) if len(gen.classes) == classes + 1 else None
+        twin = gen.function_texts.get((name, text)) if text is not None else None
+        if twin is not None:
+            gen.classes.pop()
+            gen.class_names.discard(cls)
+            shift = start - twin[2]
+            made = twin
+        elif text is not None:
+            gen.function_texts[(name, text)] = made
+        gen.function_classes[key] = made
+    else:
+        # The same class serves this call: its nodes' attributes are those of the first call,
+        # and its wires get numbers of their own, in the same order, so that tapped code
+        # (numbering as for the first call) is shifted to this call's wires.
+        cls, first, start, end = made
+        for table in (gen.attrs, gen.region_attrs):
+            table.update({prefix + k[len(first):]: v for k, v in list(table.items())
+                          if k.startswith(first)})
+        shift = len(gen.edge_keys) - start
+        for k in range(start, end):
+            here = prefix + gen.edge_keys[k][len(first):]
+            gen.edge_numbers[here] = len(gen.edge_keys)
+            gen.edge_keys.append(here)
+    cls = made[0]
+    weights = p["weights"]
+    if weights == control.OWN_WEIGHTS:
+        attr = ctx.name(node.name, "call")
+        ctx.init(f"self.{attr} = {cls}()")
+    else:
+        attr = ctx.scope.groups.get(weights)
+        if attr is None:
+            attr = ctx.scope.groups[weights] = ctx.name(weights, "group")
+            ctx.init(f"self.{attr} = {cls}()  # weight group {safe_text(weights)}, shared by its calls")
+    gen.region_attrs[prefix] = attr
+    args = [ctx.use(n.id) for n in boundary(body, BODY_INPUT)]
+    outs = ctx.outputs(qualify=True)   # `enc1_y`: the call's own name holds its module
+    call = _body_call(cls, f"self.{attr}", args, shift)
+    if len(outs) == 1:   # a module call is typed Any: the annotation keeps forward's typed
+        ctx.line(f"{outs[0]}: torch.Tensor = {call}", ctx.out_types)
+        return
+    declare(ctx, outs, ctx.out_types)
+    ctx.line(f"{', '.join(outs)} = {call}")
+
+
+def _code_text(code: ClassCode, start: int) -> str:
+    """A class's code as behaviour sees it: its lines without comments, wire numbers counted
+    from `start` (the first wire it reads), so two calls' classes compare equal when they
+    would run alike."""
+    def plain(text: str) -> str:
+        text = _TAP.sub(lambda m: f"\x00tap{int(m.group(1)) - start}:{m.group(2)}\x00", text)
+        text = _BODY_CALL.sub(lambda m: f"\x00body:{m.group(1)}+{int(m.group(2) or 0) - start}:"
+                              f"{m.group(3)}\x00(", text)
+        return text.split("  # ", 1)[0]
+
+    return "\n".join([*(plain(ln.text) for ln in code.init), "", *(plain(ln.text) for ln in code.body)])
+
+
 # Blocks whose kind is control flow; every other block emits by its spec's `emit`.
-CONTROL_EMITTERS: dict[str, Callable[[NodeContext], None]] = {"loop": emit_loop, "branch": emit_branch}
+CONTROL_EMITTERS: dict[str, Callable[[NodeContext], None]] = {
+    "loop": emit_loop, "branch": emit_branch, "call": emit_function_call,
+}
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -841,6 +942,9 @@ def render(gen: Generator, graph: Graph, top: ClassCode) -> Generated:
         add("", f"{INDENT}def forward(self{args}) -> {_returns(cls.returns)}:")
         _forward_into(cls, 2, texts, nodes)
     plain = len(texts)   # the tapped functions follow
+    if gen.tap and any(m.group(2) for cls in gen.classes for ln in cls.body
+                       for m in _BODY_CALL.finditer(ln.text)):
+        add("", "", *SHIFTED.splitlines())
     if gen.tap:
         for cls in gen.classes:
             add("", "", f"def {cls.name}_forward(self, tap{''.join(', ' + a for a in cls.args)}):")
@@ -914,15 +1018,26 @@ def _node_modules(gen: Generator) -> dict[str, str]:
 # Placeholders the node emitters write in forward lines: `\x00hidden:shown\x00`, rendered
 #   plain:  \x00tapK:var\x00 → var         \x00body:C:M\x00( → M(
 #   tapped: \x00tapK:var\x00 → tap(K, var)  \x00body:C:M\x00( → C_forward(M, tap,
-# where K numbers the wire, C is a body's class and M the module attribute running it.
+# where K numbers the wire, C is a body's class and M the module attribute running it. A
+# function's class serving a later call reads wires shifted by D: \x00body:C+D:M\x00( →
+# C_forward(M, _shifted(tap, D),
 _TAP = re.compile(r"\x00tap(\d+):([A-Za-z_][A-Za-z0-9_]*)\x00")
-_BODY_CALL = re.compile(r"\x00body:([A-Za-z_][A-Za-z0-9_]*):([^\x00]+)\x00\(")
+_BODY_CALL = re.compile(r"\x00body:([A-Za-z_][A-Za-z0-9_]*)(?:\+(\d+))?:([^\x00]+)\x00\(")
+SHIFTED = '''\
+def _shifted(tap, shift):
+    """The tap of a function's class at a later call: its wires are numbered `shift` on."""
+    return lambda k, value: tap(k + shift, value)'''
+
+
+def _tapped_body_call(match: re.Match) -> str:
+    cls, shift, module = match.groups()
+    return f"{cls}_forward({module}, {f'_shifted(tap, {shift})' if shift else 'tap'}, "
 
 
 def _render_markers(text: str, tap: bool) -> str:
     """`text` with all its markers rendered."""
     if tap:
-        return _BODY_CALL.sub(r"\1_forward(\2, tap, ", _TAP.sub(r"tap(\1, \2)", text))
+        return _BODY_CALL.sub(_tapped_body_call, _TAP.sub(r"tap(\1, \2)", text))
     # The markers are the generator's own, so the odd parts of a split are exactly their
     # insides; the plain rendering keeps what follows the last colon (M holds none).
     parts = text.split("\x00")

@@ -36,10 +36,11 @@ from nodes import LEGACY_TYPES, lookup
 from nodes.params import from_json, to_json
 
 from .files import FileRefused, read_regular
-from .graph import Edge, Graph, Node, check_id
+from .graph import Edge, Function, Graph, Node, check_id
 
 FORMAT = "dprog-graph"
-VERSION = 3
+VERSION = 4
+FUNCTIONS_VERSION = 4   # the version that added function definitions and ties
 MAX_FILE_BYTES = 64 << 20
 MAX_REGION_DEPTH = 16
 MAX_ELEMENTS = 20_000   # nodes and edges in all regions: ~10 s to check at most
@@ -120,7 +121,12 @@ def _former_defaults(version: int) -> Callable[[dict], dict]:
     return migrate
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _former_defaults(3)}
+def _v3_to_v4(doc: dict) -> dict:
+    """Version 4 added function definitions (`functions`, name → body); older files have none."""
+    return {**doc, "functions": {}, "version": 4}
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _former_defaults(3), 3: _v3_to_v4}
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -271,6 +277,11 @@ def _short(message: str) -> str:
 
 def _check_depth(doc: Mapping, source: str) -> None:
     stack = [(doc, 0, "$")]
+    # Function bodies count like regions of the main graph: their nodes and nesting too.
+    functions = doc.get("functions")
+    for name, f in functions.items() if isinstance(functions, Mapping) else ():
+        if isinstance(f, Mapping):
+            stack.append((f.get("graph"), 1, f"$.functions.{name}.graph"))
     total = 0
     while stack:
         region, depth, where = stack.pop()
@@ -309,7 +320,7 @@ def _build(region: Mapping, where: str, source: str, **extra: Any) -> Graph:
             type_ = LEGACY_TYPES.get(n["type"], n["type"])
             nodes.append(Node(id=n["id"], type=type_, params=_params_from_json(type_, n.get("params", {})),
                               pos=tuple(n.get("pos", (0.0, 0.0))), label=n.get("label", ""),
-                              regions=regions))
+                              regions=regions, ties=n.get("ties", {})))
         except (ValueError, OverflowError) as e:
             raise GraphFileError(f"{source}: {where}.nodes[{i}]: {e}") from None
     for i, e in enumerate(region["edges"]):
@@ -333,7 +344,12 @@ def _params_from_json(type_: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def graph_from_document(doc: Mapping, source: str = "<graph>") -> Graph:
-    return _build(doc, "$", source, name=doc.get("name", "model"), training=doc.get("training", {}))
+    functions = {name: Function(_build(f["graph"], f"$.functions.{name}.graph", source),
+                                title=f.get("title", ""), doc=f.get("doc", ""),
+                                category=f.get("category", ""))
+                 for name, f in doc.get("functions", {}).items()}
+    return _build(doc, "$", source, name=doc.get("name", "model"), training=doc.get("training", {}),
+                  functions=functions)
 
 
 def load_graph(path: str | os.PathLike) -> Graph:
@@ -368,6 +384,8 @@ def _region_document(graph: Graph) -> dict:
         out["pos"] = [round(n.pos[0], 1), round(n.pos[1], 1)]
         spec = lookup(n.type)
         out["params"] = {k: to_json(spec and spec.param(k), v) for k, v in sorted(n.params.items())}
+        if n.ties:
+            out["ties"] = {k: list(v) for k, v in sorted(n.ties.items())}
         if n.regions:
             out["regions"] = {k: _region_document(r) for k, r in sorted(n.regions.items())}
         nodes.append(out)
@@ -375,9 +393,24 @@ def _region_document(graph: Graph) -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
+def function_document(function: Function) -> dict:
+    """A function as written in a graph or library file: title, doc, category, body."""
+    out: dict[str, Any] = {"title": function.title, "doc": function.doc}
+    if function.category:
+        out["category"] = function.category
+    out["graph"] = _region_document(function.body)
+    return out
+
+
 def graph_to_document(graph: Graph) -> dict:
-    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": graph.name}
+    # A graph without functions or ties is written as version 3, which it is: its file stays
+    # as it was, and an older dprog can still open it.
+    version = VERSION if graph.functions or any(n.ties for _, n in graph.walk()) \
+        else FUNCTIONS_VERSION - 1
+    doc: dict[str, Any] = {"format": FORMAT, "version": version, "name": graph.name}
     doc.update(_region_document(graph))
+    if graph.functions:   # written only when there are some, so other files stay as they were
+        doc["functions"] = {name: function_document(f) for name, f in sorted(graph.functions.items())}
     if graph.training:
         training = dict(graph.training)
         if isinstance(training.get("dataset"), Mapping):

@@ -1,7 +1,8 @@
 """The graph model: frozen values, and edits that return new graphs.
 
 A `Graph` holds nodes (in insertion order) and edges between `(node, port)` pairs. Loop and
-branch nodes hold sub-graphs, their regions. Every edit is a pure function returning a new
+branch nodes hold sub-graphs, their regions. The main graph may also define named
+`Function`s (a body with Body inputs and outputs, like a loop's), which Call nodes place. Every edit is a pure function returning a new
 `Graph` that shares the unchanged `Node` objects, so "unchanged" means "the same object":
 undo is a stack of old graphs, and views find what changed by identity.
 
@@ -20,6 +21,12 @@ from typing import Any
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 PATH_SEP = "/"
+# A region path's first pair (FUNCTION, name) leads into function `name`'s body: no node id
+# can be "@", so it never means a node.
+FUNCTION = "@"
+# Calls are expanded once per call site, so functions calling functions multiply: a graph may
+# expand to at most this many nodes (the analysis refuses more; walks stop entering calls).
+MAX_EXPANDED_NODES = 20_000
 
 
 def check_id(node_id: object) -> str:
@@ -44,12 +51,17 @@ class Node:
     pos: tuple[float, float] = (0.0, 0.0)
     label: str = ""
     regions: Mapping[str, Graph] = field(default_factory=dict)
+    # Learnable tensors this node shares with another node of its graph: own tensor name →
+    # (node id, that node's tensor name), e.g. {"weight": ("wte", "weight")} for an LM head
+    # reusing the token embedding. Validated by the analysis; written as a plain assignment.
+    ties: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id(self.id)
         object.__setattr__(self, "params", {k: _freeze(v) for k, v in self.params.items()})
         object.__setattr__(self, "pos", (float(self.pos[0]), float(self.pos[1])))
         object.__setattr__(self, "regions", dict(self.regions))
+        object.__setattr__(self, "ties", {str(k): (str(v[0]), str(v[1])) for k, v in self.ties.items()})
 
     @property
     def name(self) -> str:
@@ -90,15 +102,35 @@ def source_port(edge_key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Function:
+    """A named sub-graph users define once and place many times with Call nodes. Its
+    signature is its body's Body inputs and outputs, in node order; `category` files it in
+    the palette ("" for the default, "Functions")."""
+
+    body: Graph
+    title: str = ""
+    doc: str = ""
+    category: str = ""
+
+
+@dataclass(frozen=True)
 class Graph:
     nodes: tuple[Node, ...] = ()
     edges: tuple[Edge, ...] = ()
     name: str = "model"
     training: Mapping[str, Any] = field(default_factory=dict)
+    # Only the main graph defines functions (name → Function); a body's stays empty, and a
+    # Call anywhere names a function of the main graph.
+    functions: Mapping[str, Function] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "edges", tuple(self.edges))
+        object.__setattr__(self, "functions", dict(self.functions))
+        for fname in self.functions:
+            if not isinstance(fname, str) or not ID_PATTERN.fullmatch(fname):
+                raise ValueError(f"function name {fname!r} must be 1-64 letters, digits or _, "
+                                 "not starting with a digit")
         # Every edit makes a new graph, so these checks run in comprehensions and set
         # operations; the loops that name the culprit run only when one fails.
         index = {n.id: n for n in self.nodes}
@@ -145,19 +177,61 @@ class Graph:
     # --- paths into regions ----------------------------------------------------------
 
     def region_at(self, path: Iterable[str]) -> Graph:
-        """The graph at `path`, a sequence alternating node id and region name."""
+        """The graph at `path`, a sequence alternating node id and region name; a path
+        starting (FUNCTION, name) is in the body of function `name` (main graph only)."""
         graph = self
         parts = list(path)
         for node_id, region in zip(parts[::2], parts[1::2], strict=True):
-            graph = graph.node(node_id).regions[region]
+            graph = self.functions[region].body if node_id == FUNCTION and graph is self \
+                else graph.node(node_id).regions[region]
         return graph
 
+    def fresh_function_name(self, stem: str) -> str:
+        """An unused function name: `stem` itself when free, else `stem2`, `stem3`, ..."""
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)[:48] or "function"
+        if not stem[0].isalpha() and stem[0] != "_":
+            stem = "f" + stem
+        if stem not in self.functions:
+            return stem
+        i = 2
+        while f"{stem}{i}" in self.functions:
+            i += 1
+        return f"{stem}{i}"
+
     def walk(self, prefix: str = ""):
-        """Yield (path, node) for every node, regions included, paths like `loop1/body/fc`."""
+        """Yield (path, node) for every node, regions included, paths like `loop1/body/fc`;
+        in the main graph also every node of a function's body at each call, paths like
+        `enc1/double_conv/conv` (call id, function name, node id)."""
+        for region_prefix, region in self.regions(prefix):
+            for n in region.nodes:
+                yield region_prefix + n.id, n
+
+    def regions(self, prefix: str = "", functions: Mapping[str, Function] | None = None):
+        """Yield (path prefix, graph) for this graph and every body inside it: loop and branch
+        bodies, and each call's function body (named by `functions`, by default the main
+        graph's; `{}` enters none).
+
+        A function that calls itself is not entered again, and calls stop being entered once
+        MAX_EXPANDED_NODES nodes were: the analysis refuses such graphs, and no walk over a
+        file may take for ever."""
+        budget = [MAX_EXPANDED_NODES]
+        functions = self.functions if functions is None else functions
+        yield from self._regions(prefix, functions, (), budget)
+
+    def _regions(self, prefix: str, functions: Mapping[str, Function], calling: tuple[str, ...],
+                 budget: list[int]):
+        yield prefix, self
         for n in self.nodes:
-            yield prefix + n.id, n
             for rname, region in n.regions.items():
-                yield from region.walk(f"{prefix}{n.id}{PATH_SEP}{rname}{PATH_SEP}")
+                yield from region._regions(f"{prefix}{n.id}{PATH_SEP}{rname}{PATH_SEP}",
+                                           functions, calling, budget)
+            callee = n.params.get("function") if n.type == "call" else None
+            if isinstance(callee, str) and callee in functions and callee not in calling:
+                body = functions[callee].body
+                budget[0] -= len(body.nodes)
+                if budget[0] >= 0:
+                    yield from body._regions(f"{prefix}{n.id}{PATH_SEP}{callee}{PATH_SEP}",
+                                             functions, (*calling, callee), budget)
 
 
 # --- edits: each returns a new graph -------------------------------------------------
@@ -214,6 +288,8 @@ def edit_region(graph: Graph, path: list[str], edit) -> Graph:
     if not path:
         return edit(graph)
     node_id, region, *rest = path
+    if node_id == FUNCTION:
+        return edit_function(graph, region, rest, edit)
     inner = graph.node(node_id).regions[region]
     return set_region(graph, node_id, region, edit_region(inner, rest, edit))
 
@@ -224,3 +300,30 @@ def set_training(graph: Graph, training: Mapping[str, Any]) -> Graph:
 
 def rename_graph(graph: Graph, name: str) -> Graph:
     return replace(graph, name=name)
+
+
+# --- functions -------------------------------------------------------------------------
+
+
+def set_function(graph: Graph, name: str, function: Function) -> Graph:
+    """Define or redefine function `name`: every Call naming it changes with it."""
+    return replace(graph, functions={**graph.functions, name: function})
+
+
+def remove_function(graph: Graph, name: str) -> Graph:
+    return replace(graph, functions={k: f for k, f in graph.functions.items() if k != name})
+
+
+def edit_function(graph: Graph, name: str, path: list[str], edit) -> Graph:
+    """Apply `edit(region) -> region` to the region at `path` inside function `name`'s body."""
+    fn = graph.functions[name]
+    return set_function(graph, name, replace(fn, body=edit_region(fn.body, path, edit)))
+
+
+def set_tie(graph: Graph, node_id: str, tensor: str, target: tuple[str, str] | None) -> Graph:
+    """Tie the node's `tensor` to `target` (node id, tensor name), or untie it with None."""
+    node = graph.node(node_id)
+    ties = {k: v for k, v in node.ties.items() if k != tensor}
+    if target is not None:
+        ties[tensor] = target
+    return replace_node(graph, replace(node, ties=ties))

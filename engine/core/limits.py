@@ -16,25 +16,36 @@ Pure: no torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from nodes import lookup
 
 from .analysis import Analysis, Diagnostic, boundary_nodes, loop_iterations
-from .graph import PATH_SEP, Graph
+from .graph import PATH_SEP, Function, Graph
 
 MAX_MODULES = 1 << 16   # about 0.6 GiB of module objects once training
 
 
-def module_count(graph: Graph, analysis: Analysis, prefix: str = "") -> int:
+def module_count(graph: Graph, analysis: Analysis, prefix: str = "",
+                 functions: Mapping[str, Function] | None = None) -> int:
     """The `nn.Module`s the compiled model holds for `graph` (a region at `prefix`), bodies
-    built once per iteration for loops that do not share their weights."""
+    built once per iteration for loops that do not share their weights, and a call's function
+    body once per call (`functions`: the main graph's; a weight group's calls are each
+    counted, an upper bound)."""
+    functions = graph.functions if functions is None else functions
     total = 0
     for node in graph.nodes:
         path = prefix + node.id
         spec = lookup(node.type)
         if spec is not None and spec.module:
             total += 1
+        callee = node.params.get("function") if node.type == "call" else None
+        if isinstance(callee, str) and callee in functions:
+            total += 1 + module_count(functions[callee].body, analysis,
+                                      f"{path}{PATH_SEP}{callee}{PATH_SEP}", functions)
         for name, region in node.regions.items():
-            inner = 1 + module_count(region, analysis, f"{path}{PATH_SEP}{name}{PATH_SEP}")
+            inner = 1 + module_count(region, analysis, f"{path}{PATH_SEP}{name}{PATH_SEP}",
+                                     functions)
             total += inner * _copies(node, path, analysis) + (_copies(node, path, analysis) > 1)
     return total
 
@@ -59,7 +70,7 @@ def module_limit(graph: Graph, analysis: Analysis) -> Diagnostic | None:
     counts = {}
     for node in graph.nodes:
         single = Graph(nodes=(node,))
-        counts[node.id] = module_count(single, analysis)
+        counts[node.id] = module_count(single, analysis, functions=graph.functions)
     total = sum(counts.values())
     if total <= MAX_MODULES:
         return None

@@ -27,7 +27,7 @@ from nodes.control import BODY_INPUT, BODY_OUTPUT
 from nodes.spec import BlockSpec, Port
 from nodes.types import TensorType
 
-from ..core.analysis import Analysis, Diagnostic, _check_whole_graph, _Region
+from ..core.analysis import Analysis, Diagnostic, _check_whole_graph, _Region, analyze
 from ..core.graph import PATH_SEP, Edge, Graph, Node
 from .memo import NodeMemo
 
@@ -153,6 +153,8 @@ class AnalysisCache(NodeMemo):
 
     def analyze(self, graph: Graph) -> Analysis:
         """`engine.core.analysis.analyze(graph)`, with what earlier graphs gave replayed."""
+        if self._full_pass_for(graph):
+            return analyze(graph)
         result = Analysis()
         self._new, self._new_wirings = {}, {}
         top = _MainRegion(graph, result, self)
@@ -162,6 +164,9 @@ class AnalysisCache(NodeMemo):
         self._end(patched)
         _check_whole_graph(top)
         return result
+
+    def _forget(self) -> None:
+        self._main, self._wirings, self._new_wirings = None, {}, {}
 
     def _end(self, patched: bool = False) -> None:
         super()._end(patched)

@@ -30,6 +30,7 @@ from engine.core.codegen import (
     Line,
     NodeContext,
     Scope,
+    generate,
     tap_marker,
 )
 from engine.core.graph import Edge, Graph, Node
@@ -99,11 +100,16 @@ class CodeCache(NodeMemo):
 
     def generate(self, graph: Graph, analysis: Analysis, *, tap: bool = False) -> Generated:
         """The code of `graph`; raises GraphError when the graph has error diagnostics."""
+        if self._full_pass_for(graph):
+            return generate(graph, analysis, tap=tap)
         gen = _CachedGenerator(analysis, tap, self)
         generated = gen.generate(graph)
         self._end(patched=gen.main.patched)
         self._main[tap] = gen.main.finish(gen)
         return generated
+
+    def _forget(self) -> None:
+        self._main = {}
 
     def _entry(self, node: Node) -> list:
         """[node, its NodeCode or None] for this node object."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.core.graph import Node
+from engine.core.graph import Graph, Node
 
 
 class NodeMemo:
@@ -19,6 +19,24 @@ class NodeMemo:
         self.hits = 0
         self.misses = 0
         self.patches = 0   # passes that patched the last one instead of walking every node
+
+    # A Call's check, inference and lines depend on its function's body, and a tie's on the
+    # node it ties to, which no node record sees; graphs with functions or ties (and the first
+    # graph after one) take a full pass instead. Whether the last graph had some:
+    _had_functions = False
+
+    def _full_pass_for(self, graph: Graph) -> bool:
+        """Whether `graph` must take a full pass, everything remembered forgotten."""
+        extras = bool(graph.functions) or any(n.ties for _, n in graph.walk())
+        full = extras or self._had_functions
+        self._had_functions = extras
+        if full:
+            self._older, self._old, self._new = {}, {}, {}
+            self._forget()
+        return full
+
+    def _forget(self) -> None:
+        """Forget what a subclass keeps beyond the node entries."""
 
     def _earlier(self, node: Node) -> list | None:
         """This node object's entry from one of the last two passes, if it has one."""

@@ -37,7 +37,7 @@ from torch import nn
 from nodes import lookup
 
 from ..core.events import EdgeFlow, GradFlowSnapshot, NodeFlow
-from ..core.graph import PATH_SEP, Graph, source_node, source_port
+from ..core.graph import Graph, source_node, source_port
 
 VANISHING_BELOW = 1e-7
 VANISHING_STREAK = 3
@@ -46,12 +46,9 @@ GROWTH = 100.0
 
 
 def graph_edge_keys(graph: Graph, prefix: str = "") -> list[str]:
-    """Every edge key of the graph, bodies included, in file order."""
-    keys = [prefix + e.key for e in graph.edges]
-    for node in graph.nodes:
-        for region_name, region in node.regions.items():
-            keys += graph_edge_keys(region, f"{prefix}{node.id}{PATH_SEP}{region_name}{PATH_SEP}")
-    return keys
+    """Every edge key of the graph, bodies included (a function's at each call), in file order."""
+    return [region_prefix + e.key for region_prefix, region in graph.regions(prefix)
+            for e in region.edges]
 
 
 def dead_unit_sources(graph: Graph, edge_keys: list[str]) -> dict[int, tuple[str, str]]:

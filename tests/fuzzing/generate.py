@@ -552,8 +552,13 @@ def nested_loops(rng, depth: int, count: int = 3) -> dict:
 
 
 def regions(doc: dict) -> list[dict]:
-    """Every region dict in a document (the document itself first), skipping malformed parts."""
+    """Every region dict in a document (the document itself first), function bodies included,
+    skipping malformed parts."""
     out, stack = [], [doc]
+    functions = doc.get("functions") if isinstance(doc, dict) else None
+    for f in functions.values() if isinstance(functions, dict) else ():
+        if isinstance(f, dict):
+            stack.append(f.get("graph"))
     while stack:
         r = stack.pop()
         if not isinstance(r, dict):
@@ -831,9 +836,55 @@ def m_top(rng, doc):
     return "version_1"
 
 
+def m_function(rng, doc):
+    """Functions, calls, weight groups and ties gone wrong: an unknown or empty function name,
+    a group name that is no identifier or joins calls of other shapes, a function calling
+    itself, a tie to a missing node or tensor, a dropped function, an unknown key."""
+    functions = doc.get("functions")
+    names = list(functions) if isinstance(functions, dict) else []
+    calls = [n for r in regions(doc) for n in _nodes(r) if n.get("type") == "call"]
+    choice = rng.randrange(7)
+    if choice == 0 and calls:
+        n = rng.choice(calls)
+        n.setdefault("params", {})["function"] = rng.choice([*names, "nope", "", "9x", 3])
+        return "call_function"
+    if choice == 1 and calls:
+        for n in rng.sample(calls, min(len(calls), 2)):
+            n.setdefault("params", {})["weights"] = rng.choice(["own", "g", "g", "not a name", 7])
+        return "call_weights"
+    if choice == 2 and names:
+        name = rng.choice(names)
+        body = functions[name].get("graph") if isinstance(functions[name], dict) else None
+        if isinstance(body, dict) and isinstance(body.get("nodes"), list):
+            body["nodes"].append({"id": "again", "type": "call",
+                                  "params": {"function": rng.choice(names)}})
+            return "function_recursion"
+    if choice == 3:
+        _r, n = _pick_node(rng, doc)
+        if n is not None:
+            _r2, other = _pick_node(rng, doc)
+            n["ties"] = {rng.choice(["weight", "bias", "nope"]): [
+                other.get("id") if isinstance(other, dict) else "x",
+                rng.choice(["weight", "bias", "nope"])]}
+            return "tie"
+    if choice == 4 and names:
+        del functions[rng.choice(names)]
+        return "function_drop"
+    if choice == 5 and names:
+        f = functions[rng.choice(names)]
+        if isinstance(f, dict):
+            f[rng.choice(["shared_with", "code", "title"])] = rng.choice(["x", 1, None, []])
+            return "function_key"
+    if choice == 6:
+        doc["functions"] = rng.choice([{}, [], "f", {"9": {}}, {"f": {"graph": {"nodes": [],
+                                                                                 "edges": []}}}])
+        return "functions_replaced"
+    return "noop"
+
+
 MUTATIONS = (m_param, m_param, m_param, m_rewire, m_drop_node, m_dup_node, m_drop_edge,
              m_dup_edge, m_add_edge, m_type, m_id, m_region, m_region, m_json_type, m_number,
-             m_text, m_top)
+             m_text, m_top, m_function)
 
 
 def _paths(value, depth: int = 0):
