@@ -60,7 +60,8 @@ from engine.core.files import shown
 from engine.core.graph import Graph, Node
 from nodes import lookup
 
-from .commands import AutoLayout, Disconnect, InsertOnWire
+from .commands import AutoLayout, Disconnect, InsertOnWire, region_prefix
+from .inspection import WireWatch
 from .state import AppState
 from .training import (
     ACTIVE,
@@ -80,16 +81,19 @@ from .views.data_preview import DataPreview
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
 from .views.editor import GraphEditor
+from .views.fault import FaultPanel
 from .views.generate import GenerateWindow
 from .views.gradflow import GradientView
 from .views.help import GettingStarted, PanelTips
 from .views.inspector import Inspector
 from .views.menus import SHORTCUTS, MenuBar
 from .views.palette import Palette
+from .views.profile import ProfileView
 from .views.quick_add import QuickAdd
 from .views.run_panel import RunPanel, TrainingSettings
 from .views.testhook import TestHook
 from .views.theme import ERROR, INFO, TEXT_DIM, WARNING, Theme
+from .views.wire_inspector import WireInspector
 
 log = logging.getLogger("dprog.studio")
 
@@ -124,6 +128,13 @@ class Studio:
         self.editor = GraphEditor(state, self.theme,
                                   flags_for=lambda path: self.gradients.flags_for(path))
         self.gradients = GradientView(state, self.run, self.editor, self.theme)
+        # Inside wires, time per block, stop at the fault (issue 17): one watch, three views.
+        self.wires = WireWatch()
+        self.run.handlers.update(self.wires.handlers())
+        self.wire_view = WireInspector(state, self.run, self.editor, self.theme, self.wires)
+        self.profile = ProfileView(state, self.editor, self.wires)
+        self.fault = FaultPanel(self.wires, on_open=self.open_last_good)
+        self.start_from: str | None = None   # a run folder the next Train starts from
         self.palette = Palette(self.theme, on_add=self._palette_add)
         self.inspector = Inspector(state, self.theme, open_body=self.open_body)
         self.diagnostics = DiagnosticsPanel(state, go_to=self.go_to_node, on_count=self._on_counts)
@@ -186,6 +197,8 @@ class Studio:
         self.guide.build()
         self.dialogs.build()
         self.generate_window.build()
+        self.wire_view.build()
+        self.fault.build()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=self._on_key)
             dpg.add_mouse_double_click_handler(button=dpg.mvMouseButton_Left,
@@ -224,6 +237,7 @@ class Studio:
                                        (lay, "Auto-layout this graph (Ctrl+L)")):
                             with dpg.tooltip(b):
                                 dpg.add_text(tip)
+                        self.profile.build_toggle(toolbar)
                         dpg.add_spacer(width=8)
                     self.editor.build_toolbar(toolbar)
                     self.editor.build_canvas(self.centre, canvas_w, canvas_h)
@@ -257,6 +271,8 @@ class Studio:
         self.run_panel.build_plots(self.metrics_tab, dock_w - 8, PLOT_H)
         self.preview.build()
         self.gradients.build_tab(self.gradient_tab, dock_w - 8, PLOT_H)
+        self.profile.build_table(self.gradients.row, self.gradients.heat_holder,
+                                 (dock_w - 32) // 3, PLOT_H - 10)
 
     def _sizes(self, width: int, height: int) -> tuple[int, int, int]:
         """(canvas width, canvas height, training dock width) for a viewport size."""
@@ -299,6 +315,9 @@ class Studio:
         self._guard("run panel", self.run_panel.refresh, now)
         self._guard("data preview", self.preview.refresh)
         self._guard("gradient charts", self._refresh_charts, now)
+        self._guard("wires", lambda: self.wire_view.step(now, blocked=self._blocked()))
+        self._guard("profile", self.profile.step, now)
+        self._guard("fault", self.fault.step)
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
         self._guard("getting started", self.guide.refresh)
@@ -522,6 +541,8 @@ class Studio:
             self.fit_view()
         elif key == dpg.mvKey_F5:
             self.train()
+        elif key == dpg.mvKey_I:
+            self.wire_view.pin_under_mouse()
 
     def _on_click(self, sender: int, button: int, user_data: object) -> None:
         """A second press within two frames of the first, at the same spot, is a double-click
@@ -616,7 +637,10 @@ class Studio:
 
         entries = [Entry("Delete wire", lambda: self.state.do(Disconnect(region, edge)),
                          hint="Del"),
-                   Entry("Insert block…", insert)]
+                   Entry("Insert block…", insert),
+                   None,
+                   Entry("Look inside (pin)",
+                         lambda: self.wire_view.pin(region_prefix(region) + edge.key), hint="I")]
         self.context.open(screen, "wire", f"{edge.src[0]}.{edge.src[1]} → "
                           f"{edge.dst[0]}.{edge.dst[1]}", entries)
 
@@ -808,13 +832,17 @@ class Studio:
             return
         base = self.state.file.parent if self.state.file else None
         self.state.clear_run_problems()   # the last run's error is old news now
-        run.start(self.state.graph, base)
+        # A saved graph's runs are kept beside it; an edited one's bytes are not what trains.
+        kept = self.state.file if self.state.file and not self.state.dirty else None
+        run.start(self.state.graph, base, start_from=self.start_from, graph_file=kept)
+        self.start_from = None
         self.gradients.range = None
         self.state.set_status("training started" + ("" if self.torch_ready else
                                                     " (loading torch first…)"))
 
     def pause(self) -> None:
         if self.run.status == PAUSED:
+            self.wires.join(5.0)   # a wire being read while paused: the step waits for it
             self.run.resume()
         else:
             self.run.pause()
@@ -872,6 +900,22 @@ class Studio:
             return True
 
         self.dialogs.ask_path("Export to folder", chosen, default)
+
+    def open_last_good(self, fault: Any) -> None:
+        """The fault panel's button: the next Train starts from the run's last good step
+        (its checkpoint), after the settings are made gentler in the Training tab."""
+        self.start_from = fault.checkpoint
+        message = (f"the next Train starts from step {fault.last_good_step}, the last good "
+                   f"one, of run {Path(fault.checkpoint).name}: lower the learning rate in "
+                   "Training first")
+        self.state.set_status(message)
+        self.fault.said(message)
+        dpg.set_value(self.right_tabs, self.settings_tab)
+
+    def _blocked(self) -> bool:
+        """A menu, a popup or a dialog is over the canvas."""
+        return bool(self.dialogs.open or self.quick_add.visible or self.context.visible
+                    or self.menu.open)
 
     def trained_module(self) -> Any:
         """The module of the last run, once it ended or paused (what export and generation
@@ -973,6 +1017,7 @@ class Studio:
         self._draw_while(lambda: self.run.thread_alive, deadline,
                          "closing: waiting for the training run to stop…")
         joined = self.run.join(max(0.0, deadline - time.monotonic()))
+        self.wires.join(max(0.0, deadline - time.monotonic()))
         if self.text_job is not None:
             self._draw_while(lambda: not self.text_job.done, deadline,
                              "closing: waiting for the text generation to finish…")

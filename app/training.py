@@ -185,9 +185,13 @@ class TrainingRun:
     def active(self) -> bool:
         return self.status in ACTIVE
 
-    def start(self, graph: Graph, base_dir: str | Path | None = None) -> bool:
+    def start(self, graph: Graph, base_dir: str | Path | None = None, *,
+              start_from: str | Path | None = None,
+              graph_file: str | Path | None = None) -> bool:
         """Train `graph` with its own training settings on a worker thread. False if a run is
-        still going (stop it first)."""
+        still going (stop it first). `graph_file`: the file `graph` was saved to, whose run
+        store keeps the run (engine.core.runs); `start_from`: a run folder whose checkpoint
+        the run starts from (a fault's last good step)."""
         if self.active:
             return False
         self.reset()
@@ -201,22 +205,30 @@ class TrainingRun:
         self._stop_early = False
         self.trainer = None
         events = self.events
-        self._thread = threading.Thread(target=self._work, args=(graph, base_dir, events),
+        self._thread = threading.Thread(target=self._work, args=(graph, base_dir, events,
+                                                                 start_from, graph_file),
                                         name="dprog-train", daemon=True)
         self._thread.start()
         self.version += 1
         return True
 
-    def _work(self, graph: Graph, base_dir: str | Path | None, events: EventSink) -> None:
+    def _work(self, graph: Graph, base_dir: str | Path | None, events: EventSink,
+              start_from: str | Path | None = None,
+              graph_file: str | Path | None = None) -> None:
         """Worker thread: import torch and the trainer, build it, run it to the end.
 
         A stop that comes while torch loads ends the run before its setup (loading the
         data, compiling), which takes seconds: closing the studio waits for this thread."""
         try:
-            from engine.runtime.trainer import Trainer
+            from engine.runtime.trainer import Trainer, recorded_trainer
 
             config = config_for_studio(graph)
-            trainer = Trainer(graph, config, events=events, base_dir=base_dir)
+            if graph_file is not None:
+                trainer = recorded_trainer(graph, graph_file, config, events=events,
+                                           base_dir=base_dir, start_from=start_from)
+            else:
+                trainer = Trainer(graph, config, events=events, base_dir=base_dir,
+                                  resume_from=start_from)
             self.trainer = trainer
             # stop() sets the flag before it looks at self.trainer: whichever way the two
             # threads interleave, either this sees the flag or stop() sees the trainer.

@@ -112,6 +112,8 @@ class TestHook:
                          "text": dpg.get_value(studio.generate_window.output),
                          "error": dpg.get_value(studio.generate_window.status)},
             "dialogs": studio.dialogs.showing(),
+            "inside": {"wire": studio.wire_view.snapshot(), "profile": studio.profile.snapshot(),
+                       "fault": studio.fault.snapshot(), "start_from": studio.start_from},
             "layout": geometry(studio),
         }
 
