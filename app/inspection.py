@@ -314,7 +314,7 @@ def histogram_bars(stats: TensorStats | None) -> tuple[list[float], list[float],
     return centres, [float(c) for c in stats.histogram], width
 
 
-def sample_text(values: tuple[float, ...], per_line: int = 4, limit: int = 8) -> str:
+def sample_text(values: tuple[float, ...], per_line: int = 3, limit: int = 9) -> str:
     """The first `limit` values, `per_line` to a line."""
     if not values:
         return "-"

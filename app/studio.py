@@ -317,7 +317,7 @@ class Studio:
         self._guard("gradient charts", self._refresh_charts, now)
         self._guard("wires", lambda: self.wire_view.step(now, blocked=self._blocked()))
         self._guard("profile", self.profile.step, now)
-        self._guard("fault", self.fault.step)
+        self._guard("fault", self.fault.step, self._beside_fault)
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
         self._guard("getting started", self.guide.refresh)
@@ -911,6 +911,18 @@ class Studio:
         self.state.set_status(message)
         self.fault.said(message)
         dpg.set_value(self.right_tabs, self.settings_tab)
+
+    def _beside_fault(self, width: int, height: int) -> tuple[int, int]:
+        """Where a panel goes on the canvas: in the half the faulty block is not in."""
+        x0, y0 = self.editor.canvas_origin()
+        w = (dpg.get_item_rect_size(self.editor.canvas) or (800, 600))[0]
+        fault = self.wires.fault
+        view = self.editor.nodes.get(fault.node.rsplit("/", 1)[-1]) \
+            if fault is not None and fault.node else None
+        lo, hi = (dpg.get_item_rect_min(view.item), dpg.get_item_rect_max(view.item)) \
+            if view is not None else ((x0, y0), (x0, y0))
+        left = (lo[0] + hi[0]) / 2 > x0 + w / 2
+        return int(x0 + 12 if left else x0 + w - width - 12), int(y0 + 12)
 
     def _blocked(self) -> bool:
         """A menu, a popup or a dialog is over the canvas."""

@@ -57,8 +57,9 @@ class FaultPanel:
                                          callback=self._on_open)
             self.note = dpg.add_text("", color=TEXT_DIM, wrap=PANEL_W - 30)
 
-    def step(self) -> None:
-        """Show the panel when a new fault came in (once per fault)."""
+    def step(self, place: Callable[[int, int], tuple[int, int]] | None = None) -> None:
+        """Show the panel when a new fault came in (once per fault), where `place` (width,
+        height → position) puts it: beside the faulty block, not over it."""
         watch = self.watch
         if watch.fault_version == self._shown_version:
             return
@@ -85,6 +86,8 @@ class FaultPanel:
         dpg.set_value(self.note, "" if kept else
                       "This run was not kept in a run folder (save the graph to a file first: "
                       "its runs are kept beside it), so there is no checkpoint to open.")
+        if place is not None:
+            dpg.configure_item(self.window, pos=place(PANEL_W, PANEL_H))
         dpg.configure_item(self.window, show=True)
         dpg.focus_item(self.window)
 
