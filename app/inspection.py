@@ -18,6 +18,7 @@ lazily by the picture helpers, which views call).
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 import time
 from collections import deque
@@ -31,7 +32,7 @@ from engine.core.graph import source_node
 LIVE_HZ = 4.0           # readings asked of a running trainer, per wire, per second at most
 PENDING_SECONDS = 5.0   # a request the trainer never answered (the run ended) is dropped
 HOVER_SECONDS = 0.3     # a wire the mouse rests on this long is read
-SMOOTHING = 0.2         # weight of the newest step in a block's smoothed time
+WINDOW = 25             # a block's time is the median of its last WINDOW profiled steps
 LOSS = "(loss)"         # engine.runtime.profile's name for the loss's own backward
 
 Key = tuple[str, int | None]   # (edge key with its region path, iteration inside a Loop body)
@@ -51,7 +52,7 @@ class BlockTime:
         return self.forward_ms + self.backward_ms
 
 
-PROFILE_COLUMNS = ("block", "forward ms", "backward ms", "share")
+PROFILE_COLUMNS = ("block", "fwd ms", "bwd ms", "share")
 
 
 def sort_rows(rows: list[BlockTime], column: int, descending: bool) -> list[BlockTime]:
@@ -75,7 +76,8 @@ class WireWatch:
         self.version = 0                      # moves when a reading, an error or the pin does
         self.profile = False
         self.times: BlockTimes | None = None
-        self.smoothed: dict[str, tuple[float, float]] = {}   # node → (forward, backward) ms
+        self._window: deque[BlockTimes] = deque(maxlen=WINDOW)
+        self._smoothed: tuple[int, dict[str, tuple[float, float]]] = (-1, {})
         self.times_version = 0
         self.fault: NonFinite | None = None
         self.fault_version = 0
@@ -102,13 +104,26 @@ class WireWatch:
         self.version += 1
 
     def _on_times(self, e: BlockTimes) -> None:
+        # O(1) per step: the medians are worked out when a view draws (`smoothed`).
         self.times = e
-        for node in set(e.forward_ms) | set(e.backward_ms):
-            f, b = e.forward_ms.get(node, 0.0), e.backward_ms.get(node, 0.0)
-            old = self.smoothed.get(node)
-            self.smoothed[node] = (f, b) if old is None else \
-                (old[0] + SMOOTHING * (f - old[0]), old[1] + SMOOTHING * (b - old[1]))
+        self._window.append(e)
         self.times_version += 1
+
+    @property
+    def smoothed(self) -> dict[str, tuple[float, float]]:
+        """node → (forward, backward) ms: medians over the last `WINDOW` profiled steps, so
+        the first steps' warm-up (allocations, lazy inits: 100× a later step) and a stray
+        slow step do not colour a block for long."""
+        if self._smoothed[0] != self.times_version:
+            nodes: dict[str, None] = {}
+            for e in self._window:
+                nodes.update(dict.fromkeys(e.forward_ms))
+                nodes.update(dict.fromkeys(e.backward_ms))
+            medians = {node: (statistics.median(e.forward_ms.get(node, 0.0) for e in self._window),
+                              statistics.median(e.backward_ms.get(node, 0.0) for e in self._window))
+                       for node in nodes}
+            self._smoothed = (self.times_version, medians)
+        return self._smoothed[1]
 
     def _on_fault(self, e: NonFinite) -> None:
         self.fault = e
@@ -142,7 +157,8 @@ class WireWatch:
         if self._trainer is not None:
             self._trainer.set_profile(self.profile)
         if not on:
-            self.times, self.smoothed = None, {}
+            self.times = None
+            self._window.clear()
             self.times_version += 1
 
     # -- what is shown ------------------------------------------------------------------------
@@ -194,7 +210,8 @@ class WireWatch:
             self._asked.clear()
             self._recent.clear()
             self._trainer = None
-            self.times, self.smoothed, self.fault = None, {}, None
+            self.times, self.fault = None, None
+            self._window.clear()
             self.version += 1
             self.times_version += 1
             self.fault_version += 1

@@ -131,7 +131,8 @@ class Studio:
         # Inside wires, time per block, stop at the fault (issue 17): one watch, three views.
         self.wires = WireWatch()
         self.run.handlers.update(self.wires.handlers())
-        self.wire_view = WireInspector(state, self.run, self.editor, self.theme, self.wires)
+        self.wire_view = WireInspector(state, self.run, self.editor, self.theme, self.wires,
+                                       place=lambda node, w, h: self._beside(node, w, h))
         self.profile = ProfileView(state, self.editor, self.wires)
         self.fault = FaultPanel(self.wires, on_open=self.open_last_good)
         self.start_from: str | None = None   # a run folder the next Train starts from
@@ -317,7 +318,9 @@ class Studio:
         self._guard("gradient charts", self._refresh_charts, now)
         self._guard("wires", lambda: self.wire_view.step(now, blocked=self._blocked()))
         self._guard("profile", self.profile.step, now)
-        self._guard("fault", self.fault.step, self._beside_fault)
+        self._guard("fault", self.fault.step,
+                    lambda w, h: self._beside(self.wires.fault.node if self.wires.fault else None,
+                                              w, h))
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
         self._guard("getting started", self.guide.refresh)
@@ -912,13 +915,12 @@ class Studio:
         self.fault.said(message)
         dpg.set_value(self.right_tabs, self.settings_tab)
 
-    def _beside_fault(self, width: int, height: int) -> tuple[int, int]:
-        """Where a panel goes on the canvas: in the half the faulty block is not in."""
+    def _beside(self, node: str | None, width: int, height: int) -> tuple[int, int]:
+        """Where a floating panel goes on the canvas: in the half the block `node` (a node
+        path) is not in, so the panel never hides what it is about."""
         x0, y0 = self.editor.canvas_origin()
         w = (dpg.get_item_rect_size(self.editor.canvas) or (800, 600))[0]
-        fault = self.wires.fault
-        view = self.editor.nodes.get(fault.node.rsplit("/", 1)[-1]) \
-            if fault is not None and fault.node else None
+        view = self.editor.nodes.get(node.rsplit("/", 1)[-1]) if node else None
         lo, hi = (dpg.get_item_rect_min(view.item), dpg.get_item_rect_max(view.item)) \
             if view is not None else ((x0, y0), (x0, y0))
         left = (lo[0] + hi[0]) / 2 > x0 + w / 2

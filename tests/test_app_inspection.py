@@ -151,10 +151,11 @@ def test_profile_mode_follows_each_runs_trainer_and_smooths_the_times():
     watch.tick(run, now=0.0)
     assert run.trainer.profile
     on = watch.handlers()[BlockTimes]
-    on(BlockTimes(1, {"fc": 1.0, "act": 1.0}, {"fc": 2.0, "(loss)": 1.0}))
-    on(BlockTimes(2, {"fc": 6.0, "act": 1.0}, {"fc": 2.0, "(loss)": 1.0}))
+    on(BlockTimes(1, {"fc": 600.0, "act": 1.0}, {"fc": 2.0, "(loss)": 1.0}))   # warm-up
+    for step in range(2, 6):
+        on(BlockTimes(step, {"fc": 6.0, "act": 1.0}, {"fc": 2.0, "(loss)": 1.0}))
     rows = {r.node: r for r in watch.rows()}
-    assert rows["fc"].forward_ms == pytest.approx(1.0 + 0.2 * 5.0)
+    assert rows["fc"].forward_ms == 6.0 and rows["fc"].backward_ms == 2.0
     assert sum(r.share for r in rows.values()) == pytest.approx(1.0)
     assert watch.rows()[0].node == "fc" and watch.share("nope") is None
     watch.set_profile(False)

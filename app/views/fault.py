@@ -19,7 +19,7 @@ from engine.core.events import NonFinite, TensorStats
 
 from ..inspection import WireWatch
 from .theme import ERROR, TEXT_DIM
-from .wire_inspector import wire_title
+from .wire_inspector import window_rect, wire_title
 
 PANEL_W, PANEL_H = 620, 330
 COLUMNS = ("wire", "", "mean", "std", "min", "max", "NaN/Inf")
@@ -101,6 +101,7 @@ class FaultPanel:
     def snapshot(self) -> dict:
         fault = self.watch.fault
         return {"shown": bool(self.window) and dpg.is_item_shown(self.window),
+                "rect": window_rect(self.window),
                 "node": fault.node if fault else None, "step": fault.step if fault else None,
                 "last_good_step": fault.last_good_step if fault else None,
                 "checkpoint": fault.checkpoint if fault else None,

@@ -2,8 +2,8 @@
 sortable table in the Gradient flow tab.
 
 The toggle is `WireWatch.set_profile`, which turns on `Trainer.set_profile`: the trainer
-then times each block's forward and backward every step (`BlockTimes`, smoothed in the
-watch). Each block on the canvas gets a badge, "● 2.1 ms · 34%", coloured cold to hot by
+then times each block's forward and backward every step (`BlockTimes`; the watch takes
+each block's median over the last steps). Each block on the canvas gets a badge, "● 2.1 ms · 34%", coloured cold to hot by
 its share of the step; the table lists block, forward ms, backward ms and share, sorted by
 any column. Off, nothing is timed and the badges and table are hidden.
 
@@ -18,7 +18,15 @@ import time
 import dearpygui.dearpygui as dpg
 
 from ..commands import region_prefix
-from ..inspection import LOSS, PROFILE_COLUMNS, BlockTime, WireWatch, heat_bucket, sort_rows
+from ..inspection import (
+    LOSS,
+    PROFILE_COLUMNS,
+    WINDOW,
+    BlockTime,
+    WireWatch,
+    heat_bucket,
+    sort_rows,
+)
 from ..state import AppState
 from .editor import GraphEditor
 from .theme import TEXT_DIM
@@ -61,7 +69,7 @@ class ProfileView:
         self.holder_partner = partner
         with dpg.child_window(parent=parent, before=partner, width=width, height=height,
                               show=False, border=False) as self.holder:
-            dpg.add_text("Time per block (ms per step, smoothed)")
+            dpg.add_text(f"Time per block (ms per step, median of the last {WINDOW})")
             self.waiting = dpg.add_text("profiling: the times come with the next steps",
                                         color=TEXT_DIM)
             with dpg.table(header_row=True, sortable=True, callback=self._on_sort,
@@ -85,12 +93,14 @@ class ProfileView:
 
     def _draw_badges(self) -> None:
         prefix = region_prefix(self.editor.region or ())
+        smoothed = self.watch.smoothed
+        total = sum(f + b for f, b in smoothed.values()) or 1.0
         for node_id in self.editor.nodes:
-            ms = self.watch.smoothed.get(prefix + node_id)
+            ms = smoothed.get(prefix + node_id)
             if not self.watch.profile or ms is None:
                 text, theme = "", 0
             else:
-                share = self.watch.share(prefix + node_id)
+                share = sum(ms) / total
                 text = f"● {sum(ms):.2f} ms · {share:.0%}"
                 theme = self.heat_themes[heat_bucket(share) or 0]
             if self.badges.get(node_id, "") != text:

@@ -17,6 +17,7 @@ a wire is pinned or hovered.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dearpygui.dearpygui as dpg
@@ -26,6 +27,7 @@ from engine.core.events import TensorStats, WireReading
 from ..commands import region_prefix
 from ..inspection import (
     WireWatch,
+    block_of,
     gray_rgba,
     heat_rgba,
     histogram_bars,
@@ -55,8 +57,11 @@ def wire_title(edge: str) -> str:
 
 class WireInspector:
     def __init__(self, state: AppState, run: Any, editor: GraphEditor, theme: Theme,
-                 watch: WireWatch) -> None:
+                 watch: WireWatch,
+                 place: Callable[[str | None, int, int], tuple[int, int]] | None = None) -> None:
+        """`place(node path, width, height)`: where the panel goes, beside that block."""
         self.state, self.run, self.editor, self.theme, self.watch = state, run, editor, theme, watch
+        self.place = place
         self.window = self.title = self.note = self.slider = self.slider_note = 0
         self.stats: dict[str, int] = {}        # "act"/"grad" → the stats text
         self.samples: dict[str, int] = {}
@@ -271,6 +276,8 @@ class WireInspector:
         in_body = "/" in edge.partition("->")[0]
         self.watch.pin(edge, 0 if in_body else None)
         self._drawn = None
+        if self.place is not None:
+            dpg.configure_item(self.window, pos=self.place(block_of(edge), PANEL_W, PANEL_H))
         self.state.set_status(f"looking inside {wire_title(edge)}: its statistics are read "
                               "while the run trains and after it")
 
@@ -283,7 +290,7 @@ class WireInspector:
         reading = watch.reading(watch.pinned, watch.iteration)
         return {"pinned": watch.pinned, "iteration": watch.iteration,
                 "panel_shown": bool(self.window) and dpg.is_item_shown(self.window),
-                "panel_rect": _rect(self.window),
+                "panel_rect": window_rect(self.window),
                 "note": dpg.get_value(self.note) if self.note else "",
                 "stats": dpg.get_value(self.stats["act"]) if self.stats else "",
                 "grad_stats": dpg.get_value(self.stats["grad"]) if self.stats else "",
@@ -296,6 +303,7 @@ class WireInspector:
                     "gradient": reading.gradient is not None,
                     "iterations": reading.iterations},
                 "pictures": self.picture_kind,
+                "pictures_rect": _union([_rect(i) for i in self.images]),
                 "images_shown": sum(1 for i in self.images if dpg.is_item_shown(i)),
                 "hovered": watch.hovered, "card_for": self.card_for,
                 "card_text": dpg.get_value(self.card_text) if self.card_for else ""}
@@ -316,8 +324,25 @@ def _card(edge: str, r: WireReading) -> str:
 
 
 def _rect(item: int) -> list[float] | None:
+    """[x0, y0, x1, y1] on the screen of a drawn item (None when it is not drawn)."""
     if not item or not dpg.is_item_shown(item):
         return None
-    x, y = dpg.get_item_pos(item)
-    w, h = dpg.get_item_rect_size(item)
+    lo, hi = dpg.get_item_rect_min(item), dpg.get_item_rect_max(item)
+    return [lo[0], lo[1], hi[0], hi[1]] if hi[0] > lo[0] else None
+
+
+def window_rect(window: int) -> list[float] | None:
+    """[x0, y0, x1, y1] of a shown window (windows report a position and a size, no rect)."""
+    if not window or not dpg.is_item_shown(window):
+        return None
+    x, y = dpg.get_item_pos(window)
+    w, h = dpg.get_item_rect_size(window)
     return [x, y, x + w, y + h] if w else None
+
+
+def _union(rects: list[list[float] | None]) -> list[float] | None:
+    drawn = [r for r in rects if r]
+    if not drawn:
+        return None
+    return [min(r[0] for r in drawn), min(r[1] for r in drawn), max(r[2] for r in drawn),
+            max(r[3] for r in drawn)]
