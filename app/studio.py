@@ -356,6 +356,8 @@ class Studio:
         if self.state.document != self._document:   # another graph: the run was the old one's
             self._document = self.state.document
             self._guard("training run", self.run.forget)
+            self.wires.unpin()   # its wires were the old graph's
+            self.start_from = None
             self.gradients.range = None
         for name, view in (("editor", self.editor.refresh), ("inspector", self.inspector.refresh),
                            ("problems", self.diagnostics.refresh),

@@ -39,7 +39,7 @@ from .editor import GraphEditor
 from .theme import TEXT_DIM, Theme
 
 PANEL_W, PANEL_H = 470, 600
-HIST_H = 84
+HIST_H = 72
 PICTURES = 4
 PICTURE_PX = 96
 HOVER_HZ = 10.0
@@ -189,10 +189,13 @@ class WireInspector:
             note = "reading…"
         dpg.set_value(self.note, note)
         in_body = "/" in edge.partition("->")[0]
-        reads = reading.iterations if reading is not None else 1
+        # The iteration just picked is not read yet: its range is the last reading's.
+        known = reading or watch.reading(edge, exact=False)
+        reads = known.iterations if known is not None else 1
         dpg.configure_item(self.slider, show=in_body or reads > 1,
                            max_value=max(1, reads - 1))
-        dpg.set_value(self.slider, watch.iteration or 0)
+        if not dpg.is_item_active(self.slider):   # never under the user's drag
+            dpg.set_value(self.slider, watch.iteration or 0)
         dpg.set_value(self.slider_note, f"of {reads} reads this step"
                       if reading is not None and (in_body or reads > 1) else "")
         for kind, stats, sample in (
@@ -276,8 +279,12 @@ class WireInspector:
         in_body = "/" in edge.partition("->")[0]
         self.watch.pin(edge, 0 if in_body else None)
         self._drawn = None
+        # On the canvas, never over the training controls under it (it scrolls instead).
+        canvas_h = (dpg.get_item_rect_size(self.editor.canvas) or (0, PANEL_H + 24))[1]
+        height = max(240, min(PANEL_H, int(canvas_h) - 24))
+        dpg.configure_item(self.window, height=height)
         if self.place is not None:
-            dpg.configure_item(self.window, pos=self.place(block_of(edge), PANEL_W, PANEL_H))
+            dpg.configure_item(self.window, pos=self.place(block_of(edge), PANEL_W, height))
         self.state.set_status(f"looking inside {wire_title(edge)}: its statistics are read "
                               "while the run trains and after it")
 
@@ -301,7 +308,10 @@ class WireInspector:
                     "zeros": reading.activation.zero_fraction,
                     "histogram": list(reading.activation.histogram),
                     "gradient": reading.gradient is not None,
-                    "iterations": reading.iterations},
+                    "iterations": reading.iterations, "iteration": reading.iteration},
+                "slider": _rect(self.slider),
+                "slider_max": dpg.get_item_configuration(self.slider)["max_value"]
+                if self.slider else None,
                 "pictures": self.picture_kind,
                 "pictures_rect": _union([_rect(i) for i in self.images]),
                 "images_shown": sum(1 for i in self.images if dpg.is_item_shown(i)),

@@ -171,3 +171,47 @@ def test_stop_at_the_fault(nan_app: Studio, folder: Path) -> None:
     s = app.wait(lambda s: s["inside"]["start_from"] and s, "the last good step to open")
     assert Path(s["inside"]["start_from"]).name == Path(fault["checkpoint"]).name
     assert f"step {fault['last_good_step']}" in s["status"]
+
+
+@pytest.fixture(scope="module")
+def loop_app(screen: VirtualScreen, folder: Path) -> Iterator[Studio]:
+    """rnn_scan, trained for a few steps: a scan Loop over 10 time steps."""
+    loop_folder = folder / "loop"
+    loop_folder.mkdir()
+    graph = json.loads((SAMPLES / "rnn_scan.json").read_text())
+    graph["training"].update(epochs=2, dataset={**graph["training"]["dataset"], "n_samples": 400})
+    path = loop_folder / "rnn_wires.json"
+    path.write_text(json.dumps(graph))
+    with studio(screen, loop_folder, path) as s:
+        yield s
+
+
+def test_inside_a_loop_body_the_slider_picks_the_iteration(loop_app: Studio, folder: Path) -> None:
+    app = loop_app
+    app.screen.double_click(*app.node_title("rnn"))
+    app.wait(lambda s: s["region"] == ["rnn", "body"] and "squash" in s["layout"]["nodes"],
+             "the loop's body")
+    a = app.pin("squash", "out", "y")
+    b = app.pin("h_next", "in", "x")
+    wire = "rnn/body/squash.y->h_next.x"
+    app.screen.move((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+    app.wait(lambda s: inside(s)["wire"]["hovered"] == wire, "the mouse on the body's wire")
+    app.key("i")
+    app.wait(lambda s: inside(s)["wire"]["pinned"] == wire, "I to pin the wire")
+    app.click(center(app.layout()["train_button"]))
+    s = app.wait(lambda s: s["run"]["status"] == "finished" and inside(s)["wire"]["slider"]
+                 and inside(s)["wire"]["slider_max"] == 9
+                 and (inside(s)["wire"]["reading"] or {}).get("step") == s["run"]["step"]
+                 and s, "the run to finish and the wire to be read", timeout=180)
+    first = inside(s)["wire"]["reading"]
+    assert first["iterations"] == 10 and first["iteration"] == 0
+    slider = inside(s)["wire"]["slider"]
+    app.click((slider[0] + 0.75 * (slider[2] - slider[0]), (slider[1] + slider[3]) / 2))
+    s = app.wait(lambda s: (inside(s)["wire"]["iteration"] or 0) > 3
+                 and (inside(s)["wire"]["reading"] or {}).get("iteration")
+                 == inside(s)["wire"]["iteration"]
+                 and f"iteration {inside(s)['wire']['iteration']} ·" in inside(s)["wire"]["note"]
+                 and s, "a later iteration's reading, shown")
+    later = inside(s)["wire"]["reading"]
+    assert later["step"] == first["step"] and later["mean"] != first["mean"]
+    app.shot(folder / "loop_iteration.png")
