@@ -316,7 +316,7 @@ class Studio:
         self._guard("run panel", self.run_panel.refresh, now)
         self._guard("data preview", self.preview.refresh)
         self._guard("gradient charts", self._refresh_charts, now)
-        self._guard("wires", lambda: self.wire_view.step(now, blocked=self._blocked()))
+        self._guard("wires", self.wire_view.step, now, self._blocked)
         self._guard("profile", self.profile.step, now)
         self._guard("fault", self.fault.step,
                     lambda w, h: self._beside(self.wires.fault.node if self.wires.fault else None,
@@ -825,6 +825,7 @@ class Studio:
     def train(self) -> None:
         run = self.run
         if run.status == PAUSED:
+            self.wires.join(5.0)   # a wire being read while paused: the step waits for it
             run.resume()
             return
         if run.active:

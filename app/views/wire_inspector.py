@@ -119,16 +119,18 @@ class WireInspector:
 
     # -- per frame -----------------------------------------------------------------------------
 
-    def step(self, now: float | None = None, *, blocked: bool = False) -> None:
+    def step(self, now: float | None = None,
+             blocked: Callable[[], bool] = lambda: False) -> None:
         """Follow the mouse (hover), ask the watch for readings, redraw what changed.
-        `blocked`: a menu or a dialog is open, so the mouse is not on the canvas."""
+        `blocked()`: is a menu or a dialog open, so the mouse is not on the canvas? (Asked
+        only when the mouse moved.)"""
         now = time.monotonic() if now is None else now
         self._hover(now, blocked)
         self.watch.tick(self.run, now)
         self._draw_panel(now)
         self._draw_card()
 
-    def _hover(self, now: float, blocked: bool) -> None:
+    def _hover(self, now: float, blocked: Callable[[], bool]) -> None:
         if now - self._hover_at < 1 / HOVER_HZ:
             return
         self._hover_at = now
@@ -137,7 +139,7 @@ class WireInspector:
             return
         self._mouse = mouse
         edge = None
-        if not blocked and self.editor.hovered() and self.editor.hovered_node() is None:
+        if self.editor.hovered() and self.editor.hovered_node() is None and not blocked():
             found = self.editor.hovered_edge()
             if found is not None:
                 edge = region_prefix(self.state.region) + found.key
@@ -301,12 +303,9 @@ class WireInspector:
                 "note": dpg.get_value(self.note) if self.note else "",
                 "stats": dpg.get_value(self.stats["act"]) if self.stats else "",
                 "grad_stats": dpg.get_value(self.stats["grad"]) if self.stats else "",
+                # The activation's stats (TensorStats.to_json), and where they were read.
                 "reading": None if reading is None else {
-                    "step": reading.step, "shape": list(reading.activation.shape),
-                    "mean": reading.activation.mean, "std": reading.activation.std,
-                    "min": reading.activation.min, "max": reading.activation.max,
-                    "zeros": reading.activation.zero_fraction,
-                    "histogram": list(reading.activation.histogram),
+                    **reading.activation.to_json(), "step": reading.step,
                     "gradient": reading.gradient is not None,
                     "iterations": reading.iterations, "iteration": reading.iteration},
                 "slider": _rect(self.slider),
