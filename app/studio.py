@@ -27,6 +27,10 @@ A training run that fails inside a block leaves its error on that block (an erro
 diagnostic in `AppState`, drawn and listed like the analysis's own) until the graph is
 edited or the next run starts; the studio goes to the block, entering its body if need be.
 
+Inside wires (issue 17): `app.inspection.WireWatch` follows the run for the wire pinned or
+hovered (app/views/wire_inspector.py), profile mode's time per block (app/views/profile.py)
+and a NaN/Inf fault (app/views/fault.py); it asks the trainer for nothing while none is on.
+
 Closing (the window's close button, Ctrl+Q, File › Quit) asks about unsaved changes first,
 then `close()` stops a run and joins its thread (bounded), so the interpreter never exits
 with the trainer inside torch, and only then tears the window down.
