@@ -27,6 +27,10 @@ A training run that fails inside a block leaves its error on that block (an erro
 diagnostic in `AppState`, drawn and listed like the analysis's own) until the graph is
 edited or the next run starts; the studio goes to the block, entering its body if need be.
 
+Inside wires (issue 17): `app.inspection.WireWatch` follows the run for the wire pinned or
+hovered (app/views/wire_inspector.py), profile mode's time per block (app/views/profile.py)
+and a NaN/Inf fault (app/views/fault.py); it asks the trainer for nothing while none is on.
+
 Closing (the window's close button, Ctrl+Q, File › Quit) asks about unsaved changes first,
 then `close()` stops a run and joins its thread (bounded), so the interpreter never exits
 with the trainer inside torch, and only then tears the window down.
@@ -60,7 +64,8 @@ from engine.core.files import shown
 from engine.core.graph import Graph, Node
 from nodes import lookup
 
-from .commands import AutoLayout, Disconnect, InsertOnWire
+from .commands import AutoLayout, Disconnect, InsertOnWire, region_prefix
+from .inspection import WireWatch
 from .runs import RunHistory
 from .state import AppState
 from .training import (
@@ -81,6 +86,7 @@ from .views.data_preview import DataPreview
 from .views.diagnostics import DiagnosticsPanel
 from .views.dialogs import Dialogs
 from .views.editor import GraphEditor
+from .views.fault import FaultPanel
 from .views.generate import GenerateWindow
 from .views.gradflow import GradientView
 from .views.help import GettingStarted, PanelTips
@@ -89,11 +95,13 @@ from .views.live_edit import ROW_H as LIVE_ROW_H
 from .views.live_edit import LiveEditBar
 from .views.menus import SHORTCUTS, MenuBar
 from .views.palette import Palette
+from .views.profile import ProfileView
 from .views.quick_add import QuickAdd
 from .views.run_panel import RunPanel, TrainingSettings, series_theme
 from .views.runs import RunsView
 from .views.testhook import TestHook
 from .views.theme import ERROR, INFO, TEXT_DIM, WARNING, Theme
+from .views.wire_inspector import WireInspector
 
 log = logging.getLogger("dprog.studio")
 
@@ -129,6 +137,13 @@ class Studio:
         self.editor = GraphEditor(state, self.theme,
                                   flags_for=lambda path: self.gradients.flags_for(path))
         self.gradients = GradientView(state, self.run, self.editor, self.theme)
+        # Inside wires, time per block, stop at the fault (issue 17): one watch, three views.
+        self.wires = WireWatch()
+        self.run.handlers.update(self.wires.handlers())
+        self.wire_view = WireInspector(state, self.run, self.editor, self.theme, self.wires,
+                                       place=lambda node, w, h: self._beside(node, w, h))
+        self.profile = ProfileView(state, self.editor, self.wires)
+        self.fault = FaultPanel(self.wires, on_open=self.open_last_good)
         self.palette = Palette(self.theme, on_add=self._palette_add)
         self.inspector = Inspector(state, self.theme, open_body=self.open_body)
         self.diagnostics = DiagnosticsPanel(state, go_to=self.go_to_node, on_count=self._on_counts)
@@ -199,6 +214,8 @@ class Studio:
         self.guide.build()
         self.dialogs.build()
         self.generate_window.build()
+        self.wire_view.build()
+        self.fault.build()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=self._on_key)
             dpg.add_mouse_double_click_handler(button=dpg.mvMouseButton_Left,
@@ -237,6 +254,7 @@ class Studio:
                                        (lay, "Auto-layout this graph (Ctrl+L)")):
                             with dpg.tooltip(b):
                                 dpg.add_text(tip)
+                        self.profile.build_toggle(toolbar)
                         dpg.add_spacer(width=8)
                     self.editor.build_toolbar(toolbar)
                     self.editor.build_canvas(self.centre, canvas_w, canvas_h)
@@ -274,6 +292,8 @@ class Studio:
         self.runs_view.build(self.runs_tab, dock_w - 8, PLOT_H)
         self.preview.build()
         self.gradients.build_tab(self.gradient_tab, dock_w - 8, PLOT_H)
+        self.profile.build_table(self.gradients.row, self.gradients.heat_holder,
+                                 (dock_w - 32) // 3, PLOT_H - 10)
 
     def _curve_plots(self) -> list[tuple[int, int, int]]:
         """(plot, x axis, y axis) of the Loss and Accuracy plots, where runs are drawn."""
@@ -324,6 +344,11 @@ class Studio:
         self._guard("gradient charts", self._refresh_charts, now)
         self._guard("live edits", self.live.step)
         self._guard("runs", self.runs_view.step, now)
+        self._guard("wires", self.wire_view.step, now, self._blocked)
+        self._guard("profile", self.profile.step, now)
+        self._guard("fault", self.fault.step,
+                    lambda w, h: self._beside(self.wires.fault.node if self.wires.fault else None,
+                                              w, h))
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
         self._guard("getting started", self.guide.refresh)
@@ -359,6 +384,7 @@ class Studio:
         if self.state.document != self._document:   # another graph: the run was the old one's
             self._document = self.state.document
             self._guard("training run", self.run.forget)
+            self.wires.unpin()   # its wires were the old graph's
             self.gradients.range = None
         for name, view in (("editor", self.editor.refresh), ("inspector", self.inspector.refresh),
                            ("problems", self.diagnostics.refresh),
@@ -548,6 +574,8 @@ class Studio:
             self.fit_view()
         elif key == dpg.mvKey_F5:
             self.train()
+        elif key == dpg.mvKey_I:
+            self.wire_view.pin_under_mouse()
 
     def _on_click(self, sender: int, button: int, user_data: object) -> None:
         """A second press within two frames of the first, at the same spot, is a double-click
@@ -642,7 +670,10 @@ class Studio:
 
         entries = [Entry("Delete wire", lambda: self.state.do(Disconnect(region, edge)),
                          hint="Del"),
-                   Entry("Insert block…", insert)]
+                   Entry("Insert block…", insert),
+                   None,
+                   Entry("Look inside (pin)",
+                         lambda: self.wire_view.pin(region_prefix(region) + edge.key), hint="I")]
         self.context.open(screen, "wire", f"{edge.src[0]}.{edge.src[1]} → "
                           f"{edge.dst[0]}.{edge.dst[1]}", entries)
 
@@ -822,6 +853,7 @@ class Studio:
     def train(self) -> None:
         run = self.run
         if run.status == PAUSED:
+            self.wires.join(5.0)   # a wire being read while paused: the step waits for it
             run.resume()
             return
         if run.active:
@@ -841,6 +873,7 @@ class Studio:
 
     def pause(self) -> None:
         if self.run.status == PAUSED:
+            self.wires.join(5.0)   # a wire being read while paused: the step waits for it
             self.run.resume()
         else:
             self.run.pause()
@@ -898,6 +931,32 @@ class Studio:
             return True
 
         self.dialogs.ask_path("Export to folder", chosen, default)
+
+    def open_last_good(self, fault: Any) -> None:
+        """The fault panel's button: the next Train branches a new run from the faulty run's
+        last good step (its checkpoint), with the run's settings put in the Training tab to be
+        made gentler first (app.runs.RunHistory.branch_from)."""
+        self.history.refresh(force=True)   # the faulty run's record was written as it ended
+        if self.history.branch_from(Path(fault.checkpoint).name):
+            self.fault.said(self.history.pending.describe() + ": lower the learning rate "
+                            "in Training first")
+            dpg.set_value(self.right_tabs, self.settings_tab)
+
+    def _beside(self, node: str | None, width: int, height: int) -> tuple[int, int]:
+        """Where a floating panel goes on the canvas: in the half the block `node` (a node
+        path) is not in, so the panel never hides what it is about."""
+        x0, y0 = self.editor.canvas_origin()
+        w = (dpg.get_item_rect_size(self.editor.canvas) or (800, 600))[0]
+        view = self.editor.nodes.get(node.rsplit("/", 1)[-1]) if node else None
+        lo, hi = (dpg.get_item_rect_min(view.item), dpg.get_item_rect_max(view.item)) \
+            if view is not None else ((x0, y0), (x0, y0))
+        left = (lo[0] + hi[0]) / 2 > x0 + w / 2
+        return int(x0 + 12 if left else x0 + w - width - 12), int(y0 + 12)
+
+    def _blocked(self) -> bool:
+        """A menu, a popup or a dialog is over the canvas."""
+        return bool(self.dialogs.open or self.quick_add.visible or self.context.visible
+                    or self.menu.open)
 
     def trained_module(self) -> Any:
         """The module of the last run, once it ended or paused (what export and generation
@@ -999,6 +1058,7 @@ class Studio:
         self._draw_while(lambda: self.run.thread_alive, deadline,
                          "closing: waiting for the training run to stop…")
         joined = self.run.join(max(0.0, deadline - time.monotonic()))
+        self.wires.join(max(0.0, deadline - time.monotonic()))
         if self.text_job is not None:
             self._draw_while(lambda: not self.text_job.done, deadline,
                              "closing: waiting for the text generation to finish…")

@@ -81,6 +81,7 @@ class NodeView:
     info: list = field(default_factory=lambda: [0, ""])
     diag: list = field(default_factory=lambda: [0, ""])
     flag: list = field(default_factory=lambda: [0, ""])
+    badge: list = field(default_factory=lambda: [0, ""])   # profile mode's time (app/views/profile.py)
     ports: tuple = ()
     theme: object = None
     facts: tuple | None = None   # what it was decorated from (see GraphEditor._decorate_all)
@@ -264,8 +265,9 @@ class GraphEditor:
         view.diag[0] = dpg.add_text("", parent=static, show=False, wrap=DIAG_WRAP)
         view.flag[0] = dpg.add_text("", parent=static, show=False)
         dpg.bind_item_theme(view.flag[0], self.theme.text("accent"))
+        view.badge[0] = dpg.add_text("", parent=static, show=False)
         if self.theme.small:
-            for t in (view.info[0], view.diag[0], view.flag[0]):
+            for t in (view.info[0], view.diag[0], view.flag[0], view.badge[0]):
                 dpg.bind_item_font(t, self.theme.small)
         self.nodes[node.id] = view
         self.item_node[item] = node.id
@@ -399,6 +401,12 @@ class GraphEditor:
             view = self.nodes.get(node_id)
             if view is not None:
                 self._apply_theme(view)
+
+    def set_badge(self, node_id: str, text: str, theme: int = 0) -> None:
+        """A node's profile badge (empty: hidden), coloured by `theme`."""
+        view = self.nodes.get(node_id)
+        if view is not None and self._set_text(view.badge, text) and text:
+            dpg.bind_item_theme(view.badge[0], theme)
 
     def _highlight(self, selection: frozenset[str]) -> None:
         changed = selection ^ self.highlighted

@@ -78,7 +78,7 @@ class GradientView:
         self.hist_title = 0
         self._hist_for: tuple | None = None
         self.recolors = 0
-        self.bar_plot = 0
+        self.bar_plot = self.row = self.heat_holder = 0
         self.ticks: dict[int, tuple] = {}   # axis → the row labels it shows (test hook)
         self.hist_limits: tuple[float, float] | None = None
 
@@ -97,7 +97,7 @@ class GradientView:
     def build_tab(self, parent: int | str, width: int, height: int) -> None:
         third = (width - 24) // 3
         h = height - 10
-        with dpg.group(parent=parent, horizontal=True):
+        with dpg.group(parent=parent, horizontal=True) as self.row:
             # Each plot sits in a group: plots take no tooltip, groups do.
             with dpg.group() as bars_holder:
                 with dpg.plot(label=BARS_TITLE, width=third, height=h, no_mouse_pos=True,
@@ -107,7 +107,7 @@ class GradientView:
                     self.bar_axis_y = dpg.add_plot_axis(dpg.mvYAxis, no_gridlines=True)
                     self.bars = dpg.add_bar_series([], [], parent=self.bar_axis_y, weight=0.7,
                                                    horizontal=True)
-            with dpg.group() as heat_holder:
+            with dpg.group() as self.heat_holder:   # profile mode's table stands in for it
                 with dpg.plot(label=HEAT_WAITING, width=third, height=h,
                               no_mouse_pos=True, no_menus=True) as self.heat_plot:
                     self.heat_axis_x = dpg.add_plot_axis(dpg.mvXAxis, no_tick_labels=True,
@@ -118,7 +118,7 @@ class GradientView:
                                                     format="", scale_min=-6, scale_max=0,
                                                     show=False)
             dpg.bind_colormap(self.heat_plot, dpg.mvPlotColormap_Plasma)
-            for holder, text in zip((bars_holder, heat_holder), CHART_HELP, strict=True):
+            for holder, text in zip((bars_holder, self.heat_holder), CHART_HELP, strict=True):
                 with dpg.tooltip(holder):
                     dpg.add_text(text, wrap=320)
             with dpg.group():

@@ -114,6 +114,9 @@ class TestHook:
             "dialogs": studio.dialogs.showing(),
             "runs": {**studio.runs_view.snapshot(), "live": studio.live.snapshot(),
                      "settings": {k: rect(w) for k, w in studio.settings.widgets.items()}},
+            "inside": {"wire": studio.wire_view.snapshot(), "profile": studio.profile.snapshot(),
+                       "fault": studio.fault.snapshot(), "start_from": str(studio.history.pending.folder)
+                       if studio.history.pending else None},
             "layout": geometry(studio),
         }
 

@@ -740,6 +740,8 @@ class Trainer:
         except BaseException:
             if probe:
                 probe.discard()
+            if timer:
+                timer.close()
             raise
         grads = [p.grad for p in self.params if p.grad is not None]
         if cfg.clip_grad_norm:

@@ -127,7 +127,7 @@ def test_right_click_a_wire_inserts_a_block_and_deletes_it(app: Studio, folder: 
     a, b = app.pin("act1", "out", "y"), app.pin("fc2", "in", "x")
     mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
     entries = right_click(app, mid, "wire")
-    assert set(entries) == {"Delete wire", "Insert block…"}
+    assert set(entries) == {"Delete wire", "Insert block…", "Look inside (pin)"}
     app.shot(folder / "wire_menu.png")
     choose(app, entries, "Insert block…")
     app.wait(lambda s: s["quick_add_ready"] and s, "the quick-add popup to take keys")
