@@ -233,6 +233,7 @@ def test_snapshot_to_json_is_plain(samples):
 
     snapshot = one_snapshot(probed_trainer(samples["digits_cnn"]))
     record = json.loads(json.dumps(snapshot.to_json()))
-    assert set(record) == {"step", "edges", "nodes", "dead_units"}
+    assert set(record) == {"step", "edges", "nodes", "dead_units", "groups"}
+    assert record["groups"] == {}   # no weight groups in this graph
     assert set(record["dead_units"]) == {"relu1", "relu2"}
     assert record["edges"]["relu1.y->pool1.x"]["zero_fraction"] > 0

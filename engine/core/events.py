@@ -150,12 +150,26 @@ class NodeFlow:
 
 
 @dataclass(frozen=True)
+class GroupFlow:
+    """A weight group's shared parameters: their gradient is the sum over the group's calls
+    (each call's own gradient flows on its wires, `call/function/...` edge keys)."""
+    grad_rms: float | None        # None: no call of the group got a gradient this step
+    weight_rms: float
+    update_ratio: float | None
+    calls: tuple[str, ...] = ()   # the call paths sharing the weights, in walk order
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GradFlowSnapshot:
     step: int
     edges: Mapping[str, EdgeFlow]
     nodes: Mapping[str, NodeFlow]
     # node path → (dead units, units), for blocks whose spec names dead-unit outputs (ReLU)
     dead_units: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # weight group → its shared parameters, all calls together; keyed by the scope's path
+    # prefix and the group's name ("encoder", "loop1/body/encoder")
+    groups: Mapping[str, GroupFlow] = field(default_factory=dict)
 
     def flagged(self, flag: str) -> list[str]:
         """Edge keys and node paths carrying `flag`, e.g. "vanishing"."""
@@ -167,7 +181,8 @@ class GradFlowSnapshot:
 
         return {"step": self.step, "edges": {k: clean(v) for k, v in self.edges.items()},
                 "nodes": {k: clean(v) for k, v in self.nodes.items()},
-                "dead_units": {k: list(v) for k, v in self.dead_units.items()}}
+                "dead_units": {k: list(v) for k, v in self.dead_units.items()},
+                "groups": {k: clean(v) for k, v in self.groups.items()}}
 
 
 # --- experiments: live edits, wire readings, time per block, the fault (issue 17) ---------------

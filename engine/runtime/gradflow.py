@@ -15,6 +15,10 @@ The result is a `GradFlowSnapshot` (also the trainer's event) with
 - per node with dead-unit outputs (its spec's `dead_units`, e.g. ReLU's): units dead for the
   whole sampled batch (a unit is one element position of a sample, all non-batch dims: a
   feature for (B, F), a channel-pixel for (B, C, H, W));
+- per weight group (calls sharing one module, keyed by scope prefix and name: "encoder"):
+  the same three numbers over its shared parameters, whose gradient is the sum over its calls.
+  A node inside such a call reports those shared parameters too, so every call shows the
+  total there; what differs per call is the gradient on its wires;
 - flags: "vanishing" (grad RMS below `vanishing_below` for `vanishing_streak` snapshots in a
   row) and "exploding" (grad RMS above `exploding_above`, or `growth` times the previous
   snapshot's and above 1).
@@ -36,7 +40,7 @@ from torch import nn
 
 from nodes import lookup
 
-from ..core.events import EdgeFlow, GradFlowSnapshot, NodeFlow
+from ..core.events import EdgeFlow, GradFlowSnapshot, GroupFlow, NodeFlow
 from ..core.graph import Graph, source_node, source_port
 
 VANISHING_BELOW = 1e-7
@@ -77,6 +81,28 @@ def node_parameters(module: nn.Module, node_modules: Mapping[str, str]) -> dict[
         params = [p for o in objs for p in (o.parameters() if isinstance(o, nn.Module) else [o])]
         if params:
             out[path] = params
+    return out
+
+
+def weight_groups(graph: Graph) -> dict[str, tuple[str, ...]]:
+    """group key (scope prefix + group name) → the paths of its calls, in walk order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for path, node in graph.walk():
+        weights = node.params.get("weights", "own") if node.type == "call" else "own"
+        if weights != "own":
+            key = path[: path.rfind("/") + 1] + str(weights)
+            out[key] = (*out.get(key, ()), path)
+    return out
+
+
+def group_parameters(groups: Mapping[str, tuple[str, ...]],
+                     params: Mapping[str, list[nn.Parameter]]) -> dict[str, list[nn.Parameter]]:
+    """group key → its shared parameters, each once: those of the nodes inside its calls."""
+    out = {}
+    for key, calls in groups.items():
+        found = {id(p): p for path, ps in params.items()
+                 if any(path.startswith(call + "/") for call in calls) for p in ps}
+        out[key] = list(found.values())
     return out
 
 
@@ -142,6 +168,8 @@ class GradFlowProbe:
         self.tap_keys = edge_keys                              # tap index → edge key
         self.dead_of = dead_unit_sources(graph, edge_keys)
         self.params = node_parameters(module, node_modules)
+        self.group_calls = weight_groups(graph)
+        self.group_params = group_parameters(self.group_calls, self.params)
         self.flags = _Flags(vanishing_below, vanishing_streak, exploding_above, growth)
         self.discard()
 
@@ -203,12 +231,13 @@ class GradFlowProbe:
         values, grads, *params = tables
         edges = self._edge_table(values, grads)
         nodes = self._node_table(*(params or ([], [])))   # (grad, weight) norms, delta norms
+        groups = self._group_table(*(params or ([], [])))
         dead: dict[str, tuple[int, int]] = {}   # per node, its dead-unit outputs added up
         for (node, _), a in alive.items():
             was = dead.get(node, (0, 0))
             dead[node] = (was[0] + a.numel() - int(next(numbers)), was[1] + a.numel())
         self.discard()
-        return GradFlowSnapshot(step, edges, nodes, dead)
+        return GradFlowSnapshot(step, edges, nodes, dead, groups)
 
     def _edge_table(self, values, grads) -> dict[str, EdgeFlow]:
         # per key: grad sum of squares, grad count, value sum, sum of squares, nonzeros, count, reads
@@ -252,4 +281,27 @@ class GradFlowProbe:
             rms = math.sqrt(gsq / count)
             table[path] = NodeFlow(rms, math.sqrt(wsq / count),
                                    math.sqrt(dsq / wsq) if wsq else None, self.flags(path, rms))
+        return table
+
+    def _group_table(self, norms, deltas) -> dict[str, GroupFlow]:
+        """From the norms already measured for the nodes: no work on the device."""
+        if not self.group_params:
+            return {}
+        measured = {id(p): (g, w, d) for (_, p), (g, w), (d,) in zip(self._live, norms, deltas,
+                                                                     strict=True)}
+        table = {}
+        for key, params in self.group_params.items():
+            calls = self.group_calls[key]
+            live = [p for p in params if id(p) in measured]
+            rows, count = [measured[id(p)] for p in live], sum(p.numel() for p in live)
+            if not count:   # no call got a gradient this step, or the group has no weights
+                total = sum(p.numel() for p in params)
+                weight = (math.sqrt(sum(float(p.detach().square().sum()) for p in params) / total)
+                          if total else 0.0)
+                table[key] = GroupFlow(None, weight, None, calls)
+                continue
+            gsq, wsq, dsq = (sum(r[i] * r[i] for r in rows) for i in range(3))
+            rms = math.sqrt(gsq / count)
+            table[key] = GroupFlow(rms, math.sqrt(wsq / count), math.sqrt(dsq / wsq) if wsq else None,
+                                   calls, self.flags("group " + key, rms))
         return table
