@@ -475,10 +475,52 @@ def gpt_blocks() -> Graph:
     return set_tie(graph, "head", "weight", ("tokens", "weight"))
 
 
+def encoder() -> Graph:
+    """The siamese encoder: an 8×8 digit (64 pixels) to a 16-number code."""
+    specs = [("x", "body_input", {}), ("fc1", "linear", {"out_features": 32}),
+             ("act", "relu", {}), ("fc2", "linear", {"out_features": 16}),
+             ("y", "body_output", {})]
+    wires = ["x -> fc1", "fc1 -> act", "act -> fc2", "fc2 -> y"]
+    return build(specs, wires, columns=[[s[0]] for s in specs])
+
+
+def siamese() -> Graph:
+    """pairs_mlp with one encoder for both images: a function called twice in the weight
+    group "encoder" (one module, its parameters counted once, each call's gradients adding up
+    in them); the head compares the codes by |a - b| and a · b."""
+    specs = [
+        ("left", "input", {"shape": [64]}),
+        ("right", "input", {"shape": [64]}),
+        ("enc_left", "call", {"function": "encoder", "weights": "encoder"}),
+        ("enc_right", "call", {"function": "encoder", "weights": "encoder"}),
+        ("distance", "expression", {"expr": "torch.abs(a - b)"}),
+        ("product", "mul", {}),
+        ("join", "concat", {}),                                             # (B, 32)
+        ("fc", "linear", {"out_features": 32}),
+        ("act", "relu", {}),
+        ("head", "linear", {"out_features": 2}),
+        ("logits", "output", {}),
+    ]
+    wires = ["left -> enc_left", "right -> enc_right", "enc_left -> distance.a",
+             "enc_right -> distance.b", "enc_left -> product.a", "enc_right -> product.b",
+             "distance -> join.x0", "product -> join.x1", "join -> fc", "fc -> act",
+             "act -> head", "head -> logits"]
+    columns = [["left", "right"], ["enc_left", "enc_right"], ["distance", "product"], ["join"],
+               ["fc"], ["act"], ["head"], ["logits"]]
+    graph = build(specs, wires, name="siamese", columns=columns, training={
+        "dataset": {"name": "digit_pairs", "flatten": True, "n_samples": 4000},
+        "loss": "cross_entropy", "optimizer": "adam", "lr": 0.003, "batch_size": 64,
+        "epochs": 20, "seed": 0})
+    return replace(graph, functions={"encoder": Function(
+        encoder(), title="Encoder", doc="an 8x8 digit (64 pixels) to a 16-number code: "
+        "Linear 32, ReLU, Linear 16", category="Siamese")})
+
+
 SAMPLES = {"moons_mlp": moons_mlp, "digits_cnn": digits_cnn, "residual_mlp": residual_mlp,
            "rnn_scan": rnn_scan, "adaptive_depth": adaptive_depth, "gated_branch": gated_branch,
            "attention": attention, "projectile": projectile, "vae": vae, "char_gpt": char_gpt,
-           "pairs_mlp": pairs_mlp, "unet": unet, "gpt_blocks": gpt_blocks}
+           "pairs_mlp": pairs_mlp, "unet": unet, "gpt_blocks": gpt_blocks,
+           "siamese": siamese}
 
 if __name__ == "__main__":
     for name, make in SAMPLES.items():
