@@ -75,7 +75,7 @@ def test_samples_pass_every_route(name):
     expect((REPO / "sample_graphs" / f"{name}.json").read_text(), "ok")
 
 
-@pytest.mark.parametrize("name", ["unet", "gpt_blocks"])
+@pytest.mark.parametrize("name", ["unet", "gpt_blocks", "siamese"])
 def test_function_mutants(name):
     """The function samples with functions, calls, groups and ties broken (and sometimes one
     more mutation anywhere, function bodies included): every route refuses or runs them."""
