@@ -174,6 +174,22 @@ def test_gradient_flow_reports_the_group_total_beside_each_call(graph):
     assert left and right and left != right
     assert snapshot.to_json()["groups"]["encoder"]["calls"] == ["enc_left", "enc_right"]
 
+    # the Gradient flow tab's bar rows: each call (its outputs' gradient), then the group's total
+    from types import SimpleNamespace
+
+    from app.state import AppState
+    from app.views.gradflow import GradientView
+
+    view = GradientView(AppState(graph), SimpleNamespace(flow=snapshot), None, None)
+    rows = view._rows()
+    assert rows == ["enc_left", "enc_right", "encoder (all calls)", "fc", "head"]
+    assert view._value(snapshot, "encoder (all calls)") == group.grad_rms
+    out_left = [snapshot.edges[k].grad_rms for k in ("enc_left.y->distance.a",
+                                                     "enc_left.y->product.a")]
+    assert view._value(snapshot, "enc_left") == pytest.approx(
+        (sum(r * r for r in out_left) / 2) ** 0.5)
+    assert view._value(snapshot, "enc_left") != view._value(snapshot, "enc_right")
+
 
 def test_trains_far_past_the_coin_flip(graph):
     """Balanced pairs: always answering "same" is right half the time. Measured with seed 0:

@@ -10,7 +10,9 @@ This view turns the latest sample into
   wire; the thickness style stays in the themes in case a later imnodes honours it.)
 - flags on nodes (vanishing / exploding gradients, dead ReLUs): title colour plus a marker;
 - in the Gradient flow tab: a bar chart of per-node gradient RMS (horizontal, one labelled
-  row per block), a heatmap of nodes against time (once there are two samples to compare),
+  row per block; a weight group's calls get a row each, the gradient reaching that call's
+  outputs, and the group a row "name (all calls)", its shared weights' gradient, which is
+  the sum over the calls), a heatmap of nodes against time (once there are two samples to compare),
   and the gradient/activation history of the selected wire or node. Row labels are thinned
   to every k-th when the rows are shorter than a line of text, so they never overlap; with
   no data each chart says what it waits for instead of drawing an empty scale.
@@ -38,8 +40,11 @@ BARS_TITLE = "Gradient RMS per block"
 BARS_WAITING = "Gradient RMS per block: press Train"
 HEAT_TITLE = "Blocks × time (log10 gradient RMS)"
 HEAT_WAITING = "Blocks × time (needs 2 samples)"
+GROUP_ROW = " (all calls)"   # a row key ending so is a weight group's (node ids have no spaces)
 CHART_HELP = ("How much gradient reaches each block's weights (log scale), at the latest "
-              "sample. A bar far shorter than the others: that block barely learns.",
+              "sample. A bar far shorter than the others: that block barely learns. For calls "
+              "sharing weights, each call's row is the gradient reaching its outputs, and "
+              "\"name (all calls)\" the shared weights' gradient: all the calls' added up.",
               "The same per block over time, one column per sample (hot = large). A row "
               "fading to dark: the gradient is vanishing there.")
 LABEL_PX = 18.0          # a row label's height: rows shorter than this show every k-th label
@@ -80,6 +85,7 @@ class GradientView:
         self.recolors = 0
         self.bar_plot = self.row = self.heat_holder = 0
         self.ticks: dict[int, tuple] = {}   # axis → the row labels it shows (test hook)
+        self.call_wires: dict[str, list[str]] = {}   # a call's row → the edge keys leaving it
         self.hist_limits: tuple[float, float] | None = None
 
     # -- building ------------------------------------------------------------------------------
@@ -231,16 +237,42 @@ class GradientView:
         self._draw_history()
 
     def _rows(self) -> list[str]:
-        """Node paths to chart: those of the region on screen that have gradient data."""
+        """Rows to chart: the node paths of the region on screen that have gradient data; for
+        a weight group's calls there, each call's path (its outputs' gradient) and, after the
+        group's last call, the group's key + GROUP_ROW (its shared weights')."""
         flow = self.run.flow
         if flow is None:
             return []
         prefix = region_prefix(self.state.region)
-        here = [prefix + n.id for n in self.state.current_graph().nodes]
-        rows = [p for p in here if (f := flow.nodes.get(p)) is not None and f.grad_rms is not None]
+        region = self.state.current_graph()
+        groups = getattr(flow, "groups", {})
+        calls = {n.id: prefix + str(n.params.get("weights")) for n in region.nodes
+                 if n.type == "call" and prefix + str(n.params.get("weights")) in groups}
+        last = {group: node_id for node_id, group in calls.items()}
+        self.call_wires = {prefix + c: [prefix + e.key for e in region.edges if e.src[0] == c]
+                           for c in calls}
+        rows = []
+        for n in region.nodes:
+            path = prefix + n.id
+            if (self._value(flow, path)) is not None:
+                rows.append(path)
+            if n.id in calls and last[calls[n.id]] == n.id:
+                rows.append(calls[n.id] + GROUP_ROW)
         if not rows:
             rows = list(flow.nodes)
         return rows[:MAX_ROWS]
+
+    def _value(self, snapshot, row: str) -> float | None:
+        """A row's gradient RMS in one snapshot (None where it has none)."""
+        if row.endswith(GROUP_ROW):
+            group = getattr(snapshot, "groups", {}).get(row[:-len(GROUP_ROW)])
+            return group.grad_rms if group is not None else None
+        if row in self.call_wires:   # the RMS over the gradients on the call's outputs
+            rms = [f.grad_rms for k in self.call_wires[row]
+                   if (f := snapshot.edges.get(k)) is not None and f.grad_rms is not None]
+            return math.sqrt(sum(r * r for r in rms) / len(rms)) if rms else None
+        flow = snapshot.nodes.get(row)
+        return flow.grad_rms if flow is not None else None
 
     def _row_ticks(self, axis: int, plot: int, rows: list[str]) -> None:
         """One tick label per row, top to bottom (row i at y = n - i - 0.5), thinned to every
@@ -266,7 +298,7 @@ class GradientView:
             dpg.configure_item(self.bar_plot, label=BARS_WAITING)
             return
         dpg.configure_item(self.bar_plot, label=BARS_TITLE)
-        logs = [math.log10(v) if (v := _grad(flow, p)) and v > 0 else None for p in rows]
+        logs = [math.log10(v) if (v := self._value(flow, p)) and v > 0 else None for p in rows]
         known = [v for v in logs if v is not None] or [-6.0]
         # Bars grow from a floor a decade below the smallest value; ticks label decades.
         base = math.floor(min(known)) - 1
@@ -295,7 +327,7 @@ class GradientView:
         values = []
         for p in rows:      # row-major: one row per node, one column per snapshot
             for point in history:
-                v = _grad(point, p)
+                v = self._value(point, p)
                 values.append(math.log10(v) if v and v > 0 else lo)
         dpg.configure_item(self.heat, x=values, rows=len(rows), cols=len(history),
                            scale_min=lo, scale_max=hi, bounds_min=(0, 0),
@@ -355,11 +387,6 @@ class GradientView:
         dpg.set_axis_limits(self.hist_act_axis, -1.0, 1.0)
         dpg.set_axis_limits(self.hist_x, 0.0, 1.0)
         self.hist_limits = (1e-6, 1.0)
-
-
-def _grad(snapshot, path: str) -> float | None:
-    flow = snapshot.nodes.get(path)
-    return flow.grad_rms if flow is not None else None
 
 
 def _plot_theme(component: int, target: int, color: tuple, weight: float | None = None, *,
