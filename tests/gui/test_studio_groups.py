@@ -1,0 +1,47 @@
+"""A weight group in the real studio's Gradient flow tab: the siamese sample's two encoder
+calls get a row each (the gradient reaching each call) and the group one row, "encoder (all
+calls)", the gradient of the weights they share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from harness import VirtualScreen
+from studio_driver import Studio, center, studio
+
+from engine import load_graph
+from engine.core.fileformat import save_graph
+
+pytestmark = pytest.mark.gui
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_graphs" / "siamese.json"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("groups")
+    graph = load_graph(SAMPLE)
+    training = {**graph.training, "epochs": 1, "gradflow_every": 5,
+                "dataset": {"name": "digit_pairs", "flatten": True, "n_samples": 400}}
+    save_graph(replace(graph, training=training), folder / "siamese.json")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(screen: VirtualScreen, folder: Path) -> Iterator[Studio]:
+    with studio(screen, folder, folder / "siamese.json") as s:
+        yield s
+
+
+def test_a_group_has_a_row_per_call_and_one_for_all_calls(app: Studio, folder: Path) -> None:
+    app.click(center(app.layout()["tabs"]["gradients"]))
+    app.click(center(app.layout()["train_button"]))
+    app.wait(lambda s: s["run"]["status"] == "finished" and s, "the run to finish", timeout=180)
+    s = app.wait(lambda s: "encoder (all calls)" in s["gradient_charts"]["rows"]["bars"]["labels"]
+                 and s, "the group's row")
+    bars = s["gradient_charts"]["rows"]["bars"]
+    assert bars["labels"] == ["enc_left", "enc_right", "encoder (all calls)", "fc", "head"], bars
+    app.shot(folder / "group_rows.png")
