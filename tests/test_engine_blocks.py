@@ -249,7 +249,16 @@ def test_param_counts_match_for_every_sample(samples):
         # per node too, where the submodule is named after the node (loops and plain blocks)
         checked = 0
         nodes = dict(graph.walk())
+        grouped: set[str] = set()   # weight groups seen: their first call counts the module
         for path, count in analysis.param_counts.items():
+            node = nodes.get(path)
+            group = node.params.get("weights", "own") if node and node.type == "call" else "own"
+            if group != "own" and "/" not in path:   # one attribute, named after the group
+                shared = sum(p.numel() for p in getattr(model, group).parameters())
+                assert count == (0 if group in grouped else shared), (name, path)
+                grouped.add(group)
+                checked += 1
+                continue
             module = model
             for node_id in path.split("/")[::2]:
                 module = getattr(module, node_id, None) if module is not None else None
