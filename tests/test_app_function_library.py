@@ -84,3 +84,18 @@ def test_a_hostile_library_is_refused_with_its_place(tmp_path):
     bad.write_text('{"format": "dprog", "version": 1}')
     with pytest.raises(GraphFileError, match=r"\$\.format"):
         load_library(bad)
+
+
+def test_palette_search_and_labels_of_functions():
+    from app.views.palette import function_label, ranked_functions
+
+    functions = dict(load_graph(SAMPLES / "unet.json").functions)
+    f = functions["double_conv"]
+    assert ranked_functions("", functions) == ["double_conv"]
+    assert ranked_functions("double", functions) == ["double_conv"]
+    assert ranked_functions("u-net", functions) == ["double_conv"]        # its category
+    assert ranked_functions("batchnorm relu", functions) == ["double_conv"]   # its doc
+    assert ranked_functions("linear", functions) == []
+    assert function_label("double_conv", f, functions) == "ƒ Double conv"
+    functions["double_conv2"] = f   # imported renamed: same title, so the names tell them apart
+    assert function_label("double_conv2", f, functions) == "ƒ Double conv (double_conv2)"
