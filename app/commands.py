@@ -30,6 +30,7 @@ from typing import Any
 from engine.core.analysis import Analysis, Diagnostic
 from engine.core.config import TrainingConfig
 from engine.core.fileformat import MAX_REGION_DEPTH, SCHEMA_PATH
+from engine.core.functionlib import add_functions
 from engine.core.graph import (
     FUNCTION,
     ID_PATTERN,
@@ -1113,3 +1114,68 @@ class SetFunctionInfo(Command):
                 changes[field_name] = value
         new = replace(function, **changes)
         return graph if new == function else set_function(graph, self.name, new)
+
+
+# --- a user's block library (File › Import functions…, the palette's functions) ---------------
+
+
+@dataclass(frozen=True)
+class AddCall(Command):
+    """Add a Call of the graph's function `function` at `pos` in `region` (the palette and
+    quick-add entry of a function). Its id comes from the function's name (`double_conv1`);
+    `weights` is "own" or a weight group's name."""
+
+    region: Region
+    function: str
+    pos: Pos
+    weights: str = OWN_WEIGHTS
+
+    @property
+    def label(self) -> str:
+        return f"Add call of {self.function}"
+
+    def apply(self, graph: Graph) -> Graph:
+        if not isinstance(self.function, str) or self.function not in graph.functions:
+            raise CommandRejected(f"this graph defines no function {self.function!r}",
+                                  "unknown_function")
+        g = region_graph(graph, self.region)
+        taken = {n.id for n in g.nodes} | set(reserved_ids(graph, self.region))
+        node_id = g.fresh_id(self.function)
+        stem, i = node_id[:-1], 1
+        while node_id in taken:
+            i += 1
+            node_id = f"{stem}{i}"
+        return AddNode(self.region, "call", self.pos,
+                       {"function": self.function, "weights": self.weights},
+                       node_id).apply(graph)
+
+
+@dataclass(frozen=True)
+class ImportFunctions(Command):
+    """Add a library file's functions (`engine.core.functionlib.load_library`) to the graph
+    in one undo step. A name the graph already defines is refused, naming every clash
+    (`on_clash="refuse"`), or the newcomer is renamed and the calls inside the imported
+    bodies follow (`on_clash="rename"`). `source` names the file in messages."""
+
+    functions: Mapping[str, Function]
+    on_clash: str = "refuse"
+    source: str = "library"
+
+    @property
+    def label(self) -> str:
+        n = len(self.functions)
+        return f"Import {n} function{'' if n == 1 else 's'}"
+
+    def apply(self, graph: Graph) -> Graph:
+        if not self.functions:
+            raise CommandRejected(f"{self.source} holds no functions", "nothing")
+        try:
+            new, _ = add_functions(graph, self.functions, on_clash=self.on_clash,
+                                   source=self.source)
+        except ValueError as e:
+            raise CommandRejected(str(e), "name_clash") from None
+        return new
+
+    def clashes(self, graph: Graph) -> list[str]:
+        """The names of the library that `graph` already defines."""
+        return sorted(set(self.functions) & set(graph.functions))

@@ -209,6 +209,7 @@ class Studio:
                             clear_color=(24, 25, 28, 255), disable_close=True)
         self.theme.build()
         self._build_window(width, height)
+        self._build_function_library()
         self.quick_add.build()
         self.context.build()
         self.guide.build()
@@ -389,7 +390,7 @@ class Studio:
         for name, view in (("editor", self.editor.refresh), ("inspector", self.inspector.refresh),
                            ("problems", self.diagnostics.refresh),
                            ("training settings", self.settings.refresh),
-                           ("menu", self.menu.refresh)):
+                           ("menu", self.menu.refresh), ("palette", self.palette.refresh)):
             self._guard(name, view)
         self._guard("run controls", self.run_panel.offer_generate, writes_text(self.state.graph))
         title = self.state.title
@@ -1099,6 +1100,127 @@ class Studio:
             except Exception:
                 return
             time.sleep(0.02)
+
+    # -- a user's block library: the graph's functions in the palette and quick-add, and
+    # File › Export functions… / Import functions… (library files, engine.core.functionlib)
+
+    def _build_function_library(self) -> None:
+        """Let the palette and quick-add list the graph's functions, and the canvas take a
+        function dropped from the palette (its payload is a `CallOf`, not a block type)."""
+        self.palette.functions = lambda: self.state.graph.functions
+        self.palette.on_call = lambda name: self.place_call(name,
+                                                            self.editor.canvas_center_model())
+        self.quick_add.functions = lambda: self.state.graph.functions
+        self.quick_add.on_call = self.place_call
+        dpg.configure_item(self.editor.canvas, drop_callback=self._on_canvas_drop)
+
+    def _on_canvas_drop(self, sender: int, data: object, user_data: object) -> None:
+        from .views.palette import CallOf
+
+        if isinstance(data, CallOf):
+            mouse = dpg.get_mouse_pos(local=False)
+            self.place_call(data.function, self.editor.screen_to_model((mouse[0], mouse[1])))
+        else:
+            self.editor._on_drop(sender, data, user_data)   # a block: the editor's own drop
+
+    def place_call(self, name: str, at: tuple[float, float]) -> bool:
+        """A Call of the graph's function `name`, with its own weights, at `at` (model
+        coordinates) in the graph or body being edited."""
+        from .commands import AddCall
+
+        return self.state.do(AddCall(self.state.region, name, at))
+
+    def export_functions(self) -> None:
+        """File › Export functions…: which ones (a checklist, all ticked, when there are
+        several), then where; the file also holds every function they call."""
+        functions = self.state.graph.functions
+        if not functions:
+            self.state.set_status("this graph has no functions to export: select blocks and "
+                                  "group them into a function first", "warning")
+            return
+        names = sorted(functions)
+        if len(names) == 1:
+            self._export_functions_to(names)
+            return
+        self.dialogs.pick("Export functions", "Which functions go into the library file? "
+                          "(The functions they call go with them.)",
+                          [(n, f"{functions[n].title or n}  ({n})") for n in names],
+                          self._export_functions_to)
+
+    def _export_functions_to(self, names: list[str]) -> None:
+        from engine.core.functionlib import LIB_SUFFIX, called, export_library
+
+        graph = self.state.graph
+        stem = names[0] if len(names) == 1 else (graph.name or "functions")
+        folder = self.state.file.parent if self.state.file else Path.cwd()
+
+        def chosen(path: str) -> bool:
+            try:
+                written = export_library(graph, names, path)
+            except (OSError, ValueError, KeyError) as e:
+                self.dialogs.show_path_error(f"can't export: {shown(e)}")
+                return False
+            n = len(called(graph, names))
+            self.state.set_status(f"exported {_plural(n, 'function')} to {written}")
+            return True
+
+        self.dialogs.ask_path(f"Export {', '.join(names)} to a library file ({LIB_SUFFIX})",
+                              chosen, str(folder / f"{stem}{LIB_SUFFIX}"), save=True)
+
+    def import_functions(self) -> None:
+        """File › Import functions…: a library file's functions join this graph in one undo
+        step. A bad file changes nothing and says what is wrong and where; a name clash asks
+        whether to import the newcomers renamed."""
+        from engine.core.fileformat import GraphFileError
+        from engine.core.functionlib import load_library
+
+        from .commands import ImportFunctions
+
+        def chosen(path: str) -> bool:
+            try:
+                functions = load_library(path)
+            except GraphFileError as e:
+                self._refuse_import(str(e))
+                return True
+            except Exception as e:   # a library file must never take the studio down
+                log.error("importing %s failed:\n%s", path, traceback.format_exc())
+                self._refuse_import(f"{path}: {type(e).__name__}: {shown(e)}")
+                return True
+            source = Path(path).name
+            command = ImportFunctions(functions, source=source)
+            clashes = command.clashes(self.state.graph)
+            if not functions:
+                self._refuse_import(f"{path}: the library holds no functions")
+            elif clashes:
+                listed = ", ".join(map(repr, clashes))
+                rename = ImportFunctions(functions, on_clash="rename", source=source)
+                self.dialogs.ask(
+                    "Import functions: name clash",
+                    f"This graph already defines {listed}, and {source} has a function of the "
+                    f"same name. Import the library's renamed (its calls follow), or cancel "
+                    "and rename or delete yours first?",
+                    [("rename", "Import renamed", lambda: self._import(rename)),
+                     ("cancel", "Cancel", lambda: self.state.set_status(
+                         f"not imported: {source} clashes with {listed}", "warning"))])
+            else:
+                self._import(command)
+            return True
+
+        folder = self.state.file.parent if self.state.file else Path.cwd()
+        self.dialogs.ask_path("Import functions from a library file (.dprog-lib.json)", chosen,
+                              str(folder) + os.sep)
+
+    def _import(self, command: Any) -> None:
+        """Do an `ImportFunctions` command and say what it added."""
+        before = set(self.state.graph.functions)
+        if self.state.do(command):
+            added = sorted(set(self.state.graph.functions) - before)
+            self.state.set_status(f"imported {', '.join(added)} from {command.source}: "
+                                  "find them in the palette (Ctrl+Z undoes it)")
+
+    def _refuse_import(self, text: str) -> None:
+        self.state.set_status(f"not imported: {text}", "error")
+        self.dialogs.message(f"Nothing was imported.\n\n{text}", "Can't import functions")
 
 
 def writes_text(graph: Graph) -> bool:

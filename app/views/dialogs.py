@@ -1,5 +1,7 @@
 """Modal dialogs: unsaved changes (Save / Discard / Cancel), crash recovery, a file path
-prompt (type a path, or Browse… with Dear PyGui's file dialog), and messages.
+prompt (type a path, or Browse… with Dear PyGui's file dialog), messages, a checklist
+(which functions to export) and a question with buttons of the caller's (a name clash on
+import: rename or cancel).
 
 Each dialog is built once and reused; callers pass what to do next as a function, so no
 meaning lives in the widgets.
@@ -46,6 +48,14 @@ class Dialogs:
         self.recovery_text = 0
         self._on_restore: Action | None = None
         self._on_drop_recovery: Action | None = None
+        self.pick_window = 0
+        self.pick_text = 0
+        self.pick_list = 0
+        self.pick_boxes: dict[str, int] = {}  # item → checkbox, in the order given
+        self._on_picked: Callable[[list[str]], None] | None = None
+        self.ask_window = 0
+        self.ask_text = 0
+        self.ask_row = 0
         self.buttons: dict[str, int] = {}     # name → button, for the test hook's geometry
         self._frame = 0
         self._closed_at = -10                 # the frame a dialog was last hidden in
@@ -88,6 +98,24 @@ class Dialogs:
             self.message_text = dpg.add_text("", wrap=450)
             dpg.add_button(label="OK", width=90,
                            callback=lambda: self._hide(self.message_window))
+        with dpg.window(label="Choose", modal=True, show=False, no_resize=True,
+                        no_saved_settings=True, width=440, height=330) as self.pick_window:
+            self.pick_text = dpg.add_text("", wrap=410)
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="All", small=True, callback=lambda: self._pick_all(True))
+                dpg.add_button(label="None", small=True, callback=lambda: self._pick_all(False))
+            self.pick_list = dpg.add_child_window(height=190, width=-1)
+            with dpg.group(horizontal=True):
+                ok = dpg.add_button(label="Next…", width=100, callback=self._pick_ok)
+                dpg.bind_item_theme(ok, self.theme.primary_button)
+                self.buttons["pick_ok"] = ok
+                self.buttons["pick_cancel"] = dpg.add_button(
+                    label="Cancel", width=100, callback=lambda: self._hide(self.pick_window))
+        with dpg.window(label="dprog", modal=True, show=False, no_resize=True,
+                        no_saved_settings=True, width=480, height=150) as self.ask_window:
+            self.ask_text = dpg.add_text("", wrap=450)
+            dpg.add_spacer(height=6)
+            self.ask_row = dpg.add_group(horizontal=True)
         with dpg.window(label="Recover unsaved changes?", modal=True, show=False, no_resize=True,
                         no_saved_settings=True, width=480, height=150,
                         no_close=True) as self.recovery_window:
@@ -104,7 +132,8 @@ class Dialogs:
         """Names of the dialogs on screen (for the test hook)."""
         names = {"confirm": self.confirm_window, "path": self.path_window,
                  "files": self.file_dialog, "message": self.message_window,
-                 "recovery": self.recovery_window}
+                 "recovery": self.recovery_window, "pick": self.pick_window,
+                 "ask": self.ask_window}
         return [n for n, w in names.items() if w and dpg.is_item_shown(w)]
 
     # -- showing and hiding ----------------------------------------------------------------------
@@ -137,11 +166,12 @@ class Dialogs:
             return True
         return any(w and dpg.is_item_shown(w) for w in (
             self.confirm_window, self.path_window, self.file_dialog, self.message_window,
-            self.recovery_window))
+            self.recovery_window, self.pick_window, self.ask_window))
 
     def close_top(self) -> bool:
         """Esc: close whichever dialog is open (a confirm counts as Cancel)."""
-        for w in (self.file_dialog, self.path_window, self.message_window, self.confirm_window):
+        for w in (self.file_dialog, self.path_window, self.message_window, self.confirm_window,
+                  self.pick_window, self.ask_window):
             if w and dpg.is_item_shown(w):
                 self._hide(w)
                 return True
@@ -246,6 +276,66 @@ class Dialogs:
         self._hide(self.recovery_window)
         if self._on_drop_recovery:
             self._on_drop_recovery()
+
+    # -- a checklist, and a question with the caller's buttons ---------------------------------
+
+    def pick(self, title: str, text: str, items: list[tuple[str, str]],
+             on_picked: Callable[[list[str]], None]) -> None:
+        """A checklist of `items` ((key, label) pairs), all ticked; Next… hands the ticked
+        keys, in the order given, to `on_picked` (never an empty list: it asks for one)."""
+        self._on_picked = on_picked
+        dpg.configure_item(self.pick_window, label=title)
+        dpg.set_value(self.pick_text, text)
+        dpg.delete_item(self.pick_list, children_only=True)
+        for key in list(self.buttons):
+            if key.startswith("pick:"):
+                del self.buttons[key]
+        self.pick_boxes = {}
+        for key, label in items:
+            box = dpg.add_checkbox(label=label, default_value=True, parent=self.pick_list)
+            self.pick_boxes[key] = box
+            self.buttons[f"pick:{key}"] = box
+        _center(self.pick_window, 440, 330)
+        self._show(self.pick_window)
+
+    def picked(self) -> list[str]:
+        return [key for key, box in self.pick_boxes.items() if dpg.get_value(box)]
+
+    def _pick_all(self, value: bool) -> None:
+        for box in self.pick_boxes.values():
+            dpg.set_value(box, value)
+
+    def _pick_ok(self) -> None:
+        chosen = self.picked()
+        if not chosen:
+            dpg.set_value(self.pick_text, "Tick at least one, or Cancel.")
+            return
+        self._hide(self.pick_window)
+        if self._on_picked is not None:
+            self._on_picked(chosen)
+
+    def ask(self, title: str, text: str, choices: list[tuple[str, str, Action | None]]) -> None:
+        """A question: one button per (name, label, action) choice; each closes the dialog,
+        then runs its action (None: just close). The first is the primary one."""
+        dpg.configure_item(self.ask_window, label=title)
+        dpg.set_value(self.ask_text, text)
+        dpg.delete_item(self.ask_row, children_only=True)
+        for key in list(self.buttons):
+            if key.startswith("ask:"):
+                del self.buttons[key]
+        for i, (name, label, action) in enumerate(choices):
+            button = dpg.add_button(label=label, parent=self.ask_row, callback=self._answer,
+                                    user_data=action)
+            if i == 0:
+                dpg.bind_item_theme(button, self.theme.primary_button)
+            self.buttons[f"ask:{name}"] = button
+        _center(self.ask_window, 480, 150)
+        self._show(self.ask_window)
+
+    def _answer(self, sender: int, app_data: object, action: Action | None) -> None:
+        self._hide(self.ask_window)
+        if action is not None:
+            action()
 
 
 __all__ = ["TEXT_DIM", "Dialogs"]

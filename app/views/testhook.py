@@ -118,6 +118,7 @@ class TestHook:
                        "fault": studio.fault.snapshot(), "start_from": str(studio.history.pending.folder)
                        if studio.history.pending else None},
             "layout": geometry(studio),
+            "function_library": function_library(studio),
         }
 
 
@@ -256,3 +257,19 @@ def geometry(studio: Studio) -> dict:
             "breadcrumbs": [dpg.get_item_label(b) for b in
                             dpg.get_item_children(studio.editor.breadcrumb_group, 1) or []
                             if dpg.get_item_type(b) == "mvAppItemType::mvButton"]}
+
+
+# -- a user's block library (the graph's functions in the palette and quick-add) -----------------
+
+
+def function_library(studio: Studio) -> dict:
+    """The functions the palette lists ("ƒ name" → the button's rect, shown ones only), the
+    graph's function names, the quick-add rows and the export checklist's ticks."""
+    palette = studio.palette
+    return {"palette": {f"ƒ {name}": r for button, name in palette.function_buttons.items()
+                        if dpg.is_item_shown(button) and (r := rect(button))},
+            "labels": {name: dpg.get_item_label(button)
+                       for button, name in palette.function_buttons.items()},
+            "functions": sorted(studio.state.graph.functions),
+            "quick_add": studio.quick_add.labels() if studio.quick_add.visible else [],
+            "picked": studio.dialogs.picked() if "pick" in studio.dialogs.showing() else []}
