@@ -583,18 +583,14 @@ class GraphEditor:
             self._fit_in -= 1
             if not self._fit_in:
                 self.fit_view()
-                if self._center_on is not None:   # a jump asked for one node: it comes next
-                    self._fit_in = 1
             return
-        if self._center_on is not None:
+        if self._center_on is not None:   # a jump asked for one node: after any fit
             node_id, self._center_on = self._center_on, None
             self.center_on(node_id)
 
     def show_node(self, node_id: str) -> None:
         """Centre `node_id` in the canvas once it is drawn (after a region change's fit)."""
         self._center_on = node_id
-        if not self._fit_in:
-            self._fit_in = 2
 
     def center_on(self, node_id: str) -> None:
         """Move the drawing so that `node_id` is in the middle of the canvas (the view

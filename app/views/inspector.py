@@ -491,6 +491,26 @@ class Inspector:
             with dpg.tooltip(self.function_buttons["copy"]):
                 dpg.add_text("This call gets a copy of the function of its own, with its own "
                              "weights: editing one no longer changes the other.", wrap=320)
+        calls = state.function_calls(name)
+        dpg.add_text(f"{len(calls)} call{'s' if len(calls) != 1 else ''} of ƒ {name}" +
+                     (": an edit of its body changes each" if len(calls) > 1 else ""),
+                     parent=p, color=TEXT_DIM)
+        for region, call_id in calls[:CALL_ROWS]:
+            where = self._where(region)
+            node = state.graph.region_at(region).get(call_id)
+            weights = node.params.get("weights", "own") if node is not None else "own"
+            line = f"{call_id}  {where}" + (f"  ⇄ {weights}" if weights != "own" else "")
+            self.call_lines.append(line)
+            with dpg.group(parent=p, horizontal=True):
+                button = dpg.add_button(label="go", small=True, callback=self._on_jump,
+                                        user_data=(region, call_id))
+                self.call_buttons[button] = (region, call_id)
+                here = call is not None and call.id == call_id and region == state.region
+                dpg.add_text(line + ("  (this one)" if here else ""),
+                             color=(230, 230, 230) if here else TEXT_DIM)
+        if len(calls) > CALL_ROWS:
+            dpg.add_text(f"… and {len(calls) - CALL_ROWS} more", parent=p, color=TEXT_DIM)
+
         with dpg.table(parent=p, header_row=False, policy=dpg.mvTable_SizingStretchProp):
             dpg.add_table_column(width_fixed=True, init_width_or_weight=110)
             dpg.add_table_column()
@@ -511,25 +531,6 @@ class Inspector:
                     dpg.bind_item_handler_registry(w, self._handlers)
                     self.texts.append(w)
                     self.function_widgets[field_name] = w
-        calls = state.function_calls(name)
-        dpg.add_text(f"{len(calls)} call{'s' if len(calls) != 1 else ''} of ƒ {name}" +
-                     (": an edit of its body changes each" if len(calls) > 1 else ""),
-                     parent=p, color=TEXT_DIM)
-        for region, call_id in calls[:CALL_ROWS]:
-            where = self._where(region)
-            node = state.graph.region_at(region).get(call_id)
-            weights = node.params.get("weights", "own") if node is not None else "own"
-            line = f"{call_id}  {where}" + (f"  ⇄ {weights}" if weights != "own" else "")
-            self.call_lines.append(line)
-            with dpg.group(parent=p, horizontal=True):
-                button = dpg.add_button(label="go", small=True, callback=self._on_jump,
-                                        user_data=(region, call_id))
-                self.call_buttons[button] = (region, call_id)
-                here = call is not None and call.id == call_id and region == state.region
-                dpg.add_text(line + ("  (this one)" if here else ""),
-                             color=(230, 230, 230) if here else TEXT_DIM)
-        if len(calls) > CALL_ROWS:
-            dpg.add_text(f"… and {len(calls) - CALL_ROWS} more", parent=p, color=TEXT_DIM)
 
     def _where(self, region: tuple[str, ...]) -> str:
         """`in the main graph`, `in ƒ block`, `in loop1 ▸ body`."""
