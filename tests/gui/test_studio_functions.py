@@ -225,6 +225,35 @@ def test_ctrl_g_groups_the_selection_into_a_function(app: Studio, work: Path) ->
     app.shot(work / "grouped.png")
 
 
+def test_right_click_a_call_makes_a_copy_and_ungroups(app: Studio) -> None:
+    """The block menu of a Call: Make a copy detaches it into a new function; Ungroup puts
+    the body in its place. Both undo."""
+    s0 = app.state()
+    fns = set(s0["graph"]["functions"])
+    app.screen.click(*app.node_title("down1"), button=3)
+    s = app.wait(lambda s: s["context_menu"] and s["context_menu"]["kind"] == "block"
+                 and s["context_menu"]["entries"] and s, "the block menu of a call")
+    entries = s["context_menu"]["entries"]
+    assert {"Open function »", "Ungroup", "Make a copy", "Group into function"} <= set(entries)
+    app.click(center(entries["Make a copy"][:4]))
+    s = app.wait(lambda s: set(s["graph"]["functions"]) - fns and s, "a copy of the function")
+    (copy,) = set(s["graph"]["functions"]) - fns
+    assert app.nodes(s)["down1"]["params"]["function"] == copy
+    assert sorted(c for _, c in s["functions"]["calls"]["double_conv"]) == sorted(CALLS[1:])
+    app.screen.click(*app.node_title("down1"), button=3)
+    s = app.wait(lambda s: s["context_menu"] and s["context_menu"]["kind"] == "block"
+                 and s["context_menu"]["entries"] and s, "the block menu again")
+    app.click(center(s["context_menu"]["entries"]["Ungroup"][:4]))
+    s = app.wait(lambda s: "down1" not in app.nodes(s) and s, "down1 inlined")
+    assert {"conv_a", "relu_b"} <= set(app.nodes(s))
+    assert s["functions"]["total_params"] == s0["functions"]["total_params"]
+    focus_canvas(app)
+    app.key("ctrl+z", "ctrl+z")
+    s = app.wait(lambda s: set(s["graph"]["functions"]) == fns and "down1" in app.nodes(s) and s,
+                 "both undone")
+    assert app.nodes(s)["down1"]["params"]["function"] == "double_conv"
+
+
 def test_save_and_reopen_keeps_functions_and_calls(app: Studio, screen: VirtualScreen,
                                                    work: Path) -> None:
     focus_canvas(app)
