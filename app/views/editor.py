@@ -251,7 +251,9 @@ class GraphEditor:
         ports = self._ports_of(node)
         item = dpg.add_node(label=self._title(node, spec), parent=self.editor,
                             pos=self._grid(node.pos))
-        view = NodeView(node=node, item=item, ports=ports, regions=bool(spec and spec.regions))
+        # a loop, branch or call: problems inside its bodies show on it
+        view = NodeView(node=node, item=item, ports=ports,
+                        regions=bool(spec and spec.regions) or node.type == "call")
         for io, names in (("in", ports[0]), ("out", ports[1])):
             kind = dpg.mvNode_Attr_Input if io == "in" else dpg.mvNode_Attr_Output
             for name in names:
@@ -358,7 +360,7 @@ class GraphEditor:
             parts.append(f"{fmt_count(count)} params")
         self._set_text(view.info, "\n".join(p for p in parts if p))
         diags = state.diagnostics_for(node.id)
-        inside = state.diagnostics_inside(node.id) if spec is not None and spec.regions else []
+        inside = state.diagnostics_inside(node.id) if view.regions else []
         severity = _worst(diags + inside)
         # Errors and warnings get a short line on the node; notes stay in the Problems tab.
         loud = [d for d in diags if d.severity in ("error", "warning")]
