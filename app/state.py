@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.core.analysis import Analysis, Diagnostic
+from engine.core.analysis import Analysis, Diagnostic, call_sites, function_diagnostics
 from engine.core.config import TrainingConfig
 from engine.core.fileformat import GraphFileError, dumps, load_graph, loads, save_graph
-from engine.core.graph import PATH_SEP, Edge, Graph, Node
+from engine.core.graph import FUNCTION, PATH_SEP, Edge, Graph, Node
 from engine.data.fit import fit_problems
 from engine.incremental.codegen import CodeCache
 from nodes import TensorType
@@ -156,6 +156,10 @@ class AppState:
         self._redo: list[_Step] = []
         self.region: tuple[str, ...] = ()
         self.selection: frozenset[str] = frozenset()
+        # Where each opened function body was entered from: (region, call id), for Esc.
+        self._came_from: list[tuple[tuple[str, ...], str]] = []
+        self._fn_diags: tuple[Any, tuple[str, ...], dict] | None = None
+        self._fn_prefix: tuple[Graph, tuple[str, ...], str] | None = None
         self.file = file
         self._saved: Graph | None = graph
         self._paste_count = 0
@@ -375,15 +379,57 @@ class AppState:
         return True
 
     def leave_region(self, levels: int = 1) -> None:
-        """Go up `levels` bodies (never above the main graph); the body's owner is selected."""
+        """Go up `levels` bodies (never above the main graph); the body's owner is selected.
+        Leaving a function's body goes back to where it was opened from (the Call), or to
+        the main graph."""
         if not self.region or levels <= 0:
             return
-        levels = min(levels, len(self.region) // 2)
-        owner = self.region[-2 * levels]
-        self.region = self.region[: len(self.region) - 2 * levels]
-        self.selection = frozenset({owner})
+        for _ in range(min(levels, len(self.region) // 2)):
+            if self.region[:1] == (FUNCTION,) and len(self.region) == 2:
+                region, owner = self._came_from.pop() if self._came_from else ((), None)
+                try:
+                    here = self.graph.region_at(region)
+                except (KeyError, ValueError):
+                    region, here = (), self.graph
+                self.region = region
+                self.selection = frozenset({owner}) if owner in here else frozenset()
+            else:
+                owner = self.region[-2]
+                self.region = self.region[:-2]
+                self.selection = frozenset({owner})
         self._paste_count = 0
         self.version += 1
+
+    def open_function(self, call_id: str) -> bool:
+        """Edit the body of the function that Call `call_id` (current region) runs, at region
+        `(FUNCTION, name)`: every call of it changes with each edit there."""
+        node = self.current_graph().get(call_id)
+        name = node.params.get("function") if node is not None and node.type == "call" else None
+        if name not in self.graph.functions:
+            self.set_status(f"{call_id!r} calls no function this graph defines", "warning")
+            return False
+        self._came_from = [*self._came_from, (self.region, call_id)][-32:]
+        self.region = (FUNCTION, name)
+        self.selection = frozenset()
+        self._paste_count = 0
+        self.version += 1
+        return True
+
+    @property
+    def function(self) -> str | None:
+        """The function whose body is being edited (None outside function bodies)."""
+        return self.region[1] if self.region[:1] == (FUNCTION,) else None
+
+    def function_calls(self, name: str) -> list[tuple[tuple[str, ...], str]]:
+        """Where function `name` is called: (region, call id) for each Call of it, each once
+        (a call inside another function's body is listed at that body's region), in walk
+        order."""
+        out: list[tuple[tuple[str, ...], str]] = []
+        for path in call_sites(self.graph, name):
+            place = region_of_path(self.graph, path)
+            if place is not None and place not in out:
+                out.append(place)
+        return out
 
     def set_region(self, region: tuple[str, ...]) -> bool:
         """Jump to a region (a breadcrumb's target)."""
@@ -392,6 +438,8 @@ class AppState:
         except (KeyError, ValueError):
             self.set_status("that body no longer exists", "warning")
             return False
+        if tuple(region)[:1] != (FUNCTION,):
+            self._came_from = []
         self.region = tuple(region)
         self.selection = frozenset()
         self.version += 1
@@ -400,11 +448,16 @@ class AppState:
     @property
     def breadcrumbs(self) -> list[tuple[str, tuple[str, ...]]]:
         """`[(text, region), ...]` from the main graph to the current region, e.g.
-        `[("moons_mlp", ()), ("rnn ▸ body", ("rnn", "body"))]`."""
+        `[("moons_mlp", ()), ("rnn ▸ body", ("rnn", "body"))]`; a function's body is
+        `("ƒ double_conv", ("@", "double_conv"))`."""
         out = [(self.graph.name or "model", ())]
         graph = self.graph
         for i in range(0, len(self.region), 2):
             node_id, name = self.region[i:i + 2]
+            if node_id == FUNCTION and i == 0:
+                out.append((f"ƒ {name}", self.region[:2]))
+                graph = self.graph.functions[name].body
+                continue
             node = graph.node(node_id)
             out.append((f"{node.name} ▸ {name}", self.region[: i + 2]))
             graph = node.regions[name]
@@ -412,17 +465,57 @@ class AppState:
 
     # --- lookups for the views ------------------------------------------------------------
 
+    @property
+    def analysis_prefix(self) -> str:
+        """The analysis path prefix of the current region: `loop1/body/`. A function's body
+        has no analysis of its own; it is analysed at each call, so its shapes and counts
+        are those at its first call (`down1/double_conv/`), and "" when it has no calls."""
+        if self.region[:1] != (FUNCTION,):
+            return region_prefix(self.region)
+        cached = self._fn_prefix
+        if cached is not None and cached[0] is self.graph and cached[1] == self.region:
+            return cached[2]
+        sites = call_sites(self.graph, self.region[1])
+        prefix = f"{sites[0]}{PATH_SEP}{self.region[1]}{PATH_SEP}" + region_prefix(self.region[2:]) \
+            if sites else ""
+        self._fn_prefix = (self.graph, self.region, prefix)
+        return prefix
+
     def node_path(self, node_id: str) -> str:
-        """The analysis key of a node in the current region: `loop1/body/fc`."""
-        return region_prefix(self.region) + node_id
+        """The analysis key of a node in the current region: `loop1/body/fc`; inside a
+        function's body, the node at its first call (`down1/double_conv/conv_a`)."""
+        prefix = self.analysis_prefix
+        if self.region[:1] == (FUNCTION,) and not prefix:
+            return f"{FUNCTION}{PATH_SEP}{self.region[1]}{PATH_SEP}{region_prefix(self.region[2:])}" \
+                f"{node_id}"   # never a key: an uncalled function is not analysed
+        return prefix + node_id
+
+    def _function_diagnostics(self) -> dict[str | None, list[Diagnostic]]:
+        """Inside a function's body: its diagnostics from all its calls, by path relative to
+        the body region being shown (`analysis.function_diagnostics`)."""
+        key = (self.diagnostics, self.region)
+        if self._fn_diags is None or self._fn_diags[0] is not key[0] or self._fn_diags[1] != key[1]:
+            inner = region_prefix(self.region[2:])
+            by_node: dict[str | None, list[Diagnostic]] = {}
+            for d in function_diagnostics(self.analysis, self.graph, self.region[1]):
+                if d.node is not None and d.node.startswith(inner):
+                    by_node.setdefault(d.node[len(inner):], []).append(d)
+            self._fn_diags = (key[0], key[1], by_node)
+        return self._fn_diags[2]
 
     def diagnostics_for(self, node_id: str) -> list[Diagnostic]:
         """Diagnostics on this node of the current region (a loop's body problems are on the
-        body's nodes; see `diagnostics_inside`)."""
+        body's nodes; see `diagnostics_inside`). In a function's body: those of all its calls."""
+        if self.region[:1] == (FUNCTION,):
+            return list(self._function_diagnostics().get(node_id, ()))
         return list(self._diagnostics.get(self.node_path(node_id), ()))
 
     def diagnostics_inside(self, node_id: str) -> list[Diagnostic]:
         """Diagnostics anywhere inside a loop/branch node's bodies (for a badge on it)."""
+        if self.region[:1] == (FUNCTION,):
+            prefix = node_id + "/"
+            return [d for path, ds in self._function_diagnostics().items()
+                    if path and path.startswith(prefix) for d in ds]
         prefix = self.node_path(node_id) + "/"
         return [d for d in self.diagnostics if d.node and d.node.startswith(prefix)]
 
@@ -430,7 +523,7 @@ class AppState:
     def region_diagnostics(self) -> list[Diagnostic]:
         """Diagnostics about the current body as a whole (path `loop1/body`); at the top
         level, those about the whole graph (like `graph_diagnostics`)."""
-        return list(self._diagnostics.get(region_prefix(self.region).rstrip("/") or None, ()))
+        return list(self._diagnostics.get(self.analysis_prefix.rstrip("/") or None, ()))
 
     @property
     def graph_diagnostics(self) -> list[Diagnostic]:
@@ -735,6 +828,25 @@ class AppState:
     def close(self) -> None:
         """Clean exit: removes the recovery file (views ask about unsaved changes first)."""
         self.recovery.clear()
+
+
+def region_of_path(graph: Graph, path: str) -> tuple[tuple[str, ...], str] | None:
+    """A walk path (`enc/double_conv/down`, `loop1/body/fc`) as (region, node id) for the
+    editor: a call's expansion is that function's own body region `(FUNCTION, name)`. None
+    when the path leads nowhere."""
+    *parts, node_id = path.split(PATH_SEP)
+    region: tuple[str, ...] = ()
+    here = graph
+    try:
+        for owner, name in zip(parts[::2], parts[1::2], strict=True):
+            node = here.node(owner)
+            if node.type == "call":
+                region, here = (FUNCTION, name), graph.functions[name].body
+            else:
+                region, here = (*region, owner, name), node.regions[name]
+    except (KeyError, ValueError):
+        return None
+    return (region, node_id) if here.get(node_id) is not None else None
 
 
 def _same_program(a: Graph | None, b: Graph) -> bool:

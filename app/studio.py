@@ -64,7 +64,15 @@ from engine.core.files import shown
 from engine.core.graph import Graph, Node
 from nodes import lookup
 
-from .commands import AutoLayout, Disconnect, InsertOnWire, region_prefix
+from .commands import (
+    AutoLayout,
+    Disconnect,
+    GroupIntoFunction,
+    InsertOnWire,
+    MakeCopy,
+    Ungroup,
+    region_prefix,
+)
 from .inspection import WireWatch
 from .runs import RunHistory
 from .state import AppState
@@ -145,7 +153,9 @@ class Studio:
         self.profile = ProfileView(state, self.editor, self.wires)
         self.fault = FaultPanel(self.wires, on_open=self.open_last_good)
         self.palette = Palette(self.theme, on_add=self._palette_add)
-        self.inspector = Inspector(state, self.theme, open_body=self.open_body)
+        self.inspector = Inspector(state, self.theme, open_body=self.open_body,
+                                   open_function=self.open_function, make_copy=self.make_copy,
+                                   ungroup=self.ungroup, go_to=self.jump_to_call)
         self.diagnostics = DiagnosticsPanel(state, go_to=self.go_to_node, on_count=self._on_counts)
         self.code = CodePanel(state, self.theme)
         self.settings = TrainingSettings(state)
@@ -561,6 +571,7 @@ class Studio:
                 dpg.mvKey_D: self.duplicate, dpg.mvKey_A: self.select_all,
                 dpg.mvKey_S: self.save_as if shift else self.save, dpg.mvKey_O: self.open_dialog,
                 dpg.mvKey_N: self.new, dpg.mvKey_L: self.auto_layout, dpg.mvKey_Q: self.quit,
+                dpg.mvKey_G: self.ungroup if shift else self.group_into_function,
                 dpg.mvKey_Return: self.train, dpg.mvKey_E: lambda: self.export("onnx" if shift else "all"),
             }.get(key)
             if action is not None:
@@ -599,7 +610,9 @@ class Studio:
         if node_id is not None:
             node = self.state.current_graph().get(node_id)
             spec = lookup(node.type) if node else None
-            if spec is not None and spec.regions:
+            if node is not None and node.type == "call":
+                self.open_function(node_id)
+            elif spec is not None and spec.regions:
                 self.open_body(node_id, spec.regions[0])
             return
         if self.editor.hovered_edge() is not None:
@@ -651,9 +664,15 @@ class Studio:
         entries: list[Entry | None] = [
             Entry(f"Open {region} »", lambda r=region: self.open_body(node_id, r))
             for region in (spec.regions if spec else ())]
+        if node.type == "call":
+            entries += [Entry("Open function »", lambda: self.open_function(node_id),
+                              hint="double-click"),
+                        Entry("Ungroup", self.ungroup, hint="Ctrl+Shift+G"),
+                        Entry("Make a copy", self.make_copy)]
         if entries:
             entries.append(None)
-        entries += [Entry("Duplicate", self.duplicate, hint="Ctrl+D"),
+        entries += [Entry("Group into function", self.group_into_function, hint="Ctrl+G"),
+                    Entry("Duplicate", self.duplicate, hint="Ctrl+D"),
                     Entry("Copy", self.copy, hint="Ctrl+C"),
                     Entry("Delete", self.delete, hint="Del"),
                     None,
@@ -768,14 +787,61 @@ class Studio:
         if self.state.enter_region(node_id, region):
             self.editor.forget_editor_selection()
 
+    # -- functions: group, ungroup, copy, open (menus, shortcuts, the inspector) -------------------
+
+    def _selected_call(self) -> str | None:
+        here = self.state.current_graph()
+        calls = [i for i in self.state.selection if (n := here.get(i)) is not None
+                 and n.type == "call"]
+        if len(calls) != 1:
+            self.state.set_status("select one Call block first", "info")
+            return None
+        return calls[0]
+
+    def group_into_function(self) -> None:
+        """Ctrl+G: the selected blocks become a new function (named automatically; rename
+        it in the Inspector) and one Call takes their place, selected."""
+        if not self.state.selection:
+            self.state.set_status("select the blocks to group first", "info")
+            return
+        if self.state.do(GroupIntoFunction(self.state.region, frozenset(self.state.selection))):
+            self.editor.forget_editor_selection()
+
+    def ungroup(self) -> None:
+        call = self._selected_call()
+        if call is not None and self.state.do(Ungroup(self.state.region, call)):
+            self.editor.forget_editor_selection()
+
+    def make_copy(self, call: str | None = None) -> None:
+        call = call or self._selected_call()
+        if call is not None:
+            self.state.do(MakeCopy(self.state.region, call))
+
+    def open_function(self, call: str | None = None) -> None:
+        call = call or self._selected_call()
+        if call is not None and self.state.open_function(call):
+            self.editor.forget_editor_selection()
+
     def _select_path(self, path: str) -> None:
+        from .state import region_of_path
         from .views.diagnostics import split_path
 
-        region, node_id = split_path(path)
+        # Inside a call (`down1/double_conv/conv_a`) is the function's body region.
+        region, node_id = region_of_path(self.state.graph, path) or split_path(path)
         self.go_to_node(region, node_id)
+
+    def jump_to_call(self, region: tuple[str, ...], node_id: str) -> None:
+        """The Inspector's call list: select that call and centre it, entering its region."""
+        self.go_to_node(region, node_id)
+        self.editor.show_node(node_id)
 
     def go_to_node(self, region: tuple[str, ...], node_id: str) -> None:
         """A diagnostic was clicked: show its node, entering its body if needed."""
+        from .state import region_of_path
+
+        # A diagnostic inside a call (`down1/double_conv/conv_a`) is in the function's body.
+        region, node_id = region_of_path(self.state.graph, "/".join((*region, node_id))) \
+            or (tuple(region), node_id)
         if region != self.state.region and not self.state.set_region(region):
             return
         self.state.select([node_id])

@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 
 import dearpygui.dearpygui as dpg
 
+from engine.core.analysis import call_sites
 from engine.core.graph import Edge, Graph, Node
 from nodes import lookup
+from nodes.control import OWN_WEIGHTS, function_ports
 from nodes.spec import BlockSpec
 
-from ..commands import AddNode, Batch, Connect, Disconnect, MoveNodes, region_prefix
+from ..commands import AddNode, Batch, Connect, Disconnect, MoveNodes
 from ..state import AppState
 from .theme import CATEGORY_TITLE, Theme
 
@@ -121,6 +123,8 @@ class GraphEditor:
         self._fit_in = 0
         self._clearing = 0
         self._crumbs: list | None = None   # the breadcrumbs as drawn
+        self._functions: object = None     # the graph's functions as drawn (calls' pins)
+        self._center_on: str | None = None  # a node to centre once drawn (show_node)
 
     # -- building --------------------------------------------------------------------------
 
@@ -154,8 +158,10 @@ class GraphEditor:
         graph = state.current_graph()
         if state.region != self.region:
             self._rebuild(graph)
-        elif graph is not self.graph:
-            self._diff(graph)
+        elif graph is not self.graph or (self.graph is not None and
+                                         state.graph.functions is not self._functions):
+            self._diff(graph)   # a body edit changes the pins of the calls here
+        self._functions = state.graph.functions
         if state.diagnostics is not self.diagnostics or graph is not self.graph:
             self.graph, self.diagnostics = graph, state.diagnostics
             self._decorate_all()
@@ -206,7 +212,8 @@ class GraphEditor:
                 rebuilt.add(node.id)
             elif view.node is not node:
                 if self._ports_of(node) != view.ports or node.label != view.node.label \
-                        or node.type != view.node.type:
+                        or node.type != view.node.type or self._title(node, None) != \
+                        self._title(view.node, None):
                     self._remove_node(node.id)
                     self._add_node(node)
                     rebuilt.add(node.id)
@@ -226,18 +233,14 @@ class GraphEditor:
 
     # -- nodes -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _ports_of(node: Node) -> tuple:
-        spec = lookup(node.type)
-        if spec is None:
-            return ((), ())
-        try:
-            ins, outs = spec.port_lists(node)
-        except Exception:
-            return ((), ())
-        return tuple(p.name for p in ins), tuple(p.name for p in outs)
+    def _ports_of(self, node: Node) -> tuple:
+        """(input names, output names) in order; a Call's from its function's body (a spec
+        cannot see the graph's functions)."""
+        return ports_of(node, self.state.graph.functions)
 
     def _title(self, node: Node, spec: BlockSpec | None) -> str:
+        if node.type == "call":
+            return f"{node.name}  ·  {call_title(node)}  »"
         kind = spec.title if spec else f"? {node.type}"
         if spec is not None and spec.regions:
             return f"{node.name}  ·  {kind}  »"
@@ -248,7 +251,9 @@ class GraphEditor:
         ports = self._ports_of(node)
         item = dpg.add_node(label=self._title(node, spec), parent=self.editor,
                             pos=self._grid(node.pos))
-        view = NodeView(node=node, item=item, ports=ports, regions=bool(spec and spec.regions))
+        # a loop, branch or call: problems inside its bodies show on it
+        view = NodeView(node=node, item=item, ports=ports,
+                        regions=bool(spec and spec.regions) or node.type == "call")
         for io, names in (("in", ports[0]), ("out", ports[1])):
             kind = dpg.mvNode_Attr_Input if io == "in" else dpg.mvNode_Attr_Output
             for name in names:
@@ -317,7 +322,8 @@ class GraphEditor:
         node's facts with the ones it was drawn with is a few dict lookups, so a 1,000-node
         region costs a few ms, and only the nodes that really changed touch Dear PyGui."""
         analysis = self.state.analysis
-        prefix = region_prefix(self.region or ())
+        prefix = self.state.analysis_prefix
+        fn = self.state.function is not None   # a function's body: problems from all its calls
         inputs, outputs, counts = analysis.inputs, analysis.outputs, analysis.param_counts
         by_path: dict[str | None, list] = {}
         for d in self.state.diagnostics:   # the analysis's, and those a failed run left
@@ -325,8 +331,10 @@ class GraphEditor:
         for node_id, view in self.nodes.items():
             path = prefix + node_id
             facts = (inputs.get(path), outputs.get(path), counts.get(path),
-                     by_path.get(path), view.node)
-            if view.facts is not None and view.facts[4] is facts[4] and view.facts[:4] == facts[:4] \
+                     by_path.get(path) if not fn else tuple(self.state.diagnostics_for(node_id)),
+                     view.node, self.state.graph.functions if view.node.type == "call" else None)
+            if view.facts is not None and view.facts[4] is facts[4] and view.facts[5] is facts[5] \
+                    and view.facts[:4] == facts[:4] \
                     and not (view.ports and view.regions):
                 continue
             view.facts = facts
@@ -345,12 +353,14 @@ class GraphEditor:
                 slot[1] = text
         spec = lookup(node.type)
         count = state.param_count(node.id)
-        parts = [param_summary(spec, node)] if spec else []
+        parts = [param_summary(spec, node)] if spec and node.type != "call" else []
+        if node.type == "call":
+            parts.append(call_summary(node, state.graph))
         if count:
             parts.append(f"{fmt_count(count)} params")
         self._set_text(view.info, "\n".join(p for p in parts if p))
         diags = state.diagnostics_for(node.id)
-        inside = state.diagnostics_inside(node.id) if spec is not None and spec.regions else []
+        inside = state.diagnostics_inside(node.id) if view.regions else []
         severity = _worst(diags + inside)
         # Errors and warnings get a short line on the node; notes stay in the Problems tab.
         loud = [d for d in diags if d.severity in ("error", "warning")]
@@ -575,6 +585,31 @@ class GraphEditor:
             self._fit_in -= 1
             if not self._fit_in:
                 self.fit_view()
+            return
+        if self._center_on is not None:   # a jump asked for one node: after any fit
+            node_id, self._center_on = self._center_on, None
+            self.center_on(node_id)
+
+    def show_node(self, node_id: str) -> None:
+        """Centre `node_id` in the canvas once it is drawn (after a region change's fit)."""
+        self._center_on = node_id
+
+    def center_on(self, node_id: str) -> None:
+        """Move the drawing so that `node_id` is in the middle of the canvas (the view
+        offset, as in fit_view: the editor's own panning cannot be set)."""
+        view = self.nodes.get(node_id)
+        if view is None:
+            return
+        self.update_grid_origin()
+        canvas = self.canvas_origin()
+        origin = self.grid_origin or canvas
+        w, h = dpg.get_item_rect_size(self.canvas) or (800, 600)
+        nw, nh = dpg.get_item_rect_size(view.item) or (180, 120)
+        target = (canvas[0] + (w - nw) / 2, canvas[1] + (h - nh) / 2)
+        self.offset = (view.node.pos[0] - (target[0] - origin[0]),
+                       view.node.pos[1] - (target[1] - origin[1]))
+        for v in self.nodes.values():
+            dpg.set_item_pos(v.item, self._grid(v.node.pos))
 
     def poll_moves(self) -> None:
         if not self._check_moves:
@@ -638,6 +673,48 @@ class GraphEditor:
         label = "Delete wire" if len(commands) == 1 and not self.state.selection else "Delete"
         self.state.do(Batch(tuple(commands), label=label))
         self.forget_editor_selection()
+
+
+def ports_of(node: Node, functions) -> tuple:
+    """A node's (input names, output names) in order; a Call's from the function it names
+    in `functions` (none when it names no function)."""
+    spec = lookup(node.type)
+    if spec is None:
+        return ((), ())
+    if node.type == "call":
+        function = functions.get(node.params.get("function"))
+        if function is None:
+            return ((), ())
+        try:
+            ins, outs = function_ports(function.body)
+        except Exception:
+            return ((), ())
+    else:
+        try:
+            ins, outs = spec.port_lists(node)
+        except Exception:
+            return ((), ())
+    return tuple(p.name for p in ins), tuple(p.name for p in outs)
+
+
+def call_title(node: Node) -> str:
+    """What a Call's title says it runs: `ƒ double_conv`, `ƒ block  ⇄ shared` when its
+    weights are a group's."""
+    name = node.params.get("function") or "?"
+    weights = node.params.get("weights", OWN_WEIGHTS)
+    return f"ƒ {name}" + (f"  ⇄ {weights}" if weights != OWN_WEIGHTS else "")
+
+
+def call_summary(node: Node, graph: Graph) -> str:
+    """The line under a Call's title: the function's title and how many calls it has."""
+    name = node.params.get("function")
+    function = graph.functions.get(name)
+    if function is None:
+        return f"no function {name!r}" if name else "names no function"
+    n = len(call_sites(graph, name))
+    title = _short(function.title, 28) if function.title and function.title != name else ""
+    calls = f"{n} calls" if n != 1 else "1 call"
+    return f"{title}  ({calls})" if title else calls
 
 
 def _worst(diags) -> str | None:

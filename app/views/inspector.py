@@ -23,14 +23,16 @@ import dearpygui.dearpygui as dpg
 from engine.core.graph import Node
 from nodes import lookup
 from nodes.params import Widget
-from nodes.spec import BlockSpec, Param
+from nodes.spec import Param
 
-from ..commands import RenameGraph, SetLabel, SetParam
+from ..commands import RenameGraph, SetFunctionInfo, SetLabel, SetParam
 from ..state import AppState
-from .editor import fmt_count
+from .editor import call_title, fmt_count, ports_of
 from .theme import CATEGORY_TITLE, SEVERITY_TEXT, TEXT_DIM, Theme
 
 TABLE_ROWS = 200
+NEW_GROUP = "new shared group…"   # the weights combo's last choice
+CALL_ROWS = 40                    # calls listed with a jump button (the rest are counted)
 
 
 def _range_text(p: Param) -> str:
@@ -48,10 +50,26 @@ def _number(x: float) -> str:
 
 class Inspector:
     def __init__(self, state: AppState, theme: Theme, *,
-                 open_body: Callable[[str, str], None]) -> None:
+                 open_body: Callable[[str, str], None],
+                 open_function: Callable[[str], None] = lambda call: None,
+                 make_copy: Callable[[str], None] = lambda call: None,
+                 ungroup: Callable[[], None] = lambda: None,
+                 go_to: Callable[[tuple[str, ...], str], None] = lambda region, node: None) -> None:
         self.state = state
         self.theme = theme
         self.open_body = open_body
+        self.open_function = open_function
+        self.make_copy = make_copy
+        self.ungroup = ungroup
+        self.go_to = go_to
+        # The function section (a Call, or a function's body with nothing selected):
+        # "title"/"doc"/"category" → its input, "weights" → the combo; buttons → their action.
+        self.function_name: str | None = None
+        self.function_widgets: dict[str, int] = {}
+        self.function_buttons: dict[str, int] = {}       # "open", "copy", "ungroup" → button
+        self.call_buttons: dict[int, tuple[tuple[str, ...], str]] = {}   # jump → (region, call)
+        self.call_lines: list[str] = []                  # the calls listed, as shown
+        self.tie_lines: list[str] = []                   # "weight tied to tokens.weight: …"
         self.root = 0
         self._key: tuple | None = None
         self._node: Node | None = None
@@ -82,11 +100,13 @@ class Inspector:
         here = state.current_graph()
         node = here.get(next(iter(state.selection))) if len(state.selection) == 1 else None
         if node is None:
-            key = ("none", state.region, len(state.selection), state.graph.name)
+            key = ("none", state.region, len(state.selection), state.graph.name,
+                   self._function_key(state.function))
         else:
-            spec = lookup(node.type)
             key = ("node", state.region, node.id, node.type, node.label,
-                   _ports(spec, node) if spec else ())
+                   ports_of(node, state.graph.functions), tuple(sorted(node.ties.items())),
+                   self._function_key(node.params.get("function"), node)
+                   if node.type == "call" else None)
         if key != self._key:
             self._key = key
             self._rebuild(node)
@@ -104,6 +124,11 @@ class Inspector:
         self.errors.clear()
         self.texts.clear()
         self.body_buttons.clear()
+        self.function_name = None
+        self.function_widgets.clear()
+        self.function_buttons.clear()
+        self.call_buttons.clear()
+        self.call_lines, self.tie_lines = [], []
         self._label = self._ports = self._diags = self._summary = self._table = 0
 
     def _rebuild(self, node: Node | None) -> None:
@@ -117,8 +142,11 @@ class Inspector:
             dpg.add_text(f"{node.id}: unknown block type {node.type!r}", parent=p,
                          color=SEVERITY_TEXT["error"])
             return
-        dpg.add_text(spec.title, parent=p, color=CATEGORY_TITLE.get(spec.category, (200, 200, 200)))
-        dpg.add_text(spec.doc, parent=p, wrap=380, color=TEXT_DIM)
+        call = node.type == "call"
+        dpg.add_text(f"Call  ·  {call_title(node)}" if call else spec.title, parent=p,
+                     color=CATEGORY_TITLE.get(spec.category, (200, 200, 200)))
+        if not call:
+            dpg.add_text(spec.doc, parent=p, wrap=380, color=TEXT_DIM)
         if spec.regions:
             with dpg.group(parent=p, horizontal=True):
                 for region in spec.regions:
@@ -139,7 +167,14 @@ class Inspector:
                 dpg.bind_item_handler_registry(self._label, self._handlers)
                 self.texts.append(self._label)
             for param in spec.params:
+                if call and param.name == "weights":
+                    self._weights_row(node)
+                    continue
                 self._param_row(param, node.params.get(param.name, param.default))
+        if node.ties:
+            self._ties(node)
+        if call:
+            self._function_section(node.params.get("function"), node)
         dpg.add_separator(parent=p)
         dpg.add_text("Ports", parent=p, color=TEXT_DIM)
         self._ports = dpg.add_group(parent=p)
@@ -199,7 +234,7 @@ class Inspector:
         self._fact_key = key
         dpg.delete_item(self._ports, children_only=True)
         spec = lookup(node.type)
-        port_in, port_out = _ports(spec, node) if spec else ((), ())
+        port_in, port_out = ports_of(node, state.graph.functions)
         self.port_lines = []
         # An input's type is known only once its block checks out (an Add with one operand
         # does not); the wire feeding it, and what comes along it, are known regardless.
@@ -238,6 +273,11 @@ class Inspector:
         if len(state.selection) > 1:
             dpg.add_text(f"{len(state.selection)} blocks selected", parent=p)
             dpg.add_text("Ctrl+C copy · Ctrl+D duplicate · Del delete", parent=p, color=TEXT_DIM)
+        elif state.function is not None:
+            dpg.add_text(f"Function  ·  ƒ {state.function}", parent=p, color=(150, 190, 255))
+            dpg.add_text("Its body: an edit here changes every call of it (one undo step). "
+                         "Esc goes back.", parent=p, wrap=400, color=TEXT_DIM)
+            self._function_section(state.function, None)
         else:
             dpg.add_text("Model", parent=p, color=(150, 190, 255))
             with dpg.group(parent=p, horizontal=True):
@@ -311,6 +351,9 @@ class Inspector:
         for name, (w, _) in self.widgets.items():
             if w == widget:
                 self.commit(name)
+        for field_name, w in self.function_widgets.items():
+            if w == widget and field_name != "weights":
+                self._on_function_info(w, dpg.get_value(w), field_name)
 
     def commit(self, name: str) -> None:
         """Turn the widget's current text/value into a SetParam (or show why not)."""
@@ -354,16 +397,164 @@ class Inspector:
     def _on_open(self, sender: int, app_data: object, target: tuple[str, str]) -> None:
         self.open_body(*target)
 
+    # -- functions: a Call's function, its weights, its calls; ties ------------------------------
+
+    def _function_key(self, name: object, node: Node | None = None) -> tuple | None:
+        """What the function section shows: rebuilt when any of it changes."""
+        state = self.state
+        function = state.graph.functions.get(name) if isinstance(name, str) else None
+        if function is None:
+            return (name,)
+        groups = self._groups(name) if node is not None else ()
+        return (name, function.title, function.doc, function.category,
+                tuple(state.function_calls(name)), groups,
+                node.params.get("weights") if node is not None else None)
+
+    def _groups(self, name: str) -> tuple[str, ...]:
+        """The weight groups in the current scope, those of this function's calls first."""
+        here = self.state.current_graph()
+        calls = [n for n in here.nodes if n.type == "call"]
+        mine = [n.params.get("weights") for n in calls if n.params.get("function") == name]
+        other = [n.params.get("weights") for n in calls if n.params.get("function") != name]
+        return tuple(dict.fromkeys(g for g in (*mine, *other)
+                                   if isinstance(g, str) and g and g != "own"))
+
+    def _weights_row(self, node: Node) -> None:
+        name = node.params.get("function") or "function"
+        current = node.params.get("weights", "own")
+        choices = ["own", *self._groups(name)]
+        if current not in choices:
+            choices.append(current)
+        choices.append(NEW_GROUP)
+        with dpg.table_row():
+            dpg.add_text("weights")
+            with dpg.group():
+                combo = dpg.add_combo(choices, default_value=current, width=-1,
+                                      callback=self._on_weights)
+                err = dpg.add_text("", color=SEVERITY_TEXT["error"], wrap=260, show=False)
+        with dpg.tooltip(combo):
+            dpg.add_text("own: this call has its own copy of the function's weights.\n"
+                         "A group: every call naming it runs one shared module.", wrap=320)
+        self.function_widgets["weights"] = combo
+        self.errors["weights"] = err
+
+    def _on_weights(self, sender: int, value: str, user_data: object) -> None:
+        node = self._node
+        if node is None:
+            return
+        if value == NEW_GROUP:
+            taken = {n.params.get("weights") for n in self.state.current_graph().nodes
+                     if n.type == "call"}
+            stem = f"{node.params.get('function') or 'shared'}_shared"
+            value, i = stem, 2
+            while value in taken:
+                value, i = f"{stem}{i}", i + 1
+        if value == node.params.get("weights", "own"):
+            dpg.set_value(sender, value)
+            return
+        if self.state.do(SetParam(self.state.region, node.id, "weights", value)):
+            self._show_error(self.errors["weights"], "")
+        else:
+            self._show_error(self.errors["weights"], self.state.status)
+            dpg.set_value(sender, node.params.get("weights", "own"))
+
+    def _ties(self, node: Node) -> None:
+        """A node's ties: `weight tied to tokens.weight: one tensor`."""
+        p = self.root
+        dpg.add_separator(parent=p)
+        for tensor, (other, other_tensor) in sorted(node.ties.items()):
+            line = f"{tensor} tied to {other}.{other_tensor}: one tensor"
+            self.tie_lines.append(line)
+            dpg.add_text("⇄ " + line, parent=p, color=(150, 190, 255))
+        dpg.add_text("Both blocks train one shared tensor; it is counted once.", parent=p,
+                     wrap=400, color=TEXT_DIM)
+
+    def _function_section(self, name: object, call: Node | None) -> None:
+        """The function's title, doc and category (editable), its calls with jump buttons,
+        and (for a Call) Open / Make a copy / Ungroup."""
+        state, p = self.state, self.root
+        function = state.graph.functions.get(name) if isinstance(name, str) else None
+        dpg.add_separator(parent=p)
+        if function is None:
+            dpg.add_text(f"This graph defines no function {name!r}." if name else
+                         "Name a function above.", parent=p, color=SEVERITY_TEXT["error"])
+            return
+        self.function_name = name
+        if call is not None:
+            with dpg.group(parent=p, horizontal=True):
+                self.function_buttons["open"] = dpg.add_button(
+                    label="Open function »", callback=lambda: self.open_function(call.id))
+                self.function_buttons["copy"] = dpg.add_button(
+                    label="Make a copy", callback=lambda: self.make_copy(call.id))
+                self.function_buttons["ungroup"] = dpg.add_button(
+                    label="Ungroup", callback=lambda: self.ungroup())
+            with dpg.tooltip(self.function_buttons["copy"]):
+                dpg.add_text("This call gets a copy of the function of its own, with its own "
+                             "weights: editing one no longer changes the other.", wrap=320)
+        calls = state.function_calls(name)
+        dpg.add_text(f"{len(calls)} call{'s' if len(calls) != 1 else ''} of ƒ {name}" +
+                     (": an edit of its body changes each" if len(calls) > 1 else ""),
+                     parent=p, color=TEXT_DIM)
+        for region, call_id in calls[:CALL_ROWS]:
+            where = self._where(region)
+            node = state.graph.region_at(region).get(call_id)
+            weights = node.params.get("weights", "own") if node is not None else "own"
+            line = f"{call_id}  {where}" + (f"  ⇄ {weights}" if weights != "own" else "")
+            self.call_lines.append(line)
+            with dpg.group(parent=p, horizontal=True):
+                button = dpg.add_button(label="go", small=True, callback=self._on_jump,
+                                        user_data=(region, call_id))
+                self.call_buttons[button] = (region, call_id)
+                here = call is not None and call.id == call_id and region == state.region
+                dpg.add_text(line + ("  (this one)" if here else ""),
+                             color=(230, 230, 230) if here else TEXT_DIM)
+        if len(calls) > CALL_ROWS:
+            dpg.add_text(f"… and {len(calls) - CALL_ROWS} more", parent=p, color=TEXT_DIM)
+
+        with dpg.table(parent=p, header_row=False, policy=dpg.mvTable_SizingStretchProp):
+            dpg.add_table_column(width_fixed=True, init_width_or_weight=110)
+            dpg.add_table_column()
+            with dpg.table_row():
+                dpg.add_text("function")
+                dpg.add_text(f"ƒ {name}", color=TEXT_DIM)
+            for field_name, value, multiline in (("title", function.title, False),
+                                                 ("doc", function.doc, True),
+                                                 ("category", function.category, False)):
+                with dpg.table_row():
+                    dpg.add_text(field_name)
+                    w = dpg.add_input_text(default_value=value, width=-1, on_enter=not multiline,
+                                           multiline=multiline, height=54 if multiline else 0,
+                                           hint="Functions" if field_name == "category" else "",
+                                           # multiline: committed when it loses focus only
+                                           callback=None if multiline else self._on_function_info,
+                                           user_data=field_name)
+                    dpg.bind_item_handler_registry(w, self._handlers)
+                    self.texts.append(w)
+                    self.function_widgets[field_name] = w
+
+    def _where(self, region: tuple[str, ...]) -> str:
+        """`in the main graph`, `in ƒ block`, `in loop1 ▸ body`."""
+        if not region:
+            return "in the main graph"
+        if region[0] == "@":
+            rest = region[2:]
+            return f"in ƒ {region[1]}" + (f" › {' ▸ '.join(rest)}" if rest else "")
+        return "in " + " ▸ ".join(region)
+
+    def _on_jump(self, sender: int, app_data: object, target: tuple) -> None:
+        region, call_id = target
+        self.go_to(tuple(region), call_id)
+
+    def _on_function_info(self, sender: int, value: str, field_name: str) -> None:
+        name = self.function_name
+        function = self.state.graph.functions.get(name) if name else None
+        if function is None or getattr(function, field_name) == value:
+            return
+        if not self.state.do(SetFunctionInfo(name, **{field_name: value})):
+            dpg.set_value(sender, getattr(function, field_name))
+
     def text_inputs(self) -> list[int]:
         return list(self.texts)
-
-
-def _ports(spec: BlockSpec, node: Node) -> tuple:
-    try:
-        ins, outs = spec.port_lists(node)
-    except Exception:
-        return ((), ())
-    return tuple(p.name for p in ins), tuple(p.name for p in outs)
 
 
 # --- Dear PyGui controls for the param kinds' widget descriptions --------------------------------

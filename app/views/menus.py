@@ -22,6 +22,8 @@ SHORTCUTS = (
     ("Right-click", "what you can do with a block, a wire or the canvas"),
     ("Space, double-click canvas", "quick-add a block at the mouse"),
     ("Double-click a Loop/Branch", "open its body (Esc goes back up)"),
+    ("Ctrl+G / Ctrl+Shift+G", "group the selection into a function / ungroup a Call"),
+    ("Double-click a Call", "open its function's body: an edit there changes every call"),
     ("Ctrl+L", "auto-layout"),
     ("Ctrl+E", "export model.py, weights.pt, train.py to a folder"),
     ("Ctrl+Shift+E", "export an ONNX model, checked in onnxruntime"),
@@ -49,6 +51,10 @@ class Actions(Protocol):
     def duplicate(self) -> None: ...
     def delete(self) -> None: ...
     def select_all(self) -> None: ...
+    def group_into_function(self) -> None: ...
+    def ungroup(self) -> None: ...
+    def make_copy(self) -> None: ...
+    def open_function(self) -> None: ...
     def fit_view(self) -> None: ...
     def auto_layout(self) -> None: ...
     def go_up(self) -> None: ...
@@ -109,6 +115,15 @@ class MenuBar:
                 dpg.add_menu_item(label="Delete", shortcut="Del", callback=lambda: a.delete())
                 dpg.add_menu_item(label="Select all", shortcut="Ctrl+A",
                                   callback=lambda: a.select_all())
+                dpg.add_separator()
+                dpg.add_menu_item(label="Group into function", shortcut="Ctrl+G",
+                                  callback=lambda: a.group_into_function())
+                dpg.add_menu_item(label="Ungroup", shortcut="Ctrl+Shift+G",
+                                  callback=lambda: a.ungroup())
+                dpg.add_menu_item(label="Make a copy of the function",
+                                  callback=lambda: a.make_copy())
+                dpg.add_menu_item(label="Open function", shortcut="dbl-click",
+                                  callback=lambda: a.open_function())
             with dpg.menu(label="View"):
                 dpg.add_menu_item(label="Fit view", shortcut="F", callback=lambda: a.fit_view())
                 dpg.add_menu_item(label="Auto-layout", shortcut="Ctrl+L",

@@ -119,6 +119,7 @@ class TestHook:
                        if studio.history.pending else None},
             "layout": geometry(studio),
             "function_library": function_library(studio),
+            "functions": function_view(studio),
         }
 
 
@@ -173,6 +174,33 @@ def menu_geometry(studio: Studio) -> dict[str, list[float]]:
     return out
 
 
+def function_view(studio: Studio) -> dict:
+    """What the studio shows of functions: the current one (a body's region), the
+    Inspector's function section (its calls, ties, buttons and fields, with rects), and
+    what the state says of each function's calls."""
+    state, inspector = studio.state, studio.inspector
+    return {"current": state.function,
+            "analysis_prefix": state.analysis_prefix,
+            "inspector": {"function": inspector.function_name,
+                          "calls": list(inspector.call_lines),
+                          "ties": list(inspector.tie_lines),
+                          "buttons": {k: rect(b) for k, b in inspector.function_buttons.items()},
+                          "jump": [[*(rect(b) or [0, 0, 0, 0]), target[1]]
+                                   for b, target in inspector.call_buttons.items()],
+                          "fields": {k: rect(w) for k, w in inspector.function_widgets.items()},
+                          "values": {k: dpg.get_value(w) for k, w
+                                     in inspector.function_widgets.items()}},
+            "calls": {name: [[list(region), call] for region, call in state.function_calls(name)]
+                      for name in state.graph.functions},
+            # each call site's parameter count and output types, from the analysis
+            "sites": {path: [state.analysis.param_counts.get(path),
+                             {k: str(t) for k, t in state.analysis.outputs.get(path, {}).items()}]
+                      for path, node in state.graph.walk() if node.type == "call"},
+            "total_params": state.total_params,
+            "outputs": {n.id: {k: str(t) for k, t in state.analysis.inputs.get(n.id, {}).items()}
+                        for n in state.graph.nodes if n.type == "output"}}
+
+
 def gradient_charts(studio: Studio) -> dict:
     """What the Gradient flow tab shows: chart titles, whether the heatmap is drawn, the
     history's grad-axis limits, and each chart's row labels with the room each one has."""
@@ -211,7 +239,10 @@ def node_geometry(studio: Studio) -> dict:
             x = r[2] + NODE_PADDING[0] if io == "out" else r[0] - NODE_PADDING[0]
             pins[f"{io}:{port}"] = [x, y]
         nodes[node_id] = {"rect": r, "title": [r[0] + 10, r[1] + 6], "pins": pins,
-                          "problem": view.diag[1]}
+                          "problem": view.diag[1], "label": dpg.get_item_label(view.item),
+                          "info": view.info[1],
+                          "ports": {f"{io}:{port}": slot[1] for (io, port), slot
+                                    in view.port_text.items()}}
     return nodes
 
 
