@@ -1,0 +1,431 @@
+"""Open an existing `nn.Module` as an editable dprog graph (issue 14, first slice).
+
+    imported = import_module(model, example_inputs)     # Imported: .graph, .keys
+    compiled = compile_graph(imported.graph)
+    compiled.load_state_dict(imported.state_dict(model.state_dict()), strict=True)
+    from_torch(model, example_inputs) -> Graph            # the graph alone
+
+**Tracing: torch.fx, not torch.export.** `fx.symbolic_trace` keeps every leaf `nn` module
+as one `call_module` node named by its path in the module hierarchy (`features.0`), with the
+module object at hand, so a Conv2d's attributes become a conv2d block's params and its
+weights keep their state_dict keys. torch.export lowers everything to aten ops
+(`aten.convolution`, `aten._native_batch_norm_legit`), losing the modules, the hierarchy and
+the attribute values the blocks are made of. fx needs no example inputs to trace; they are
+used afterwards to read shapes (fx's ShapeProp) and to check the import numerically.
+
+**Recognition is a table** (`nodes.recognise.RECOGNISE`, pure data beside the block specs):
+one row per block and torch form, naming the params' sources. Values a block cannot express
+(`padding_mode="reflect"`, BatchNorm's `eps=1e-3`, a non-square kernel) are refused, never
+changed: `ImportRefused` names the op, its source line and what to do. So is data-dependent
+control flow that fx cannot trace (`if x.sum() > 0`), and any op with no row.
+
+**Weights and names.** A node's id is its module path made legal (`fc1` stays `fc1`;
+`features.0` becomes `features_0`, as ids cannot hold dots or start with a digit), and the
+generated module names its attribute after the node. So a model whose modules are direct
+children with lower-case identifier names (fc1, conv1, bn1) gets *the same* state_dict keys,
+and `load_state_dict(model.state_dict(), strict=True)` works as it is. A nested model
+(`features.0.weight`) does not: its keys are renamed by `Imported.keys` (original key →
+compiled key), which `Imported.state_dict` applies. Decision: we do not teach the code
+generator attribute names that differ from node names (a dotted or numeric name is not an
+attribute of one class); the module hierarchy becoming functions (next slice) gives nested
+keys back for the named submodules. Every import is checked before it is returned: the
+renamed keys and shapes must equal the compiled module's, and the compiled module loaded
+with the original weights must give the original's outputs in eval mode.
+
+This slice is flat: custom submodules are traced through (fx inlines them), so a ResNet's
+blocks become their layers. A module instance called twice (weight sharing) is refused;
+parameters tied across Linear/Embedding blocks become `Node.ties`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from nodes import lookup
+from nodes.recognise import RECOGNISE, Recognise
+
+from ..core.analysis import analyze
+from ..core.graph import ID_PATTERN, Edge, Graph, Node
+
+
+class ImportRefused(Exception):
+    """The module cannot be imported faithfully; the message says what, where and what to do."""
+
+
+@dataclass(frozen=True)
+class Imported:
+    graph: Graph
+    keys: dict[str, str] = field(default_factory=dict)   # original state_dict key → compiled key
+
+    def state_dict(self, original: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The original module's state_dict under the compiled module's keys."""
+        return {self.keys[k]: v for k, v in original.items()}
+
+    @property
+    def same_keys(self) -> bool:
+        return all(k == v for k, v in self.keys.items())
+
+
+def from_torch(module: nn.Module, example_inputs: Any) -> Graph:
+    """The module as a dprog graph; see `import_module`, which also gives the key map."""
+    return import_module(module, example_inputs).graph
+
+
+# --- the recognition table, resolved against torch ----------------------------------------------
+
+
+def _resolve(dotted: str) -> Any:
+    mod, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(mod), name)
+
+
+_ROWS: dict[Any, Recognise] | None = None
+
+
+def _rows() -> dict[Any, Recognise]:
+    """Module classes and functions (by identity) and method names → their row."""
+    global _ROWS
+    if _ROWS is None:
+        rows: dict[Any, Recognise] = {}
+        for row in RECOGNISE:
+            for target in row.targets:
+                kind, _, name = target.partition(":")
+                key = ("method", name) if kind == "method" else _resolve(name)
+                rows[key] = row
+        _ROWS = rows
+    return _ROWS
+
+
+def _square(v: Any) -> int:
+    if isinstance(v, int):
+        return v
+    if isinstance(v, tuple | list) and v and all(isinstance(x, int) and x == v[0] for x in v):
+        return v[0]
+    raise ValueError(f"{v!r} is not one int (dprog's blocks take square sizes)")
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, tuple | list) and len(v) == 2 and all(isinstance(x, int) for x in v):
+        return (v[0], v[1])
+    raise ValueError(f"{v!r} is not an int or a pair of ints")
+
+
+HOW = {
+    "value": lambda v: v,
+    "square": _square,
+    "present": lambda v: v is not None,
+    "pair": _pair,
+    "rank": lambda v: len(v),
+    "or0": lambda v: 0 if v is None else _square(v),
+}
+
+
+# --- where an op came from ----------------------------------------------------------------------
+
+
+def _where(node: fx.Node | None = None, tb: Any = None) -> str:
+    """The user's source line: fx's stack trace of a node, or a traceback's last frame outside
+    torch."""
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    if node is not None and node.stack_trace:
+        lines = node.stack_trace.strip().splitlines()
+        for i in range(len(lines) - 1, -1, -1):
+            m = re.match(r'\s*File "([^"]+)", line (\d+)', lines[i])
+            if m:
+                code = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                return f" at {m.group(1)}:{m.group(2)}" + (f" ({code})" if code else "")
+        return ""
+    torch_dir = str(Path(torch.__file__).parent)
+    mine = [f for f in frames if not f.filename.startswith(torch_dir) and f.filename != __file__]
+    if not mine:
+        return ""
+    f = mine[-1]
+    return f" at {f.filename}:{f.lineno}" + (f" ({f.line.strip()})" if f.line else "")
+
+
+def _op_name(node: fx.Node, root: nn.Module) -> str:
+    if node.op == "call_module":
+        sub = root.get_submodule(node.target)
+        return f"module {node.target!r} ({type(sub).__module__}.{type(sub).__qualname__})"
+    if node.op == "call_method":
+        return f"method .{node.target}()"
+    if node.op == "get_attr":
+        return f"tensor attribute {node.target!r}"
+    t = node.target
+    return f"function {getattr(t, '__module__', '') or ''}.{getattr(t, '__name__', t)}".replace(
+        "_operator.", "operator.")
+
+
+# --- the import ---------------------------------------------------------------------------------
+
+
+class _Importer:
+    def __init__(self, root: nn.Module, gm: fx.GraphModule):
+        self.root, self.gm = root, gm
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        self.src: dict[fx.Node, tuple[str, str]] = {}   # fx value → (node id, port)
+        self.ids: set[str] = set()
+        self.paths: dict[str, str] = {}                # node id → module path
+        self.called: set[str] = set()
+
+    def fresh(self, text: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+        if not base[0].isalpha() and base[0] != "_":
+            base = f"m_{base}"
+        base = base[:56]
+        name, i = base, 2
+        while name in self.ids or not ID_PATTERN.fullmatch(name):
+            name = f"{base}_{i}"
+            i += 1
+        self.ids.add(name)
+        return name
+
+    def refuse(self, node: fx.Node, why: str, todo: str) -> ImportRefused:
+        return ImportRefused(f"{_op_name(node, self.root)}{_where(node)}: {why}; {todo}")
+
+    def run(self) -> None:
+        for node in self.gm.graph.nodes:
+            getattr(self, f"on_{node.op}")(node)
+
+    def on_placeholder(self, node: fx.Node) -> None:
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            raise ImportRefused(f"input {node.name!r}: give an example tensor for it")
+        dtype = "float" if meta.dtype.is_floating_point else "long"
+        nid = self.fresh(node.name)
+        self.nodes.append(Node(nid, "input", {"shape": tuple(meta.shape[1:]), "dtype": dtype}))
+        self.src[node] = (nid, "y")
+
+    def on_get_attr(self, node: fx.Node) -> None:
+        raise self.refuse(node, "a parameter or buffer read directly in forward() has no block yet",
+                          "wrap it in a module (nn.Embedding for a position table) or leave it out")
+
+    def on_output(self, node: fx.Node) -> None:
+        outs = node.args[0]
+        outs = list(outs) if isinstance(outs, tuple | list) else [outs]
+        for i, value in enumerate(outs):
+            nid = self.fresh("y" if len(outs) == 1 else f"y{i}")
+            self.nodes.append(Node(nid, "output"))
+            self.wire(node, value, nid, "x")
+
+    def wire(self, node: fx.Node, value: Any, nid: str, port: str) -> None:
+        if not isinstance(value, fx.Node) or value not in self.src:
+            raise self.refuse(node, f"input {port!r} is {value!r}, not a tensor from the model",
+                              "dprog wires tensors only; a constant operand needs an Expression "
+                              "block, drawn by hand for now")
+        self.edges.append(Edge(self.src[value], (nid, port)))
+
+    def on_call_module(self, node: fx.Node) -> None:
+        sub = self.root.get_submodule(node.target)
+        row = _rows().get(type(sub))
+        if row is None:
+            raise self.refuse(node, "no dprog block for this module",
+                              "replace it by supported layers, or write it as plain torch "
+                              "functions that have blocks (`dprog blocks` lists them)")
+        if node.target in self.called:
+            raise self.refuse(node, "this module instance is called more than once (shared "
+                              "weights); weight groups are not imported yet",
+                              "give each call its own module for now")
+        self.called.add(node.target)
+        if node.kwargs or len(node.args) != 1:
+            raise self.refuse(node, f"called with {len(node.args)} positional and "
+                              f"{len(node.kwargs)} keyword arguments; its block takes one tensor",
+                              "call it with the input tensor alone")
+        values = {}
+        for pname, attr, how in row.params:
+            values[pname] = self.read(node, attr, getattr(sub, attr), how)
+        for attr, want in row.fixed:
+            if getattr(sub, attr, want) != want:
+                raise self.refuse(node, f"{attr}={getattr(sub, attr)!r}, but the "
+                                  f"{row.block} block only does {attr}={want!r}",
+                                  f"use {attr}={want!r} or leave the model in PyTorch")
+        nid = self.fresh(node.target)
+        self.paths[nid] = node.target
+        spec = lookup(row.block)
+        self.add(node, nid, row.block, values, [(spec.inputs[0].name, node.args[0])])
+
+    def read(self, node: fx.Node, name: str, value: Any, how: str) -> Any:
+        try:
+            return HOW[how](value)
+        except (ValueError, TypeError) as e:
+            raise self.refuse(node, f"{name}: {e}", "change it, or leave the model in PyTorch") from None
+
+    def on_call_function(self, node: fx.Node) -> None:
+        self.call(node, _rows().get(node.target) if callable(node.target) else None,
+                  list(node.args))
+
+    def on_call_method(self, node: fx.Node) -> None:
+        self.call(node, _rows().get(("method", node.target)), list(node.args))
+
+    def call(self, node: fx.Node, row: Recognise | None, args: list) -> None:
+        if row is None:
+            raise self.refuse(node, "no dprog block for this op",
+                              "rewrite it with ops that have blocks (`dprog blocks` lists them), "
+                              "or leave this part in PyTorch")
+        wired, rest = args[: len(row.inputs)], args[len(row.inputs):]
+        if len(wired) < len(row.inputs) or len(rest) > len(row.args):
+            raise self.refuse(node, "unexpected arguments", "call it with tensors and named "
+                              "options as torch documents it")
+        bound = {name: default for name, default in row.args}
+        bound.update({name: v for (name, _), v in zip(row.args, rest, strict=False)})
+        for k, v in node.kwargs.items():
+            if k not in bound:
+                raise self.refuse(node, f"argument {k}={v!r} has no param in its block",
+                                  "leave it at its default")
+            bound[k] = v
+        for k, v in bound.items():
+            if isinstance(v, fx.Node):
+                raise self.refuse(node, f"argument {k} is a computed value",
+                                  "make it a constant")
+        values = {p: self.read(node, arg, bound[arg], how) for p, arg, how in row.params}
+        for arg, want in row.fixed:
+            if bound.get(arg, want) != want:
+                raise self.refuse(node, f"{arg}={bound[arg]!r}, but the {row.block} block only "
+                                  f"does {arg}={want!r}", f"use {arg}={want!r}")
+        self.add(node, self.fresh(node.name), row.block, values, list(zip(row.inputs, wired,
+                                                                          strict=True)))
+
+    def add(self, node: fx.Node, nid: str, block: str, values: dict, wires: list) -> None:
+        spec = lookup(block)
+        params = {k: v for k, v in values.items() if spec.param(k) is not None
+                  and v != spec.param(k).default}
+        self.nodes.append(Node(nid, block, params))
+        for port, value in wires:
+            self.wire(node, value, nid, port)
+        self.src[node] = (nid, spec.outputs[0].name)
+
+
+def _layout(nodes: list[Node], edges: list[Edge]) -> list[Node]:
+    """Columns by longest path from the inputs, rows in trace order: readable left to right."""
+    depth: dict[str, int] = {}
+    into: dict[str, list[str]] = {}
+    for e in edges:
+        into.setdefault(e.dst[0], []).append(e.src[0])
+    for n in nodes:   # trace order is topological
+        depth[n.id] = 1 + max((depth[s] for s in into.get(n.id, [])), default=-1)
+    rows: dict[int, int] = {}
+    out = []
+    for n in nodes:
+        d = depth[n.id]
+        r = rows[d] = rows.get(d, -1) + 1
+        out.append(Node(n.id, n.type, n.params, (40.0 + 190.0 * d, 120.0 + 110.0 * r),
+                        n.label, n.regions, n.ties))
+    return out
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().strip("_") or "model"
+
+
+def import_module(module: nn.Module, example_inputs: Any, name: str | None = None) -> Imported:
+    """Trace `module` with torch.fx and map it onto dprog blocks; check the result.
+
+    `example_inputs` is a tensor or a tuple of them, one per forward() argument, batched.
+    Raises ImportRefused with a clear message for whatever cannot be imported faithfully."""
+    inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
+    try:
+        gm = fx.GraphModule(module, fx.Tracer().trace(module))
+    except Exception as e:   # fx raises TraceError, or its proxy's own errors, from user code
+        text = str(e)
+        if "control flow" in text or "bool" in text or "iterate" in text or "len(" in text:
+            raise ImportRefused(f"data-dependent Python control flow{_where(tb=e.__traceback__)}: "
+                                "torch.fx traces without values, so a branch or loop on a "
+                                "tensor's value cannot be captured; express it with torch.where, "
+                                "or make it depend on the model's settings only") from None
+        raise ImportRefused(f"torch.fx cannot trace this model{_where(tb=e.__traceback__)}: "
+                            f"{type(e).__name__}: {text}") from None
+    modes = {m: m.training for m in module.modules()}
+    try:
+        module.eval()
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
+            expected = module(*inputs)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    imp = _Importer(module, gm)
+    imp.run()
+    graph = Graph(tuple(_layout(imp.nodes, imp.edges)), tuple(imp.edges),
+                  name=_snake(name or type(module).__name__))
+    graph = _ties(graph, module, imp.paths)
+    analysis = analyze(graph)
+    if not analysis.ok:
+        problems = "; ".join(f"{d.node}: {d.message}" for d in analysis.diagnostics
+                             if d.severity == "error")
+        raise ImportRefused(f"the imported graph is not valid: {problems}")
+    return _check(graph, analysis, module, imp.paths, inputs, expected)
+
+
+def _ties(graph: Graph, module: nn.Module, paths: dict[str, str]) -> Graph:
+    """A parameter shared by two modules becomes a tie from the later node to the first."""
+    first: dict[int, tuple[str, str]] = {}
+    nodes = []
+    for n in graph.nodes:
+        ties = {}
+        if n.id in paths:
+            for tname, p in module.get_submodule(paths[n.id]).named_parameters(recurse=False):
+                if id(p) in first:
+                    spec = lookup(n.type)
+                    if spec.tensors is None:
+                        raise ImportRefused(f"module {paths[n.id]!r}: its {tname} is "
+                                            f"{paths[first[id(p)][0]]}'s; a {spec.title} "
+                                            "block cannot tie tensors yet")
+                    ties[tname] = first[id(p)]
+                else:
+                    first[id(p)] = (n.id, tname)
+        nodes.append(Node(n.id, n.type, n.params, n.pos, n.label, n.regions, ties) if ties else n)
+    return Graph(tuple(nodes), graph.edges, name=graph.name)
+
+
+def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str],
+           inputs: Sequence[torch.Tensor], expected: Any) -> Imported:
+    """Rename the original's keys, and prove the import: same keys and shapes, same outputs."""
+    from .compiler import compile_class
+
+    compiled = compile_class(graph, analysis)
+    attrs = compiled.generated.node_modules
+    keys: dict[str, str] = {}
+    for nid, path in paths.items():
+        for k in module.get_submodule(path).state_dict():
+            keys[f"{path}.{k}"] = f"{attrs[nid]}.{k}"
+    original = module.state_dict()
+    unused = sorted(set(original) - set(keys))
+    if unused:
+        raise ImportRefused(f"tensors the forward pass never uses: {', '.join(unused[:5])}"
+                            f"{' …' if len(unused) > 5 else ''}; the imported graph would drop "
+                            "them, so strict loading fails; delete those modules first")
+    rebuilt = compiled.cls()
+    mine = rebuilt.state_dict()
+    renamed = {keys[k]: v for k, v in original.items()}
+    bad = sorted(k for k in set(mine) | set(renamed)
+                 if k not in mine or k not in renamed or mine[k].shape != renamed[k].shape)
+    if bad:
+        raise ImportRefused(f"the imported graph's tensors differ from the model's at {bad[0]}"
+                            " (a setting its block does not take?); please report this model")
+    rebuilt.load_state_dict(renamed, strict=True)
+    rebuilt.eval()
+    with torch.no_grad():
+        got = rebuilt(*inputs)
+    flat_e = expected if isinstance(expected, tuple | list) else (expected,)
+    flat_g = got if isinstance(got, tuple | list) else (got,)
+    if len(flat_e) != len(flat_g) or not all(
+            torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(flat_e, flat_g, strict=True)):
+        raise ImportRefused("the imported graph computes different values from the model "
+                            "in eval mode; please report this model")
+    return Imported(graph, keys)
+
+
+__all__ = ["ImportRefused", "Imported", "from_torch", "import_module"]
