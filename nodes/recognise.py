@@ -8,8 +8,10 @@ or `method:relu` (`x.relu()`). Then where each block param comes from and how it
 (`HOW`): a module's attribute, or a function's argument by name. `fixed` lists what the
 block cannot express: a module attribute or argument that must hold this value, or the
 import is refused (a Conv2d with `padding_mode="reflect"` never silently becomes one with
-zeros). For functions and methods, `inputs` are the leading positional arguments that are
-wired tensors, and `args` the remaining arguments in torch's order, with their defaults.
+zeros). `inputs` are the leading positional arguments that are wired tensors (the block's
+input ports), and `args` the remaining arguments in torch's order, with their defaults.
+`returns` is for an op that returns a tuple: the block's output port for each item that
+the model may use (None: an item dprog lays out differently, refused when used).
 
 Adding a recognition is one row here, next to the block's spec in `library.py`.
 """
@@ -38,7 +40,8 @@ class Recognise:
     params: tuple[tuple[str, str, str], ...] = ()   # (block param, attribute or argument, HOW)
     fixed: tuple[tuple[str, Any], ...] = ()         # (attribute or argument, required value)
     inputs: tuple[str, ...] = ("x",)                # functions: wired positional args, in order
-    args: tuple[tuple[str, Any], ...] = ()          # functions: the other args, with defaults
+    args: tuple[tuple[str, Any], ...] = ()          # the other args, with defaults
+    returns: tuple[str | None, ...] = ()            # a tuple's items → output ports
 
     def __post_init__(self) -> None:
         for _, _, how in self.params:
@@ -69,6 +72,21 @@ RECOGNISE: tuple[Recognise, ...] = (
     Recognise("conv2d", ("module:torch.nn.Conv2d",), _CONV, (("padding_mode", "zeros"),)),
     Recognise("conv_transpose2d", ("module:torch.nn.ConvTranspose2d",),
               (*_CONV, ("output_padding", "output_padding", "square")), (("padding_mode", "zeros"),)),
+    *(Recognise(block, (f"module:torch.nn.{cls}",),
+                (("hidden_size", "hidden_size", "value"), ("num_layers", "num_layers", "value"),
+                 ("bidirectional", "bidirectional", "value"), ("bias", "bias", "value"),
+                 ("dropout", "dropout", "value")),
+                (("batch_first", True), ("proj_size", 0)), returns=("y", None))
+      for block, cls in (("gru", "GRU"), ("lstm", "LSTM"))),
+    Recognise("multihead_attention", ("module:torch.nn.MultiheadAttention",),
+              (("num_heads", "num_heads", "value"), ("dropout", "dropout", "value"),
+               ("bias", "in_proj_bias", "present")),
+              (("batch_first", True), ("bias_k", None), ("add_zero_attn", False),
+               ("key_padding_mask", None), ("attn_mask", None), ("is_causal", False)),
+              inputs=("q", "k", "v"),
+              args=(("key_padding_mask", None), ("need_weights", True), ("attn_mask", None),
+                    ("average_attn_weights", True), ("is_causal", False)),
+              returns=("y", None)),
     Recognise("embedding", ("module:torch.nn.Embedding",),
               (("num_embeddings", "num_embeddings", "value"), ("embedding_dim", "embedding_dim", "value")),
               (("padding_idx", None), ("max_norm", None), ("scale_grad_by_freq", False),
@@ -116,9 +134,9 @@ RECOGNISE: tuple[Recognise, ...] = (
     Recognise("flatten", ("function:torch.flatten", "method:flatten"),
               (("start_dim", "start_dim", "value"), ("end_dim", "end_dim", "value")),
               args=(("start_dim", 0), ("end_dim", -1))),
-    Recognise("add", ("function:operator.add", "function:torch.add", "method:add"), inputs=_AB),
+    Recognise("add", ("function:operator.add", "function:operator.iadd", "function:torch.add", "method:add"), inputs=_AB),
     Recognise("sub", ("function:operator.sub", "function:torch.sub", "method:sub"), inputs=_AB),
-    Recognise("mul", ("function:operator.mul", "function:torch.mul", "method:mul"), inputs=_AB),
+    Recognise("mul", ("function:operator.mul", "function:operator.imul", "function:torch.mul", "method:mul"), inputs=_AB),
     Recognise("div", ("function:operator.truediv", "function:torch.div", "method:div"), inputs=_AB),
     Recognise("matmul", ("function:operator.matmul", "function:torch.matmul", "method:matmul"),
               inputs=_AB),

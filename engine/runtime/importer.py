@@ -40,6 +40,7 @@ parameters tied across Linear/Embedding blocks become `Node.ties`.
 from __future__ import annotations
 
 import importlib
+import operator
 import re
 import traceback
 from collections.abc import Sequence
@@ -138,21 +139,23 @@ HOW = {
 def _where(node: fx.Node | None = None, tb: Any = None) -> str:
     """The user's source line: fx's stack trace of a node, or a traceback's last frame outside
     torch."""
-    frames = traceback.extract_tb(tb) if tb is not None else []
-    if node is not None and node.stack_trace:
-        lines = node.stack_trace.strip().splitlines()
-        for i in range(len(lines) - 1, -1, -1):
-            m = re.match(r'\s*File "([^"]+)", line (\d+)', lines[i])
+    torch_dir = str(Path(torch.__file__).parent)
+    frames: list[tuple[str, int, str]] = []
+    if node is not None:
+        lines = (node.stack_trace or "").splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r'\s*File "([^"]+)", line (\d+)', line)
             if m:
                 code = lines[i + 1].strip() if i + 1 < len(lines) else ""
-                return f" at {m.group(1)}:{m.group(2)}" + (f" ({code})" if code else "")
-        return ""
-    torch_dir = str(Path(torch.__file__).parent)
-    mine = [f for f in frames if not f.filename.startswith(torch_dir) and f.filename != __file__]
+                frames.append((m.group(1), int(m.group(2)), code))
+    elif tb is not None:
+        frames = [(f.filename, f.lineno or 0, (f.line or "").strip())
+                  for f in traceback.extract_tb(tb)]
+    mine = [f for f in frames if not f[0].startswith(torch_dir) and f[0] != __file__]
     if not mine:
         return ""
-    f = mine[-1]
-    return f" at {f.filename}:{f.lineno}" + (f" ({f.line.strip()})" if f.line else "")
+    filename, lineno, code = mine[-1]
+    return f" at {filename}:{lineno}" + (f" ({code})" if code else "")
 
 
 def _op_name(node: fx.Node, root: nn.Module) -> str:
@@ -180,6 +183,8 @@ class _Importer:
         self.ids: set[str] = set()
         self.paths: dict[str, str] = {}                # node id → module path
         self.called: set[str] = set()
+        self.unusable: dict[fx.Node, ImportRefused] = {}   # refused items, raised when used
+        self.tuples: dict[fx.Node, tuple[str, tuple[str | None, ...]]] = {}   # tuple results
 
     def fresh(self, text: str) -> str:
         base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
@@ -222,6 +227,8 @@ class _Importer:
             self.wire(node, value, nid, "x")
 
     def wire(self, node: fx.Node, value: Any, nid: str, port: str) -> None:
+        if value in self.unusable:
+            raise self.unusable[value]
         if not isinstance(value, fx.Node) or value not in self.src:
             raise self.refuse(node, f"input {port!r} is {value!r}, not a tensor from the model",
                               "dprog wires tensors only; a constant operand needs an Expression "
@@ -235,27 +242,16 @@ class _Importer:
             raise self.refuse(node, "no dprog block for this module",
                               "replace it by supported layers, or write it as plain torch "
                               "functions that have blocks (`dprog blocks` lists them)")
-        if node.target in self.called:
+        stateful = bool(sub.state_dict())
+        if node.target in self.called and stateful:
             raise self.refuse(node, "this module instance is called more than once (shared "
                               "weights); weight groups are not imported yet",
                               "give each call its own module for now")
         self.called.add(node.target)
-        if node.kwargs or len(node.args) != 1:
-            raise self.refuse(node, f"called with {len(node.args)} positional and "
-                              f"{len(node.kwargs)} keyword arguments; its block takes one tensor",
-                              "call it with the input tensor alone")
-        values = {}
-        for pname, attr, how in row.params:
-            values[pname] = self.read(node, attr, getattr(sub, attr), how)
-        for attr, want in row.fixed:
-            if getattr(sub, attr, want) != want:
-                raise self.refuse(node, f"{attr}={getattr(sub, attr)!r}, but the "
-                                  f"{row.block} block only does {attr}={want!r}",
-                                  f"use {attr}={want!r} or leave the model in PyTorch")
         nid = self.fresh(node.target)
-        self.paths[nid] = node.target
-        spec = lookup(row.block)
-        self.add(node, nid, row.block, values, [(spec.inputs[0].name, node.args[0])])
+        if stateful:   # a stateless module (ReLU) may be called again: one node per call
+            self.paths[nid] = node.target
+        self.call(node, row, list(node.args), sub, nid)
 
     def read(self, node: fx.Node, name: str, value: Any, how: str) -> Any:
         try:
@@ -264,13 +260,16 @@ class _Importer:
             raise self.refuse(node, f"{name}: {e}", "change it, or leave the model in PyTorch") from None
 
     def on_call_function(self, node: fx.Node) -> None:
+        if node.target is operator.getitem:
+            return self.getitem(node)
         self.call(node, _rows().get(node.target) if callable(node.target) else None,
                   list(node.args))
 
     def on_call_method(self, node: fx.Node) -> None:
         self.call(node, _rows().get(("method", node.target)), list(node.args))
 
-    def call(self, node: fx.Node, row: Recognise | None, args: list) -> None:
+    def call(self, node: fx.Node, row: Recognise | None, args: list, sub: nn.Module | None = None,
+             nid: str | None = None) -> None:
         if row is None:
             raise self.refuse(node, "no dprog block for this op",
                               "rewrite it with ops that have blocks (`dprog blocks` lists them), "
@@ -290,22 +289,68 @@ class _Importer:
             if isinstance(v, fx.Node):
                 raise self.refuse(node, f"argument {k} is a computed value",
                                   "make it a constant")
-        values = {p: self.read(node, arg, bound[arg], how) for p, arg, how in row.params}
-        for arg, want in row.fixed:
-            if bound.get(arg, want) != want:
-                raise self.refuse(node, f"{arg}={bound[arg]!r}, but the {row.block} block only "
-                                  f"does {arg}={want!r}", f"use {arg}={want!r}")
-        self.add(node, self.fresh(node.name), row.block, values, list(zip(row.inputs, wired,
-                                                                          strict=True)))
+        # A module's settings are its attributes; a function's (and a module call's), its args.
+        def source(name: str) -> Any:
+            return getattr(sub, name) if sub is not None and hasattr(sub, name) else bound[name]
 
-    def add(self, node: fx.Node, nid: str, block: str, values: dict, wires: list) -> None:
-        spec = lookup(block)
+        values = {p: self.read(node, name, source(name), how) for p, name, how in row.params}
+        for name, want in row.fixed:
+            have = source(name) if (sub is not None and hasattr(sub, name)) or name in bound else want
+            if (have is not None) if want is None else (have is None or have != want):
+                raise self.refuse(node, f"{name}={have!r}, but the {row.block} block only does "
+                                  f"{name}={want!r}", f"use {name}={want!r}, or leave this part "
+                                  "in PyTorch")
+        nid = nid or self.fresh(node.name)
+        spec = lookup(row.block)
         params = {k: v for k, v in values.items() if spec.param(k) is not None
                   and v != spec.param(k).default}
-        self.nodes.append(Node(nid, block, params))
-        for port, value in wires:
+        self.nodes.append(Node(nid, row.block, params))
+        for port, value in zip(row.inputs, wired, strict=True):
             self.wire(node, value, nid, port)
-        self.src[node] = (nid, spec.outputs[0].name)
+        if row.returns:
+            self.tuples[node] = (nid, row.returns)
+        else:
+            self.src[node] = (nid, spec.outputs[0].name)
+
+    def getitem(self, node: fx.Node) -> None:
+        """`out, h = gru(x)` and `attn(q, k, v)[0]`: an item of a block's tuple; and
+        `x[:, -1]`, `x[:, a:b]`: Select and Slice."""
+        value, index = node.args
+        if value in self.unusable:
+            self.unusable[node] = self.unusable[value]
+            return
+        if value in self.tuples:
+            nid, ports = self.tuples[value]
+            port = ports[index] if isinstance(index, int) and 0 <= index < len(ports) else None
+            if port is None:   # refused only once something uses it (`out, _ = gru(x)` is fine)
+                self.unusable[node] = self.refuse(node, f"item {index!r} of {nid}'s result: dprog's block gives "
+                                  "its other results in its own layout (batch first)",
+                                  "use the first item (the sequence of outputs, e.g. out[:, -1])")
+                return
+            self.src[node] = (nid, port)
+            return
+        items = index if isinstance(index, tuple) else (index,)
+        lead = 0
+        while lead < len(items) - 1 and items[lead] == slice(None):
+            lead += 1
+        last = items[lead] if lead == len(items) - 1 else None
+        if lead >= 1 and isinstance(last, int):
+            block, values = "select", {"dim": lead, "index": last}
+        elif lead >= 1 and isinstance(last, slice) and all(
+                v is None or isinstance(v, int) for v in (last.start, last.stop, last.step)) \
+                and last.stop is not None:
+            block, values = "slice", {"dim": lead, "start": last.start or 0, "stop": last.stop,
+                                      "step": last.step or 1}
+        else:
+            raise self.refuse(node, f"indexing with {index!r} has no block (Select and Slice "
+                              "take one int or one range along one dim after the batch)",
+                              "index one dim at a time")
+        nid = self.fresh(node.name)
+        spec = lookup(block)
+        self.nodes.append(Node(nid, block, {k: v for k, v in values.items()
+                                            if v != spec.param(k).default}))
+        self.wire(node, value, nid, "x")
+        self.src[node] = (nid, "y")
 
 
 def _layout(nodes: list[Node], edges: list[Edge]) -> list[Node]:
@@ -337,7 +382,9 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
     Raises ImportRefused with a clear message for whatever cannot be imported faithfully."""
     inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
     try:
-        gm = fx.GraphModule(module, fx.Tracer().trace(module))
+        tracer = fx.Tracer()
+        tracer.record_stack_traces = True   # each node's source line, for the refusals
+        gm = fx.GraphModule(module, tracer.trace(module))
     except Exception as e:   # fx raises TraceError, or its proxy's own errors, from user code
         text = str(e)
         if "control flow" in text or "bool" in text or "iterate" in text or "len(" in text:
