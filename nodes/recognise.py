@@ -9,7 +9,7 @@ or `method:relu` (`x.relu()`). Then where each block param comes from and how it
 block cannot express: a module attribute or argument that must hold this value, or the
 import is refused (a Conv2d with `padding_mode="reflect"` never silently becomes one with
 zeros). `inputs` are the leading positional arguments that are wired tensors (the block's
-input ports), and `args` the remaining arguments in torch's order, with their defaults.
+input ports; `*x` is a list of tensors wired to x0, x1, … with param `inputs` its length), and `args` the remaining arguments in torch's order, with their defaults.
 `returns` is for an op that returns a tuple: the block's output port for each item that
 the model may use (None: an item dprog lays out differently, refused when used).
 
@@ -29,6 +29,7 @@ HOW: dict[str, str] = {
     "present": "True when the attribute is not None (a bias)",
     "pair": "a pair of ints, an int n meaning (n, n)",
     "rank": "how many dims: the length of a shape (LayerNorm's normalized_shape)",
+    "int": "one int (a reduction over one dim; None or several dims are refused)",
     "or0": "an int, None meaning 0 (a pool's stride: 0 means the window size)",
 }
 
@@ -134,6 +135,12 @@ RECOGNISE: tuple[Recognise, ...] = (
     Recognise("flatten", ("function:torch.flatten", "method:flatten"),
               (("start_dim", "start_dim", "value"), ("end_dim", "end_dim", "value")),
               args=(("start_dim", 0), ("end_dim", -1))),
+    Recognise("concat", ("function:torch.cat", "function:torch.concat"), (("dim", "dim", "value"),),
+              inputs=("*x",), args=(("dim", 0),)),
+    *(Recognise(block, (f"function:torch.{name}", f"method:{name}"),
+                (("dim", "dim", "int"), ("keepdim", "keepdim", "value")),
+                args=(("dim", None), ("keepdim", False)))
+      for block, name in (("mean", "mean"), ("sum", "sum"), ("max", "amax"))),
     Recognise("add", ("function:operator.add", "function:operator.iadd", "function:torch.add", "method:add"), inputs=_AB),
     Recognise("sub", ("function:operator.sub", "function:torch.sub", "method:sub"), inputs=_AB),
     Recognise("mul", ("function:operator.mul", "function:operator.imul", "function:torch.mul", "method:mul"), inputs=_AB),

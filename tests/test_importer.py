@@ -349,4 +349,4 @@ def test_sample_graph_exports_import_again(tmp_path):
         assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b, strict=True))
         ok.append(path.stem)
     print(json.dumps({"imported": ok, "refused": refused}, indent=1))
-    assert {"moons_mlp", "digits_cnn"} <= set(ok)
+    assert {"attention", "digits_cnn", "moons_mlp", "pairs_mlp", "residual_mlp", "unet"} <= set(ok)

@@ -115,6 +115,14 @@ def _square(v: Any) -> int:
     raise ValueError(f"{v!r} is not one int (dprog's blocks take square sizes)")
 
 
+def _one_dim(v: Any) -> int:
+    if isinstance(v, tuple | list) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise ValueError(f"{v!r} is not one dim (the block reduces over one dim; None means all)")
+
+
 def _pair(v: Any) -> tuple[int, int]:
     if isinstance(v, int):
         return (v, v)
@@ -130,6 +138,7 @@ HOW = {
     "pair": _pair,
     "rank": lambda v: len(v),
     "or0": lambda v: 0 if v is None else _square(v),
+    "int": lambda v: _one_dim(v),
 }
 
 
@@ -274,8 +283,14 @@ class _Importer:
             raise self.refuse(node, "no dprog block for this op",
                               "rewrite it with ops that have blocks (`dprog blocks` lists them), "
                               "or leave this part in PyTorch")
-        wired, rest = args[: len(row.inputs)], args[len(row.inputs):]
-        if len(wired) < len(row.inputs) or len(rest) > len(row.args):
+        ports = row.inputs
+        if ports == ("*x",):   # torch.cat([a, b], dim): a list of tensors, one port each
+            first = args[0] if args else None
+            if not isinstance(first, list | tuple):
+                raise self.refuse(node, "expects a list of tensors", "pass them as a list")
+            ports, args = tuple(f"x{i}" for i in range(len(first))), [*first, *args[1:]]
+        wired, rest = args[: len(ports)], args[len(ports):]
+        if len(wired) < len(ports) or len(rest) > len(row.args):
             raise self.refuse(node, "unexpected arguments", "call it with tensors and named "
                               "options as torch documents it")
         bound = {name: default for name, default in row.args}
@@ -294,6 +309,8 @@ class _Importer:
             return getattr(sub, name) if sub is not None and hasattr(sub, name) else bound[name]
 
         values = {p: self.read(node, name, source(name), how) for p, name, how in row.params}
+        if row.inputs == ("*x",):
+            values["inputs"] = len(ports)
         for name, want in row.fixed:
             have = source(name) if (sub is not None and hasattr(sub, name)) or name in bound else want
             if (have is not None) if want is None else (have is None or have != want):
@@ -305,7 +322,7 @@ class _Importer:
         params = {k: v for k, v in values.items() if spec.param(k) is not None
                   and v != spec.param(k).default}
         self.nodes.append(Node(nid, row.block, params))
-        for port, value in zip(row.inputs, wired, strict=True):
+        for port, value in zip(ports, wired, strict=True):
             self.wire(node, value, nid, port)
         if row.returns:
             self.tuples[node] = (nid, row.returns)
