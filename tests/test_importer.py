@@ -350,3 +350,57 @@ def test_sample_graph_exports_import_again(tmp_path):
         ok.append(path.stem)
     print(json.dumps({"imported": ok, "refused": refused}, indent=1))
     assert {"attention", "digits_cnn", "moons_mlp", "pairs_mlp", "residual_mlp", "unet"} <= set(ok)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+CLI_MODEL = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        return x if x.mean() > 0 else -x
+'''
+
+
+def test_cli_imports_a_file_with_weights(tmp_path, capsys):
+    from engine.cli.main import main
+
+    src = tmp_path / "mynet.py"
+    src.write_text(CLI_MODEL, encoding="utf-8")
+    out, weights = tmp_path / "net.json", tmp_path / "weights.pt"
+    code = main(["import", f"{src}:Net", "--args", '{"width": 6}', "--input-shape", "2,3,8,8",
+                 "-o", str(out), "--weights", str(weights)])
+    assert code == 0, capsys.readouterr().err
+    graph = engine.load_graph(out)
+    assert [n.type for n in graph.nodes] == ["input", "conv2d", "relu", "adaptive_avg_pool2d",
+                                             "flatten", "linear", "output"]
+    state = torch.load(weights, weights_only=True)
+    engine.compile_graph(graph).load_state_dict(state, strict=True)
+    assert "features_0.weight" in state
+
+    code = main(["import", f"{src}:Branchy", "--input-shape", "2,3", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "data-dependent" in err and "mynet.py:" in err
+    assert main(["import", f"{src}:Nope", "--input-shape", "2,3", "-o", str(out)]) == 2
+
+
+def test_cli_help_says_the_file_is_run(capsys):
+    from engine.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["import", "--help"])
+    assert "is RUN" in " ".join(capsys.readouterr().out.split())
