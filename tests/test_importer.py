@@ -195,13 +195,35 @@ def test_flat_models_keep_their_state_dict_keys(name, imported):
 
 def test_nested_keys_are_renamed_one_to_one(imported):
     model, _, result = imported["resnet"]
-    assert result.keys["layers.1.downsample.0.weight"] == "layers_1_downsample_0.weight"
+    assert result.keys["layers.1.downsample.0.weight"] == "layers_1.downsample_0.weight"
     assert len(set(result.keys.values())) == len(model.state_dict())
 
 
 def test_tied_weights_become_a_tie(imported):
     _, _, result = imported["gpt"]
     assert result.graph.node("lm_head").ties == {"weight": ("wte", "weight")}
+
+
+def test_submodules_become_functions_and_keep_their_keys(imported):
+    """A class used twice with the same settings is one function with two calls, and a
+    function's call keeps the submodule's name: GPT's keys all come through unchanged."""
+    g = imported["gpt"][2].graph
+    assert list(g.functions) == ["transformer_block"]
+    assert [n.id for n in g.nodes if n.type == "call"] == ["h0", "h1"]
+    assert imported["gpt"][2].same_keys
+    # A class whose instances differ (channels, a downsample) is one function per variant.
+    g = imported["resnet"][2].graph
+    assert [n.params["function"] for n in g.nodes if n.type == "call"] == \
+        ["basic_block", "basic_block_2", "basic_block_3"]
+    body = g.functions["basic_block"].body
+    assert [n.type for n in body.nodes][:3] == ["body_input", "conv2d", "batch_norm2d"]
+
+
+def test_flat_import_inlines_every_submodule():
+    torch.manual_seed(0)
+    model = _trained_like(ResNet())
+    g = import_module(model, torch.randn(2, 3, 16, 16), flat=True).graph
+    assert not g.functions and "layers_1_downsample_0" in g
 
 
 def test_layout_runs_left_to_right_by_depth(imported):
@@ -313,13 +335,20 @@ def test_export_of_an_import_equals_the_original_and_imports_again(name, importe
     exported.load_state_dict(result.state_dict(model.state_dict()), strict=True)
     with torch.no_grad():
         assert torch.allclose(exported(x), model(x), atol=1e-6)
-    # Importing the export gives the same graph; only the ids of weightless nodes may differ
-    # (a ReLU module `stem_2` comes back as the function call `relu`).
+    # Importing the export gives the same graph. Only names may differ: the ids of weightless
+    # nodes (a ReLU module `stem_2` comes back as the function call `relu`) and of functions
+    # (class BasicBlock2 comes back as basic_block2).
     again = import_module(exported, x)
-    assert [(n.type, dict(n.params), n.pos) for n in again.graph.nodes] == \
-        [(n.type, dict(n.params), n.pos) for n in result.graph.nodes]
-    assert len(again.graph.edges) == len(result.graph.edges)
+    assert _shape_of(again.graph) == _shape_of(result.graph)
     assert again.same_keys
+
+
+def _shape_of(graph):
+    def region(g):
+        return [(n.type, n.pos, {k: v for k, v in n.params.items() if k != "function"},
+                 region(graph.functions[n.params["function"]].body) if n.type == "call" else None)
+                for n in g.nodes], len(g.edges)
+    return region(graph)
 
 
 def test_sample_graph_exports_import_again(tmp_path):

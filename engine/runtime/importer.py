@@ -56,7 +56,7 @@ from nodes import lookup
 from nodes.recognise import RECOGNISE, Recognise
 
 from ..core.analysis import analyze
-from ..core.graph import ID_PATTERN, Edge, Graph, Node
+from ..core.graph import ID_PATTERN, Edge, Function, Graph, Node
 
 
 class ImportRefused(Exception):
@@ -192,6 +192,8 @@ class _Importer:
         self.ids: set[str] = set()
         self.paths: dict[str, str] = {}                # node id → module path
         self.called: set[str] = set()
+        self.owner: dict[str, tuple[tuple[str, str, type], ...]] = {}   # node id → its modules
+        self.hint: dict[str, tuple[bool, str]] = {}    # node id → (a module?, path or fx name)
         self.unusable: dict[fx.Node, ImportRefused] = {}   # refused items, raised when used
         self.tuples: dict[fx.Node, tuple[str, tuple[str | None, ...]]] = {}   # tuple results
 
@@ -212,7 +214,12 @@ class _Importer:
 
     def run(self) -> None:
         for node in self.gm.graph.nodes:
+            before = len(self.nodes)
             getattr(self, f"on_{node.op}")(node)
+            for n in self.nodes[before:]:
+                self.owner[n.id] = _owners(node)
+                self.hint[n.id] = (node.op == "call_module", node.target if node.op == "call_module"
+                                   else node.name)
 
     def on_placeholder(self, node: fx.Node) -> None:
         meta = node.meta.get("tensor_meta")
@@ -370,6 +377,152 @@ class _Importer:
         self.src[node] = (nid, "y")
 
 
+def _owners(node: fx.Node) -> tuple[tuple[str, str, type], ...]:
+    """The user-defined modules whose forward() produced this fx node, outermost first, as
+    (call key, module path, class): torch's own containers (Sequential) are not functions, and
+    a leaf module is not its own owner. The key tells two calls of one instance apart."""
+    stack = list((node.meta.get("nn_module_stack") or {}).items())
+    if node.op == "call_module" and stack and stack[-1][1][0] == node.target:
+        stack.pop()
+    return tuple((key, path, cls) for key, (path, cls) in stack
+                 if isinstance(cls, type) and not cls.__module__.startswith("torch."))
+
+
+class _Structurer:
+    """The flat graph regrouped by module: each call of a user-defined module becomes a Call
+    of a function whose body is that module's part of the graph. Instances whose bodies come
+    out equal (same class, same settings) share one function; a class used with different
+    settings gets one function per variant (dprog functions have no parameters)."""
+
+    def __init__(self, imp: _Importer, ties: dict[str, dict[str, tuple[str, str]]]):
+        self.node = {n.id: n for n in imp.nodes}
+        self.owner, self.hint, self.ties = imp.owner, imp.hint, ties
+        self.into: dict[str, list[Edge]] = {}
+        self.consumers: dict[tuple[str, str], set[str]] = {}
+        for e in imp.edges:
+            self.into.setdefault(e.dst[0], []).append(e)
+            self.consumers.setdefault(e.src, set()).add(e.dst[0])
+        self.produced: dict[str, list[tuple[str, str]]] = {}
+        for src in sorted(self.consumers):
+            self.produced.setdefault(src[0], []).append(src)
+        self.functions: dict[str, Function] = {}
+        self.variants: dict[Any, str] = {}            # a body's canonical form → function name
+        self.names: set[str] = set()
+
+    def scope(self, members: list[str], depth: int, path: str, outputs: list[tuple[str, str]]):
+        """(nodes, edges, inputs, body output ids, sites) of one scope: the root (depth 0) or
+        one module call. `inputs`: the flat sources it reads from outside, one Body input each
+        (ids in `nodes`, in the same order); `sites`: flat node id → its path in this scope."""
+        ids: set[str] = set()
+        nodes: list[Node] = []
+        edges: list[Edge] = []
+        local: dict[str, str] = {}                     # direct member → its id here
+        resolved: dict[tuple[str, str], tuple[str, str]] = {}
+        inputs: list[tuple[str, str]] = []
+        entries: list[Node] = []                       # their Body inputs, first in the body
+        sites: dict[str, str] = {}
+
+        def fresh(text: str) -> str:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+            base = ("m_" + base if not (base[0].isalpha() or base[0] == "_") else base)[:56]
+            name, i = base, 2
+            while name in ids:
+                name, i = f"{base}_{i}", i + 1
+            ids.add(name)
+            return name
+
+        def rel(module_path: str) -> str:
+            return module_path[len(path) + 1:] if path else module_path
+
+        def source(src: tuple[str, str]) -> tuple[str, str]:
+            if src[0] in local:
+                return (local[src[0]], src[1])
+            if src not in resolved:    # from outside this scope: a Body input
+                bid = fresh("x")
+                entries.append(Node(bid, "body_input"))
+                inputs.append(src)
+                resolved[src] = (bid, "y")
+            return resolved[src]
+
+        groups: dict[str, list[str]] = {}
+        items: list[tuple[str, str]] = []
+        for fid in members:
+            chain = self.owner[fid]
+            if len(chain) > depth:
+                key = chain[depth][0]
+                if key not in groups:
+                    groups[key] = []
+                    items.append(("group", key))
+                groups[key].append(fid)
+            else:
+                items.append(("node", fid))
+        for kind, what in items:
+            if kind == "node":
+                n = self.node[what]
+                is_module, hint = self.hint[what]
+                # a module keeps its name in its scope (`conv1`); an op its fx name (`add`)
+                lid = fresh(rel(hint) if is_module else re.sub(r"_\d+$", "", hint))
+                local[what] = lid
+                sites[what] = lid
+                ties = {}
+                for tensor, (target, ttensor) in self.ties.get(what, {}).items():
+                    if target not in local:
+                        raise ImportRefused(f"module {hint!r}: its {tensor} is tied to a tensor "
+                                            "in another module; ties across module boundaries "
+                                            "are not imported yet")
+                    ties[tensor] = (local[target], ttensor)
+                nodes.append(Node(lid, n.type, n.params, ties=ties))
+                for e in self.into.get(what, []):
+                    edges.append(Edge(source(e.src), (lid, e.dst[1])))
+                continue
+            group = groups[what]
+            inside = set(group)
+            chain = self.owner[group[0]][depth]
+            needed = [src for fid in group for src in self.produced.get(fid, [])
+                      if any(d not in inside for d in self.consumers[src])]
+            body_nodes, body_edges, body_inputs, body_outputs, body_sites = self.scope(
+                group, depth + 1, chain[1], needed)
+            fname = self.function(chain[2], body_nodes, body_edges)
+            cid = fresh(rel(chain[1]))
+            nodes.append(Node(cid, "call", {"function": fname}))
+            for src, bnode in zip(body_inputs, [n.id for n in body_nodes if n.type == "body_input"],
+                                  strict=True):   # the call's ports, as the body orders them
+                edges.append(Edge(source(src), (cid, bnode)))
+            for src, yid in zip(needed, body_outputs, strict=True):
+                resolved[src] = (cid, yid)
+            for fid, site in body_sites.items():
+                sites[fid] = f"{cid}/{fname}/{site}"
+        outs = []
+        for src in outputs:
+            yid = fresh("y")
+            nodes.append(Node(yid, "body_output"))
+            edges.append(Edge(source(src), (yid, "x")))
+            outs.append(yid)
+        return entries + nodes, edges, inputs, outs, sites
+
+    def function(self, cls: type, nodes: list[Node], edges: list[Edge]) -> str:
+        canonical = (cls, tuple((n.id, n.type, tuple(sorted(n.params.items())),
+                                 tuple(sorted(n.ties.items()))) for n in nodes),
+                     tuple((e.src, e.dst) for e in edges))
+        if canonical not in self.variants:
+            base = _snake(cls.__name__)
+            name, i = base, 2
+            while name in self.names:
+                name, i = f"{base}_{i}", i + 1
+            self.names.add(name)
+            self.variants[canonical] = name
+            body = Graph(tuple(_layout(nodes, edges)), tuple(edges), name=name)
+            self.functions[name] = Function(body, title=cls.__name__,
+                                            doc=_safe_doc(cls), category="Imported")
+        return self.variants[canonical]
+
+
+def _safe_doc(cls: type) -> str:
+    """The class docstring's first line: text shown to people, never code."""
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return doc[0][:200] if doc else f"{cls.__name__}, imported from {cls.__module__}"
+
+
 def _layout(nodes: list[Node], edges: list[Edge]) -> list[Node]:
     """Columns by longest path from the inputs, rows in trace order: readable left to right."""
     depth: dict[str, int] = {}
@@ -392,11 +545,14 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().strip("_") or "model"
 
 
-def import_module(module: nn.Module, example_inputs: Any, name: str | None = None) -> Imported:
+def import_module(module: nn.Module, example_inputs: Any, name: str | None = None, *,
+                  flat: bool = False) -> Imported:
     """Trace `module` with torch.fx and map it onto dprog blocks; check the result.
 
     `example_inputs` is a tensor or a tuple of them, one per forward() argument, batched.
-    Raises ImportRefused with a clear message for whatever cannot be imported faithfully."""
+    Each call of a user-defined submodule becomes a Call of a function (its class); `flat`
+    inlines them all instead. Raises ImportRefused with a clear message for whatever cannot
+    be imported faithfully."""
     inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
     try:
         tracer = fx.Tracer()
@@ -422,22 +578,32 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
             m.training = mode
     imp = _Importer(module, gm)
     imp.run()
-    graph = Graph(tuple(_layout(imp.nodes, imp.edges)), tuple(imp.edges),
-                  name=_snake(name or type(module).__name__))
-    graph = _ties(graph, module, imp.paths)
+    ties = _ties(imp.nodes, module, imp.paths)
+    if flat:
+        graph = Graph(tuple(_layout([Node(n.id, n.type, n.params, ties=ties.get(n.id, {}))
+                                     for n in imp.nodes], imp.edges)), tuple(imp.edges),
+                      name=_snake(name or type(module).__name__))
+        sites = {nid: nid for nid in imp.paths}
+    else:
+        structure = _Structurer(imp, ties)
+        nodes, edges, _, _, sites = structure.scope([n.id for n in imp.nodes], 0, "", [])
+        graph = Graph(tuple(_layout(nodes, edges)), tuple(edges),
+                      name=_snake(name or type(module).__name__), functions=structure.functions)
     analysis = analyze(graph)
     if not analysis.ok:
         problems = "; ".join(f"{d.node}: {d.message}" for d in analysis.diagnostics
                              if d.severity == "error")
         raise ImportRefused(f"the imported graph is not valid: {problems}")
-    return _check(graph, analysis, module, imp.paths, inputs, expected)
+    return _check(graph, analysis, module, {sites[nid]: path for nid, path in imp.paths.items()},
+                  inputs, expected)
 
 
-def _ties(graph: Graph, module: nn.Module, paths: dict[str, str]) -> Graph:
+def _ties(nodes: list[Node], module: nn.Module, paths: dict[str, str]
+          ) -> dict[str, dict[str, tuple[str, str]]]:
     """A parameter shared by two modules becomes a tie from the later node to the first."""
     first: dict[int, tuple[str, str]] = {}
-    nodes = []
-    for n in graph.nodes:
+    out = {}
+    for n in nodes:
         ties = {}
         if n.id in paths:
             for tname, p in module.get_submodule(paths[n.id]).named_parameters(recurse=False):
@@ -450,11 +616,12 @@ def _ties(graph: Graph, module: nn.Module, paths: dict[str, str]) -> Graph:
                     ties[tname] = first[id(p)]
                 else:
                     first[id(p)] = (n.id, tname)
-        nodes.append(Node(n.id, n.type, n.params, n.pos, n.label, n.regions, ties) if ties else n)
-    return Graph(tuple(nodes), graph.edges, name=graph.name)
+        if ties:
+            out[n.id] = ties
+    return out
 
 
-def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str],
+def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str],  # site → path
            inputs: Sequence[torch.Tensor], expected: Any) -> Imported:
     """Rename the original's keys, and prove the import: same keys and shapes, same outputs."""
     from .compiler import compile_class
