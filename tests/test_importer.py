@@ -433,3 +433,42 @@ def test_cli_help_says_the_file_is_run(capsys):
     with pytest.raises(SystemExit):
         main(["import", "--help"])
     assert "is RUN" in " ".join(capsys.readouterr().out.split())
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 8)
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x):
+        return torch.tanh(self.norm(self.fc(x)))
+
+
+class Siamese(nn.Module):
+    """One encoder instance applied to both inputs: shared weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = Encoder()
+        self.head = nn.Linear(16, 1)
+
+    def forward(self, a, b):
+        return self.head(torch.cat([self.enc(a), self.enc(b)], dim=1))
+
+
+def test_a_shared_submodule_becomes_a_weight_group():
+    torch.manual_seed(0)
+    model, xs = _trained_like(Siamese()), (torch.randn(3, 6), torch.randn(3, 6))
+    result = import_module(model, xs)
+    calls = [n for n in result.graph.nodes if n.type == "call"]
+    assert [(n.id, dict(n.params)) for n in calls] == [
+        ("enc", {"function": "encoder", "weights": "enc"}),
+        ("enc_2", {"function": "encoder", "weights": "enc"})]
+    assert result.same_keys
+    compiled = engine.compile_graph(result.graph).eval()
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.allclose(compiled(*xs), model(*xs), atol=1e-6)
+    with pytest.raises(ImportRefused, match="called more than once"):
+        import_module(model, xs, flat=True)

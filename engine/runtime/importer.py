@@ -192,6 +192,8 @@ class _Importer:
         self.ids: set[str] = set()
         self.paths: dict[str, str] = {}                # node id → module path
         self.called: set[str] = set()
+        self.repeated: list[ImportRefused] = []        # a weight-holding leaf called again
+        self.shared_leaves: list[fx.Node] = []
         self.owner: dict[str, tuple[tuple[str, str, type], ...]] = {}   # node id → its modules
         self.hint: dict[str, tuple[bool, str]] = {}    # node id → (a module?, path or fx name)
         self.unusable: dict[fx.Node, ImportRefused] = {}   # refused items, raised when used
@@ -260,9 +262,14 @@ class _Importer:
                               "functions that have blocks (`dprog blocks` lists them)")
         stateful = bool(sub.state_dict())
         if node.target in self.called and stateful:
-            raise self.refuse(node, "this module instance is called more than once (shared "
-                              "weights); weight groups are not imported yet",
-                              "give each call its own module for now")
+            # Allowed only inside a shared user-defined module (a weight group); checked once
+            # the calls are known.
+            self.repeated.append(self.refuse(
+                node, "this module instance is called more than once (shared weights); "
+                "dprog shares weights between calls of a function (a weight group), so only "
+                "a shared user-defined module can be imported", "wrap the shared layers in a "
+                "small nn.Module of their own and call that twice"))
+            self.shared_leaves.append(node)
         self.called.add(node.target)
         nid = self.fresh(node.target)
         if stateful:   # a stateless module (ReLU) may be called again: one node per call
@@ -405,6 +412,14 @@ class _Structurer:
         self.produced: dict[str, list[tuple[str, str]]] = {}
         for src in sorted(self.consumers):
             self.produced.setdefault(src[0], []).append(src)
+        # module path → its calls' keys: a path called twice is a shared instance (a group)
+        self.calls: dict[str, set[str]] = {}
+        for chain in self.owner.values():
+            for key, path, _ in chain:
+                self.calls.setdefault(path, set()).add(key)
+        for leaf, refusal in zip(imp.shared_leaves, imp.repeated, strict=True):
+            if not any(len(self.calls[path]) > 1 for _, path, _ in _owners(leaf)):
+                raise refusal
         self.functions: dict[str, Function] = {}
         self.variants: dict[Any, str] = {}            # a body's canonical form → function name
         self.names: set[str] = set()
@@ -445,6 +460,7 @@ class _Structurer:
             return resolved[src]
 
         groups: dict[str, list[str]] = {}
+        groups_named: dict[str, str] = {}              # shared module path → its group's name
         items: list[tuple[str, str]] = []
         for fid in members:
             chain = self.owner[fid]
@@ -484,7 +500,12 @@ class _Structurer:
                 group, depth + 1, chain[1], needed)
             fname = self.function(chain[2], body_nodes, body_edges)
             cid = fresh(rel(chain[1]))
-            nodes.append(Node(cid, "call", {"function": fname}))
+            params = {"function": fname}
+            if len(self.calls[chain[1]]) > 1:   # one instance called again: a weight group
+                group = re.sub(r"[^A-Za-z0-9_]", "_", rel(chain[1]))
+                params["weights"] = groups_named.setdefault(
+                    chain[1], group if group[0].isalpha() else f"m_{group}")
+            nodes.append(Node(cid, "call", params))
             for src, bnode in zip(body_inputs, [n.id for n in body_nodes if n.type == "body_input"],
                                   strict=True):   # the call's ports, as the body orders them
                 edges.append(Edge(source(src), (cid, bnode)))
@@ -579,6 +600,8 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
     imp = _Importer(module, gm)
     imp.run()
     ties = _ties(imp.nodes, module, imp.paths)
+    if flat and imp.repeated:
+        raise imp.repeated[0]
     if flat:
         graph = Graph(tuple(_layout([Node(n.id, n.type, n.params, ties=ties.get(n.id, {}))
                                      for n in imp.nodes], imp.edges)), tuple(imp.edges),
@@ -603,9 +626,11 @@ def _ties(nodes: list[Node], module: nn.Module, paths: dict[str, str]
     """A parameter shared by two modules becomes a tie from the later node to the first."""
     first: dict[int, tuple[str, str]] = {}
     out = {}
+    seen: set[str] = set()
     for n in nodes:
         ties = {}
-        if n.id in paths:
+        if n.id in paths and paths[n.id] not in seen:   # a shared module's later call: no tie
+            seen.add(paths[n.id])
             for tname, p in module.get_submodule(paths[n.id]).named_parameters(recurse=False):
                 if id(p) in first:
                     spec = lookup(n.type)
