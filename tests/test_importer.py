@@ -472,3 +472,10 @@ def test_a_shared_submodule_becomes_a_weight_group():
         assert torch.allclose(compiled(*xs), model(*xs), atol=1e-6)
     with pytest.raises(ImportRefused, match="called more than once"):
         import_module(model, xs, flat=True)
+
+
+def test_engine_from_torch_gives_the_graph():
+    torch.manual_seed(0)
+    graph = engine.from_torch(MLP().eval(), torch.randn(4, 8))
+    assert [n.type for n in graph.nodes] == ["input", "linear", "batch_norm1d", "relu", "dropout",
+                                             "linear", "output"]

@@ -19,22 +19,29 @@ one row per block and torch form, naming the params' sources. Values a block can
 changed: `ImportRefused` names the op, its source line and what to do. So is data-dependent
 control flow that fx cannot trace (`if x.sum() > 0`), and any op with no row.
 
-**Weights and names.** A node's id is its module path made legal (`fc1` stays `fc1`;
-`features.0` becomes `features_0`, as ids cannot hold dots or start with a digit), and the
-generated module names its attribute after the node. So a model whose modules are direct
-children with lower-case identifier names (fc1, conv1, bn1) gets *the same* state_dict keys,
-and `load_state_dict(model.state_dict(), strict=True)` works as it is. A nested model
-(`features.0.weight`) does not: its keys are renamed by `Imported.keys` (original key →
-compiled key), which `Imported.state_dict` applies. Decision: we do not teach the code
-generator attribute names that differ from node names (a dotted or numeric name is not an
-attribute of one class); the module hierarchy becoming functions (next slice) gives nested
-keys back for the named submodules. Every import is checked before it is returned: the
-renamed keys and shapes must equal the compiled module's, and the compiled module loaded
-with the original weights must give the original's outputs in eval mode.
+**The module hierarchy becomes functions.** fx inlines user-defined submodules, but each
+fx node records the modules it ran in (`nn_module_stack`); the flat graph is regrouped by
+them. Each call of a user-defined module becomes a Call node named after the submodule
+(`h0`), of a function named after its class (`transformer_block`); instances whose bodies
+come out equal share the function, and a class used with different settings gets one
+function per variant (dprog functions have no parameters). One instance called twice is a
+weight group named after it. torch's own containers (`nn.Sequential`) are not functions.
+`flat=True` inlines everything instead.
 
-This slice is flat: custom submodules are traced through (fx inlines them), so a ResNet's
-blocks become their layers. A module instance called twice (weight sharing) is refused;
-parameters tied across Linear/Embedding blocks become `Node.ties`.
+**Weights and names.** A node's id is its module path within its scope made legal (`fc1`
+stays `fc1`; `features.0` becomes `features_0`, as ids cannot hold dots or start with a
+digit), and the generated module names its attribute after the node and each call after the
+call. So a model whose submodules have identifier names (fc1, h0.attn) gets *the same*
+state_dict keys, and `load_state_dict(model.state_dict(), strict=True)` works as it is.
+Decision: a name that is not an identifier (`features.0.weight`) is renamed
+(`features_0.weight`) rather than taught to the code generator, which would need attribute
+names that are not node names; `Imported.keys` (original key → compiled key) records it, and
+`Imported.state_dict` applies it. Every import is checked before it is returned: the renamed
+keys and shapes must equal the compiled module's, and the compiled module loaded with the
+original weights must give the original's outputs in eval mode.
+
+Tied parameters of Linear/Embedding blocks in one scope become `Node.ties`. A leaf layer with
+weights called twice outside a shared user-defined module is refused.
 """
 
 from __future__ import annotations
