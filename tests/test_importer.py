@@ -479,3 +479,34 @@ def test_engine_from_torch_gives_the_graph():
     graph = engine.from_torch(MLP().eval(), torch.randn(4, 8))
     assert [n.type for n in graph.nodes] == ["input", "linear", "batch_norm1d", "relu", "dropout",
                                              "linear", "output"]
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.randn(3))
+        self.fc = nn.Linear(3, 2)
+        self.register_buffer("offset", torch.ones(2))
+
+    def forward(self, x):
+        return self.fc(x * self.gain)
+
+
+def test_a_bare_parameter_becomes_a_parameter_block_and_a_buffer_is_refused():
+    torch.manual_seed(0)
+    model, x = Scaled().eval(), torch.randn(2, 3)
+    with pytest.raises(ImportRefused, match="never uses: offset"):
+        import_module(model, x)
+    del model.offset
+    result = import_module(model, x)
+    assert result.graph.node("gain").type == "parameter" and result.same_keys
+    compiled = engine.compile_graph(result.graph).eval()
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    assert torch.allclose(compiled(x), model(x), atol=1e-6)
+
+    class Buffered(Scaled):
+        def forward(self, x):
+            return self.fc(x) + self.offset
+
+    with pytest.raises(ImportRefused, match="buffer or constant tensor"):
+        import_module(Buffered(), x)

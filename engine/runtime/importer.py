@@ -240,8 +240,21 @@ class _Importer:
         self.src[node] = (nid, "y")
 
     def on_get_attr(self, node: fx.Node) -> None:
-        raise self.refuse(node, "a parameter or buffer read directly in forward() has no block yet",
-                          "wrap it in a module (nn.Embedding for a position table) or leave it out")
+        """A learnable tensor read in forward() (`x * self.scale`) is a Parameter block: its
+        value comes with the weights, its init only matters for a fresh model."""
+        owner, _, name = node.target.rpartition(".")
+        tensor = getattr(self.root.get_submodule(owner), name, None)
+        if not isinstance(tensor, nn.Parameter):
+            raise self.refuse(node, "a buffer or constant tensor read directly in forward() has "
+                              "no block yet", "make it an nn.Parameter, or compute it from inputs")
+        if node.target in self.called:
+            raise self.refuse(node, "this parameter is read more than once",
+                              "read it once and reuse the value")
+        self.called.add(node.target)
+        nid = self.fresh(node.target)
+        self.paths[nid] = node.target
+        self.nodes.append(Node(nid, "parameter", {"shape": tuple(tensor.shape), "init": "zeros"}))
+        self.src[node] = (nid, "y")
 
     def on_output(self, node: fx.Node) -> None:
         outs = node.args[0]
@@ -638,10 +651,15 @@ def _ties(nodes: list[Node], module: nn.Module, paths: dict[str, str]
         ties = {}
         if n.id in paths and paths[n.id] not in seen:   # a shared module's later call: no tie
             seen.add(paths[n.id])
-            for tname, p in module.get_submodule(paths[n.id]).named_parameters(recurse=False):
+            if n.type == "parameter":   # a bare nn.Parameter: the tensor itself, named ""
+                owner, _, name = paths[n.id].rpartition(".")
+                tensors = [("", getattr(module.get_submodule(owner), name))]
+            else:
+                tensors = list(module.get_submodule(paths[n.id]).named_parameters(recurse=False))
+            for tname, p in tensors:
                 if id(p) in first:
                     spec = lookup(n.type)
-                    if spec.tensors is None:
+                    if spec.tensors is None or not first[id(p)][1]:
                         raise ImportRefused(f"module {paths[n.id]!r}: its {tname} is "
                                             f"{paths[first[id(p)][0]]}'s; a {spec.title} "
                                             "block cannot tie tensors yet")
@@ -662,6 +680,10 @@ def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str]
     attrs = compiled.generated.node_modules
     keys: dict[str, str] = {}
     for nid, path in paths.items():
+        owner, _, name = path.rpartition(".")
+        if isinstance(getattr(module.get_submodule(owner), name, None), nn.Parameter):
+            keys[path] = attrs[nid]   # a Parameter block: the tensor itself
+            continue
         for k in module.get_submodule(path).state_dict():
             keys[f"{path}.{k}"] = f"{attrs[nid]}.{k}"
     original = module.state_dict()
