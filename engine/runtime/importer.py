@@ -641,6 +641,13 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
                   inputs, expected)
 
 
+def _parameter_at(module: nn.Module, path: str) -> nn.Parameter | None:
+    """The bare nn.Parameter at this path (`gain`, `enc.scale`), or None for a module."""
+    owner, _, name = path.rpartition(".")
+    value = getattr(module.get_submodule(owner), name, None)
+    return value if isinstance(value, nn.Parameter) else None
+
+
 def _ties(nodes: list[Node], module: nn.Module, paths: dict[str, str]
           ) -> dict[str, dict[str, tuple[str, str]]]:
     """A parameter shared by two modules becomes a tie from the later node to the first."""
@@ -651,9 +658,9 @@ def _ties(nodes: list[Node], module: nn.Module, paths: dict[str, str]
         ties = {}
         if n.id in paths and paths[n.id] not in seen:   # a shared module's later call: no tie
             seen.add(paths[n.id])
-            if n.type == "parameter":   # a bare nn.Parameter: the tensor itself, named ""
-                owner, _, name = paths[n.id].rpartition(".")
-                tensors = [("", getattr(module.get_submodule(owner), name))]
+            bare = _parameter_at(module, paths[n.id])
+            if bare is not None:   # a bare nn.Parameter: the tensor itself, named ""
+                tensors = [("", bare)]
             else:
                 tensors = list(module.get_submodule(paths[n.id]).named_parameters(recurse=False))
             for tname, p in tensors:
@@ -680,8 +687,7 @@ def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str]
     attrs = compiled.generated.node_modules
     keys: dict[str, str] = {}
     for nid, path in paths.items():
-        owner, _, name = path.rpartition(".")
-        if isinstance(getattr(module.get_submodule(owner), name, None), nn.Parameter):
+        if _parameter_at(module, path) is not None:
             keys[path] = attrs[nid]   # a Parameter block: the tensor itself
             continue
         for k in module.get_submodule(path).state_dict():
