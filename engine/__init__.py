@@ -6,6 +6,7 @@ The stable Python API:
     validate(graph) -> list[Diagnostic] analyze(graph) -> Analysis
     compile_graph(graph) -> nn.Module   export_python(graph) -> str
     example_inputs(graph, batch_size) -> tuple[Tensor, ...]
+    from_torch(module, example_inputs) -> Graph   (engine.runtime.importer: also the weights)
     Trainer(graph, config=None, events=queue) -> .start() / .run(), pause/resume/stop
 
 The layers, each a package whose docstring says what it may import, in dependency order:
@@ -28,10 +29,11 @@ from .core.graph import Edge, Function, Graph, Node
 _TORCH_BACKED = {
     "compile_graph": "runtime.compiler", "example_inputs": "runtime.compiler",
     "node_for_exception": "runtime.compiler", "Trainer": "runtime.trainer",
+    "from_torch": "runtime.importer",
 }
 
 __all__ = ["Analysis", "Diagnostic", "Edge", "Function", "Graph", "GraphError", "GraphFileError", "Node", "Trainer",
-           "analyze", "compile_graph", "example_inputs", "export_python", "load_graph",
+           "analyze", "compile_graph", "example_inputs", "export_python", "from_torch", "load_graph",
            "node_for_exception", "save_graph", "validate"]
 
 

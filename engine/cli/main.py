@@ -1,4 +1,4 @@
-"""The `dprog` subcommands: check, export, blocks, train, generate.
+"""The `dprog` subcommands: check, export, blocks, train, generate, import.
 
     dprog check GRAPH                                 diagnostics, shapes, parameter counts
     dprog export GRAPH -o model.py                    the standalone PyTorch module
@@ -7,6 +7,8 @@
     dprog train GRAPH [options]                       train headless (see `dprog train -h`)
     dprog runs GRAPH [--compare RUN RUN ...]          the graph's runs, branches, comparison
     dprog generate [GRAPH] --weights RUN --prompt T   text from a trained character model
+    dprog import FILE.py:Class --input-shape 1,3,32,32 -o graph.json [--weights W.pt]
+                                                      a PyTorch model as a graph (runs FILE.py)
 
 `dprog` with no subcommand opens the studio; that entry point is `app.main`, the one place
 allowed to import both the engine and the studio. `python -m engine.cli` runs the
@@ -32,8 +34,9 @@ from ..core.fileformat import atomic_write
 from ..core.files import shown
 from ..core.limits import with_limits
 from .common import EXIT_INVALID, EXIT_OK, Parser, fail, format_report, load
+from .importing import cmd_import
 
-COMMANDS = ("check", "export", "blocks", "train", "runs", "generate")
+COMMANDS = ("check", "export", "blocks", "train", "runs", "generate", "import")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"check": cmd_check, "export": cmd_export, "blocks": cmd_blocks,
                 "train": cmd_train, "runs": cmd_runs,
-                "generate": cmd_generate}[argv[0]](argv[1:])
+                "generate": cmd_generate, "import": cmd_import}[argv[0]](argv[1:])
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     except BrokenPipeError:

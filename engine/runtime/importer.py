@@ -1,0 +1,722 @@
+"""Open an existing `nn.Module` as an editable dprog graph (issue 14, first slice).
+
+    imported = import_module(model, example_inputs)     # Imported: .graph, .keys
+    compiled = compile_graph(imported.graph)
+    compiled.load_state_dict(imported.state_dict(model.state_dict()), strict=True)
+    from_torch(model, example_inputs) -> Graph            # the graph alone
+
+**Tracing: torch.fx, not torch.export.** `fx.symbolic_trace` keeps every leaf `nn` module
+as one `call_module` node named by its path in the module hierarchy (`features.0`), with the
+module object at hand, so a Conv2d's attributes become a conv2d block's params and its
+weights keep their state_dict keys. torch.export lowers everything to aten ops
+(`aten.convolution`, `aten._native_batch_norm_legit`), losing the modules, the hierarchy and
+the attribute values the blocks are made of. fx needs no example inputs to trace; they are
+used afterwards to read shapes (fx's ShapeProp) and to check the import numerically.
+
+**Recognition is a table** (`nodes.recognise.RECOGNISE`, pure data beside the block specs):
+one row per block and torch form, naming the params' sources. Values a block cannot express
+(`padding_mode="reflect"`, BatchNorm's `eps=1e-3`, a non-square kernel) are refused, never
+changed: `ImportRefused` names the op, its source line and what to do. So is data-dependent
+control flow that fx cannot trace (`if x.sum() > 0`), and any op with no row.
+
+**The module hierarchy becomes functions.** fx inlines user-defined submodules, but each
+fx node records the modules it ran in (`nn_module_stack`); the flat graph is regrouped by
+them. Each call of a user-defined module becomes a Call node named after the submodule
+(`h0`), of a function named after its class (`transformer_block`); instances whose bodies
+come out equal share the function, and a class used with different settings gets one
+function per variant (dprog functions have no parameters). One instance called twice is a
+weight group named after it. torch's own containers (`nn.Sequential`) are not functions.
+`flat=True` inlines everything instead.
+
+**Weights and names.** A node's id is its module path within its scope made legal (`fc1`
+stays `fc1`; `features.0` becomes `features_0`, as ids cannot hold dots or start with a
+digit), and the generated module names its attribute after the node and each call after the
+call. So a model whose submodules have identifier names (fc1, h0.attn) gets *the same*
+state_dict keys, and `load_state_dict(model.state_dict(), strict=True)` works as it is.
+Decision: a name that is not an identifier (`features.0.weight`) is renamed
+(`features_0.weight`) rather than taught to the code generator, which would need attribute
+names that are not node names; `Imported.keys` (original key → compiled key) records it, and
+`Imported.state_dict` applies it. Every import is checked before it is returned: the renamed
+keys and shapes must equal the compiled module's, and the compiled module loaded with the
+original weights must give the original's outputs in eval mode.
+
+Tied parameters of Linear/Embedding blocks in one scope become `Node.ties`. A leaf layer with
+weights called twice outside a shared user-defined module is refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+import re
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from nodes import lookup
+from nodes.recognise import RECOGNISE, Recognise
+
+from ..core.analysis import analyze
+from ..core.graph import ID_PATTERN, Edge, Function, Graph, Node
+
+
+class ImportRefused(Exception):
+    """The module cannot be imported faithfully; the message says what, where and what to do."""
+
+
+@dataclass(frozen=True)
+class Imported:
+    graph: Graph
+    keys: dict[str, str] = field(default_factory=dict)   # original state_dict key → compiled key
+
+    def state_dict(self, original: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The original module's state_dict under the compiled module's keys."""
+        return {self.keys[k]: v for k, v in original.items()}
+
+    @property
+    def same_keys(self) -> bool:
+        return all(k == v for k, v in self.keys.items())
+
+
+def from_torch(module: nn.Module, example_inputs: Any) -> Graph:
+    """The module as a dprog graph; see `import_module`, which also gives the key map."""
+    return import_module(module, example_inputs).graph
+
+
+# --- the recognition table, resolved against torch ----------------------------------------------
+
+
+def _resolve(dotted: str) -> Any:
+    mod, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(mod), name)
+
+
+_ROWS: dict[Any, Recognise] | None = None
+
+
+def _rows() -> dict[Any, Recognise]:
+    """Module classes and functions (by identity) and method names → their row."""
+    global _ROWS
+    if _ROWS is None:
+        rows: dict[Any, Recognise] = {}
+        for row in RECOGNISE:
+            for target in row.targets:
+                kind, _, name = target.partition(":")
+                key = ("method", name) if kind == "method" else _resolve(name)
+                rows[key] = row
+        _ROWS = rows
+    return _ROWS
+
+
+def _square(v: Any) -> int:
+    if isinstance(v, int):
+        return v
+    if isinstance(v, tuple | list) and v and all(isinstance(x, int) and x == v[0] for x in v):
+        return v[0]
+    raise ValueError(f"{v!r} is not one int (dprog's blocks take square sizes)")
+
+
+def _one_dim(v: Any) -> int:
+    if isinstance(v, tuple | list) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise ValueError(f"{v!r} is not one dim (the block reduces over one dim; None means all)")
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, tuple | list) and len(v) == 2 and all(isinstance(x, int) for x in v):
+        return (v[0], v[1])
+    raise ValueError(f"{v!r} is not an int or a pair of ints")
+
+
+HOW = {
+    "value": lambda v: v,
+    "square": _square,
+    "present": lambda v: v is not None,
+    "pair": _pair,
+    "rank": lambda v: len(v),
+    "or0": lambda v: 0 if v is None else _square(v),
+    "int": lambda v: _one_dim(v),
+}
+
+
+# --- where an op came from ----------------------------------------------------------------------
+
+
+def _where(node: fx.Node | None = None, tb: Any = None) -> str:
+    """The user's source line: fx's stack trace of a node, or a traceback's last frame outside
+    torch."""
+    torch_dir = str(Path(torch.__file__).parent)
+    frames: list[tuple[str, int, str]] = []
+    if node is not None:
+        lines = (node.stack_trace or "").splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r'\s*File "([^"]+)", line (\d+)', line)
+            if m:
+                code = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                frames.append((m.group(1), int(m.group(2)), code))
+    elif tb is not None:
+        frames = [(f.filename, f.lineno or 0, (f.line or "").strip())
+                  for f in traceback.extract_tb(tb)]
+    mine = [f for f in frames if not f[0].startswith(torch_dir) and f[0] != __file__]
+    if not mine:
+        return ""
+    filename, lineno, code = mine[-1]
+    return f" at {filename}:{lineno}" + (f" ({code})" if code else "")
+
+
+def _op_name(node: fx.Node, root: nn.Module) -> str:
+    if node.op == "call_module":
+        sub = root.get_submodule(node.target)
+        return f"module {node.target!r} ({type(sub).__module__}.{type(sub).__qualname__})"
+    if node.op == "call_method":
+        return f"method .{node.target}()"
+    if node.op == "get_attr":
+        return f"tensor attribute {node.target!r}"
+    t = node.target
+    return f"function {getattr(t, '__module__', '') or ''}.{getattr(t, '__name__', t)}".replace(
+        "_operator.", "operator.")
+
+
+# --- the import ---------------------------------------------------------------------------------
+
+
+class _Importer:
+    def __init__(self, root: nn.Module, gm: fx.GraphModule):
+        self.root, self.gm = root, gm
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        self.src: dict[fx.Node, tuple[str, str]] = {}   # fx value → (node id, port)
+        self.ids: set[str] = set()
+        self.paths: dict[str, str] = {}                # node id → module path
+        self.called: set[str] = set()
+        self.repeated: list[ImportRefused] = []        # a weight-holding leaf called again
+        self.shared_leaves: list[fx.Node] = []
+        self.owner: dict[str, tuple[tuple[str, str, type], ...]] = {}   # node id → its modules
+        self.hint: dict[str, tuple[bool, str]] = {}    # node id → (a module?, path or fx name)
+        self.unusable: dict[fx.Node, ImportRefused] = {}   # refused items, raised when used
+        self.tuples: dict[fx.Node, tuple[str, tuple[str | None, ...]]] = {}   # tuple results
+
+    def fresh(self, text: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+        if not base[0].isalpha() and base[0] != "_":
+            base = f"m_{base}"
+        base = base[:56]
+        name, i = base, 2
+        while name in self.ids or not ID_PATTERN.fullmatch(name):
+            name = f"{base}_{i}"
+            i += 1
+        self.ids.add(name)
+        return name
+
+    def refuse(self, node: fx.Node, why: str, todo: str) -> ImportRefused:
+        return ImportRefused(f"{_op_name(node, self.root)}{_where(node)}: {why}; {todo}")
+
+    def run(self) -> None:
+        for node in self.gm.graph.nodes:
+            before = len(self.nodes)
+            getattr(self, f"on_{node.op}")(node)
+            for n in self.nodes[before:]:
+                self.owner[n.id] = _owners(node)
+                self.hint[n.id] = (node.op == "call_module", node.target if node.op == "call_module"
+                                   else node.name)
+
+    def on_placeholder(self, node: fx.Node) -> None:
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            raise ImportRefused(f"input {node.name!r}: give an example tensor for it")
+        dtype = "float" if meta.dtype.is_floating_point else "long"
+        nid = self.fresh(node.name)
+        self.nodes.append(Node(nid, "input", {"shape": tuple(meta.shape[1:]), "dtype": dtype}))
+        self.src[node] = (nid, "y")
+
+    def on_get_attr(self, node: fx.Node) -> None:
+        """A learnable tensor read in forward() (`x * self.scale`) is a Parameter block: its
+        value comes with the weights, its init only matters for a fresh model."""
+        owner, _, name = node.target.rpartition(".")
+        tensor = getattr(self.root.get_submodule(owner), name, None)
+        if not isinstance(tensor, nn.Parameter):
+            raise self.refuse(node, "a buffer or constant tensor read directly in forward() has "
+                              "no block yet", "make it an nn.Parameter, or compute it from inputs")
+        if node.target in self.called:
+            raise self.refuse(node, "this parameter is read more than once",
+                              "read it once and reuse the value")
+        self.called.add(node.target)
+        nid = self.fresh(node.target)
+        self.paths[nid] = node.target
+        self.nodes.append(Node(nid, "parameter", {"shape": tuple(tensor.shape), "init": "zeros"}))
+        self.src[node] = (nid, "y")
+
+    def on_output(self, node: fx.Node) -> None:
+        outs = node.args[0]
+        outs = list(outs) if isinstance(outs, tuple | list) else [outs]
+        for i, value in enumerate(outs):
+            nid = self.fresh("y" if len(outs) == 1 else f"y{i}")
+            self.nodes.append(Node(nid, "output"))
+            self.wire(node, value, nid, "x")
+
+    def wire(self, node: fx.Node, value: Any, nid: str, port: str) -> None:
+        if value in self.unusable:
+            raise self.unusable[value]
+        if not isinstance(value, fx.Node) or value not in self.src:
+            raise self.refuse(node, f"input {port!r} is {value!r}, not a tensor from the model",
+                              "dprog wires tensors only; a constant operand needs an Expression "
+                              "block, drawn by hand for now")
+        self.edges.append(Edge(self.src[value], (nid, port)))
+
+    def on_call_module(self, node: fx.Node) -> None:
+        sub = self.root.get_submodule(node.target)
+        row = _rows().get(type(sub))
+        if row is None:
+            raise self.refuse(node, "no dprog block for this module",
+                              "replace it by supported layers, or write it as plain torch "
+                              "functions that have blocks (`dprog blocks` lists them)")
+        stateful = bool(sub.state_dict())
+        if node.target in self.called and stateful:
+            # Allowed only inside a shared user-defined module (a weight group); checked once
+            # the calls are known.
+            self.repeated.append(self.refuse(
+                node, "this module instance is called more than once (shared weights); "
+                "dprog shares weights between calls of a function (a weight group), so only "
+                "a shared user-defined module can be imported", "wrap the shared layers in a "
+                "small nn.Module of their own and call that twice"))
+            self.shared_leaves.append(node)
+        self.called.add(node.target)
+        nid = self.fresh(node.target)
+        if stateful:   # a stateless module (ReLU) may be called again: one node per call
+            self.paths[nid] = node.target
+        self.call(node, row, list(node.args), sub, nid)
+
+    def read(self, node: fx.Node, name: str, value: Any, how: str) -> Any:
+        try:
+            return HOW[how](value)
+        except (ValueError, TypeError) as e:
+            raise self.refuse(node, f"{name}: {e}", "change it, or leave the model in PyTorch") from None
+
+    def on_call_function(self, node: fx.Node) -> None:
+        if node.target is operator.getitem:
+            return self.getitem(node)
+        self.call(node, _rows().get(node.target) if callable(node.target) else None,
+                  list(node.args))
+
+    def on_call_method(self, node: fx.Node) -> None:
+        self.call(node, _rows().get(("method", node.target)), list(node.args))
+
+    def call(self, node: fx.Node, row: Recognise | None, args: list, sub: nn.Module | None = None,
+             nid: str | None = None) -> None:
+        if row is None:
+            raise self.refuse(node, "no dprog block for this op",
+                              "rewrite it with ops that have blocks (`dprog blocks` lists them), "
+                              "or leave this part in PyTorch")
+        ports = row.inputs
+        if ports == ("*x",):   # torch.cat([a, b], dim): a list of tensors, one port each
+            first = args[0] if args else None
+            if not isinstance(first, list | tuple):
+                raise self.refuse(node, "expects a list of tensors", "pass them as a list")
+            ports, args = tuple(f"x{i}" for i in range(len(first))), [*first, *args[1:]]
+        wired, rest = args[: len(ports)], args[len(ports):]
+        if len(wired) < len(ports) or len(rest) > len(row.args):
+            raise self.refuse(node, "unexpected arguments", "call it with tensors and named "
+                              "options as torch documents it")
+        bound = {name: default for name, default in row.args}
+        bound.update({name: v for (name, _), v in zip(row.args, rest, strict=False)})
+        for k, v in node.kwargs.items():
+            if k not in bound:
+                raise self.refuse(node, f"argument {k}={v!r} has no param in its block",
+                                  "leave it at its default")
+            bound[k] = v
+        for k, v in bound.items():
+            if isinstance(v, fx.Node):
+                raise self.refuse(node, f"argument {k} is a computed value",
+                                  "make it a constant")
+        # A module's settings are its attributes; a function's (and a module call's), its args.
+        def source(name: str) -> Any:
+            return getattr(sub, name) if sub is not None and hasattr(sub, name) else bound[name]
+
+        values = {p: self.read(node, name, source(name), how) for p, name, how in row.params}
+        if row.inputs == ("*x",):
+            values["inputs"] = len(ports)
+        for name, want in row.fixed:
+            have = source(name) if (sub is not None and hasattr(sub, name)) or name in bound else want
+            if (have is not None) if want is None else (have is None or have != want):
+                raise self.refuse(node, f"{name}={have!r}, but the {row.block} block only does "
+                                  f"{name}={want!r}", f"use {name}={want!r}, or leave this part "
+                                  "in PyTorch")
+        nid = nid or self.fresh(node.name)
+        spec = lookup(row.block)
+        params = {k: v for k, v in values.items() if spec.param(k) is not None
+                  and v != spec.param(k).default}
+        self.nodes.append(Node(nid, row.block, params))
+        for port, value in zip(ports, wired, strict=True):
+            self.wire(node, value, nid, port)
+        if row.returns:
+            self.tuples[node] = (nid, row.returns)
+        else:
+            self.src[node] = (nid, spec.outputs[0].name)
+
+    def getitem(self, node: fx.Node) -> None:
+        """`out, h = gru(x)` and `attn(q, k, v)[0]`: an item of a block's tuple; and
+        `x[:, -1]`, `x[:, a:b]`: Select and Slice."""
+        value, index = node.args
+        if value in self.unusable:
+            self.unusable[node] = self.unusable[value]
+            return
+        if value in self.tuples:
+            nid, ports = self.tuples[value]
+            port = ports[index] if isinstance(index, int) and 0 <= index < len(ports) else None
+            if port is None:   # refused only once something uses it (`out, _ = gru(x)` is fine)
+                self.unusable[node] = self.refuse(node, f"item {index!r} of {nid}'s result: dprog's block gives "
+                                  "its other results in its own layout (batch first)",
+                                  "use the first item (the sequence of outputs, e.g. out[:, -1])")
+                return
+            self.src[node] = (nid, port)
+            return
+        items = index if isinstance(index, tuple) else (index,)
+        lead = 0
+        while lead < len(items) - 1 and items[lead] == slice(None):
+            lead += 1
+        last = items[lead] if lead == len(items) - 1 else None
+        if lead >= 1 and isinstance(last, int):
+            block, values = "select", {"dim": lead, "index": last}
+        elif lead >= 1 and isinstance(last, slice) and all(
+                v is None or isinstance(v, int) for v in (last.start, last.stop, last.step)) \
+                and last.stop is not None:
+            block, values = "slice", {"dim": lead, "start": last.start or 0, "stop": last.stop,
+                                      "step": last.step or 1}
+        else:
+            raise self.refuse(node, f"indexing with {index!r} has no block (Select and Slice "
+                              "take one int or one range along one dim after the batch)",
+                              "index one dim at a time")
+        nid = self.fresh(node.name)
+        spec = lookup(block)
+        self.nodes.append(Node(nid, block, {k: v for k, v in values.items()
+                                            if v != spec.param(k).default}))
+        self.wire(node, value, nid, "x")
+        self.src[node] = (nid, "y")
+
+
+def _owners(node: fx.Node) -> tuple[tuple[str, str, type], ...]:
+    """The user-defined modules whose forward() produced this fx node, outermost first, as
+    (call key, module path, class): torch's own containers (Sequential) are not functions, and
+    a leaf module is not its own owner. The key tells two calls of one instance apart."""
+    stack = list((node.meta.get("nn_module_stack") or {}).items())
+    if node.op == "call_module" and stack and stack[-1][1][0] == node.target:
+        stack.pop()
+    return tuple((key, path, cls) for key, (path, cls) in stack
+                 if isinstance(cls, type) and not cls.__module__.startswith("torch."))
+
+
+class _Structurer:
+    """The flat graph regrouped by module: each call of a user-defined module becomes a Call
+    of a function whose body is that module's part of the graph. Instances whose bodies come
+    out equal (same class, same settings) share one function; a class used with different
+    settings gets one function per variant (dprog functions have no parameters)."""
+
+    def __init__(self, imp: _Importer, ties: dict[str, dict[str, tuple[str, str]]]):
+        self.node = {n.id: n for n in imp.nodes}
+        self.owner, self.hint, self.ties = imp.owner, imp.hint, ties
+        self.into: dict[str, list[Edge]] = {}
+        self.consumers: dict[tuple[str, str], set[str]] = {}
+        for e in imp.edges:
+            self.into.setdefault(e.dst[0], []).append(e)
+            self.consumers.setdefault(e.src, set()).add(e.dst[0])
+        self.produced: dict[str, list[tuple[str, str]]] = {}
+        for src in sorted(self.consumers):
+            self.produced.setdefault(src[0], []).append(src)
+        # module path → its calls' keys: a path called twice is a shared instance (a group)
+        self.calls: dict[str, set[str]] = {}
+        for chain in self.owner.values():
+            for key, path, _ in chain:
+                self.calls.setdefault(path, set()).add(key)
+        for leaf, refusal in zip(imp.shared_leaves, imp.repeated, strict=True):
+            if not any(len(self.calls[path]) > 1 for _, path, _ in _owners(leaf)):
+                raise refusal
+        self.functions: dict[str, Function] = {}
+        self.variants: dict[Any, str] = {}            # a body's canonical form → function name
+        self.names: set[str] = set()
+
+    def scope(self, members: list[str], depth: int, path: str, outputs: list[tuple[str, str]]):
+        """(nodes, edges, inputs, body output ids, sites) of one scope: the root (depth 0) or
+        one module call. `inputs`: the flat sources it reads from outside, one Body input each
+        (ids in `nodes`, in the same order); `sites`: flat node id → its path in this scope."""
+        ids: set[str] = set()
+        nodes: list[Node] = []
+        edges: list[Edge] = []
+        local: dict[str, str] = {}                     # direct member → its id here
+        resolved: dict[tuple[str, str], tuple[str, str]] = {}
+        inputs: list[tuple[str, str]] = []
+        entries: list[Node] = []                       # their Body inputs, first in the body
+        sites: dict[str, str] = {}
+
+        def fresh(text: str) -> str:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+            base = ("m_" + base if not (base[0].isalpha() or base[0] == "_") else base)[:56]
+            name, i = base, 2
+            while name in ids:
+                name, i = f"{base}_{i}", i + 1
+            ids.add(name)
+            return name
+
+        def rel(module_path: str) -> str:
+            return module_path[len(path) + 1:] if path else module_path
+
+        def source(src: tuple[str, str]) -> tuple[str, str]:
+            if src[0] in local:
+                return (local[src[0]], src[1])
+            if src not in resolved:    # from outside this scope: a Body input
+                bid = fresh("x")
+                entries.append(Node(bid, "body_input"))
+                inputs.append(src)
+                resolved[src] = (bid, "y")
+            return resolved[src]
+
+        groups: dict[str, list[str]] = {}
+        groups_named: dict[str, str] = {}              # shared module path → its group's name
+        items: list[tuple[str, str]] = []
+        for fid in members:
+            chain = self.owner[fid]
+            if len(chain) > depth:
+                key = chain[depth][0]
+                if key not in groups:
+                    groups[key] = []
+                    items.append(("group", key))
+                groups[key].append(fid)
+            else:
+                items.append(("node", fid))
+        for kind, what in items:
+            if kind == "node":
+                n = self.node[what]
+                is_module, hint = self.hint[what]
+                # a module keeps its name in its scope (`conv1`); an op its fx name (`add`)
+                lid = fresh(rel(hint) if is_module else re.sub(r"_\d+$", "", hint))
+                local[what] = lid
+                sites[what] = lid
+                ties = {}
+                for tensor, (target, ttensor) in self.ties.get(what, {}).items():
+                    if target not in local:
+                        raise ImportRefused(f"module {hint!r}: its {tensor} is tied to a tensor "
+                                            "in another module; ties across module boundaries "
+                                            "are not imported yet")
+                    ties[tensor] = (local[target], ttensor)
+                nodes.append(Node(lid, n.type, n.params, ties=ties))
+                for e in self.into.get(what, []):
+                    edges.append(Edge(source(e.src), (lid, e.dst[1])))
+                continue
+            group = groups[what]
+            inside = set(group)
+            chain = self.owner[group[0]][depth]
+            needed = [src for fid in group for src in self.produced.get(fid, [])
+                      if any(d not in inside for d in self.consumers[src])]
+            body_nodes, body_edges, body_inputs, body_outputs, body_sites = self.scope(
+                group, depth + 1, chain[1], needed)
+            fname = self.function(chain[2], body_nodes, body_edges)
+            cid = fresh(rel(chain[1]))
+            params = {"function": fname}
+            if len(self.calls[chain[1]]) > 1:   # one instance called again: a weight group
+                group = re.sub(r"[^A-Za-z0-9_]", "_", rel(chain[1]))
+                params["weights"] = groups_named.setdefault(
+                    chain[1], group if group[0].isalpha() else f"m_{group}")
+            nodes.append(Node(cid, "call", params))
+            for src, bnode in zip(body_inputs, [n.id for n in body_nodes if n.type == "body_input"],
+                                  strict=True):   # the call's ports, as the body orders them
+                edges.append(Edge(source(src), (cid, bnode)))
+            for src, yid in zip(needed, body_outputs, strict=True):
+                resolved[src] = (cid, yid)
+            for fid, site in body_sites.items():
+                sites[fid] = f"{cid}/{fname}/{site}"
+        outs = []
+        for src in outputs:
+            yid = fresh("y")
+            nodes.append(Node(yid, "body_output"))
+            edges.append(Edge(source(src), (yid, "x")))
+            outs.append(yid)
+        return entries + nodes, edges, inputs, outs, sites
+
+    def function(self, cls: type, nodes: list[Node], edges: list[Edge]) -> str:
+        canonical = (cls, tuple((n.id, n.type, tuple(sorted(n.params.items())),
+                                 tuple(sorted(n.ties.items()))) for n in nodes),
+                     tuple((e.src, e.dst) for e in edges))
+        if canonical not in self.variants:
+            base = _snake(cls.__name__)
+            name, i = base, 2
+            while name in self.names:
+                name, i = f"{base}_{i}", i + 1
+            self.names.add(name)
+            self.variants[canonical] = name
+            body = Graph(tuple(_layout(nodes, edges)), tuple(edges), name=name)
+            self.functions[name] = Function(body, title=cls.__name__,
+                                            doc=_safe_doc(cls), category="Imported")
+        return self.variants[canonical]
+
+
+def _safe_doc(cls: type) -> str:
+    """The class docstring's first line: text shown to people, never code."""
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return doc[0][:200] if doc else f"{cls.__name__}, imported from {cls.__module__}"
+
+
+def _layout(nodes: list[Node], edges: list[Edge]) -> list[Node]:
+    """Columns by longest path from the inputs, rows in trace order: readable left to right."""
+    depth: dict[str, int] = {}
+    into: dict[str, list[str]] = {}
+    for e in edges:
+        into.setdefault(e.dst[0], []).append(e.src[0])
+    for n in nodes:   # trace order is topological
+        depth[n.id] = 1 + max((depth[s] for s in into.get(n.id, [])), default=-1)
+    rows: dict[int, int] = {}
+    out = []
+    for n in nodes:
+        d = depth[n.id]
+        r = rows[d] = rows.get(d, -1) + 1
+        out.append(Node(n.id, n.type, n.params, (40.0 + 190.0 * d, 120.0 + 110.0 * r),
+                        n.label, n.regions, n.ties))
+    return out
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().strip("_") or "model"
+
+
+def import_module(module: nn.Module, example_inputs: Any, name: str | None = None, *,
+                  flat: bool = False) -> Imported:
+    """Trace `module` with torch.fx and map it onto dprog blocks; check the result.
+
+    `example_inputs` is a tensor or a tuple of them, one per forward() argument, batched.
+    Each call of a user-defined submodule becomes a Call of a function (its class); `flat`
+    inlines them all instead. Raises ImportRefused with a clear message for whatever cannot
+    be imported faithfully."""
+    inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
+    try:
+        tracer = fx.Tracer()
+        tracer.record_stack_traces = True   # each node's source line, for the refusals
+        gm = fx.GraphModule(module, tracer.trace(module))
+    except Exception as e:   # fx raises TraceError, or its proxy's own errors, from user code
+        text = str(e)
+        if "control flow" in text or "bool" in text or "iterate" in text or "len(" in text:
+            raise ImportRefused(f"data-dependent Python control flow{_where(tb=e.__traceback__)}: "
+                                "torch.fx traces without values, so a branch or loop on a "
+                                "tensor's value cannot be captured; express it with torch.where, "
+                                "or make it depend on the model's settings only") from None
+        raise ImportRefused(f"torch.fx cannot trace this model{_where(tb=e.__traceback__)}: "
+                            f"{type(e).__name__}: {text}") from None
+    modes = {m: m.training for m in module.modules()}
+    try:
+        module.eval()
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
+            expected = module(*inputs)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    imp = _Importer(module, gm)
+    imp.run()
+    ties = _ties(imp.nodes, module, imp.paths)
+    if flat and imp.repeated:
+        raise imp.repeated[0]
+    if flat:
+        graph = Graph(tuple(_layout([Node(n.id, n.type, n.params, ties=ties.get(n.id, {}))
+                                     for n in imp.nodes], imp.edges)), tuple(imp.edges),
+                      name=_snake(name or type(module).__name__))
+        sites = {nid: nid for nid in imp.paths}
+    else:
+        structure = _Structurer(imp, ties)
+        nodes, edges, _, _, sites = structure.scope([n.id for n in imp.nodes], 0, "", [])
+        graph = Graph(tuple(_layout(nodes, edges)), tuple(edges),
+                      name=_snake(name or type(module).__name__), functions=structure.functions)
+    analysis = analyze(graph)
+    if not analysis.ok:
+        problems = "; ".join(f"{d.node}: {d.message}" for d in analysis.diagnostics
+                             if d.severity == "error")
+        raise ImportRefused(f"the imported graph is not valid: {problems}")
+    return _check(graph, analysis, module, {sites[nid]: path for nid, path in imp.paths.items()},
+                  inputs, expected)
+
+
+def _parameter_at(module: nn.Module, path: str) -> nn.Parameter | None:
+    """The bare nn.Parameter at this path (`gain`, `enc.scale`), or None for a module."""
+    owner, _, name = path.rpartition(".")
+    value = getattr(module.get_submodule(owner), name, None)
+    return value if isinstance(value, nn.Parameter) else None
+
+
+def _ties(nodes: list[Node], module: nn.Module, paths: dict[str, str]
+          ) -> dict[str, dict[str, tuple[str, str]]]:
+    """A parameter shared by two modules becomes a tie from the later node to the first."""
+    first: dict[int, tuple[str, str]] = {}
+    out = {}
+    seen: set[str] = set()
+    for n in nodes:
+        ties = {}
+        if n.id in paths and paths[n.id] not in seen:   # a shared module's later call: no tie
+            seen.add(paths[n.id])
+            bare = _parameter_at(module, paths[n.id])
+            if bare is not None:   # a bare nn.Parameter: the tensor itself, named ""
+                tensors = [("", bare)]
+            else:
+                tensors = list(module.get_submodule(paths[n.id]).named_parameters(recurse=False))
+            for tname, p in tensors:
+                if id(p) in first:
+                    spec = lookup(n.type)
+                    if spec.tensors is None or not first[id(p)][1]:
+                        raise ImportRefused(f"module {paths[n.id]!r}: its {tname} is "
+                                            f"{paths[first[id(p)][0]]}'s; a {spec.title} "
+                                            "block cannot tie tensors yet")
+                    ties[tname] = first[id(p)]
+                else:
+                    first[id(p)] = (n.id, tname)
+        if ties:
+            out[n.id] = ties
+    return out
+
+
+def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str],  # site → path
+           inputs: Sequence[torch.Tensor], expected: Any) -> Imported:
+    """Rename the original's keys, and prove the import: same keys and shapes, same outputs."""
+    from .compiler import compile_class
+
+    compiled = compile_class(graph, analysis)
+    attrs = compiled.generated.node_modules
+    keys: dict[str, str] = {}
+    for nid, path in paths.items():
+        if _parameter_at(module, path) is not None:
+            keys[path] = attrs[nid]   # a Parameter block: the tensor itself
+            continue
+        for k in module.get_submodule(path).state_dict():
+            keys[f"{path}.{k}"] = f"{attrs[nid]}.{k}"
+    original = module.state_dict()
+    unused = sorted(set(original) - set(keys))
+    if unused:
+        raise ImportRefused(f"tensors the forward pass never uses: {', '.join(unused[:5])}"
+                            f"{' …' if len(unused) > 5 else ''}; the imported graph would drop "
+                            "them, so strict loading fails; delete those modules first")
+    rebuilt = compiled.cls()
+    mine = rebuilt.state_dict()
+    renamed = {keys[k]: v for k, v in original.items()}
+    bad = sorted(k for k in set(mine) | set(renamed)
+                 if k not in mine or k not in renamed or mine[k].shape != renamed[k].shape)
+    if bad:
+        raise ImportRefused(f"the imported graph's tensors differ from the model's at {bad[0]}"
+                            " (a setting its block does not take?); please report this model")
+    rebuilt.load_state_dict(renamed, strict=True)
+    rebuilt.eval()
+    with torch.no_grad():
+        got = rebuilt(*inputs)
+    flat_e = expected if isinstance(expected, tuple | list) else (expected,)
+    flat_g = got if isinstance(got, tuple | list) else (got,)
+    if len(flat_e) != len(flat_g) or not all(
+            torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(flat_e, flat_g, strict=True)):
+        raise ImportRefused("the imported graph computes different values from the model "
+                            "in eval mode; please report this model")
+    return Imported(graph, keys)
+
+
+__all__ = ["ImportRefused", "Imported", "from_torch", "import_module"]
