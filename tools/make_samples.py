@@ -512,8 +512,10 @@ def siamese() -> Graph:
         "loss": "cross_entropy", "optimizer": "adam", "lr": 0.003, "batch_size": 64,
         "epochs": 20, "seed": 0})
     lower = {"right", "enc_right", "product"}   # room below distance's formula line
-    graph = replace(graph, nodes=tuple(replace(n, pos=(n.pos[0], n.pos[1] + 50.0))
-                                       if n.id in lower else n for n in graph.nodes))
+    inputs_and_calls = {"left", "right", "enc_left", "enc_right"}   # a call's title is wide
+    graph = replace(graph, nodes=tuple(
+        replace(n, pos=(n.pos[0] + (0.0 if n.id in inputs_and_calls else 130.0),
+                        n.pos[1] + (50.0 if n.id in lower else 0.0))) for n in graph.nodes))
     return replace(graph, functions={"encoder": Function(
         encoder(), title="Encoder", doc="an 8x8 digit (64 pixels) to a 16-number code: "
         "Linear 32, ReLU, Linear 16", category="Siamese")})

@@ -1,6 +1,7 @@
 """A weight group in the real studio's Gradient flow tab: the siamese sample's two encoder
 calls get a row each (the gradient reaching each call) and the group one row, "encoder (all
-calls)", the gradient of the weights they share."""
+calls)", the gradient of the weights they share; the wires into and out of both calls of the
+shared encoder take gradient colours on the canvas."""
 
 from __future__ import annotations
 
@@ -45,3 +46,14 @@ def test_a_group_has_a_row_per_call_and_one_for_all_calls(app: Studio, folder: P
     bars = s["gradient_charts"]["rows"]["bars"]
     assert bars["labels"] == ["enc_left", "enc_right", "encoder (all calls)", "fc", "head"], bars
     app.shot(folder / "group_rows.png")
+
+
+def test_the_shared_encoders_wires_take_gradient_colours(app: Studio, folder: Path) -> None:
+    # The run above has finished; its last snapshot colours every wire the user drew,
+    # the ones into and out of both calls of the one shared encoder among them.
+    s = app.wait(lambda s: s["run"]["colored_links"] >= 12 and s, "every wire coloured")
+    coloured = set(s["run"]["colored_edges"])
+    for call, side in (("enc_left", "left"), ("enc_right", "right")):
+        assert f"{side}.y -> {call}.x" in coloured, coloured
+        assert f"{call}.y -> distance.{'a' if side == 'left' else 'b'}" in coloured, coloured
+    app.shot(folder / "shared_encoder_wires.png")
