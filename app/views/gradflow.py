@@ -30,7 +30,6 @@ from collections.abc import Iterator
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from ..commands import region_prefix
 from ..state import AppState
 from ..training import TrainingRun, bucket_of, log_range
 from .editor import GraphEditor
@@ -198,7 +197,7 @@ class GradientView:
         dpg.configure_item(self.legend, show=True)
         dpg.set_value(self.legend_lo, _fmt_pow(lo))
         dpg.set_value(self.legend_hi, _fmt_pow(hi))
-        prefix = region_prefix(editor.region or ())
+        prefix = self.state.analysis_prefix   # a function body: its first call
         link = self.theme.link
         edges = list(editor.links)
         yield True
@@ -216,7 +215,7 @@ class GradientView:
             return
         changed = {p for p in set(new) | set(self._flags) if new.get(p) != self._flags.get(p)}
         self._flags = dict(new)
-        prefix = region_prefix(self.editor.region or ())
+        prefix = self.state.analysis_prefix
         ids = [p[len(prefix):] for p in changed if p.startswith(prefix) and "/" not in p[len(prefix):]]
         self.editor.refresh_flags(ids)
 
@@ -243,7 +242,7 @@ class GradientView:
         flow = self.run.flow
         if flow is None:
             return []
-        prefix = region_prefix(self.state.region)
+        prefix = self.state.analysis_prefix
         region = self.state.current_graph()
         groups = getattr(flow, "groups", {})
         calls = {n.id: prefix + str(n.params.get("weights")) for n in region.nodes
@@ -339,7 +338,7 @@ class GradientView:
 
     def _draw_history(self) -> None:
         run = self.run
-        prefix = region_prefix(self.state.region)
+        prefix = self.state.analysis_prefix
         if self.editor.selected_edges:
             edge = self.editor.selected_edges[0]
             steps, grads, means, stds = run.edge_history(prefix + edge.key)

@@ -57,3 +57,19 @@ def test_the_shared_encoders_wires_take_gradient_colours(app: Studio, folder: Pa
         assert f"{side}.y -> {call}.x" in coloured, coloured
         assert f"{call}.y -> distance.{'a' if side == 'left' else 'b'}" in coloured, coloured
     app.shot(folder / "shared_encoder_wires.png")
+
+
+def test_inside_the_encoder_its_wires_show_the_gradient_of_its_first_call(
+        app: Studio, folder: Path) -> None:
+    """A function's body is drawn as at its first call (shapes, counts, and gradient colours),
+    as the inspector's shapes inside it are."""
+    app.click(app.node_title("enc_left"))
+    app.wait(lambda s: s["selection"] == ["enc_left"] and s, "enc_left selected")
+    app.menu("Edit>Open function")
+    s = app.wait(lambda s: s["region"] == ["@", "encoder"] and "fc1" in s["layout"]["nodes"]
+                 and s["run"]["colored_links"] >= 4 and s, "the encoder's wires coloured")
+    assert {"x.y -> fc1.x", "fc1.y -> act.x", "act.y -> fc2.x", "fc2.y -> y.x"} \
+        <= set(s["run"]["colored_edges"]), s["run"]["colored_edges"]
+    app.shot(folder / "encoder_body.png")
+    app.key("Escape")
+    app.wait(lambda s: s["region"] == [] and s, "Esc back to the main graph")
