@@ -17,7 +17,6 @@ import time
 
 import dearpygui.dearpygui as dpg
 
-from ..commands import region_prefix
 from ..inspection import (
     LOSS,
     PROFILE_COLUMNS,
@@ -92,7 +91,7 @@ class ProfileView:
         self._draw_table()
 
     def _draw_badges(self) -> None:
-        prefix = region_prefix(self.editor.region or ())
+        prefix = self.state.analysis_prefix   # a function body: its first call
         smoothed = self.watch.smoothed
         total = sum(f + b for f, b in smoothed.values()) or 1.0
         for node_id in self.editor.nodes:

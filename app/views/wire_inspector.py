@@ -24,7 +24,6 @@ import dearpygui.dearpygui as dpg
 
 from engine.core.events import TensorStats, WireReading
 
-from ..commands import region_prefix
 from ..inspection import (
     WireWatch,
     block_of,
@@ -142,7 +141,7 @@ class WireInspector:
         if self.editor.hovered() and self.editor.hovered_node() is None and not blocked():
             found = self.editor.hovered_edge()
             if found is not None:
-                edge = region_prefix(self.state.region) + found.key
+                edge = self.state.analysis_prefix + found.key
         self.watch.hover(edge, now)
 
     def _draw_card(self) -> None:
@@ -269,7 +268,7 @@ class WireInspector:
         """I: pin the wire under the mouse, else the selected one."""
         edge = self.watch.hovered
         if edge is None and self.editor.selected_edges:
-            edge = region_prefix(self.state.region) + self.editor.selected_edges[0].key
+            edge = self.state.analysis_prefix + self.editor.selected_edges[0].key
         if edge is None:
             self.state.set_status("rest the mouse on a wire (or select one) to look inside it",
                                   "warning")
