@@ -152,7 +152,10 @@ class Studio:
                                        place=lambda node, w, h: self._beside(node, w, h))
         self.profile = ProfileView(state, self.editor, self.wires)
         self.fault = FaultPanel(self.wires, on_open=self.open_last_good)
-        self.palette = Palette(self.theme, on_add=self._palette_add)
+        self.palette = Palette(self.theme, on_add=self._palette_add,
+                               functions=lambda: self.state.graph.functions,
+                               on_call=lambda name: self.place_call(
+                                   name, self.editor.canvas_center_model()))
         self.inspector = Inspector(state, self.theme, open_body=self.open_body,
                                    open_function=self.open_function, make_copy=self.make_copy,
                                    ungroup=self.ungroup, go_to=self.jump_to_call)
@@ -174,7 +177,8 @@ class Studio:
         self.preview = DataPreview(state, self.run, self.run_panel)
         self.guide = GettingStarted(state, self.run)
         self.panel_tips = PanelTips()
-        self.quick_add = QuickAdd(self._quick_pick)
+        self.quick_add = QuickAdd(self._quick_pick, functions=lambda: self.state.graph.functions,
+                                  on_call=self.place_call)
         self.context = ContextMenu()
         self.dialogs = Dialogs(self.theme)
         self.menu = MenuBar(state, self)
@@ -219,7 +223,6 @@ class Studio:
                             clear_color=(24, 25, 28, 255), disable_close=True)
         self.theme.build()
         self._build_window(width, height)
-        self._build_function_library()
         self.quick_add.build()
         self.context.build()
         self.guide.build()
@@ -823,12 +826,9 @@ class Studio:
             self.editor.forget_editor_selection()
 
     def _select_path(self, path: str) -> None:
-        from .state import region_of_path
         from .views.diagnostics import split_path
 
-        # Inside a call (`down1/double_conv/conv_a`) is the function's body region.
-        region, node_id = region_of_path(self.state.graph, path) or split_path(path)
-        self.go_to_node(region, node_id)
+        self.go_to_node(*split_path(path))   # go_to_node enters a call's function body
 
     def jump_to_call(self, region: tuple[str, ...], node_id: str) -> None:
         """The Inspector's call list: select that call and centre it, entering its region."""
@@ -1167,27 +1167,8 @@ class Studio:
                 return
             time.sleep(0.02)
 
-    # -- a user's block library: the graph's functions in the palette and quick-add, and
+    # -- a user's block library: a Call placed from the palette or quick-add, and
     # File › Export functions… / Import functions… (library files, engine.core.functionlib)
-
-    def _build_function_library(self) -> None:
-        """Let the palette and quick-add list the graph's functions, and the canvas take a
-        function dropped from the palette (its payload is a `CallOf`, not a block type)."""
-        self.palette.functions = lambda: self.state.graph.functions
-        self.palette.on_call = lambda name: self.place_call(name,
-                                                            self.editor.canvas_center_model())
-        self.quick_add.functions = lambda: self.state.graph.functions
-        self.quick_add.on_call = self.place_call
-        dpg.configure_item(self.editor.canvas, drop_callback=self._on_canvas_drop)
-
-    def _on_canvas_drop(self, sender: int, data: object, user_data: object) -> None:
-        from .views.palette import CallOf
-
-        if isinstance(data, CallOf):
-            mouse = dpg.get_mouse_pos(local=False)
-            self.place_call(data.function, self.editor.screen_to_model((mouse[0], mouse[1])))
-        else:
-            self.editor._on_drop(sender, data, user_data)   # a block: the editor's own drop
 
     def place_call(self, name: str, at: tuple[float, float]) -> bool:
         """A Call of the graph's function `name`, with its own weights, at `at` (model

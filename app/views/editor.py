@@ -35,8 +35,9 @@ from nodes import lookup
 from nodes.control import OWN_WEIGHTS, function_ports
 from nodes.spec import BlockSpec
 
-from ..commands import AddNode, Batch, Connect, Disconnect, MoveNodes
+from ..commands import AddCall, AddNode, Batch, Connect, Disconnect, MoveNodes
 from ..state import AppState
+from .palette import CallOf
 from .theme import CATEGORY_TITLE, Theme
 
 NODE_PADDING = (8.0, 8.0)   # imnodes' default NodePadding
@@ -636,10 +637,13 @@ class GraphEditor:
         return self.state.do(AddNode(self.state.region, block, pos))
 
     def _on_drop(self, sender: int, block: object, user_data: object) -> None:
-        if not isinstance(block, str):
-            return
+        """A palette drop: a block type, or a `CallOf` one of the graph's functions."""
         mouse = dpg.get_mouse_pos(local=False)
-        self.add_block(block, self.screen_to_model((mouse[0], mouse[1])))
+        at = self.screen_to_model((mouse[0], mouse[1]))
+        if isinstance(block, str):
+            self.add_block(block, at)
+        elif isinstance(block, CallOf):
+            self.state.do(AddCall(self.state.region, block.function, at))
 
     def _on_link(self, sender: int, app_data: tuple, user_data: object) -> None:
         a, b = (self.attr_port.get(x) for x in app_data)

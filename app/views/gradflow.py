@@ -244,7 +244,7 @@ class GradientView:
             return []
         prefix = self.state.analysis_prefix
         region = self.state.current_graph()
-        groups = getattr(flow, "groups", {})
+        groups = flow.groups
         calls = {n.id: prefix + str(n.params.get("weights")) for n in region.nodes
                  if n.type == "call" and prefix + str(n.params.get("weights")) in groups}
         last = {group: node_id for node_id, group in calls.items()}
@@ -264,7 +264,7 @@ class GradientView:
     def _value(self, snapshot, row: str) -> float | None:
         """A row's gradient RMS in one snapshot (None where it has none)."""
         if row.endswith(GROUP_ROW):
-            group = getattr(snapshot, "groups", {}).get(row[:-len(GROUP_ROW)])
+            group = snapshot.groups.get(row[:-len(GROUP_ROW)])
             return group.grad_rms if group is not None else None
         if row in self.call_wires:   # the RMS over the gradients on the call's outputs
             rms = [f.grad_rms for k in self.call_wires[row]

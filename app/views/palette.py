@@ -140,12 +140,14 @@ def suggest(query: str, specs: tuple[BlockSpec, ...] = BLOCKS, n: int = 3) -> li
 class Palette:
     """The left-hand block list. `on_add(type)` is called for a plain click."""
 
-    def __init__(self, theme: Theme, on_add: Callable[[str], None]) -> None:
+    def __init__(self, theme: Theme, on_add: Callable[[str], None],
+                 functions: Callable[[], Mapping[str, Function]] = dict,
+                 on_call: Callable[[str], None] | None = None) -> None:
         self.theme = theme
         self.on_add = on_add
-        # The graph's functions and what a click on one does (the studio sets both).
-        self.functions: Callable[[], Mapping[str, Function]] = dict
-        self.on_call: Callable[[str], None] | None = None
+        # The graph's functions, and what a click on one does.
+        self.functions = functions
+        self.on_call = on_call
         self.function_buttons: dict[int, str] = {}   # button → function name
         self.function_group = 0                      # the headers of function categories
         self._function_headers: dict[str, int] = {}  # category → header (own or a block's)

@@ -23,16 +23,18 @@ MAX_RESULTS = 12
 
 
 class QuickAdd:
-    def __init__(self, on_pick: Callable[[str, tuple[float, float]], None]) -> None:
+    def __init__(self, on_pick: Callable[[str, tuple[float, float]], None],
+                 functions: Callable[[], Mapping[str, Function]] = dict,
+                 on_call: Callable[[str, tuple[float, float]], None] | None = None) -> None:
         self.on_pick = on_pick
         self.window = 0
         self.filter = 0
         self.list_group = 0
         self.rows: dict[int, str | CallOf] = {}    # selectable → block type or function
         self.matches: list[str | CallOf] = []
-        # The graph's functions and where a picked one goes (the studio sets both).
-        self.functions: Callable[[], Mapping[str, Function]] = dict
-        self.on_call: Callable[[str, tuple[float, float]], None] | None = None
+        # The graph's functions, and where a picked one goes.
+        self.functions = functions
+        self.on_call = on_call
         self._calls = False   # offer functions this time (not when inserting on a wire)
         self.at: tuple[float, float] = (0.0, 0.0)   # model position to add at
         self._focus_frames = 0

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from nodes import lookup
+from nodes.control import OWN_WEIGHTS
 
 from ..core.events import EdgeFlow, GradFlowSnapshot, GroupFlow, NodeFlow
 from ..core.graph import Graph, source_node, source_port
@@ -88,8 +89,8 @@ def weight_groups(graph: Graph) -> dict[str, tuple[str, ...]]:
     """group key (scope prefix + group name) → the paths of its calls, in walk order."""
     out: dict[str, tuple[str, ...]] = {}
     for path, node in graph.walk():
-        weights = node.params.get("weights", "own") if node.type == "call" else "own"
-        if weights != "own":
+        weights = node.params.get("weights", OWN_WEIGHTS) if node.type == "call" else OWN_WEIGHTS
+        if weights != OWN_WEIGHTS:
             key = path[: path.rfind("/") + 1] + str(weights)
             out[key] = (*out.get(key, ()), path)
     return out
