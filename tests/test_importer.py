@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import engine
+from engine.core.graph import Edge, Graph, Node
 from engine.runtime.importer import ImportRefused, import_module
 
 SAMPLES = Path(__file__).parent.parent / "sample_graphs"
@@ -193,10 +194,50 @@ def test_flat_models_keep_their_state_dict_keys(name, imported):
     compiled.load_state_dict(model.state_dict(), strict=True)
 
 
-def test_nested_keys_are_renamed_one_to_one(imported):
+def test_container_keys_are_kept(imported):
+    """Modules inside an nn.Sequential keep their keys (`layers.1.downsample.0.weight`): the
+    nodes are labelled with their paths, which the generated code holds in nn.ModuleDicts."""
     model, _, result = imported["resnet"]
-    assert result.keys["layers.1.downsample.0.weight"] == "layers_1.downsample_0.weight"
-    assert len(set(result.keys.values())) == len(model.state_dict())
+    assert result.same_keys
+    compiled = engine.compile_graph(result.graph)
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    assert result.graph.node("layers_1").label == "layers.1"
+    code = engine.export_python(result.graph)
+    assert 'self.layers["1"] = BasicBlock2()' in code
+    assert 'self.downsample["0"] = nn.Conv2d(' in code
+
+
+def test_keys_that_are_not_attribute_names_are_renamed_one_to_one():
+    class Upper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.Proj = nn.Linear(3, 4)
+            self.head = nn.Sequential(nn.Linear(4, 2))
+
+        def forward(self, x):
+            return self.head(self.Proj(x))
+
+    model = Upper()
+    result = import_module(model, torch.randn(2, 3))
+    assert result.keys == {"Proj.weight": "proj.weight", "Proj.bias": "proj.bias",
+                           "head.0.weight": "head.0.weight", "head.0.bias": "head.0.bias"}
+    compiled = engine.compile_graph(result.graph)
+    compiled.load_state_dict(result.state_dict(model.state_dict()), strict=True)
+
+
+def test_a_module_path_taken_twice_gets_an_attribute_of_its_own():
+    """Two nodes labelled with one path (or a path under a module) cannot both live there:
+    the later one falls back to a plain attribute, and the code still runs."""
+    nodes = [Node("x", "input", {"shape": (3,)}),
+             Node("a", "linear", {"out_features": 3}, label="seq.0"),
+             Node("b", "linear", {"out_features": 3}, label="seq.0"),
+             Node("c", "linear", {"out_features": 2}, label="seq.0.w"),
+             Node("y", "output")]
+    ids = [n.id for n in nodes]
+    g = Graph(tuple(nodes), tuple(Edge((a, "y"), (b, "x")) for a, b in zip(ids, ids[1:])),
+              name="clash")
+    keys = [k for k in engine.compile_graph(g).state_dict() if k.endswith(".weight")]
+    assert keys == ["seq.0.weight", "seq_0_2.weight", "seq_0_w.weight"]
 
 
 def test_tied_weights_become_a_tie(imported):
@@ -419,7 +460,7 @@ def test_cli_imports_a_file_with_weights(tmp_path, capsys):
                                              "flatten", "linear", "output"]
     state = torch.load(weights, weights_only=True)
     engine.compile_graph(graph).load_state_dict(state, strict=True)
-    assert "features_0.weight" in state
+    assert "features.0.weight" in state   # the model's own keys
 
     code = main(["import", f"{src}:Branchy", "--input-shape", "2,3", "-o", str(out)])
     err = capsys.readouterr().err

@@ -110,6 +110,9 @@ class Scope:
     consumed: set[tuple[str, str]]           # (node id, port) pairs some wire reads
     results: dict[str, str] = field(default_factory=dict)   # output node id → its variable
     groups: dict[str, str] = field(default_factory=dict)    # weight group → its attribute
+    # Module paths held in nn.ModuleDicts (`features`, `features.0`) → whether a container
+    held: dict[str, bool] = field(default_factory=dict)
+    containers: dict[str, str] = field(default_factory=dict)   # a path's first part → attribute
 
 
 class Generator:
@@ -176,8 +179,8 @@ class Generator:
         for node in graph.nodes:   # ties, once both modules exist
             for tensor, (other, other_tensor) in node.ties.items():
                 scope.code.init.append(Line(
-                    f"self.{self.attrs[scope.prefix + node.id]}.{tensor} = "
-                    f"self.{self.attrs[scope.prefix + other]}.{other_tensor}  # tied: one tensor",
+                    f"{attribute(self.attrs[scope.prefix + node.id])}.{tensor} = "
+                    f"{attribute(self.attrs[scope.prefix + other])}.{other_tensor}  # tied: one tensor",
                     scope.prefix + node.id))
         # Results in the order the outputs were placed, which is the order callers unpack.
         results = [scope.results[n.id] for n in graph.nodes if n.id in scope.results]
@@ -237,6 +240,21 @@ def _type_text(t: TensorType) -> str:
     return text
 
 
+# A label naming a module path: an identifier, then one or more parts (`features.0`)
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+")
+
+
+def is_module_path(label: str) -> bool:
+    return _MODULE_PATH.fullmatch(label) is not None
+
+
+def attribute(path: str) -> str:
+    """The expression reading a module's dotted attribute: `self.features["0"]` for
+    `features.0`, whose first part is an attribute and the rest nn.ModuleDict keys."""
+    head, *rest = path.split(".")
+    return f"self.{head}" + "".join(f'["{part}"]' for part in rest)
+
+
 class NodeContext:
     """Writes the lines of one node. Everything it asks of its class - a fresh name (`name`),
     the expression reading an input (`use`, `var`) - goes through the three methods of that
@@ -256,6 +274,34 @@ class NodeContext:
     def name(self, text: str, fallback: str = "v") -> str:
         """A fresh identifier in this class, made from `text`."""
         return self.scope.names(text, fallback)
+
+    def module_path(self) -> str | None:
+        """Where a node labelled with a module path (`features.0`, as imported from an
+        nn.Sequential) keeps its module: at that path, in nn.ModuleDicts declared as needed,
+        so that its weights keep the original's state_dict keys. None for any other label,
+        or where the path is taken; the module then gets a fresh attribute of its own."""
+        label = self.node.name
+        if not is_module_path(label):
+            return None
+        head, *rest = label.split(".")
+        held = self.scope.held
+        attr = self.scope.containers.get(head)
+        paths = [f"{attr}.{'.'.join(rest[:i])}" for i in range(1, len(rest) + 1)] if attr else []
+        if paths and (paths[-1] in held or any(held.get(p) is False for p in paths[:-1])):
+            return None   # two nodes with one path, or a path under another module
+        if attr is None:
+            attr = self.scope.containers[head] = self.name(head, "modules")
+            held[attr] = True
+            self.init(f"self.{attr} = nn.ModuleDict()")
+        path = attr
+        for part in rest[:-1]:
+            path = f"{path}.{part}"
+            if path not in held:
+                held[path] = True
+                self.init(f"{attribute(path)} = nn.ModuleDict()")
+        path = f"{path}.{rest[-1]}"
+        held[path] = False
+        return path
 
     def use(self, port: str) -> str:
         """The expression reading input `port`: its variable, marked for an optional tap."""
@@ -316,12 +362,13 @@ def emit_call(ctx: NodeContext) -> None:
         # The submodule takes its first output's name (its state dict keys say so, in run
         # folders too); a call whose result unpacks (an LSTM layer's y, h and c) is named
         # after its node.
-        attr = ctx.name(ctx.node.name, ctx.node.type) if spec.unpack else outs[0]
+        attr = ctx.module_path() or (ctx.name(ctx.node.name, ctx.node.type) if spec.unpack
+                                     else outs[0])
         kwargs = ", ".join(f"{k}={literal(v)}" for k, v in spec.init(p, types).items())
-        ctx.init(f"self.{attr} = {call_name(spec.module)}({kwargs})")
+        ctx.init(f"{attribute(attr)} = {call_name(spec.module)}({kwargs})")
         ctx.gen.attrs[ctx.path] = attr
-        call = f"self.{attr}({', '.join(inputs.values())})"
-        inputs["self"] = f"self.{attr}"
+        call = f"{attribute(attr)}({', '.join(inputs.values())})"
+        inputs["self"] = attribute(attr)
     elif spec.function:
         name = call_name(spec.function)
         ctx.gen.uses_functional |= name.startswith("F.")
@@ -867,8 +914,8 @@ def emit_function_call(ctx: NodeContext) -> None:
     cls = made[0]
     weights = p["weights"]
     if weights == control.OWN_WEIGHTS:
-        attr = ctx.name(node.name, "call")
-        ctx.init(f"self.{attr} = {cls}()")
+        attr = ctx.module_path() or ctx.name(node.name, "call")
+        ctx.init(f"{attribute(attr)} = {cls}()")
     else:
         attr = ctx.scope.groups.get(weights)
         if attr is None:
@@ -877,7 +924,7 @@ def emit_function_call(ctx: NodeContext) -> None:
     gen.region_attrs[prefix] = attr
     args = [ctx.use(n.id) for n in boundary(body, BODY_INPUT)]
     outs = ctx.outputs(qualify=True)   # `enc1_y`: the call's own name holds its module
-    call = _body_call(cls, f"self.{attr}", args, shift)
+    call = _body_call(cls, attribute(attr), args, shift)
     if len(outs) == 1:   # a module call is typed Any: the annotation keeps forward's typed
         ctx.line(f"{outs[0]}: torch.Tensor = {call}", ctx.out_types)
         return

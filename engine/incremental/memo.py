@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.core.codegen import is_module_path
 from engine.core.graph import Graph, Node
 
 
@@ -27,7 +28,9 @@ class NodeMemo:
 
     def _full_pass_for(self, graph: Graph) -> bool:
         """Whether `graph` must take a full pass, everything remembered forgotten."""
-        extras = bool(graph.functions) or any(n.ties for _, n in graph.walk())
+        # Functions, ties and module paths are named across a class, not node by node.
+        extras = bool(graph.functions) or any(n.ties or is_module_path(n.name)
+                                              for _, n in graph.walk())
         full = extras or self._had_functions
         self._had_functions = extras
         if full:

@@ -30,15 +30,15 @@ weight group named after it. torch's own containers (`nn.Sequential`) are not fu
 
 **Weights and names.** A node's id is its module path within its scope made legal (`fc1`
 stays `fc1`; `features.0` becomes `features_0`, as ids cannot hold dots or start with a
-digit), and the generated module names its attribute after the node and each call after the
-call. So a model whose submodules have identifier names (fc1, h0.attn) gets *the same*
-state_dict keys, and `load_state_dict(model.state_dict(), strict=True)` works as it is.
-Decision: a name that is not an identifier (`features.0.weight`) is renamed
-(`features_0.weight`) rather than taught to the code generator, which would need attribute
-names that are not node names; `Imported.keys` (original key → compiled key) records it, and
-`Imported.state_dict` applies it. Every import is checked before it is returned: the renamed
-keys and shapes must equal the compiled module's, and the compiled module loaded with the
-original weights must give the original's outputs in eval mode.
+digit). A module under a container keeps its path as the node's label (`features.0`), and
+the code generator holds a node so labelled at that path, in nn.ModuleDicts
+(`self.features["0"]`). So the compiled module has the model's own state_dict keys, and
+`load_state_dict(model.state_dict(), strict=True)` works as it is. The one exception is an
+attribute name the generator lowercases (`self.Proj` becomes `proj`): `Imported.keys`
+(original key → compiled key) records the renaming and `Imported.state_dict` applies it.
+Every import is checked before it is returned: the keys and shapes must equal the compiled
+module's, and the compiled module loaded with the original weights must give the
+original's outputs in eval mode.
 
 Tied parameters of Linear/Embedding blocks in one scope become `Node.ties`. A leaf layer with
 weights called twice outside a shared user-defined module is refused.
@@ -355,7 +355,10 @@ class _Importer:
         spec = lookup(row.block)
         params = {k: v for k, v in values.items() if spec.param(k) is not None
                   and v != spec.param(k).default}
-        self.nodes.append(Node(nid, row.block, params))
+        # A module under a container (`features.0`) is labelled with its path: the code
+        # generator holds it there, so its state_dict keys stay the original's.
+        label = node.target if sub is not None and "." in node.target else ""
+        self.nodes.append(Node(nid, row.block, params, label=label))
         for port, value in zip(ports, wired, strict=True):
             self.wire(node, value, nid, port)
         if row.returns:
@@ -507,7 +510,8 @@ class _Structurer:
                                             "in another module; ties across module boundaries "
                                             "are not imported yet")
                     ties[tensor] = (local[target], ttensor)
-                nodes.append(Node(lid, n.type, n.params, ties=ties))
+                label = rel(hint) if is_module and "." in rel(hint) else ""
+                nodes.append(Node(lid, n.type, n.params, label=label, ties=ties))
                 for e in self.into.get(what, []):
                     edges.append(Edge(source(e.src), (lid, e.dst[1])))
                 continue
@@ -525,7 +529,8 @@ class _Structurer:
                 group = re.sub(r"[^A-Za-z0-9_]", "_", rel(chain[1]))
                 params["weights"] = groups_named.setdefault(
                     chain[1], group if group[0].isalpha() else f"m_{group}")
-            nodes.append(Node(cid, "call", params))
+            nodes.append(Node(cid, "call", params,
+                              label=rel(chain[1]) if "." in rel(chain[1]) else ""))
             for src, bnode in zip(body_inputs, [n.id for n in body_nodes if n.type == "body_input"],
                                   strict=True):   # the call's ports, as the body orders them
                 edges.append(Edge(source(src), (cid, bnode)))
@@ -623,7 +628,8 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
     if flat and imp.repeated:
         raise imp.repeated[0]
     if flat:
-        graph = Graph(tuple(_layout([Node(n.id, n.type, n.params, ties=ties.get(n.id, {}))
+        graph = Graph(tuple(_layout([Node(n.id, n.type, n.params, label=n.label,
+                                          ties=ties.get(n.id, {}))
                                      for n in imp.nodes], imp.edges)), tuple(imp.edges),
                       name=_snake(name or type(module).__name__))
         sites = {nid: nid for nid in imp.paths}
