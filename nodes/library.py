@@ -1004,6 +1004,9 @@ NORMALIZATION = [
 ACTIVATIONS = [
     BlockSpec(type="relu", title="ReLU", category="Activations", doc="max(x, 0).",
               inputs=X, outputs=Y, function="torch.relu", shape=same, dead_units=("y",)),
+    BlockSpec(type="relu6", title="ReLU6", category="Activations", doc="min(max(x, 0), 6).",
+              inputs=X, outputs=Y, function="torch.nn.functional.relu6", shape=same,
+              dead_units=("y",)),
     BlockSpec(type="leaky_relu", title="LeakyReLU", category="Activations",
               doc="x where positive, slope·x elsewhere.", inputs=X, outputs=Y, shape=same,
               params=(Float("negative_slope", 0.01, "slope for negative inputs", min=0.0, max=1.0),),

@@ -115,6 +115,8 @@ RECOGNISE: tuple[Recognise, ...] = (
     Recognise("relu", ("module:torch.nn.ReLU", "function:torch.relu",
                        "function:torch.nn.functional.relu", "method:relu"),
               args=(("inplace", False),)),
+    Recognise("relu6", ("module:torch.nn.ReLU6", "function:torch.nn.functional.relu6"),
+              args=(("inplace", False),)),
     Recognise("leaky_relu", ("module:torch.nn.LeakyReLU", "function:torch.nn.functional.leaky_relu"),
               (("negative_slope", "negative_slope", "value"),),
               args=(("negative_slope", 0.01), ("inplace", False))),

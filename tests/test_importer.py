@@ -4,6 +4,7 @@ weights strictly and compute the same; what cannot be imported is refused clearl
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision_models
 from torch import nn
 
 import engine
@@ -151,6 +153,9 @@ MODELS = {
     "gpt": (TinyGPT, lambda: _ids(2, 7)),
     "gru": (GRUClassifier, lambda: torch.randn(3, 5, 6)),
     "lstm": (LSTMClassifier, lambda: torch.randn(3, 5, 6)),
+    # torchvision's own architectures (see torchvision_models.py for why a copy)
+    "resnet18": (torchvision_models.resnet18, lambda: torch.randn(2, 3, 64, 64)),
+    "mobilenet_v2": (torchvision_models.mobilenet_v2, lambda: torch.randn(2, 3, 64, 64)),
 }
 
 
@@ -207,6 +212,46 @@ def test_container_keys_are_kept(imported):
     assert 'self.downsample["0"] = nn.Conv2d(' in code
 
 
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_torchvision_models_keep_every_key_and_their_structure(name, imported):
+    """Strict loading of the model's own state_dict; each BasicBlock variant or
+    InvertedResidual variant is a function, and torchvision's Conv2dNormActivation (an
+    nn.Sequential subclass) is a container, not a function."""
+    model, x, result = imported[name]
+    assert result.same_keys
+    compiled = engine.compile_graph(result.graph).eval()
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-6)
+    g = result.graph
+    calls = [n for n in g.nodes if n.type == "call"]
+    if name == "resnet18":
+        assert [n.label for n in calls] == [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)]
+        assert len(g.functions) == 7   # layer1's two blocks are alike; layers 2-4 differ
+    else:
+        assert len(calls) == 17 and all(n.label.startswith("features.") for n in calls)
+        assert g.node("features_0_0").label == "features.0.0"
+        assert not any("activation" in f for f in g.functions)
+
+
+def test_torchvision_itself_when_it_imports():
+    """The real torchvision, where its wheel works with this torch (not on CPU-only machines
+    whose torchvision wheel is a CUDA build: then this test is skipped, saying so)."""
+    try:
+        from torchvision import models
+    except Exception as e:   # ImportError, or a CUDA wheel's RuntimeError against CPU torch
+        pytest.skip(f"torchvision does not import here: {type(e).__name__}: {e}")
+    for make in (models.resnet18, models.mobilenet_v2):
+        torch.manual_seed(0)
+        model, x = _trained_like(make(weights=None)), torch.randn(2, 3, 64, 64)
+        result = import_module(model, x)
+        assert result.same_keys
+        compiled = engine.compile_graph(result.graph).eval()
+        compiled.load_state_dict(model.state_dict(), strict=True)
+        with torch.no_grad():
+            assert torch.allclose(compiled(x), model(x), atol=1e-6)
+
+
 def test_keys_that_are_not_attribute_names_are_renamed_one_to_one():
     class Upper(nn.Module):
         def __init__(self):
@@ -234,7 +279,7 @@ def test_a_module_path_taken_twice_gets_an_attribute_of_its_own():
              Node("c", "linear", {"out_features": 2}, label="seq.0.w"),
              Node("y", "output")]
     ids = [n.id for n in nodes]
-    g = Graph(tuple(nodes), tuple(Edge((a, "y"), (b, "x")) for a, b in zip(ids, ids[1:])),
+    g = Graph(tuple(nodes), tuple(Edge((a, "y"), (b, "x")) for a, b in itertools.pairwise(ids)),
               name="clash")
     keys = [k for k in engine.compile_graph(g).state_dict() if k.endswith(".weight")]
     assert keys == ["seq.0.weight", "seq_0_2.weight", "seq_0_w.weight"]
@@ -365,7 +410,7 @@ def _load_source(source: str, path: Path):
     return mod
 
 
-@pytest.mark.parametrize("name", ["lenet", "resnet", "gpt"])
+@pytest.mark.parametrize("name", ["lenet", "resnet", "gpt", "resnet18", "mobilenet_v2"])
 def test_export_of_an_import_equals_the_original_and_imports_again(name, imported, tmp_path):
     model, x, result = imported[name]
     from engine.runtime.export import class_name_of

@@ -407,15 +407,21 @@ class _Importer:
         self.src[node] = (nid, "y")
 
 
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
 def _owners(node: fx.Node) -> tuple[tuple[str, str, type], ...]:
     """The user-defined modules whose forward() produced this fx node, outermost first, as
-    (call key, module path, class): torch's own containers (Sequential) are not functions, and
-    a leaf module is not its own owner. The key tells two calls of one instance apart."""
+    (call key, module path, class): containers (an nn.Sequential, or a subclass such as
+    torchvision's Conv2dNormActivation) are not functions, as their children's names (`0`)
+    cannot be attributes of a class; a leaf module is not its own owner. The key tells two
+    calls of one instance apart."""
     stack = list((node.meta.get("nn_module_stack") or {}).items())
     if node.op == "call_module" and stack and stack[-1][1][0] == node.target:
         stack.pop()
     return tuple((key, path, cls) for key, (path, cls) in stack
-                 if isinstance(cls, type) and not cls.__module__.startswith("torch."))
+                 if isinstance(cls, type) and not cls.__module__.startswith("torch.")
+                 and not issubclass(cls, _CONTAINERS))
 
 
 class _Structurer:
