@@ -101,6 +101,20 @@ def test_digits_scaled_to_unit_range_and_flatten_option():
     np.testing.assert_array_equal(flat.x_train, ds.x_train.reshape(-1, 64))
 
 
+def test_digits_resized_and_repeated_as_rgb_for_imported_image_models():
+    ds = load_dataset({"name": "digits"})
+    big = load_dataset({"name": "digits", "size": 32, "channels": 3})
+    assert big.input_shape == (3, 32, 32) and big.x_train.dtype == np.float32
+    np.testing.assert_array_equal(big.y_train, ds.y_train)   # the same split
+    np.testing.assert_array_equal(big.x_train[:, 0], big.x_train[:, 2])   # grey as RGB
+    assert 0.0 <= big.x_train.min() and big.x_train.max() <= 1.0
+    # bilinear resizing keeps each image's picture: 4×4 blocks average back to the scan
+    blocks = big.x_train[:, 0].reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4))
+    assert np.corrcoef(blocks.ravel(), ds.x_train[:, 0].ravel())[0, 1] > 0.9
+    with pytest.raises(DatasetError, match="size"):
+        load_dataset({"name": "digits", "size": 4})
+
+
 def test_iris_features_standardized_with_training_statistics():
     ds = load_dataset({"name": "iris"})
     np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)

@@ -26,7 +26,9 @@ Decisions:
   are standardized (zero mean, unit variance) with the training part's mean and std, so the
   validation part stays unseen; csv does the same when its option `standardize` is true.
 - digits: pixel values 0..16 are divided by 16; each image has shape (1, 8, 8), channel
-  first as torch's Conv2d wants it, or (64,) with `flatten`.
+  first as torch's Conv2d wants it, or (64,) with `flatten`. `size` resizes them bilinearly
+  (with zeros beyond the border, as the scans have) and `channels` repeats the grey image,
+  so that a model made for RGB images (an imported ResNet) can be fine-tuned on them.
 - CSV: the first non-empty line is the header. Lines are numbered as a text editor numbers
   them (the header is usually line 1). Fully empty lines are skipped; an empty cell is an
   error. Task rule when `task` is "auto": classification if the target column holds any
@@ -599,12 +601,20 @@ def _load_digits(req: _Request) -> Dataset:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = bunch.data / 16.0  # (N, 64), pixel values 0..16 -> [0, 1]
-    if not req.opts["flatten"]:
-        x = x.reshape(-1, 1, 8, 8)  # (N, 64) -> (N, C=1, H=8, W=8)
-    shape = "64 features" if req.opts["flatten"] else "1×8×8 images"
+    size, channels = req.opts["size"], req.opts["channels"]
+    x = bunch.data.reshape(-1, 1, 8, 8) / 16.0  # (N, 1, 8, 8), pixel values 0..16 -> [0, 1]
+    if size != 8:   # bilinear, for models made for larger images (an imported ResNet)
+        from scipy.ndimage import zoom
+
+        x = np.clip(zoom(x, (1, 1, size / 8, size / 8), order=1, grid_mode=True,
+                         mode="grid-constant"), 0.0, 1.0)   # (N, 1, size, size)
+    x = np.repeat(x, channels, axis=1)   # (N, channels, size, size): grey as RGB for channels=3
+    shape = f"{channels}×{size}×{size} images"
+    if req.opts["flatten"]:
+        x = x.reshape(len(x), -1)   # (N, channels·size·size)
+        shape = f"{x.shape[1]} features"
     return _finish(req, "classification", x, bunch.target, num_classes=10,
-                   class_names=[str(d) for d in range(10)], image_shape=(8, 8),
+                   class_names=[str(d) for d in range(10)], image_shape=(size, size),
                    description=f"handwritten digits, {len(x)} {shape} in [0, 1], 10 classes")
 
 
@@ -1194,6 +1204,10 @@ BUILTIN: dict[str, DatasetInfo] = {info.name: info for info in (
                 _load_regression1d),
     DatasetInfo("digits", "Handwritten digits", "classification",
                 (Option("flatten", bool, False, "give (64,) vectors instead of (1, 8, 8) images"),
+                 Option("size", int, 8, "image side in pixels: 8 as scanned, more resized "
+                        "bilinearly (32 for an imported ResNet)", minimum=8, maximum=224),
+                 Option("channels", int, 1, "3 repeats the grey image as RGB, for models made "
+                        "for colour images", minimum=1, maximum=3),
                  *_COMMON),
                 "scikit-learn's 1797 8×8 digit images, pixels scaled to [0, 1], 10 classes.",
                 _load_digits),
