@@ -98,6 +98,7 @@ from .views.fault import FaultPanel
 from .views.generate import GenerateWindow
 from .views.gradflow import GradientView
 from .views.help import GettingStarted, PanelTips
+from .views.import_dialog import ImportModuleDialog
 from .views.inspector import Inspector
 from .views.live_edit import ROW_H as LIVE_ROW_H
 from .views.live_edit import LiveEditBar
@@ -181,6 +182,7 @@ class Studio:
                                   on_call=self.place_call)
         self.context = ContextMenu()
         self.dialogs = Dialogs(self.theme)
+        self.import_dialog = ImportModuleDialog(self.theme, self.dialogs, self._imported)
         self.menu = MenuBar(state, self)
         self.test_state_path = test_state_path
         self.test_hook = TestHook(self, test_state_path) if test_state_path else None
@@ -227,6 +229,7 @@ class Studio:
         self.context.build()
         self.guide.build()
         self.dialogs.build()
+        self.import_dialog.build()
         self.generate_window.build()
         self.wire_view.build()
         self.fault.build()
@@ -365,6 +368,7 @@ class Studio:
                                               w, h))
         self._guard("quick add", self.quick_add.step)
         self._guard("dialogs", self.dialogs.step)
+        self._guard("import", self.import_dialog.step)
         self._guard("getting started", self.guide.refresh)
         self._guard("panel tips", self.panel_tips.step)
         self._guard("code", self._tick_code, now)
@@ -1213,6 +1217,18 @@ class Studio:
 
         self.dialogs.ask_path(f"Export {', '.join(names)} to a library file ({LIB_SUFFIX})",
                               chosen, str(folder / f"{stem}{LIB_SUFFIX}"), save=True)
+
+    def import_torch_module(self) -> None:
+        """File › Import PyTorch module…: the form (app/views/import_dialog.py); the graph it
+        writes opens once imported."""
+        self.import_dialog.show(self.state.file.parent if self.state.file else Path.cwd())
+
+    def _imported(self, path: Path, report: str) -> None:
+        def open_it() -> None:
+            if self.state.open(str(path)):
+                self.state.set_status(report)
+
+        self._unsaved_then(open_it)
 
     def import_functions(self) -> None:
         """File › Import functions…: a library file's functions join this graph in one undo

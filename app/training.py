@@ -348,7 +348,8 @@ class TrainingRun:
 
     def _on_started(self, e: Started) -> None:
         self.status = RUNNING
-        self.message = f"training on {e.device}" + (f" ({self.not_kept})" if self.not_kept else "")
+        self.message = f"training on {e.device}" + "".join(
+            f" ({note})" for note in (e.weights, self.not_kept) if note)
         self.total_steps, self.steps_per_epoch = e.total_steps, max(1, e.steps_per_epoch)
         self.first_step = self.step = e.first_step
         self.task, self.loss_name, self.device = e.task, e.loss, e.device

@@ -107,7 +107,7 @@ def test_digits_resized_and_repeated_as_rgb_for_imported_image_models():
     assert big.input_shape == (3, 32, 32) and big.x_train.dtype == np.float32
     np.testing.assert_array_equal(big.y_train, ds.y_train)   # the same split
     np.testing.assert_array_equal(big.x_train[:, 0], big.x_train[:, 2])   # grey as RGB
-    assert 0.0 <= big.x_train.min() and big.x_train.max() <= 1.0
+    assert big.x_train.min() >= 0.0 and big.x_train.max() <= 1.0
     # bilinear resizing keeps each image's picture: 4×4 blocks average back to the scan
     blocks = big.x_train[:, 0].reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4))
     assert np.corrcoef(blocks.ravel(), ds.x_train[:, 0].ravel())[0, 1] > 0.9

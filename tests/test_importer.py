@@ -3,6 +3,7 @@ weights strictly and compute the same; what cannot be imported is refused clearl
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -16,7 +17,8 @@ import torchvision_models
 from torch import nn
 
 import engine
-from engine.core.graph import Edge, Graph, Node
+from engine.core.config import TrainingConfig
+from engine.core.graph import Edge, Graph, Node, replace_node
 from engine.runtime.importer import ImportRefused, import_module
 
 SAMPLES = Path(__file__).parent.parent / "sample_graphs"
@@ -511,6 +513,70 @@ def test_cli_imports_a_file_with_weights(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "data-dependent" in err and "mynet.py:" in err
     assert main(["import", f"{src}:Nope", "--input-shape", "2,3", "-o", str(out)]) == 2
+
+
+# --- fine-tuning from imported weights ---------------------------------------------------------
+
+
+def test_import_weights_are_where_training_starts(tmp_path, capsys):
+    """`dprog import --weights` names the file in the graph's training.weights (relative to
+    the graph); a run starts from it, and a new head (another out_features) starts fresh."""
+    from engine.cli.main import main
+    from engine.runtime.trainer import Trainer, start_from_weights
+
+    src = tmp_path / "mynet.py"
+    src.write_text(CLI_MODEL, encoding="utf-8")
+    (tmp_path / "w").mkdir()
+    out = tmp_path / "net.json"
+    assert main(["import", f"{src}:Net", "--input-shape", "2,3,8,8", "-o", str(out),
+                 "--weights", str(tmp_path / "w" / "net.pt")]) == 0, capsys.readouterr().err
+    graph = engine.load_graph(out)
+    assert graph.training == {"weights": "w/net.pt"}
+    state = torch.load(tmp_path / "w" / "net.pt", weights_only=True)
+
+    def started(graph):
+        config = TrainingConfig.from_mapping(
+            {**graph.training, "dataset": {"name": "digits", "size": 8, "channels": 3},
+             "steps": 1, "lr": 1e-9, "gradflow_every": 0})
+        trainer = Trainer(graph, config, base_dir=tmp_path)
+        trainer.setup()
+        return trainer
+
+    module = engine.compile_graph(graph)   # the file's 5 classes: all 4 tensors fit
+    note = start_from_weights(module, str(tmp_path / "w" / "net.pt"), torch.device("cpu"))
+    assert note == "started from net.pt: 4 of 4 tensors"
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key])
+    head = next(n for n in graph.nodes if n.type == "linear")
+    tuned = replace_node(graph, dataclasses.replace(head, params={**head.params,
+                                                                  "out_features": 10}))
+    trainer = started(tuned)
+    assert trainer.weights_note == ("started from net.pt: 2 of 4 tensors; head.weight, "
+                                    "head.bias start fresh, as their shapes changed")
+    assert torch.equal(trainer.module.state_dict()["features.0.weight"], state["features.0.weight"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"not a zip", "not a weights file torch can read safely"),
+    ("pickle", "not a weights file torch can read safely"),
+    ({"x.weight": torch.zeros(2)}, "none of its 1 tensors fits this graph"),
+    ([1, 2], "not a state_dict"),
+])
+def test_weights_that_cannot_start_a_run_are_refused_naming_the_file(tmp_path, content, message):
+    from engine.runtime.trainer import TrainingError, start_from_weights
+
+    path = tmp_path / "w.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "pickle":   # a hostile file: weights_only refuses to run its code
+        import pickle
+        path.write_bytes(pickle.dumps(print))
+    elif content is not None:
+        torch.save(content, path)
+    with pytest.raises(TrainingError, match=message) as info:
+        start_from_weights(nn.Linear(2, 2), str(path), torch.device("cpu"))
+    assert "training.weights" in str(info.value) and "w.pt" in str(info.value)
 
 
 def test_cli_help_says_the_file_is_run(capsys):

@@ -23,7 +23,7 @@ from .theme import TEXT_DIM, Theme
 Action = Callable[[], None]
 
 
-def _center(window: int, width: int, height: int) -> None:
+def center(window: int, width: int, height: int) -> None:
     vw = dpg.get_viewport_client_width() or 1600
     vh = dpg.get_viewport_client_height() or 1000
     dpg.configure_item(window, pos=(max(0, (vw - width) // 2), max(0, (vh - height) // 3)))
@@ -60,6 +60,8 @@ class Dialogs:
         self._frame = 0
         self._closed_at = -10                 # the frame a dialog was last hidden in
         self._pending: list[tuple[int, int]] = []   # (window, item to focus) to show soon
+        # Dialogs other views build (File › Import PyTorch module…): name → (window, inputs)
+        self.extra: dict[str, tuple[int, list[int]]] = {}
 
     def build(self) -> None:
         with dpg.window(label="Unsaved changes", modal=True, show=False, no_resize=True,
@@ -133,8 +135,19 @@ class Dialogs:
         names = {"confirm": self.confirm_window, "path": self.path_window,
                  "files": self.file_dialog, "message": self.message_window,
                  "recovery": self.recovery_window, "pick": self.pick_window,
-                 "ask": self.ask_window}
+                 "ask": self.ask_window, **{n: w for n, (w, _) in self.extra.items()}}
         return [n for n, w in names.items() if w and dpg.is_item_shown(w)]
+
+    def register(self, name: str, window: int, inputs: list[int]) -> None:
+        """A modal window another view built, shown and hidden through `show` and `hide`, so
+        that Esc, the editor's shortcuts and the test hook treat it as a dialog."""
+        self.extra[name] = (window, inputs)
+
+    def show(self, window: int, focus: int = 0) -> None:
+        self._show(window, focus)
+
+    def hide(self, window: int) -> None:
+        self._hide(window)
 
     # -- showing and hiding ----------------------------------------------------------------------
 
@@ -166,26 +179,27 @@ class Dialogs:
             return True
         return any(w and dpg.is_item_shown(w) for w in (
             self.confirm_window, self.path_window, self.file_dialog, self.message_window,
-            self.recovery_window, self.pick_window, self.ask_window))
+            self.recovery_window, self.pick_window, self.ask_window,
+            *(w for w, _ in self.extra.values())))
 
     def close_top(self) -> bool:
         """Esc: close whichever dialog is open (a confirm counts as Cancel)."""
         for w in (self.file_dialog, self.path_window, self.message_window, self.confirm_window,
-                  self.pick_window, self.ask_window):
+                  self.pick_window, self.ask_window, *(w for w, _ in self.extra.values())):
             if w and dpg.is_item_shown(w):
                 self._hide(w)
                 return True
         return False
 
     def text_inputs(self) -> list[int]:
-        return [self.path_input]
+        return [self.path_input, *(i for _, inputs in self.extra.values() for i in inputs)]
 
     # -- unsaved changes ---------------------------------------------------------------------
 
     def confirm_unsaved(self, name: str, *, on_save: Action, on_discard: Action) -> None:
         self._on_save, self._on_discard = on_save, on_discard
         dpg.set_value(self.confirm_text, f"{name} has unsaved changes. Save them first?")
-        _center(self.confirm_window, 440, 130)
+        center(self.confirm_window, 440, 130)
         self._show(self.confirm_window)
 
     def _confirm_save(self) -> None:
@@ -212,7 +226,7 @@ class Dialogs:
         dpg.set_value(self.path_title, title)
         dpg.set_value(self.path_input, default)
         self._show_path_error("")
-        _center(self.path_window, 560, 150)
+        center(self.path_window, 560, 150)
         self._show(self.path_window, focus=self.path_input)
 
     def _path_ok(self, *args: object) -> None:
@@ -258,13 +272,13 @@ class Dialogs:
     def message(self, text: str, title: str = "dprog") -> None:
         dpg.configure_item(self.message_window, label=title)
         dpg.set_value(self.message_text, text)
-        _center(self.message_window, 480, 160)
+        center(self.message_window, 480, 160)
         self._show(self.message_window)
 
     def offer_recovery(self, text: str, *, on_restore: Action, on_discard: Action) -> None:
         self._on_restore, self._on_drop_recovery = on_restore, on_discard
         dpg.set_value(self.recovery_text, text)
-        _center(self.recovery_window, 480, 150)
+        center(self.recovery_window, 480, 150)
         self._show(self.recovery_window)
 
     def _restore(self) -> None:
@@ -295,7 +309,7 @@ class Dialogs:
             box = dpg.add_checkbox(label=label, default_value=True, parent=self.pick_list)
             self.pick_boxes[key] = box
             self.buttons[f"pick:{key}"] = box
-        _center(self.pick_window, 440, 330)
+        center(self.pick_window, 440, 330)
         self._show(self.pick_window)
 
     def picked(self) -> list[str]:
@@ -329,7 +343,7 @@ class Dialogs:
             if i == 0:
                 dpg.bind_item_theme(button, self.theme.primary_button)
             self.buttons[f"ask:{name}"] = button
-        _center(self.ask_window, 480, 150)
+        center(self.ask_window, 480, 150)
         self._show(self.ask_window)
 
     def _answer(self, sender: int, app_data: object, action: Action | None) -> None:

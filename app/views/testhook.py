@@ -113,6 +113,15 @@ class TestHook:
                          "text": dpg.get_value(studio.generate_window.output),
                          "error": dpg.get_value(studio.generate_window.status)},
             "dialogs": studio.dialogs.showing(),
+            "import_module": {"running": studio.import_dialog.running,
+                              "classes": studio.import_dialog.classes,
+                              "error": dpg.get_value(studio.import_dialog.error),
+                              "values": {k: dpg.get_value(w) for k, w
+                                         in studio.import_dialog.fields.items()},
+                              "fields": {k: rect(w) for k, w
+                                         in studio.import_dialog.fields.items()},
+                              "class_buttons": {k: rect(b) for k, b
+                                                in studio.import_dialog.class_buttons.items()}},
             "runs": {**studio.runs_view.snapshot(), "live": studio.live.snapshot(),
                      "settings": {k: rect(w) for k, w in studio.settings.widgets.items()}},
             "inside": {"wire": studio.wire_view.snapshot(), "profile": studio.profile.snapshot(),

@@ -579,6 +579,8 @@ class _Report:
 
     def _started(self, event: Started) -> None:
         self.first_step = event.first_step
+        if event.weights:
+            print(f"dprog train: {event.weights}", file=sys.stderr)
         self._open(event.first_step)
         if self.progress:
             self.progress.start(event.first_step, event.total_steps, event.steps_per_epoch)

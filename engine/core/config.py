@@ -52,6 +52,10 @@ class TrainingConfig:
     eval_every: int = 0             # evaluate every N steps; 0 means once per epoch
     boundary_every: int = 0         # 2-D data: class probabilities on a grid every N steps; 0: off
     tensorboard: bool = False       # also write TensorBoard event files into the run folder
+    # A weights.pt (a state_dict, as `dprog import --weights` writes) a fresh run starts from:
+    # fine-tuning. Relative to the graph file. Tensors whose key and shape fit are loaded; the
+    # others start fresh (a new head), and the run says which. A resumed run ignores it.
+    weights: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> TrainingConfig:
@@ -90,6 +94,9 @@ class TrainingConfig:
                     and value <= high):
                 span = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
                 raise ValueError(f"{name} must be a finite number in {span}, not {value!r}")
+        if self.weights is not None and not (isinstance(self.weights, str)
+                                             and 0 < len(self.weights) <= 4096):
+            raise ValueError(f"weights must be a file path, not {self.weights!r}")
         if not isinstance(self.tensorboard, bool):
             raise ValueError(f"tensorboard must be true or false, not {self.tensorboard!r}")
         if not isinstance(self.dataset, Mapping) or not isinstance(self.dataset.get("name"), str):

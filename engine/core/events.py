@@ -27,6 +27,7 @@ class Started:
     loss: str
     parameters: int
     world_size: int = 1
+    weights: str = ""      # where the weights came from, when training.weights is set
 
 
 @dataclass(frozen=True)

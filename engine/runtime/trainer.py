@@ -94,6 +94,7 @@ from ..core.events import (
     StepMetrics,
     Stopped,
 )
+from ..core.files import shown
 from ..core.graph import PATH_SEP, Graph, source_node
 from ..core.limits import with_limits
 from ..data.datasets import (
@@ -241,13 +242,62 @@ def _may_skip_weights(graph: Graph, analysis) -> bool:
 
 
 def _absolute_paths(config: TrainingConfig, base_dir: Path | None) -> TrainingConfig:
-    """Dataset file paths made absolute, so a run folder's copy of the config still finds them."""
+    """Dataset and weights file paths made absolute, so a run folder's copy of the config
+    still finds them."""
+    if base_dir is None:
+        return config
+
+    def absolute(path: str) -> str:
+        # normpath, not resolve: a symlink loop or a NUL byte is the reader's to report.
+        return os.path.normpath(os.path.join(os.path.abspath(base_dir), path))
+
     spec = dict(config.dataset)
     for key in ("path", "targets"):
-        if isinstance(spec.get(key), str) and base_dir is not None:
-            # normpath, not resolve: a symlink loop or a NUL byte is the dataset's to report.
-            spec[key] = os.path.normpath(os.path.join(os.path.abspath(base_dir), spec[key]))
-    return replace(config, dataset=spec)
+        if isinstance(spec.get(key), str):
+            spec[key] = absolute(spec[key])
+    weights = absolute(config.weights) if config.weights is not None else None
+    return replace(config, dataset=spec, weights=weights)
+
+
+def start_from_weights(module: nn.Module, path: str, device: torch.device) -> str:
+    """Load the tensors of the state_dict at `path` whose key and shape fit `module`; the
+    others start as they are (fine-tuning: a new head). Returns what happened, in a line.
+    Raises TrainingError when the file cannot be read or none of it fits."""
+    where = f"training.weights {shown(path)}"
+    if os.path.exists(path) and not os.path.isfile(path):   # a FIFO or a device never ends
+        raise TrainingError("config", f"{where}: not a regular file")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)   # no code from files
+    except FileNotFoundError:
+        raise TrainingError("config", f"{where}: no such file; write one with `dprog import "
+                            "--weights`, or delete the setting") from None
+    except Exception as e:   # a broken or hostile file: torch raises many kinds
+        raise TrainingError("config", f"{where}: not a weights file torch can read safely "
+                            f"({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise TrainingError("config", f"{where}: not a state_dict (a dict of tensors)")
+    own = module.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise TrainingError("config", f"{where}: none of its {len(state)} tensors fits this graph "
+                            f"(its keys look like {next(iter(state), 'nothing')!r}, the model's "
+                            f"like {next(iter(own), 'nothing')!r})")
+    module.load_state_dict(fits, strict=False)
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+    reshaped = [k for k in own if k in state and k not in fits]
+    missing = [k for k in own if k not in state]
+    unused = [k for k in state if k not in own]
+    line = f"started from {Path(path).name}: {len(fits)} of {len(own)} tensors"
+    for keys, why in ((reshaped, "start fresh, as their shapes changed"),
+                      (missing, "start fresh, as the file lacks them"),
+                      (unused, "in the file are not in the graph")):
+        if keys:
+            line += f"; {some(keys)} {why}"
+    return line
 
 
 def _vocabularies(graph: Graph, analysis, data_input: str) -> dict[str, int]:
@@ -341,6 +391,7 @@ class Trainer:
         self.rank = 0
         self.record = record
         self.board = None   # the TensorBoard writer, when the config asks for one
+        self.weights_note = ""   # what training.weights loaded, for the Started event
         self.profile = profile
         self._control = threading.Lock()   # guards the two queues below, filled from any thread
         self._edits: list[tuple[str, Any]] = []
@@ -587,6 +638,8 @@ class Trainer:
         compiled = compile_class(graph, analysis, tap=True)
         self.module = compiled.cls().to(self.device)
         self.module.train()
+        if cfg.weights is not None and self.resume_from is None:
+            self.weights_note = start_from_weights(self.module, cfg.weights, self.device)
         self.tapped = tapped_forward(compiled)
         self.edge_keys = compiled.generated.edge_keys   # tap index → edge key
         self.node_modules = compiled.generated.node_modules   # node path → module attribute
@@ -664,7 +717,7 @@ class Trainer:
         cfg = self.config
         self.emit(Started(self.total_steps, self.steps_per_epoch, self.step, str(self.device),
                           self.task, self.loss_name, sum(p.numel() for p in self.params),
-                          self.world))
+                          self.world, self.weights_note))
         last = None
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
