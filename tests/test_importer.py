@@ -432,8 +432,12 @@ def test_export_of_an_import_equals_the_original_and_imports_again(name, importe
 
 
 def _shape_of(graph):
+    """The graph up to names: types, params, layout (column and row: a column's width
+    follows its titles) and bodies, node by node."""
     def region(g):
-        return [(n.type, n.pos, {k: v for k, v in n.params.items() if k != "function"},
+        columns = sorted({n.pos[0] for n in g.nodes})
+        return [(n.type, (columns.index(n.pos[0]), n.pos[1]),
+                 {k: v for k, v in n.params.items() if k != "function"},
                  region(graph.functions[n.params["function"]].body) if n.type == "call" else None)
                 for n in g.nodes], len(g.edges)
     return region(graph)

@@ -236,9 +236,9 @@ class GradientView:
         self._draw_history()
 
     def _rows(self) -> list[str]:
-        """Rows to chart: the node paths of the region on screen that have gradient data; for
-        a weight group's calls there, each call's path (its outputs' gradient) and, after the
-        group's last call, the group's key + GROUP_ROW (its shared weights')."""
+        """Rows to chart: the node paths of the region on screen that have gradient data;
+        each Call's path (the gradient on its outputs: an imported ResNet's stages), and after
+        a weight group's last call there, the group's key + GROUP_ROW (its shared weights')."""
         flow = self.run.flow
         if flow is None:
             return []
@@ -248,8 +248,9 @@ class GradientView:
         calls = {n.id: prefix + str(n.params.get("weights")) for n in region.nodes
                  if n.type == "call" and prefix + str(n.params.get("weights")) in groups}
         last = {group: node_id for node_id, group in calls.items()}
-        self.call_wires = {prefix + c: [prefix + e.key for e in region.edges if e.src[0] == c]
-                           for c in calls}
+        self.call_wires = {prefix + n.id: [prefix + e.key for e in region.edges
+                                           if e.src[0] == n.id]
+                           for n in region.nodes if n.type == "call"}
         rows = []
         for n in region.nodes:
             path = prefix + n.id

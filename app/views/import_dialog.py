@@ -100,7 +100,7 @@ class ImportModuleDialog:
 
     def build(self) -> None:
         with dpg.window(label="Import PyTorch module", modal=True, show=False, no_resize=True,
-                        no_saved_settings=True, width=640, height=400) as self.window:
+                        no_saved_settings=True, width=640, autosize=True) as self.window:
             dpg.add_text(WARNING, wrap=610, color=(230, 190, 90))
             dpg.add_spacer(height=4)
             f = self.fields
@@ -123,14 +123,15 @@ class ImportModuleDialog:
             f["weights"] = dpg.add_checkbox(
                 label="Bring its weights (saved beside the graph; training starts from them)",
                 default_value=True)
-            self.error = dpg.add_text("", color=(224, 80, 80), wrap=610, show=False)
-            self.busy = dpg.add_text("Importing: running the file, tracing and checking…",
-                                     show=False)
-            with dpg.group(horizontal=True):
+            dpg.add_spacer(height=4)
+            with dpg.group(horizontal=True):   # above the message, which may be long
                 self.import_button = dpg.add_button(label="Import", width=100,
                                                     callback=self._import)
                 dpg.bind_item_theme(self.import_button, self.theme.primary_button)
                 cancel = dpg.add_button(label="Cancel", width=100, callback=self._cancel)
+                self.busy = dpg.add_text("importing: running the file, tracing and checking…",
+                                         show=False)
+            self.error = dpg.add_text("", color=(224, 80, 80), wrap=610, show=False)
         with dpg.file_dialog(show=False, modal=True, width=720, height=440,
                              directory_selector=False, callback=self._file_chosen
                              ) as self.file_dialog:
@@ -149,7 +150,7 @@ class ImportModuleDialog:
         self._error("")
         if folder is not None and not dpg.get_value(self.fields["source"]):
             dpg.set_value(self.fields["source"], str(folder) + "/")
-        center(self.window, 640, 400)
+        center(self.window, 640, 420)
         self.dialogs.show(self.window, focus=self.fields["source"])
 
     def fill(self, **values: object) -> None:

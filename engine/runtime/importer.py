@@ -576,19 +576,28 @@ def _safe_doc(cls: type) -> str:
 
 
 def _layout(nodes: list[Node], edges: list[Edge]) -> list[Node]:
-    """Columns by longest path from the inputs, rows in trace order: readable left to right."""
+    """Columns by longest path from the inputs, rows in trace order: readable left to right.
+    Each column is as wide as its widest node's title (`layer1.0 · ƒ basic_block »`)."""
     depth: dict[str, int] = {}
     into: dict[str, list[str]] = {}
     for e in edges:
         into.setdefault(e.dst[0], []).append(e.src[0])
     for n in nodes:   # trace order is topological
         depth[n.id] = 1 + max((depth[s] for s in into.get(n.id, [])), default=-1)
+    widths: dict[int, float] = {}
+    for n in nodes:
+        kind = f"ƒ {n.params['function']} »" if n.type == "call" else lookup(n.type).title
+        title = f"{n.name} · {kind}"
+        widths[depth[n.id]] = max(widths.get(depth[n.id], 0.0), 150.0, 30.0 + 7.5 * len(title))
+    x = [40.0]
+    for d in range(max(widths, default=0)):
+        x.append(x[-1] + widths[d] + 40.0)
     rows: dict[int, int] = {}
     out = []
     for n in nodes:
         d = depth[n.id]
         r = rows[d] = rows.get(d, -1) + 1
-        out.append(Node(n.id, n.type, n.params, (40.0 + 190.0 * d, 120.0 + 110.0 * r),
+        out.append(Node(n.id, n.type, n.params, (x[d], 120.0 + 110.0 * r),
                         n.label, n.regions, n.ties))
     return out
 

@@ -156,5 +156,10 @@ def test_imported_resnet18_fine_tunes_with_gradients_on_its_wires(resnet: Studio
     for wire in ("maxpool.y -> layer1_0.x", "layer1_0.y -> layer1_1.x",
                  "layer4_1.y -> avgpool.x", "fc.y -> output.x"):
         assert wire in coloured, sorted(coloured)
+    # The Gradient flow tab has a row per residual stage: the gradient on each call's output.
+    s = app.wait(lambda s: "layer4_1" in s["gradient_charts"]["rows"]["bars"]["labels"] and s,
+                 "a row per stage")
+    assert s["gradient_charts"]["rows"]["bars"]["labels"] == [
+        "conv1", "bn1", *(f"layer{i}_{j}" for i in (1, 2, 3, 4) for j in (0, 1)), "fc"]
     assert not s["internal_errors"], s["internal_errors"]
     app.shot(resnet_folder / "resnet18_gradients.png")
