@@ -31,6 +31,7 @@ HOW: dict[str, str] = {
     "rank": "how many dims: the length of a shape (LayerNorm's normalized_shape)",
     "int": "one int (a reduction over one dim; None or several dims are refused)",
     "or0": "an int, None meaning 0 (a pool's stride: 0 means the window size)",
+    "scale": "a number, None meaning 0.0 (attention's scale: 0 means 1/sqrt(E))",
 }
 
 
@@ -65,6 +66,11 @@ _FPOOL = (("kernel_size", "kernel_size", "square"), ("stride", "stride", "or0"),
 _FPOOL_ARGS = (("kernel_size", None), ("stride", None), ("padding", 0))
 _AB = ("a", "b")
 
+
+# torch's loss functions' arguments after (input, target), in order, with their defaults
+_REGRESSION_ARGS = (("size_average", None), ("reduce", None), ("reduction", "mean"),
+                    ("weight", None))
+_BCE_ARGS = (("weight", None), ("size_average", None), ("reduce", None), ("reduction", "mean"))
 
 RECOGNISE: tuple[Recognise, ...] = (
     Recognise("linear", ("module:torch.nn.Linear",),
@@ -143,6 +149,31 @@ RECOGNISE: tuple[Recognise, ...] = (
                 (("dim", "dim", "int"), ("keepdim", "keepdim", "value")),
                 args=(("dim", None), ("keepdim", False)))
       for block, name in (("mean", "mean"), ("sum", "sum"), ("max", "amax"))),
+    Recognise("scaled_dot_product_attention",
+              ("function:torch.nn.functional.scaled_dot_product_attention",),
+              (("causal", "is_causal", "value"), ("dropout", "dropout_p", "value"),
+               ("scale", "scale", "scale")),
+              (("attn_mask", None), ("enable_gqa", False)), inputs=("q", "k", "v"),
+              args=(("attn_mask", None), ("dropout_p", 0.0), ("is_causal", False),
+                    ("scale", None), ("enable_gqa", False))),
+    Recognise("cross_entropy", ("function:torch.nn.functional.cross_entropy",
+                                "module:torch.nn.CrossEntropyLoss"),
+              (("reduction", "reduction", "value"),),
+              (("weight", None), ("size_average", None), ("reduce", None), ("ignore_index", -100),
+               ("label_smoothing", 0.0)),
+              inputs=("input", "target"),
+              args=(("weight", None), ("size_average", None), ("ignore_index", -100),
+                    ("reduce", None), ("reduction", "mean"), ("label_smoothing", 0.0))),
+    *(Recognise(block, (f"function:torch.nn.functional.{function}", f"module:torch.nn.{module}"),
+                (("reduction", "reduction", "value"),),
+                (("weight", None), ("size_average", None), ("reduce", None), ("pos_weight", None)),
+                inputs=("input", "target"), args=args)
+      for block, function, module, args in (
+          ("mse", "mse_loss", "MSELoss", _REGRESSION_ARGS),
+          ("l1", "l1_loss", "L1Loss", _REGRESSION_ARGS),
+          ("bce", "binary_cross_entropy", "BCELoss", _BCE_ARGS),
+          ("bce_with_logits", "binary_cross_entropy_with_logits", "BCEWithLogitsLoss",
+           (*_BCE_ARGS, ("pos_weight", None))))),
     Recognise("add", ("function:operator.add", "function:operator.iadd", "function:torch.add", "method:add"), inputs=_AB),
     Recognise("sub", ("function:operator.sub", "function:torch.sub", "method:sub"), inputs=_AB),
     Recognise("mul", ("function:operator.mul", "function:operator.imul", "function:torch.mul", "method:mul"), inputs=_AB),
@@ -150,3 +181,22 @@ RECOGNISE: tuple[Recognise, ...] = (
     Recognise("matmul", ("function:operator.matmul", "function:torch.matmul", "method:matmul"),
               inputs=_AB),
 )
+
+
+# What no row takes - an op with a constant operand (`x + 1`, `side > 0.0`), or an
+# elementwise torch function with no block of its own (`torch.cos`) - becomes an Expression
+# block (nodes/expression.py): target → its formula over {0}, {1}, … (the op's arguments: a
+# wired tensor's name a, b, …, or a number written out). `torch.<fn>(…)` and `x.<fn>(…)` of
+# the Expression's own functions are written as `torch.<fn>(…)` with their keywords.
+_OPERATORS = {"add": "+", "iadd": "+", "sub": "-", "isub": "-", "mul": "*", "imul": "*",
+              "truediv": "/", "itruediv": "/", "pow": "**", "mod": "%", "gt": ">", "lt": "<",
+              "ge": ">=", "le": "<=", "eq": "==", "ne": "!=", "and_": "&", "or_": "|"}
+_ARITHMETIC = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+EXPRESSIONS: dict[str, str] = {
+    **{f"function:operator.{name}": f"{{0}} {op} {{1}}" for name, op in _OPERATORS.items()},
+    "function:operator.neg": "-{0}",
+    "function:operator.invert": "~{0}",
+    **{f"function:torch.{name}": f"{{0}} {op} {{1}}" for name, op in _ARITHMETIC.items()},
+    **{f"method:{name}": f"{{0}} {op} {{1}}" for name, op in _ARITHMETIC.items()},
+    "method:neg": "-{0}",
+}

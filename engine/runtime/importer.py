@@ -47,10 +47,12 @@ weights called twice outside a shared user-defined module is refused.
 from __future__ import annotations
 
 import importlib
+import itertools
+import math
 import operator
 import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,9 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from nodes import lookup
-from nodes.recognise import RECOGNISE, Recognise
+from nodes.expression import FUNCTIONS as EXPRESSION_FUNCTIONS
+from nodes.expression import MAX_CONSTANT, input_names
+from nodes.recognise import EXPRESSIONS, RECOGNISE, Recognise
 
 from ..core.analysis import analyze
 from ..core.graph import ID_PATTERN, Edge, Function, Graph, Node
@@ -114,6 +118,59 @@ def _rows() -> dict[Any, Recognise]:
     return _ROWS
 
 
+class _Batch:
+    """The batch size in a traced shape: known only when the model runs."""
+
+    def __repr__(self) -> str:
+        return "B"
+
+
+BATCH_SIZE = _Batch()
+_INT_OPS = {operator.floordiv: operator.floordiv, operator.mul: operator.mul,
+            operator.add: operator.add, operator.sub: operator.sub}
+
+
+@dataclass(frozen=True)
+class _Device:
+    tensor: fx.Node   # `x.device`: where torch.arange puts its positions
+
+
+_EXPRESSIONS: dict[Any, str] | None = None
+
+
+def _expression_formula(node: fx.Node, args: list) -> Callable[[Callable], str] | None:
+    """How to write this fx node as an Expression's formula, given a function that writes
+    each operand; None when the Expression block cannot express it."""
+    global _EXPRESSIONS
+    if _EXPRESSIONS is None:
+        _EXPRESSIONS = {("method", t.partition(":")[2]) if t.startswith("method:")
+                        else _resolve(t.partition(":")[2]): f for t, f in EXPRESSIONS.items()}
+    key = ("method", node.target) if node.op == "call_method" else node.target
+    template = _EXPRESSIONS.get(key) if not node.kwargs else None
+    if template is not None:
+        return lambda operand: template.format(*(operand(a) for a in args))
+    name = node.target if node.op == "call_method" else (
+        node.target.__name__ if getattr(torch, getattr(node.target, "__name__", ""), None)
+        is node.target else None)
+    if name not in EXPRESSION_FUNCTIONS:
+        return None
+    count, keywords, _ = EXPRESSION_FUNCTIONS[name]
+    if len(args) != count or set(node.kwargs) - set(keywords):
+        return None
+    return lambda operand: f"torch.{name}(" + ", ".join(
+        [*(operand(a) for a in args),
+         *(f"{k}={operand(v)}" for k, v in node.kwargs.items() if v is not None)]) + ")"
+
+
+def _number(value: Any) -> str:
+    """A constant operand as the formula writes it; TypeError for anything else."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float) and math.isfinite(value) and abs(value) <= MAX_CONSTANT:
+        return repr(value)
+    raise TypeError(f"not a number: {value!r}")
+
+
 def _square(v: Any) -> int:
     if isinstance(v, int):
         return v
@@ -146,6 +203,7 @@ HOW = {
     "rank": lambda v: len(v),
     "or0": lambda v: 0 if v is None else _square(v),
     "int": lambda v: _one_dim(v),
+    "scale": lambda v: 0.0 if v is None else float(v),
 }
 
 
@@ -205,6 +263,10 @@ class _Importer:
         self.hint: dict[str, tuple[bool, str]] = {}    # node id → (a module?, path or fx name)
         self.unusable: dict[fx.Node, ImportRefused] = {}   # refused items, raised when used
         self.tuples: dict[fx.Node, tuple[str, tuple[str | None, ...]]] = {}   # tuple results
+        # Plain values the trace computes from shapes (`B, T, C = x.size()`, `x.device`), known
+        # now: the batch size stays symbolic (BATCH_SIZE), as it is only known when run.
+        self.values: dict[fx.Node, Any] = {}
+        self.buffers: dict[fx.Node, torch.Tensor] = {}   # tensors read with get_attr
 
     def fresh(self, text: str) -> str:
         base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
@@ -243,10 +305,24 @@ class _Importer:
         """A learnable tensor read in forward() (`x * self.scale`) is a Parameter block: its
         value comes with the weights, its init only matters for a fresh model."""
         owner, _, name = node.target.rpartition(".")
-        tensor = getattr(self.root.get_submodule(owner), name, None)
+        module = self.root.get_submodule(owner)
+        tensor = getattr(module, name, None)
+        if (isinstance(tensor, torch.Tensor) and not isinstance(tensor, nn.Parameter)
+                and name in module._non_persistent_buffers_set and tensor.is_floating_point()
+                and tensor.numel() and bool((tensor == tensor.flatten()[0]).all())):
+            # A buffer filled with one value, kept out of the state_dict: a Constant block.
+            nid = self.fresh(node.target)
+            self.nodes.append(Node(nid, "constant", {"shape": tuple(tensor.shape),
+                                                     "value": float(tensor.flatten()[0])}))
+            self.src[node] = (nid, "y")
+            return
         if not isinstance(tensor, nn.Parameter):
-            raise self.refuse(node, "a buffer or constant tensor read directly in forward() has "
-                              "no block yet", "make it an nn.Parameter, or compute it from inputs")
+            # Refused where it is used, unless a block holds it (an attention's causal mask).
+            self.buffers[node] = tensor
+            self.unusable[node] = self.refuse(
+                node, "a buffer or constant tensor read directly in forward() has no block yet",
+                "make it an nn.Parameter, or compute it from inputs")
+            return
         if node.target in self.called:
             raise self.refuse(node, "this parameter is read more than once",
                               "read it once and reuse the value")
@@ -303,13 +379,211 @@ class _Importer:
             raise self.refuse(node, f"{name}: {e}", "change it, or leave the model in PyTorch") from None
 
     def on_call_function(self, node: fx.Node) -> None:
+        if self.shape_value(node):
+            return
         if node.target is operator.getitem:
             return self.getitem(node)
-        self.call(node, _rows().get(node.target) if callable(node.target) else None,
-                  list(node.args))
+        if node.target is torch.arange:
+            return self.arange(node)
+        if node.target is torch.split:
+            return self.split(node)
+        row = _rows().get(node.target) if callable(node.target) else None
+        if not self.expression(node, row):
+            self.call(node, row, self.known(list(node.args)))
 
     def on_call_method(self, node: fx.Node) -> None:
-        self.call(node, _rows().get(("method", node.target)), list(node.args))
+        if self.shape_value(node):
+            return
+        reshaper = getattr(self, f"method_{node.target}", None)
+        if reshaper is not None:
+            return reshaper(node)
+        row = _rows().get(("method", node.target))
+        if not self.expression(node, row):
+            self.call(node, row, self.known(list(node.args)))
+
+    # -- shapes: what `x.size()` gives, and the methods that reshape -----------------------------
+
+    def known(self, args: Any) -> Any:
+        """`args` with each value already known in place of its fx node."""
+        if isinstance(args, tuple | list):
+            return type(args)(self.known(a) for a in args)
+        if isinstance(args, dict):
+            return {k: self.known(v) for k, v in args.items()}
+        return self.values.get(args, args) if isinstance(args, fx.Node) else args
+
+    def meta_shape(self, node: fx.Node) -> tuple[int, ...]:
+        meta = node.meta.get("tensor_meta")
+        if meta is None or not hasattr(meta, "shape"):
+            raise self.refuse(node, "gives no single tensor", "return one tensor here")
+        return tuple(meta.shape)
+
+    def shape_value(self, node: fx.Node) -> bool:
+        """`x.size()`, `x.shape`, `x.size(1)`, `x.device`, an item of a size, and integer
+        arithmetic on them: known values, no block. The batch size stays BATCH_SIZE."""
+        args = self.known(list(node.args))
+        if not args:
+            return False
+        if node.op == "call_method" and node.target == "size" and isinstance(args[0], fx.Node) \
+                and args[0] in self.src:
+            size = (BATCH_SIZE, *self.meta_shape(args[0])[1:])
+            self.values[node] = size[args[1]] if len(args) > 1 else size
+            return True
+        if node.target is getattr and isinstance(args[0], fx.Node) and args[0] in self.src \
+                and args[1] in ("shape", "device"):
+            self.values[node] = ((BATCH_SIZE, *self.meta_shape(args[0])[1:])
+                                 if args[1] == "shape" else _Device(args[0]))
+            return True
+        if node.target is operator.getitem and isinstance(args[0], tuple):
+            self.values[node] = args[0][args[1]]
+            return True
+        if node.target in _INT_OPS and all(isinstance(a, int) for a in args):
+            self.values[node] = _INT_OPS[node.target](*args)
+            return True
+        return False
+
+    def alias(self, node: fx.Node, value: Any) -> None:
+        if value not in self.src:
+            raise self.refuse(node, "works on a value dprog cannot wire", "apply it to a tensor")
+        self.src[node] = self.src[value]
+
+    def add(self, node: fx.Node, block: str, params: dict, inputs: dict[str, Any]) -> str:
+        spec = lookup(block)
+        nid = self.fresh(node.name)
+        self.nodes.append(Node(nid, block, {k: v for k, v in params.items()
+                                            if spec.param(k) is None or v != spec.param(k).default}))
+        for port, value in inputs.items():
+            self.wire(node, value, nid, port)
+        self.src[node] = (nid, spec.outputs[0].name if spec.outputs else "y")
+        return nid
+
+    def reshape_to_meta(self, node: fx.Node) -> None:
+        """A reshape that keeps the batch dim first: a Reshape to the traced per-sample shape."""
+        x = node.args[0]
+        before, after = self.meta_shape(x), self.meta_shape(node)
+        if after[:1] != before[:1]:
+            raise self.refuse(node, f"reshapes {before} into {after}, across the batch dim",
+                              "keep the batch dim first and whole (x.view(B, …))")
+        self.add(node, "reshape", {"shape": after[1:]}, {"x": x})
+
+    def method_contiguous(self, node: fx.Node) -> None:
+        self.alias(node, node.args[0])
+
+    def method_view(self, node: fx.Node) -> None:
+        sizes = self.known(list(node.args[1:]))
+        if len(sizes) == 1 and isinstance(sizes[0], tuple | list):
+            sizes = list(sizes[0])
+        per_sample = math.prod(self.meta_shape(node.args[0])[1:])
+        batch = sizes[:1] == [BATCH_SIZE] or (   # x.view(B, …), or x.reshape(-1, …) that is B
+            sizes[:1] == [-1] and all(isinstance(v, int) and v > 0 for v in sizes[1:])
+            and math.prod(sizes[1:]) == per_sample)
+        if not batch or not all(isinstance(v, int) and not isinstance(v, bool)
+                                for v in sizes[1:]):
+            raise self.refuse(node, f"reshapes to {sizes!r}: dprog keeps the batch dim first",
+                              "write the batch as x.size(0) (x.view(B, T, …)), the rest as ints")
+        self.reshape_to_meta(node)
+
+    method_reshape = method_view
+
+    def method_unsqueeze(self, node: fx.Node) -> None:
+        self.reshape_to_meta(node)
+
+    method_squeeze = method_unsqueeze
+
+    def method_transpose(self, node: fx.Node) -> None:
+        rank = len(self.meta_shape(node.args[0]))
+        a, b = (d % rank for d in self.known(list(node.args[1:3])))
+        if 0 in (a, b):
+            raise self.refuse(node, "swaps the batch dim", "keep the batch dim first")
+        dims = list(range(1, rank))
+        dims[a - 1], dims[b - 1] = dims[b - 1], dims[a - 1]
+        self.add(node, "permute", {"dims": tuple(dims)}, {"x": node.args[0]})
+
+    def method_permute(self, node: fx.Node) -> None:
+        rank = len(self.meta_shape(node.args[0]))
+        dims = self.known(list(node.args[1:]))
+        if len(dims) == 1 and isinstance(dims[0], tuple | list):
+            dims = list(dims[0])
+        dims = [d % rank for d in dims]
+        if dims[:1] != [0]:
+            raise self.refuse(node, "moves the batch dim", "keep the batch dim first")
+        self.add(node, "permute", {"dims": tuple(dims[1:])}, {"x": node.args[0]})
+
+    def method_movedim(self, node: fx.Node) -> None:
+        rank = len(self.meta_shape(node.args[0]))
+        source, destination = self.known(list(node.args[1:3]))
+        if not isinstance(source, int) or not isinstance(destination, int):
+            raise self.refuse(node, "moves several dims", "move one dim at a time")
+        dims = list(range(rank))
+        dims.insert(destination % rank, dims.pop(source % rank))
+        if dims[0] != 0:
+            raise self.refuse(node, "moves the batch dim", "keep the batch dim first")
+        self.add(node, "permute", {"dims": tuple(dims[1:])}, {"x": node.args[0]})
+
+    def method_split(self, node: fx.Node) -> None:
+        self.split(node)
+
+    def split(self, node: fx.Node) -> None:
+        """`x.split(n, dim)` and torch.split(x, sizes, dim): a Split block, its pieces by item."""
+        args = self.known(list(node.args))
+        x, size = args[0], args[1]
+        dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
+        shape = self.meta_shape(x)
+        dim %= len(shape)
+        if dim == 0:
+            raise self.refuse(node, "splits the batch", "split a dim after the batch")
+        total = shape[dim]
+        sections = [size] * (total // size) + ([total % size] if total % size else []) \
+            if isinstance(size, int) else list(size)
+        nid = self.add(node, "split", {"sections": tuple(sections), "dim": dim}, {"x": x})
+        self.tuples[node] = (nid, tuple(f"y{i}" for i in range(len(sections))))
+
+    def arange(self, node: fx.Node) -> None:
+        """torch.arange(n, device=x.device) with n one of x's sizes: a Positions block."""
+        args, kwargs = self.known(list(node.args)), self.known(dict(node.kwargs))
+        device = kwargs.get("device")
+        dtype = kwargs.get("dtype", torch.long)
+        if len(args) == 2 and args[0] == 0:   # arange(0, n)
+            args = args[1:]
+        if len(args) != 1 or not isinstance(device, _Device) \
+                or dtype not in (torch.long, torch.float):
+            raise self.refuse(node, "positions are made from the tensor they count along",
+                              "write torch.arange(n, device=x.device), n one of x's sizes")
+        shape = self.meta_shape(device.tensor)
+        dims = [d for d in range(1, len(shape)) if shape[d] == args[0]]
+        if not dims:
+            raise self.refuse(node, f"counts to {args[0]}, which is none of the sizes of the "
+                              "tensor whose device it names", "count along one of its dims")
+        self.add(node, "positions", {"dim": dims[0],
+                                     "dtype": "float" if dtype == torch.float else "long"},
+                 {"x": device.tensor})
+
+    def expression(self, node: fx.Node, row: Recognise | None) -> bool:
+        """An elementwise op no row takes as it is written - a constant operand (`x + 1`,
+        `side > 0.0`), or a function only the Expression block has (`torch.cos`) - as an
+        Expression block. False when it is not one (the row, or the refusal, follows)."""
+        args = list(node.args)
+        if row is not None and all(isinstance(a, fx.Node) for a in args[: len(row.inputs)]):
+            return False
+        formula = _expression_formula(node, args)
+        if formula is None:
+            return False
+        names: dict[fx.Node, str] = {}
+
+        def operand(value: Any) -> str:
+            if isinstance(value, fx.Node):
+                return names.setdefault(value, input_names(len(names) + 1)[-1])
+            return _number(value)
+
+        try:
+            text = formula(operand)
+        except (TypeError, ValueError):   # an operand that is neither a tensor nor a number
+            return False
+        nid = self.fresh(node.name)
+        self.nodes.append(Node(nid, "expression", {"expr": text, "inputs": len(names)}))
+        for value, name in names.items():
+            self.wire(node, value, nid, name)
+        self.src[node] = (nid, "y")
+        return True
 
     def call(self, node: fx.Node, row: Recognise | None, args: list, sub: nn.Module | None = None,
              nid: str | None = None) -> None:
@@ -334,15 +608,18 @@ class _Importer:
                 raise self.refuse(node, f"argument {k}={v!r} has no param in its block",
                                   "leave it at its default")
             bound[k] = v
+        causal = self.causal_mask(row, bound)
         for k, v in bound.items():
             if isinstance(v, fx.Node):
-                raise self.refuse(node, f"argument {k} is a computed value",
-                                  "make it a constant")
+                raise self.unusable.get(v) or self.refuse(node, f"argument {k} is a computed value",
+                                                          "make it a constant")
         # A module's settings are its attributes; a function's (and a module call's), its args.
         def source(name: str) -> Any:
             return getattr(sub, name) if sub is not None and hasattr(sub, name) else bound[name]
 
         values = {p: self.read(node, name, source(name), how) for p, name, how in row.params}
+        if causal:
+            values["causal"] = True
         if row.inputs == ("*x",):
             values["inputs"] = len(ports)
         for name, want in row.fixed:
@@ -365,6 +642,25 @@ class _Importer:
             self.tuples[node] = (nid, row.returns)
         else:
             self.src[node] = (nid, spec.outputs[0].name)
+
+    def causal_mask(self, row: Recognise, bound: dict[str, Any]) -> bool:
+        """nn.MultiheadAttention called with is_causal=True and a causal mask buffer (True, or
+        -inf, above the diagonal) is the block with `causal` on, which makes that mask itself.
+        Clears both arguments in `bound` then."""
+        mask = bound.get("attn_mask")
+        if row.block != "multihead_attention" or bound.get("is_causal") is not True \
+                or not isinstance(mask, fx.Node) or mask not in self.buffers:
+            return False
+        t = self.buffers[mask]
+        n = t.shape[-1] if t.dim() == 2 else 0
+        above = torch.ones(n, n, dtype=torch.bool).triu(1)
+        if t.shape != (n, n) or not (
+                torch.equal(t, above) if t.dtype == torch.bool else
+                t.is_floating_point() and torch.equal(t == float("-inf"), above)
+                and bool((t[~above] == 0).all())):
+            return False
+        bound["attn_mask"], bound["is_causal"] = None, False
+        return True
 
     def getitem(self, node: fx.Node) -> None:
         """`out, h = gru(x)` and `attn(q, k, v)[0]`: an item of a block's tuple; and
@@ -395,6 +691,9 @@ class _Importer:
                 and last.stop is not None:
             block, values = "slice", {"dim": lead, "start": last.start or 0, "stop": last.stop,
                                       "step": last.step or 1}
+        elif items and items[0] == slice(None) and all(i is None or i == slice(None)
+                                                       for i in items):
+            return self.reshape_to_meta(node)   # x[:, None]: a new dim of size 1
         else:
             raise self.refuse(node, f"indexing with {index!r} has no block (Select and Slice "
                               "take one int or one range along one dim after the batch)",
@@ -451,6 +750,7 @@ class _Structurer:
                 raise refusal
         self.functions: dict[str, Function] = {}
         self.variants: dict[Any, str] = {}            # a body's canonical form → function name
+        self.group_functions: dict[str, str] = {}     # shared module path → its function
         self.names: set[str] = set()
 
     def scope(self, members: list[str], depth: int, path: str, outputs: list[tuple[str, str]]):
@@ -532,6 +832,13 @@ class _Structurer:
             cid = fresh(rel(chain[1]))
             params = {"function": fname}
             if len(self.calls[chain[1]]) > 1:   # one instance called again: a weight group
+                first = self.group_functions.setdefault(chain[1], fname)
+                if first != fname:
+                    raise ImportRefused(
+                        f"module {chain[1]!r} is called {len(self.calls[chain[1]])} times, but "
+                        "its calls do not trace alike (one of them gets the same tensor for two "
+                        "arguments, say), and a weight group needs one body for all its calls; "
+                        "pass each call distinct tensors, or give each call its own module")
                 group = re.sub(r"[^A-Za-z0-9_]", "_", rel(chain[1]))
                 params["weights"] = groups_named.setdefault(
                     chain[1], group if group[0].isalpha() else f"m_{group}")
@@ -606,19 +913,11 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().strip("_") or "model"
 
 
-def import_module(module: nn.Module, example_inputs: Any, name: str | None = None, *,
-                  flat: bool = False) -> Imported:
-    """Trace `module` with torch.fx and map it onto dprog blocks; check the result.
-
-    `example_inputs` is a tensor or a tuple of them, one per forward() argument, batched.
-    Each call of a user-defined submodule becomes a Call of a function (its class); `flat`
-    inlines them all instead. Raises ImportRefused with a clear message for whatever cannot
-    be imported faithfully."""
-    inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
+def _trace(module: nn.Module) -> fx.GraphModule:
     try:
         tracer = fx.Tracer()
         tracer.record_stack_traces = True   # each node's source line, for the refusals
-        gm = fx.GraphModule(module, tracer.trace(module))
+        return fx.GraphModule(module, tracer.trace(module))
     except Exception as e:   # fx raises TraceError, or its proxy's own errors, from user code
         text = str(e)
         if "control flow" in text or "bool" in text or "iterate" in text or "len(" in text:
@@ -628,6 +927,63 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
                                 "or make it depend on the model's settings only") from None
         raise ImportRefused(f"torch.fx cannot trace this model{_where(tb=e.__traceback__)}: "
                             f"{type(e).__name__}: {text}") from None
+
+
+def _trace_in_both_modes(module: nn.Module) -> fx.GraphModule:
+    """The eval-mode trace, once the training-mode one is known to take the same path: a
+    forward that branches on `self.training` would otherwise be imported in one mode only
+    (a VAE's sampling dropped, say), which is worse than a refusal. Blocks that switch by
+    themselves (Dropout, BatchNorm) trace alike in both modes."""
+    modes = {m: m.training for m in module.modules()}
+    try:
+        module.train()
+        trained = _trace(module)
+        module.eval()
+        evaluated = _trace(module)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    for a, b in itertools.zip_longest(trained.graph.nodes, evaluated.graph.nodes):
+        if a is None or b is None or (a.op, a.target) != (b.op, b.target):
+            raise ImportRefused(
+                f"forward() takes another path while training than in eval mode"
+                f"{_where(a if a is not None else b)}: a trace keeps one path, so the graph "
+                "would compute what the model does in one mode only; use blocks that switch by "
+                "themselves (Dropout, BatchNorm), not `if self.training`")
+        if _settings(a) != _settings(b):
+            raise ImportRefused(
+                f"forward() passes other settings while training than in eval mode{_where(a)} "
+                f"({_settings(a)} against {_settings(b)}; `p if self.training else 0`, say): "
+                "a block has one setting for both; use that block's own switch (Dropout), or "
+                "one value, such as dropout 0, to import")
+    return evaluated
+
+
+def _settings(node: fx.Node) -> tuple:
+    """A traced call's arguments, tensors by name: what a block's params come from (equal
+    when ==, so 0 and 0.0 agree). F.dropout's `training=self.training` is the one that may
+    follow the mode, as the Dropout block follows it by itself."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, fx.Node):
+            return f"%{v.name}"
+        if isinstance(v, tuple | list):
+            return tuple(plain(x) for x in v)
+        return v
+
+    return plain(node.args), tuple(sorted((k, plain(v)) for k, v in node.kwargs.items()
+                                          if k != "training"))
+
+
+def import_module(module: nn.Module, example_inputs: Any, name: str | None = None, *,
+                  flat: bool = False) -> Imported:
+    """Trace `module` with torch.fx and map it onto dprog blocks; check the result.
+
+    `example_inputs` is a tensor or a tuple of them, one per forward() argument, batched.
+    Each call of a user-defined submodule becomes a Call of a function (its class); `flat`
+    inlines them all instead. Raises ImportRefused with a clear message for whatever cannot
+    be imported faithfully."""
+    inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
+    gm = _trace_in_both_modes(module)
     modes = {m: m.training for m in module.modules()}
     try:
         module.eval()
