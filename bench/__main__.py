@@ -149,6 +149,8 @@ def summary(rows: dict) -> list[dict]:
             if idle else ""
         if train:
             text += f"; training ×{train['ratio_to_empty']:.2f} own {train['own_ms']:.2f} ms"
+        for name, own in r.get("own_ms_training_imported", {}).items():
+            text += f"; {name} training own {own:.2f} ms"
         add("5", "studio frame cost (ratio to empty; own ms)", text, "own ≤ 2 ms training",
             r["met"])
     elif "5" in rows:

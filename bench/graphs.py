@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
+from pathlib import Path
 
 from engine.core.graph import Edge, Graph, Node
 
@@ -144,3 +146,24 @@ def count_nodes(graph: Graph) -> int:
 
 
 KINDS = {"chain": chain, "dag": dag, "loops3": nested_loops}
+
+
+def imported_vision(name: str) -> Graph:
+    """torchvision's resnet18 or mobilenet_v2 architecture (the copy the importer's tests
+    use), imported with 10 classes, set to fine-tune on digits as 3×32×32 images: the
+    imported graphs of some hundreds of nodes row 5 opens beside the chains."""
+    import importlib.util
+
+    import torch
+
+    from engine.runtime.importer import import_module
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "torchvision_models.py"
+    spec = importlib.util.spec_from_file_location("torchvision_models", path)
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+    torch.manual_seed(0)
+    graph = import_module(getattr(models, name)(num_classes=10), torch.randn(2, 3, 32, 32)).graph
+    training = {"dataset": {"name": "digits", "size": 32, "channels": 3}, "batch_size": 16,
+                "epochs": 1000, "optimizer": "sgd", "lr": 0.001}
+    return replace(graph, name=name, training=training)

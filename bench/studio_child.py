@@ -182,7 +182,7 @@ def _wait(predicate, timeout: float, studio) -> bool:
 
 def frames(args: dict) -> None:
     from app.training import ACTIVE, RUNNING
-    from bench.graphs import trainable_chain
+    from bench.graphs import imported_vision, trainable_chain
     from engine.core.fileformat import save_graph
 
     sizes, rounds, n = args["sizes"], args["rounds"], args["frames"]
@@ -192,6 +192,10 @@ def frames(args: dict) -> None:
         if size:
             paths[size] = folder / f"chain{size}.json"
             save_graph(trainable_chain(size, name=f"chain{size}"), paths[size])
+    for name in args.get("imported", []):   # keyed by name beside the chains' sizes
+        sizes = [*sizes, name]
+        paths[name] = folder / f"{name}.json"
+        save_graph(imported_vision(name), paths[name])
     studio = _studio(None)
     _show_tab(studio, "dock_tabs", "metrics_tab")
     _wait(lambda: studio.torch_ready, 120.0, studio)   # the background import, as users get it

@@ -44,6 +44,9 @@ class Recognise:
     inputs: tuple[str, ...] = ("x",)                # functions: wired positional args, in order
     args: tuple[tuple[str, Any], ...] = ()          # the other args, with defaults
     returns: tuple[str | None, ...] = ()            # a tuple's items → output ports
+    # (mask argument, is_causal argument, block param): a causal mask buffer passed with
+    # is_causal=True is the block's param turned on (the block makes that mask itself)
+    causal: tuple[str, str, str] = ()
 
     def __post_init__(self) -> None:
         for _, _, how in self.params:
@@ -93,7 +96,7 @@ RECOGNISE: tuple[Recognise, ...] = (
               inputs=("q", "k", "v"),
               args=(("key_padding_mask", None), ("need_weights", True), ("attn_mask", None),
                     ("average_attn_weights", True), ("is_causal", False)),
-              returns=("y", None)),
+              returns=("y", None), causal=("attn_mask", "is_causal", "causal")),
     Recognise("embedding", ("module:torch.nn.Embedding",),
               (("num_embeddings", "num_embeddings", "value"), ("embedding_dim", "embedding_dim", "value")),
               (("padding_idx", None), ("max_norm", None), ("scale_grad_by_freq", False),

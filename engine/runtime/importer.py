@@ -618,8 +618,8 @@ class _Importer:
             return getattr(sub, name) if sub is not None and hasattr(sub, name) else bound[name]
 
         values = {p: self.read(node, name, source(name), how) for p, name, how in row.params}
-        if causal:
-            values["causal"] = True
+        if causal is not None:
+            values[causal] = True
         if row.inputs == ("*x",):
             values["inputs"] = len(ports)
         for name, want in row.fixed:
@@ -643,14 +643,17 @@ class _Importer:
         else:
             self.src[node] = (nid, spec.outputs[0].name)
 
-    def causal_mask(self, row: Recognise, bound: dict[str, Any]) -> bool:
-        """nn.MultiheadAttention called with is_causal=True and a causal mask buffer (True, or
-        -inf, above the diagonal) is the block with `causal` on, which makes that mask itself.
-        Clears both arguments in `bound` then."""
-        mask = bound.get("attn_mask")
-        if row.block != "multihead_attention" or bound.get("is_causal") is not True \
-                or not isinstance(mask, fx.Node) or mask not in self.buffers:
-            return False
+    def causal_mask(self, row: Recognise, bound: dict[str, Any]) -> str | None:
+        """The block param a causal mask buffer (True, or -inf, above the diagonal) passed
+        with is_causal=True turns on, by the row's `causal` (nn.MultiheadAttention's); the
+        block makes that mask itself. Clears both arguments in `bound` then."""
+        if not row.causal:
+            return None
+        mask_arg, flag_arg, param = row.causal
+        mask = bound.get(mask_arg)
+        if bound.get(flag_arg) is not True or not isinstance(mask, fx.Node) \
+                or mask not in self.buffers:
+            return None
         t = self.buffers[mask]
         n = t.shape[-1] if t.dim() == 2 else 0
         above = torch.ones(n, n, dtype=torch.bool).triu(1)
@@ -658,9 +661,9 @@ class _Importer:
                 torch.equal(t, above) if t.dtype == torch.bool else
                 t.is_floating_point() and torch.equal(t == float("-inf"), above)
                 and bool((t[~above] == 0).all())):
-            return False
-        bound["attn_mask"], bound["is_causal"] = None, False
-        return True
+            return None
+        bound[mask_arg], bound[flag_arg] = None, False
+        return param
 
     def getitem(self, node: fx.Node) -> None:
         """`out, h = gru(x)` and `attn(q, k, v)[0]`: an item of a block's tuple; and
