@@ -230,3 +230,20 @@ def test_pure_modules_work_without_torch_gui_or_sklearn():
                             cwd=REPO, env=subprocess_env(), timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-2:] == ["LOADED []", "OK"], result.stdout
+
+
+# The engine reads top to bottom (issue 11): no function in it longer than a screen. The
+# command line's `main`s are tables of subcommands and options, and exempt.
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_engine_function_is_longer_than_a_screen():
+    long = []
+    for package in ("core", "incremental", "runtime", "data"):
+        for path in sorted((REPO / "engine" / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(REPO)}: {node.name} ({lines} lines)")
+    assert long == [], "split these into named steps"

@@ -871,47 +871,9 @@ def emit_function_call(ctx: NodeContext) -> None:
     running it - the call's own, or its weight group's, one per group in this class - and
     the call of that module."""
     p, node, gen = ctx.params, ctx.node, ctx.gen
-    name = p["function"]
-    function = gen.functions[name]
-    body = function.body
-    prefix = f"{ctx.path}{PATH_SEP}{name}{PATH_SEP}"
-    key = (name, tuple((port, t.shape, t.dtype) for port, t in ctx.in_types.items()))
-    made = gen.function_classes.get(key)
-    shift = 0
-    if made is None:
-        cls = class_name(name, gen.class_names)
-        doc = f"Function {safe_text(name)}" + (f": {safe_text(function.doc, 160)}"
-                                               if function.doc else ".")
-        start, classes = len(gen.edge_keys), len(gen.classes)
-        code = gen.emit_class(body, gen.scope(body, prefix, cls, doc))
-        made = (cls, prefix, start, len(gen.edge_keys))
-        # Inputs that differ only where no constructor looks (a double conv at 8×8 and at
-        # 4×4) give the same code: that class serves, its shape comments its first call's.
-        # Only a class written alone is compared (none of its bodies' classes came new).
-        text = _code_text(code, start) if len(gen.classes) == classes + 1 else None
-        twin = gen.function_texts.get((name, text)) if text is not None else None
-        if twin is not None:
-            gen.classes.pop()
-            gen.class_names.discard(cls)
-            shift = start - twin[2]
-            made = twin
-        elif text is not None:
-            gen.function_texts[(name, text)] = made
-        gen.function_classes[key] = made
-    else:
-        # The same class serves this call: its nodes' attributes are those of the first call,
-        # and its wires get numbers of their own, in the same order, so that tapped code
-        # (numbering as for the first call) is shifted to this call's wires.
-        cls, first, start, end = made
-        for table in (gen.attrs, gen.region_attrs):
-            table.update({prefix + k[len(first):]: v for k, v in list(table.items())
-                          if k.startswith(first)})
-        shift = len(gen.edge_keys) - start
-        for k in range(start, end):
-            here = prefix + gen.edge_keys[k][len(first):]
-            gen.edge_numbers[here] = len(gen.edge_keys)
-            gen.edge_keys.append(here)
-    cls = made[0]
+    body = gen.functions[p["function"]].body
+    prefix = f"{ctx.path}{PATH_SEP}{p['function']}{PATH_SEP}"
+    cls, shift = _function_class(ctx, prefix)
     weights = p["weights"]
     if weights == control.OWN_WEIGHTS:
         attr = ctx.module_path() or ctx.name(node.name, "call")
@@ -930,6 +892,49 @@ def emit_function_call(ctx: NodeContext) -> None:
         return
     declare(ctx, outs, ctx.out_types)
     ctx.line(f"{', '.join(outs)} = {call}")
+
+
+def _function_class(ctx: NodeContext, prefix: str) -> tuple[str, int]:
+    """The class of this Call's function for its input types, written now if it is new, and
+    the shift of its wire numbers from the call the class was written for."""
+    gen, name = ctx.gen, ctx.params["function"]
+    function = gen.functions[name]
+    key = (name, tuple((port, t.shape, t.dtype) for port, t in ctx.in_types.items()))
+    made = gen.function_classes.get(key)
+    if made is None:
+        cls = class_name(name, gen.class_names)
+        doc = f"Function {safe_text(name)}" + (f": {safe_text(function.doc, 160)}"
+                                               if function.doc else ".")
+        start, classes = len(gen.edge_keys), len(gen.classes)
+        code = gen.emit_class(function.body, gen.scope(function.body, prefix, cls, doc))
+        made = (cls, prefix, start, len(gen.edge_keys))
+        gen.function_classes[key] = made
+        # Inputs that differ only where no constructor looks (a double conv at 8×8 and at
+        # 4×4) give the same code: that class serves, its shape comments its first call's.
+        # Only a class written alone is compared (none of its bodies' classes came new).
+        text = _code_text(code, start) if len(gen.classes) == classes + 1 else None
+        twin = gen.function_texts.get((name, text)) if text is not None else None
+        if twin is None:
+            if text is not None:
+                gen.function_texts[(name, text)] = made
+            return cls, 0
+        gen.classes.pop()
+        gen.class_names.discard(cls)
+        gen.function_classes[key] = twin
+        return twin[0], start - twin[2]
+    # The same class serves this call: its nodes' attributes are those of the first call,
+    # and its wires get numbers of their own, in the same order, so that tapped code
+    # (numbering as for the first call) is shifted to this call's wires.
+    cls, first, start, end = made
+    for table in (gen.attrs, gen.region_attrs):
+        table.update({prefix + k[len(first):]: v for k, v in list(table.items())
+                      if k.startswith(first)})
+    shift = len(gen.edge_keys) - start
+    for k in range(start, end):
+        here = prefix + gen.edge_keys[k][len(first):]
+        gen.edge_numbers[here] = len(gen.edge_keys)
+        gen.edge_keys.append(here)
+    return cls, shift
 
 
 def _code_text(code: ClassCode, start: int) -> str:

@@ -726,6 +726,50 @@ def _owners(node: fx.Node) -> tuple[tuple[str, str, type], ...]:
                  and not issubclass(cls, _CONTAINERS))
 
 
+@dataclass
+class _Scope:
+    """One scope being laid out: the model's (path "") or one module call's body."""
+
+    path: str                                      # its module path
+    ids: set[str] = field(default_factory=set)
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    local: dict[str, str] = field(default_factory=dict)       # direct member → its id here
+    resolved: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    inputs: list[tuple[str, str]] = field(default_factory=list)   # sources from outside
+    entries: list[Node] = field(default_factory=list)         # their Body inputs, first
+    sites: dict[str, str] = field(default_factory=dict)       # flat id → its path in here
+
+    def fresh(self, text: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+        base = ("m_" + base if not (base[0].isalpha() or base[0] == "_") else base)[:56]
+        name, i = base, 2
+        while name in self.ids:
+            name, i = f"{base}_{i}", i + 1
+        self.ids.add(name)
+        return name
+
+    def rel(self, module_path: str) -> str:
+        return module_path[len(self.path) + 1:] if self.path else module_path
+
+    def label(self, module_path: str) -> str:
+        """A module path under a container (`features.0`) as its node's label, which the
+        code generator holds it at; "" for an attribute of the scope's own class."""
+        rel = self.rel(module_path)
+        return rel if "." in rel else ""
+
+    def source(self, src: tuple[str, str]) -> tuple[str, str]:
+        """Where this scope reads a flat source: a node of its own, or a Body input."""
+        if src[0] in self.local:
+            return (self.local[src[0]], src[1])
+        if src not in self.resolved:
+            bid = self.fresh("x")
+            self.entries.append(Node(bid, "body_input"))
+            self.inputs.append(src)
+            self.resolved[src] = (bid, "y")
+        return self.resolved[src]
+
+
 class _Structurer:
     """The flat graph regrouped by module: each call of a user-defined module becomes a Call
     of a function whose body is that module's part of the graph. Instances whose bodies come
@@ -754,113 +798,88 @@ class _Structurer:
         self.functions: dict[str, Function] = {}
         self.variants: dict[Any, str] = {}            # a body's canonical form → function name
         self.group_functions: dict[str, str] = {}     # shared module path → its function
+        self.groups_named: dict[str, str] = {}        # shared module path → its group's name
         self.names: set[str] = set()
 
     def scope(self, members: list[str], depth: int, path: str, outputs: list[tuple[str, str]]):
         """(nodes, edges, inputs, body output ids, sites) of one scope: the root (depth 0) or
         one module call. `inputs`: the flat sources it reads from outside, one Body input each
         (ids in `nodes`, in the same order); `sites`: flat node id → its path in this scope."""
-        ids: set[str] = set()
-        nodes: list[Node] = []
-        edges: list[Edge] = []
-        local: dict[str, str] = {}                     # direct member → its id here
-        resolved: dict[tuple[str, str], tuple[str, str]] = {}
-        inputs: list[tuple[str, str]] = []
-        entries: list[Node] = []                       # their Body inputs, first in the body
-        sites: dict[str, str] = {}
-
-        def fresh(text: str) -> str:
-            base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
-            base = ("m_" + base if not (base[0].isalpha() or base[0] == "_") else base)[:56]
-            name, i = base, 2
-            while name in ids:
-                name, i = f"{base}_{i}", i + 1
-            ids.add(name)
-            return name
-
-        def rel(module_path: str) -> str:
-            return module_path[len(path) + 1:] if path else module_path
-
-        def source(src: tuple[str, str]) -> tuple[str, str]:
-            if src[0] in local:
-                return (local[src[0]], src[1])
-            if src not in resolved:    # from outside this scope: a Body input
-                bid = fresh("x")
-                entries.append(Node(bid, "body_input"))
-                inputs.append(src)
-                resolved[src] = (bid, "y")
-            return resolved[src]
-
-        groups: dict[str, list[str]] = {}
-        groups_named: dict[str, str] = {}              # shared module path → its group's name
-        items: list[tuple[str, str]] = []
+        scope = _Scope(path)
+        groups: dict[str, list[str]] = {}   # a call of a module one level down → its members
+        items: list[tuple[str, str]] = []   # ("node", flat id) or ("call", call key), in order
         for fid in members:
             chain = self.owner[fid]
-            if len(chain) > depth:
-                key = chain[depth][0]
-                if key not in groups:
-                    groups[key] = []
-                    items.append(("group", key))
-                groups[key].append(fid)
-            else:
+            if len(chain) <= depth:
                 items.append(("node", fid))
+                continue
+            key = chain[depth][0]
+            if key not in groups:
+                groups[key] = []
+                items.append(("call", key))
+            groups[key].append(fid)
         for kind, what in items:
             if kind == "node":
-                n = self.node[what]
-                is_module, hint = self.hint[what]
-                # a module keeps its name in its scope (`conv1`); an op its fx name (`add`)
-                lid = fresh(rel(hint) if is_module else re.sub(r"_\d+$", "", hint))
-                local[what] = lid
-                sites[what] = lid
-                ties = {}
-                for tensor, (target, ttensor) in self.ties.get(what, {}).items():
-                    if target not in local:
-                        raise ImportRefused(f"module {hint!r}: its {tensor} is tied to a tensor "
-                                            "in another module; ties across module boundaries "
-                                            "are not imported yet")
-                    ties[tensor] = (local[target], ttensor)
-                label = rel(hint) if is_module and "." in rel(hint) else ""
-                nodes.append(Node(lid, n.type, n.params, label=label, ties=ties))
-                for e in self.into.get(what, []):
-                    edges.append(Edge(source(e.src), (lid, e.dst[1])))
-                continue
-            group = groups[what]
-            inside = set(group)
-            chain = self.owner[group[0]][depth]
-            needed = [src for fid in group for src in self.produced.get(fid, [])
-                      if any(d not in inside for d in self.consumers[src])]
-            body_nodes, body_edges, body_inputs, body_outputs, body_sites = self.scope(
-                group, depth + 1, chain[1], needed)
-            fname = self.function(chain[2], body_nodes, body_edges)
-            cid = fresh(rel(chain[1]))
-            params = {"function": fname}
-            if len(self.calls[chain[1]]) > 1:   # one instance called again: a weight group
-                first = self.group_functions.setdefault(chain[1], fname)
-                if first != fname:
-                    raise ImportRefused(
-                        f"module {chain[1]!r} is called {len(self.calls[chain[1]])} times, but "
-                        "its calls do not trace alike (one of them gets the same tensor for two "
-                        "arguments, say), and a weight group needs one body for all its calls; "
-                        "pass each call distinct tensors, or give each call its own module")
-                group = re.sub(r"[^A-Za-z0-9_]", "_", rel(chain[1]))
-                params["weights"] = groups_named.setdefault(
-                    chain[1], group if group[0].isalpha() else f"m_{group}")
-            nodes.append(Node(cid, "call", params,
-                              label=rel(chain[1]) if "." in rel(chain[1]) else ""))
-            for src, bnode in zip(body_inputs, [n.id for n in body_nodes if n.type == "body_input"],
-                                  strict=True):   # the call's ports, as the body orders them
-                edges.append(Edge(source(src), (cid, bnode)))
-            for src, yid in zip(needed, body_outputs, strict=True):
-                resolved[src] = (cid, yid)
-            for fid, site in body_sites.items():
-                sites[fid] = f"{cid}/{fname}/{site}"
+                self.place_node(scope, what)
+            else:
+                self.place_call(scope, groups[what], depth)
         outs = []
         for src in outputs:
-            yid = fresh("y")
-            nodes.append(Node(yid, "body_output"))
-            edges.append(Edge(source(src), (yid, "x")))
+            yid = scope.fresh("y")
+            scope.nodes.append(Node(yid, "body_output"))
+            scope.edges.append(Edge(scope.source(src), (yid, "x")))
             outs.append(yid)
-        return entries + nodes, edges, inputs, outs, sites
+        return scope.entries + scope.nodes, scope.edges, scope.inputs, outs, scope.sites
+
+    def place_node(self, scope: _Scope, fid: str) -> None:
+        """A block of this scope itself: a module keeps its name (`conv1`, or its path under
+        a container, `features.0`, as its label), an op its fx name (`add`)."""
+        n = self.node[fid]
+        is_module, hint = self.hint[fid]
+        lid = scope.fresh(scope.rel(hint) if is_module else re.sub(r"_\d+$", "", hint))
+        scope.local[fid] = scope.sites[fid] = lid
+        ties = {}
+        for tensor, (target, ttensor) in self.ties.get(fid, {}).items():
+            if target not in scope.local:
+                raise ImportRefused(f"module {hint!r}: its {tensor} is tied to a tensor in "
+                                    "another module; ties across module boundaries are not "
+                                    "imported yet")
+            ties[tensor] = (scope.local[target], ttensor)
+        label = scope.label(hint) if is_module else ""
+        scope.nodes.append(Node(lid, n.type, n.params, label=label, ties=ties))
+        for e in self.into.get(fid, []):
+            scope.edges.append(Edge(scope.source(e.src), (lid, e.dst[1])))
+
+    def place_call(self, scope: _Scope, group: list[str], depth: int) -> None:
+        """One call of a module one level down: its body becomes (or reuses) a function, and
+        the call a Call block; a shared instance's calls, a weight group."""
+        inside = set(group)
+        _, path, cls = self.owner[group[0]][depth]
+        needed = [src for fid in group for src in self.produced.get(fid, [])
+                  if any(d not in inside for d in self.consumers[src])]
+        body_nodes, body_edges, body_inputs, body_outputs, body_sites = self.scope(
+            group, depth + 1, path, needed)
+        fname = self.function(cls, body_nodes, body_edges)
+        cid = scope.fresh(scope.rel(path))
+        params = {"function": fname}
+        if len(self.calls[path]) > 1:   # one instance called again: a weight group
+            if self.group_functions.setdefault(path, fname) != fname:
+                raise ImportRefused(
+                    f"module {path!r} is called {len(self.calls[path])} times, but its calls "
+                    "do not trace alike (one of them gets the same tensor for two arguments, "
+                    "say), and a weight group needs one body for all its calls; pass each call "
+                    "distinct tensors, or give each call its own module")
+            name = re.sub(r"[^A-Za-z0-9_]", "_", scope.rel(path))
+            params["weights"] = self.groups_named.setdefault(
+                path, name if name[0].isalpha() else f"m_{name}")
+        scope.nodes.append(Node(cid, "call", params, label=scope.label(path)))
+        for src, bnode in zip(body_inputs, [n.id for n in body_nodes if n.type == "body_input"],
+                              strict=True):   # the call's ports, as the body orders them
+            scope.edges.append(Edge(scope.source(src), (cid, bnode)))
+        for src, yid in zip(needed, body_outputs, strict=True):
+            scope.resolved[src] = (cid, yid)
+        for fid, site in body_sites.items():
+            scope.sites[fid] = f"{cid}/{fname}/{site}"
 
     def function(self, cls: type, nodes: list[Node], edges: list[Edge]) -> str:
         canonical = (cls, tuple((n.id, n.type, tuple(sorted(n.params.items())),

@@ -783,38 +783,8 @@ class Trainer:
             if x.is_floating_point():
                 x.requires_grad_(True)   # so the Inputs' own wires show their gradient too
         inputs = self._inputs(xs, y)
-        try:
-            loss, pred = self._loss(self.model(*inputs, tap=tap), y)
-            if timer:
-                timer.backward_begins()
-            loss.backward()
-            if timer:
-                timer.backward_ends()
-        except BaseException:
-            if probe:
-                probe.discard()
-            if timer:
-                timer.close()
-            raise
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if cfg.clip_grad_norm:
-            grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm,
-                                                 foreach=True)
-        elif grads:
-            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        else:
-            grad_norm = torch.zeros((), device=self.device)
-        correct = self._correct(pred, y) if pred is not None and self.scores \
-            else torch.zeros((), device=self.device)
-        # One all-reduce (when distributed) and one device-to-host copy per step.
-        stats = torch.stack([loss.detach() * n, correct.to(loss.dtype),
-                             torch.tensor(float(n), device=loss.device),
-                             torch.tensor(float(self._stop.is_set()), device=loss.device)])
-        if self.world > 1:
-            torch.distributed.all_reduce(stats)
-        loss_sum, correct_sum, count, stop, grad_norm = torch.cat(
-            [stats, grad_norm.reshape(1).to(stats.dtype)]).tolist()
-        self._stop_agreed = stop > 0   # one rank was asked to stop: all stop after this step
+        loss, pred = self._forward_backward(inputs, y, tap, probe, timer)
+        loss_sum, correct_sum, count, grad_norm = self._reduced(loss, pred, y, n)
         if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
             if probe:
                 probe.discard()
@@ -838,6 +808,51 @@ class Trainer:
         self.emit(StepMetrics(self.step, self.epoch, loss_sum / count, accuracy, lr))
         if probe:
             self.emit(probe.snapshot(self.step))
+
+    def _forward_backward(self, inputs: tuple, y: torch.Tensor | None, tap: Any,
+                          probe: Any, timer: BlockProfiler | None) -> tuple[torch.Tensor, Any]:
+        """The loss and predictions, gradients computed; a failure leaves no half-measured
+        snapshot or timing behind."""
+        try:
+            loss, pred = self._loss(self.model(*inputs, tap=tap), y)
+            if timer:
+                timer.backward_begins()
+            loss.backward()
+            if timer:
+                timer.backward_ends()
+        except BaseException:
+            if probe:
+                probe.discard()
+            if timer:
+                timer.close()
+            raise
+        return loss, pred
+
+    def _reduced(self, loss: torch.Tensor, pred: Any, y: torch.Tensor | None,
+                 n: int) -> tuple[float, float, float, float]:
+        """(loss·n, correct, n, gradient norm) over all ranks, gradients clipped if asked:
+        one all-reduce (when distributed) and one device-to-host copy per step. Notes whether
+        some rank was asked to stop."""
+        cfg = self.config
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if cfg.clip_grad_norm:
+            grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm,
+                                                 foreach=True)
+        elif grads:
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        else:
+            grad_norm = torch.zeros((), device=self.device)
+        correct = self._correct(pred, y) if pred is not None and self.scores \
+            else torch.zeros((), device=self.device)
+        stats = torch.stack([loss.detach() * n, correct.to(loss.dtype),
+                             torch.tensor(float(n), device=loss.device),
+                             torch.tensor(float(self._stop.is_set()), device=loss.device)])
+        if self.world > 1:
+            torch.distributed.all_reduce(stats)
+        loss_sum, correct_sum, count, stop, norm = torch.cat(
+            [stats, grad_norm.reshape(1).to(stats.dtype)]).tolist()
+        self._stop_agreed = stop > 0   # one rank was asked to stop: all stop after this step
+        return loss_sum, correct_sum, count, norm
 
     @property
     def epoch(self) -> int:
