@@ -82,6 +82,11 @@ def boundary_rgba(probs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgba, dtype=np.float32).ravel()
 
 
+# A dataset's image options the Training tab shows when the dataset has them (digits):
+# key → (label, lowest, highest), the ranges of the dataset's own options
+IMAGE_OPTIONS = {"size": ("image size", 8, 224), "channels": ("channels", 1, 3)}
+
+
 class TrainingSettings:
     """The Training tab: the graph's training section as a form."""
 
@@ -90,6 +95,7 @@ class TrainingSettings:
         self.root = 0
         self.widgets: dict[str, int] = {}
         self.noise_row = 0
+        self.option_rows: dict[str, int] = {}   # a dataset's image options → their row
         self.error = 0
         self._training: tuple | None = None   # (training section, program) last shown
         self._handlers = 0
@@ -109,6 +115,10 @@ class TrainingSettings:
                 with dpg.table_row() as self.noise_row:
                     dpg.add_text("noise")
                     self.widgets["noise"] = self._float("noise", "%.3g")
+                for key, (label, lo, hi) in IMAGE_OPTIONS.items():   # digits' only, for now
+                    with dpg.table_row() as self.option_rows[key]:
+                        dpg.add_text(label)
+                        self.widgets[key] = self._int(key, lo, hi)
                 with dpg.table_row():
                     dpg.add_text("loss")
                     self.widgets["loss"] = dpg.add_combo(list(LOSSES), width=-1,
@@ -131,6 +141,12 @@ class TrainingSettings:
                     dpg.add_text("seed")
                     self.widgets["seed"] = self._int("seed", 0, 2**31 - 1)
                 with dpg.table_row():
+                    dpg.add_text("start from")
+                    self.widgets["weights"] = dpg.add_input_text(
+                        width=-1, on_enter=True, hint="fresh weights (or a weights.pt)",
+                        callback=self._on_weights)
+                    dpg.bind_item_handler_registry(self.widgets["weights"], self._handlers)
+                with dpg.table_row():
                     dpg.add_text("TensorBoard")
                     self.widgets["tensorboard"] = dpg.add_checkbox(
                         label="write event files into the run's folder",
@@ -146,6 +162,14 @@ class TrainingSettings:
                           ("epochs", "Passes over the training part of the data."),
                           ("seed", "Seeds the weights, the data and its order: same seed, "
                                    "same run."),
+                          ("size", "Image side in pixels: the digits are 8×8, resized "
+                                   "bilinearly for models made for larger images."),
+                          ("channels", "3 repeats the grey image as RGB, for models made for "
+                                       "colour images (an imported ResNet)."),
+                          ("weights", "A weights.pt (relative to the graph file) a fresh run "
+                                      "starts from: fine-tuning. What fits by key and shape is "
+                                      "loaded, the rest starts fresh; the run says which. "
+                                      "Empty: fresh weights from the seed."),
                           ("tensorboard", "Also write TensorBoard files (losses, metrics, lr, "
                                           "weight and gradient histograms, per-wire gradient "
                                           "RMS) into runs/<run>/tensorboard/; view them with "
@@ -167,7 +191,8 @@ class TrainingSettings:
         return w
 
     def text_inputs(self) -> list[int]:
-        return [self.widgets[k] for k in ("noise", "lr", "batch_size", "epochs", "seed")]
+        return [self.widgets[k] for k in ("noise", "lr", "batch_size", "epochs", "seed",
+                                          *IMAGE_OPTIONS, "weights")]
 
     # -- refresh -------------------------------------------------------------------------------
 
@@ -192,8 +217,14 @@ class TrainingSettings:
                                   "optimizer": config.optimizer, "lr": float(config.lr),
                                   "batch_size": config.batch_size, "epochs": config.epochs,
                                   "seed": config.seed, "tensorboard": config.tensorboard}
+        values["weights"] = config.weights or ""
         noise = info.option("noise") if info else None
         dpg.configure_item(self.noise_row, show=noise is not None and not program)
+        for key, row in self.option_rows.items():
+            option = info.option(key) if info else None
+            dpg.configure_item(row, show=option is not None and not program)
+            if option is not None:
+                values[key] = int(dataset.get(key, option.default))
         dpg.configure_item(self.widgets["dataset"], enabled=not program)
         if noise is not None:
             values["noise"] = float(dataset.get("noise", noise.default))
@@ -239,16 +270,32 @@ class TrainingSettings:
         self._commit(((key, None if value is False else value),))
 
     def _on_number(self, sender: int, value: Any, key: str) -> None:
+        if key == "weights":
+            return self._on_weights(sender, value, key)
         if key == "noise":
             section = self._dataset_section()
             if section.get("noise") != value:
                 self._commit((("dataset", {**section, "noise": round(float(value), 6)}),))
+            return
+        if key in IMAGE_OPTIONS:
+            section = self._dataset_section()
+            option = BUILTIN[section["name"]].option(key) if section.get("name") in BUILTIN \
+                else None
+            if option is not None and section.get(key, option.default) != value:
+                kept = {k: v for k, v in section.items() if k != key}
+                self._commit((("dataset", kept if value == option.default
+                               else {**kept, key: int(value)}),))
             return
         if key == "lr":
             value = float(f"{value:.6g}")
         current = self.state.graph.training.get(key)
         if current != value:
             self._commit(((key, value),))
+
+    def _on_weights(self, sender: int, value: str, user_data: object) -> None:
+        text = value.strip() or None
+        if self.state.graph.training.get("weights") != text:
+            self._commit((("weights", text),))
 
     def _on_deactivate(self, sender: int, widget: int, user_data: object) -> None:
         for key, w in self.widgets.items():

@@ -123,7 +123,9 @@ class TestHook:
                               "class_buttons": {k: rect(b) for k, b
                                                 in studio.import_dialog.class_buttons.items()}},
             "runs": {**studio.runs_view.snapshot(), "live": studio.live.snapshot(),
-                     "settings": {k: rect(w) for k, w in studio.settings.widgets.items()}},
+                     "settings": {k: rect(w) for k, w in studio.settings.widgets.items()},
+                     "setting_values": {k: dpg.get_value(w)
+                                        for k, w in studio.settings.widgets.items()}},
             "inside": {"wire": studio.wire_view.snapshot(), "profile": studio.profile.snapshot(),
                        "fault": studio.fault.snapshot(), "start_from": str(studio.history.pending.folder)
                        if studio.history.pending else None},

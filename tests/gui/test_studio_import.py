@@ -111,6 +111,11 @@ def test_import_dialog_refuses_then_imports_and_opens(screen: VirtualScreen,
         labels = {n.label for n in graph.nodes}
         assert {"features.0", "features.2"} <= labels   # the Sequential's own keys
         app.shot(tmp_path / "imported_small.png")
+        # The Training tab says where a run starts from.
+        app.click(center(app.layout()["tabs"]["training"]))
+        app.wait(lambda s: s["runs"]["setting_values"]["weights"] == "small.weights.pt",
+                 "the weights a run starts from, in the Training tab")
+        app.shot(tmp_path / "imported_small_training.png")
 
 
 @pytest.fixture(scope="module")
