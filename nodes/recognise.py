@@ -135,12 +135,12 @@ RECOGNISE: tuple[Recognise, ...] = (
               args=(("inplace", False),)),
     Recognise("tanh", ("module:torch.nn.Tanh", "function:torch.tanh", "method:tanh")),
     Recognise("sigmoid", ("module:torch.nn.Sigmoid", "function:torch.sigmoid", "method:sigmoid")),
-    Recognise("softmax", ("module:torch.nn.Softmax", "function:torch.softmax",
-                          "function:torch.nn.functional.softmax", "method:softmax"),
-              (("dim", "dim", "value"),), args=(("dim", None),)),
-    Recognise("log_softmax", ("module:torch.nn.LogSoftmax", "function:torch.log_softmax",
-                              "function:torch.nn.functional.log_softmax", "method:log_softmax"),
-              (("dim", "dim", "value"),), args=(("dim", None),)),
+    *(Recognise(block, (f"module:torch.nn.{module}", f"function:torch.{block}",
+                        f"function:torch.nn.functional.{block}", f"method:{block}"),
+                (("dim", "dim", "value"),), (("dtype", None),),
+                # F.softmax(x, dim, _stacklevel=3, dtype=None): fx records every keyword
+                args=(("dim", None), ("_stacklevel", 3), ("dtype", None)))
+      for block, module in (("softmax", "Softmax"), ("log_softmax", "LogSoftmax"))),
     Recognise("flatten", ("module:torch.nn.Flatten",),
               (("start_dim", "start_dim", "value"), ("end_dim", "end_dim", "value"))),
     Recognise("flatten", ("function:torch.flatten", "method:flatten"),

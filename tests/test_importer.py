@@ -828,3 +828,53 @@ def test_a_bare_parameter_becomes_a_parameter_block_and_a_buffer_is_refused():
 
     with pytest.raises(ImportRefused, match="buffer or constant tensor"):
         import_module(Buffered(), x)
+
+
+class ClassicLeNet(nn.Module):
+    """LeNet as tutorials write it: functional ops, `x.view(-1, 16 * 4 * 4)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2 = nn.Linear(16 * 4 * 4, 120), nn.Linear(120, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(-1, 16 * 4 * 4)
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+class FlattenBySize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return F.softmax(self.fc(x.view(x.size(0), -1)), dim=-1)
+
+
+@pytest.mark.parametrize("model, x", [(ClassicLeNet(), torch.randn(2, 1, 28, 28)),
+                                      (FlattenBySize(), torch.randn(3, 1, 8, 8))])
+def test_tutorial_idioms_import(model, x):
+    """The reshapes tutorials write to flatten (-1 standing for the batch, or x.size(0)),
+    and F.softmax as fx records it (with its hidden `_stacklevel` keyword)."""
+    result = import_module(model.eval(), x)
+    assert "reshape" in [n.type for n in result.graph.nodes]
+    compiled = engine.compile_graph(result.graph).eval()
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-6)
+        bigger = torch.randn(5, *x.shape[1:])   # the batch stays free
+        assert torch.allclose(compiled(bigger), model(bigger), atol=1e-6)
+
+
+def test_a_reshape_across_the_batch_is_refused():
+    class Folding(nn.Module):
+        def forward(self, x):
+            return x.view(-1, 4)   # (B, 2, 4) → (B·2, 4)
+
+    with pytest.raises(ImportRefused, match="batch"):
+        import_module(Folding(), torch.randn(3, 2, 4))
