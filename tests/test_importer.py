@@ -724,8 +724,8 @@ def test_import_weights_are_where_training_starts(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, message", [
     (None, "no such file"),
-    (b"not a zip", "not a weights file torch can read safely"),
-    ("pickle", "not a weights file torch can read safely"),
+    (b"not a zip", "not a file torch.save wrote"),
+    ("pickle", "pickled Python objects"),
     ({"x.weight": torch.zeros(2)}, "none of its 1 tensors fits this graph"),
     ([1, 2], "not a state_dict"),
 ])
@@ -735,9 +735,8 @@ def test_weights_that_cannot_start_a_run_are_refused_naming_the_file(tmp_path, c
     path = tmp_path / "w.pt"
     if isinstance(content, bytes):
         path.write_bytes(content)
-    elif content == "pickle":   # a hostile file: weights_only refuses to run its code
-        import pickle
-        path.write_bytes(pickle.dumps(print))
+    elif content == "pickle":   # a hostile file: weights_only refuses to load its code
+        torch.save({"w": torch.zeros(1), "run": print}, path)
     elif content is not None:
         torch.save(content, path)
     with pytest.raises(TrainingError, match=message) as info:
@@ -878,3 +877,48 @@ def test_a_reshape_across_the_batch_is_refused():
 
     with pytest.raises(ImportRefused, match="batch"):
         import_module(Folding(), torch.randn(3, 2, 4))
+
+
+class _Unsqueeze0(nn.Module):
+    def forward(self, x):
+        return x.unsqueeze(0).sum(1)
+
+
+class _SqueezeAll(nn.Module):
+    def forward(self, x):
+        return x.squeeze()
+
+
+class _Halves(nn.Module):
+    def forward(self, y):
+        return y[:, :y.size(1) // 2] * y.size(-1) ** -0.5
+
+
+class _Keywords(nn.Module):
+    def forward(self, x):
+        return (-2.0) ** x.transpose(dim0=1, dim1=2)
+
+
+def test_shape_forms_that_depend_on_the_batch_are_refused_even_at_batch_one():
+    """With an example batch of 1, dim 0 looks like any other size 1: a reshape that
+    adds or drops the batch dim must still be refused, not imported for one batch size."""
+    with pytest.raises(ImportRefused, match="before the batch"):
+        import_module(_Unsqueeze0(), torch.randn(1, 4))
+    with pytest.raises(ImportRefused, match="squeeze"):
+        import_module(_SqueezeAll(), torch.randn(1, 1, 4))
+
+
+@pytest.mark.parametrize("model, x", [(_Halves(), torch.randn(2, 6)),
+                                      (_Keywords(), torch.randn(2, 3, 4))])
+def test_computed_sizes_keywords_and_negative_constants_import(model, x):
+    result = import_module(model, x)
+    with torch.no_grad():
+        assert torch.allclose(engine.compile_graph(result.graph)(x), model(x), atol=1e-6,
+                              equal_nan=True)
+
+
+def test_an_example_that_does_not_fit_is_refused_in_one_line(capfd):
+    with pytest.raises(ImportRefused, match=r"failed on example inputs of shape \(2, 5\).*"
+                       r"mat1 and mat2.*give the shapes the model expects"):
+        import_module(nn.Linear(3, 2), torch.randn(2, 5))
+    assert "Traceback" not in capfd.readouterr().err

@@ -142,7 +142,7 @@ def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[s
     path = Path(folder) / STATE
     try:
         with open_regular(path) as f, warnings.catch_warnings():
-            _check_archive(f, path)
+            check_archive(f, path)
             f.seek(0)
             # A damaged file can make torch warn (deprecated storages): noise on the one line
             # the command line promises; the fields are checked below anyway.
@@ -155,7 +155,7 @@ def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[s
     except FileRefused as e:
         raise CheckpointError(f"{path}: {e}") from None
     except Exception as e:  # a truncated, foreign or hostile file: say so in one line
-        raise CheckpointError(f"{path}: cannot read it ({_torch_reason(e)})") from None
+        raise CheckpointError(f"{path}: cannot read it ({torch_reason(e)})") from None
     check_state(state, path)
     return state
 
@@ -179,22 +179,24 @@ def _missing(folder: Path, name: str) -> str:
     return f"{folder / name}: no such file; is {folder} a training run folder?"
 
 
-def _check_archive(f, path: Path) -> None:
-    """torch's zip format, every record stored as is: its size on disk is its size in memory."""
+def check_archive(f, path: Path) -> None:
+    """torch's zip format, every record stored as is (as torch.save writes it): its size on
+    disk is its size in memory, so a small file cannot inflate to gigabytes."""
     try:
         with zipfile.ZipFile(f) as archive:
             for info in archive.infolist():
                 if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
                     raise CheckpointError(
                         f"{path}: record {shown(info.filename)[:80]} is compressed "
-                        f"({info.compress_size:,} bytes that inflate to {info.file_size:,}); dprog "
-                        "writes checkpoints uncompressed, so this file was not written by dprog")
+                        f"({info.compress_size:,} bytes that inflate to {info.file_size:,}); torch.save "
+                        "and dprog write records uncompressed, so this file was not written "
+                        "by them")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: not a dprog checkpoint (not a torch zip archive: "
-                              f"{shown(e)[:120]})") from None
+        raise CheckpointError(f"{path}: not a file torch.save wrote (not a torch zip "
+                              f"archive: {shown(e)[:120]})") from None
 
 
-def _torch_reason(error: BaseException) -> str:
+def torch_reason(error: BaseException) -> str:
     """One line from torch's error, without its advice to load with weights_only=False (that
     would run whatever code the file holds) or to allow more globals."""
     text = str(error)
@@ -296,7 +298,7 @@ def restore(state: Mapping[str, Any], module: torch.nn.Module, optimizer: torch.
         raise
     except Exception as e:
         raise CheckpointError(f"the checkpoint does not fit this graph "
-                              f"({_torch_reason(e)})") from None
+                              f"({torch_reason(e)})") from None
     return state["step"], state["running"].detach().cpu().to(torch.float64)
 
 

@@ -46,7 +46,9 @@ weights called twice outside a shared user-defined module is refused.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import itertools
 import math
 import operator
@@ -126,8 +128,9 @@ class _Batch:
 
 
 BATCH_SIZE = _Batch()
-_INT_OPS = {operator.floordiv: operator.floordiv, operator.mul: operator.mul,
-            operator.add: operator.add, operator.sub: operator.sub}
+# Arithmetic on numbers read from shapes (`C // n_head`, `x.size(-1) ** -0.5`): a number
+_NUMBER_OPS = {op: op for op in (operator.floordiv, operator.mul, operator.add, operator.sub,
+                                 operator.truediv, operator.pow, operator.neg)}
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ def _expression_formula(node: fx.Node, args: list) -> Callable[[Callable], str] 
     key = ("method", node.target) if node.op == "call_method" else node.target
     template = _EXPRESSIONS.get(key) if not node.kwargs else None
     if template is not None:
-        return lambda operand: template.format(*(operand(a) for a in args))
+        # An operator's negative constant is bracketed: (-2.0) ** a, not -(2.0 ** a).
+        return lambda operand: template.format(*(
+            f"({text})" if text.startswith("-") else text for text in map(operand, args)))
     name = node.target if node.op == "call_method" else (
         node.target.__name__ if getattr(torch, getattr(node.target, "__name__", ""), None)
         is node.target else None)
@@ -286,7 +291,13 @@ class _Importer:
     def run(self) -> None:
         for node in self.gm.graph.nodes:
             before = len(self.nodes)
-            getattr(self, f"on_{node.op}")(node)
+            try:
+                getattr(self, f"on_{node.op}")(node)
+            except ImportRefused:
+                raise
+            except Exception as e:   # a form no rule foresaw: refused, never a traceback
+                raise self.refuse(node, f"could not be read ({type(e).__name__}: {e})",
+                                  "write it another way, or please report this model") from None
             for n in self.nodes[before:]:
                 self.owner[n.id] = _owners(node)
                 self.hint[n.id] = (node.op == "call_module", node.target if node.op == "call_module"
@@ -409,6 +420,8 @@ class _Importer:
             return type(args)(self.known(a) for a in args)
         if isinstance(args, dict):
             return {k: self.known(v) for k, v in args.items()}
+        if isinstance(args, slice):
+            return slice(self.known(args.start), self.known(args.stop), self.known(args.step))
         return self.values.get(args, args) if isinstance(args, fx.Node) else args
 
     def meta_shape(self, node: fx.Node) -> tuple[int, ...]:
@@ -436,8 +449,9 @@ class _Importer:
         if node.target is operator.getitem and isinstance(args[0], tuple):
             self.values[node] = args[0][args[1]]
             return True
-        if node.target in _INT_OPS and all(isinstance(a, int) for a in args):
-            self.values[node] = _INT_OPS[node.target](*args)
+        if node.target in _NUMBER_OPS and all(isinstance(a, int | float)
+                                              and not isinstance(a, bool) for a in args):
+            self.values[node] = _NUMBER_OPS[node.target](*args)
             return True
         return False
 
@@ -485,13 +499,30 @@ class _Importer:
     method_reshape = method_view
 
     def method_unsqueeze(self, node: fx.Node) -> None:
+        rank = len(self.meta_shape(node.args[0]))
+        dim = self.known(node.args[1] if len(node.args) > 1 else node.kwargs.get("dim"))
+        if not isinstance(dim, int) or dim % (rank + 1) == 0:
+            raise self.refuse(node, "adds a dim before the batch", "add dims after the batch")
         self.reshape_to_meta(node)
 
-    method_squeeze = method_unsqueeze
+    def method_squeeze(self, node: fx.Node) -> None:
+        # Which dims squeeze() drops depends on the sizes, the batch's included: only an
+        # explicit dim after the batch is the same reshape at every batch size.
+        rank = len(self.meta_shape(node.args[0]))
+        dim = self.known(node.args[1] if len(node.args) > 1 else node.kwargs.get("dim"))
+        if not isinstance(dim, int) or dim % rank == 0:
+            raise self.refuse(node, "squeezes without naming a dim after the batch",
+                              "name the dim: x.squeeze(1)")
+        self.reshape_to_meta(node)
 
     def method_transpose(self, node: fx.Node) -> None:
         rank = len(self.meta_shape(node.args[0]))
-        a, b = (d % rank for d in self.known(list(node.args[1:3])))
+        dims = self.known([*node.args[1:3], *(node.kwargs[k] for k in ("dim0", "dim1")
+                                               if k in node.kwargs)])
+        if len(dims) != 2 or not all(isinstance(d, int) for d in dims):
+            raise self.refuse(node, "swaps dims it does not name as ints",
+                              "write x.transpose(1, 2)")
+        a, b = (d % rank for d in dims)
         if 0 in (a, b):
             raise self.refuse(node, "swaps the batch dim", "keep the batch dim first")
         dims = list(range(1, rank))
@@ -525,8 +556,17 @@ class _Importer:
     def split(self, node: fx.Node) -> None:
         """`x.split(n, dim)` and torch.split(x, sizes, dim): a Split block, its pieces by item."""
         args = self.known(list(node.args))
-        x, size = args[0], args[1]
-        dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
+        kwargs = self.known(dict(node.kwargs))
+        x = args[0]
+        size = args[1] if len(args) > 1 else kwargs.get("split_size_or_sections",
+                                                        kwargs.get("split_size"))
+        dim = args[2] if len(args) > 2 else kwargs.get("dim", 0)
+        one = isinstance(size, int) and size > 0
+        several = isinstance(size, tuple | list) and all(isinstance(v, int) and v > 0
+                                                         for v in size)
+        if not (one or several) or not isinstance(dim, int):
+            raise self.refuse(node, "splits by sizes it does not give as ints",
+                              "write x.split(n, dim) or torch.split(x, [a, b], dim)")
         shape = self.meta_shape(x)
         dim %= len(shape)
         if dim == 0:
@@ -561,7 +601,7 @@ class _Importer:
         """An elementwise op no row takes as it is written - a constant operand (`x + 1`,
         `side > 0.0`), or a function only the Expression block has (`torch.cos`) - as an
         Expression block. False when it is not one (the row, or the refusal, follows)."""
-        args = list(node.args)
+        args = self.known(list(node.args))   # sizes read from shapes are numbers here
         if row is not None and all(isinstance(a, fx.Node) for a in args[: len(row.inputs)]):
             return False
         formula = _expression_formula(node, args)
@@ -668,7 +708,7 @@ class _Importer:
     def getitem(self, node: fx.Node) -> None:
         """`out, h = gru(x)` and `attn(q, k, v)[0]`: an item of a block's tuple; and
         `x[:, -1]`, `x[:, a:b]`: Select and Slice."""
-        value, index = node.args
+        value, index = node.args[0], self.known(node.args[1])
         if value in self.unusable:
             self.unusable[node] = self.unusable[value]
             return
@@ -990,6 +1030,10 @@ def _settings(node: fx.Node) -> tuple:
             return f"%{v.name}"
         if isinstance(v, tuple | list):
             return tuple(plain(x) for x in v)
+        if isinstance(v, slice):
+            return ("slice", plain(v.start), plain(v.stop), plain(v.step))
+        if isinstance(v, dict):
+            return tuple(sorted((k, plain(x)) for k, x in v.items()))
         return v
 
     return plain(node.args), tuple(sorted((k, plain(v)) for k, v in node.kwargs.items()
@@ -1009,9 +1053,19 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
     modes = {m: m.training for m in module.modules()}
     try:
         module.eval()
+        # The model first: an example that does not fit fails there, not inside ShapeProp
+        # (which prints a traceback before it raises); its stderr is kept off the terminal.
         with torch.no_grad():
-            ShapeProp(gm).propagate(*inputs)
             expected = module(*inputs)
+            with contextlib.redirect_stderr(io.StringIO()):
+                ShapeProp(gm).propagate(*inputs)
+    except Exception as e:   # the example does not fit the model: say so in one line
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        cause = e.__cause__ or e   # ShapeProp wraps the model's own error
+        first = next((ln for ln in str(cause).splitlines() if ln.strip()), "")
+        raise ImportRefused(f"forward() failed on example inputs of shape {shapes} "
+                            f"({type(cause).__name__}: {first[:200]}); give the shapes the "
+                            "model expects, batch first") from None
     finally:
         for m, mode in modes.items():
             m.training = mode
@@ -1112,7 +1166,8 @@ def _check(graph: Graph, analysis: Any, module: nn.Module, paths: dict[str, str]
     flat_e = expected if isinstance(expected, tuple | list) else (expected,)
     flat_g = got if isinstance(got, tuple | list) else (got,)
     if len(flat_e) != len(flat_g) or not all(
-            torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(flat_e, flat_g, strict=True)):
+            torch.allclose(a, b, atol=1e-5, rtol=1e-4, equal_nan=True)
+            for a, b in zip(flat_e, flat_g, strict=True)):
         raise ImportRefused("the imported graph computes different values from the model "
                             "in eval mode; please report this model")
     return Imported(graph, keys)
