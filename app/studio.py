@@ -182,7 +182,8 @@ class Studio:
                                   on_call=self.place_call)
         self.context = ContextMenu()
         self.dialogs = Dialogs(self.theme)
-        self.import_dialog = ImportModuleDialog(self.theme, self.dialogs, self._imported)
+        self.import_dialog = ImportModuleDialog(self.theme, self.dialogs, self._imported,
+                                                blocked=self._import_blocked)
         self.menu = MenuBar(state, self)
         self.test_state_path = test_state_path
         self.test_hook = TestHook(self, test_state_path) if test_state_path else None
@@ -1222,6 +1223,12 @@ class Studio:
         """File › Import PyTorch module…: the form (app/views/import_dialog.py); the graph it
         writes opens once imported."""
         self.import_dialog.show(self.state.file.parent if self.state.file else Path.cwd())
+
+    def _import_blocked(self) -> str | None:
+        if self.run.status in ACTIVE:
+            return ("Stop the training run first: building the model draws from torch's "
+                    "random numbers, which the run's same-seed-same-run promise relies on.")
+        return None
 
     def _imported(self, path: Path, report: str) -> None:
         def open_it() -> None:

@@ -922,3 +922,23 @@ def test_an_example_that_does_not_fit_is_refused_in_one_line(capfd):
                        r"mat1 and mat2.*give the shapes the model expects"):
         import_module(nn.Linear(3, 2), torch.randn(2, 5))
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_importing_again_runs_the_files_as_they_are_now(tmp_path):
+    """The studio imports in its own process: a sibling module the file imports is not kept
+    from one import to the next, and nothing is left on sys.path or in sys.modules."""
+    from engine.runtime.import_file import load_model
+
+    (tmp_path / "widths.py").write_text("WIDTH = 3\n", encoding="utf-8")
+    (tmp_path / "net_again.py").write_text(
+        "from torch import nn\nfrom widths import WIDTH\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(2, WIDTH)\n\n    def forward(self, x):\n"
+        "        return self.fc(x)\n", encoding="utf-8")
+    path_before, modules_before = list(sys.path), set(sys.modules)
+    assert load_model(tmp_path / "net_again.py", "Net", {}).fc.out_features == 3
+    (tmp_path / "widths.py").write_text("WIDTH = 5\n", encoding="utf-8")
+    assert load_model(tmp_path / "net_again.py", "Net", {}).fc.out_features == 5
+    assert sys.path == path_before
+    assert not {"widths", "net_again"} & (set(sys.modules) - modules_before)
+    assert not (tmp_path / "__pycache__").exists()   # nothing written into the user's folder

@@ -28,7 +28,7 @@ from .theme import Theme
 
 WARNING = ("Importing RUNS this Python file: it is your own code, imported and its class "
            "built, as `python` would. Import only files you trust. The graph it gives is data.")
-SHAPE_HINT = "1,3,32,32  (batch first; several inputs: 1,16; 1,16; token ids: long 1,16)"
+SHAPE_HINT = "2,3,32,32  (batch first; several inputs: 2,16; 2,16; token ids: long 2,16)"
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,11 @@ class ImportModuleDialog:
     """The form, its worker, and `step()` (per frame) that hands a finished import over."""
 
     def __init__(self, theme: Theme, dialogs: Dialogs,
-                 on_imported: Callable[[Path, str], None]) -> None:
+                 on_imported: Callable[[Path, str], None],
+                 blocked: Callable[[], str | None] = lambda: None) -> None:
+        """`blocked()` says why an import cannot start now (a training run is on), or None."""
         self.theme, self.dialogs, self.on_imported = theme, dialogs, on_imported
+        self.blocked = blocked
         self.window = self.file_dialog = 0
         self.fields: dict[str, int] = {}
         self.error = self.busy = self.import_button = 0
@@ -116,7 +119,7 @@ class ImportModuleDialog:
                 self.class_row = dpg.add_group(horizontal=True)
             f["args"] = dpg.add_input_text(label="Arguments (JSON)", width=430, default_value="{}")
             f["shapes"] = dpg.add_input_text(label="Input shape", width=430, hint=SHAPE_HINT,
-                                             default_value="1,3,32,32")
+                                             default_value="2,3,32,32")
             dpg.add_text(SHAPE_HINT, color=(150, 150, 160))
             f["graph"] = dpg.add_input_text(label="Graph file", width=430,
                                             hint="/path/to/graph.json")
@@ -147,7 +150,6 @@ class ImportModuleDialog:
         if self.running:
             self.dialogs.show(self.window)
             return
-        self._error("")
         if folder is not None and not dpg.get_value(self.fields["source"]):
             dpg.set_value(self.fields["source"], str(folder) + "/")
         center(self.window, 640, 420)
@@ -215,6 +217,10 @@ class ImportModuleDialog:
     def _import(self, *args: object) -> None:
         if self.running:
             return
+        why = self.blocked()
+        if why:
+            self._error(why)
+            return
         f = self.fields
         try:
             request = ImportRequest.parse(
@@ -256,6 +262,8 @@ class ImportModuleDialog:
         if isinstance(result, tuple):
             self.dialogs.hide(self.window)
             self.on_imported(*result)
-        else:
-            text = str(result) if result is not None else "the import ended without a result"
-            self._error(f"Not imported: {text}")
+            return
+        text = str(result) if result is not None else "the import ended without a result"
+        self._error(f"Not imported: {text}")
+        if not dpg.is_item_shown(self.window):   # closed (Esc) while it ran: show why
+            self.dialogs.show(self.window)

@@ -84,7 +84,7 @@ def boundary_rgba(probs: np.ndarray) -> np.ndarray:
 
 # A dataset's image options the Training tab shows when the dataset has them (digits):
 # key → (label, lowest, highest), the ranges of the dataset's own options
-IMAGE_OPTIONS = {"size": ("image size", 8, 224), "channels": ("channels", 1, 3)}
+IMAGE_OPTIONS = {"size": ("image size", 8, 64), "channels": ("channels", 1, 3)}
 
 
 class TrainingSettings:

@@ -602,7 +602,8 @@ def _load_digits(req: _Request) -> Dataset:
 
     bunch = load_digits()
     size, channels = req.opts["size"], req.opts["channels"]
-    x = bunch.data.reshape(-1, 1, 8, 8) / 16.0  # (N, 1, 8, 8), pixel values 0..16 -> [0, 1]
+    # (N, 1, 8, 8), pixel values 0..16 -> [0, 1]; float32 before resizing: 64×64×3 is 88 MB
+    x = (bunch.data.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
     if size != 8:   # bilinear, for models made for larger images (an imported ResNet)
         from scipy.ndimage import zoom
 
@@ -1205,7 +1206,7 @@ BUILTIN: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("digits", "Handwritten digits", "classification",
                 (Option("flatten", bool, False, "give (64,) vectors instead of (1, 8, 8) images"),
                  Option("size", int, 8, "image side in pixels: 8 as scanned, more resized "
-                        "bilinearly (32 for an imported ResNet)", minimum=8, maximum=224),
+                        "bilinearly (32 for an imported ResNet)", minimum=8, maximum=64),
                  Option("channels", int, 1, "3 repeats the grey image as RGB, for models made "
                         "for colour images", minimum=1, maximum=3),
                  *_COMMON),

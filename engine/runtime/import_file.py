@@ -69,8 +69,15 @@ def load_model(path: str | Path, class_name: str, args: dict | list) -> nn.Modul
     if spec is None or spec.loader is None or not path.is_file():
         raise ImportRefused(f"{shown(path)}: not a Python file")
     # As `python FILE.py` would: the file's folder first on sys.path, for its own imports.
+    # What it imports from there is forgotten afterwards, so that importing again in the
+    # same studio runs the files as they are then, not as they were.
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)
+    before = set(sys.modules)
+    # No __pycache__ left in the user's folder; and none written means none read back stale
+    # when a file changes within a second at the same size.
+    write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    importlib.invalidate_caches()
     try:
         module = importlib.util.module_from_spec(spec)
         sys.modules.setdefault(spec.name, module)
@@ -84,15 +91,22 @@ def load_model(path: str | Path, class_name: str, args: dict | list) -> nn.Modul
     except Exception as e:   # the user's code: report it in one line
         raise ImportRefused(f"{shown(path)}: running it failed: {type(e).__name__}: {e}") from None
     finally:
+        sys.dont_write_bytecode = write_bytecode
         sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            if name == spec.name or where.startswith(folder + os.sep):
+                del sys.modules[name]
 
 
 def example_inputs(shapes: list[tuple[int, ...]], dtypes: list[str]) -> tuple[torch.Tensor, ...]:
-    """One example tensor per forward() argument: random floats, or token ids 0/1."""
+    """One example tensor per forward() argument: random floats, or token ids 0/1, drawn
+    from a generator of their own (torch's global one is a training run's)."""
     import torch
 
-    torch.manual_seed(0)
-    return tuple(torch.randint(0, 2, s) if d == "long" else torch.randn(s)
+    generator = torch.Generator().manual_seed(0)
+    return tuple(torch.randint(0, 2, s, generator=generator) if d == "long"
+                 else torch.randn(s, generator=generator)
                  for s, d in zip(shapes, dtypes, strict=True))
 
 
@@ -148,5 +162,7 @@ def save_import(imported: Imported, model: nn.Module, graph_path: str | Path,
         target = graph_path
         save_graph(graph, graph_path)
     except OSError as e:   # named after the file asked for, not atomic_write's temporary one
+        if target == graph_path and weights_path is not None:   # no weights without a graph
+            Path(weights_path).unlink(missing_ok=True)
         raise OSError(e.errno, e.strerror or str(e), str(target)) from None
     return graph
