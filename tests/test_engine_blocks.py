@@ -73,6 +73,10 @@ def test_module_attributes_cover_nn_module():
     # Submodules are named so they never shadow an nn.Module attribute.
     public = {a for a in dir(nn.Module) if not a.startswith("_")}
     assert public <= MODULE_ATTRIBUTES
+    from engine.core.naming import MODULE_DICT_ATTRIBUTES
+
+    assert {n for n in dir(torch.nn.ModuleDict()) if not n.startswith("_")} \
+        <= MODULE_DICT_ATTRIBUTES
 
 
 def state_body():

@@ -439,6 +439,12 @@ def test_a_module_path_taken_twice_gets_an_attribute_of_its_own():
               name="clash")
     keys = [k for k in engine.compile_graph(g).state_dict() if k.endswith(".weight")]
     assert keys == ["seq.0.weight", "seq_0_2.weight", "seq_0_w.weight"]
+    # A key nn.ModuleDict itself refuses (one of its attributes) is never used as one.
+    clash = Graph((Node("x", "input", {"shape": (3,)}),
+                   Node("a", "linear", {"out_features": 2}, label="seq.keys"),
+                   Node("y", "output")), (Edge(("x", "y"), ("a", "x")), Edge(("a", "y"), ("y", "x"))),
+                  name="keys")
+    assert list(engine.compile_graph(clash).state_dict()) == ["seq_keys.weight", "seq_keys.bias"]
 
 
 def test_tied_weights_become_a_tie(imported):

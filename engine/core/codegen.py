@@ -45,7 +45,7 @@ from nodes.types import TensorType
 
 from .analysis import Analysis, GraphError, analyze, loop_iterations
 from .graph import PATH_SEP, Edge, Function, Graph, Node
-from .naming import Namer, call_name, class_name, literal, safe_text
+from .naming import MODULE_DICT_ATTRIBUTES, Namer, call_name, class_name, literal, safe_text
 
 INDENT = "    "
 _EMPTY: Mapping = {}
@@ -284,6 +284,8 @@ class NodeContext:
         if not is_module_path(label):
             return None
         head, *rest = label.split(".")
+        if any(part.startswith("_") or part in MODULE_DICT_ATTRIBUTES for part in rest):
+            return None   # a key nn.ModuleDict refuses (`training`, `keys`)
         held = self.scope.held
         attr = self.scope.containers.get(head)
         paths = [f"{attr}.{'.'.join(rest[:i])}" for i in range(1, len(rest) + 1)] if attr else []
