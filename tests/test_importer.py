@@ -948,3 +948,37 @@ def test_importing_again_runs_the_files_as_they_are_now(tmp_path):
     assert sys.path == path_before
     assert not {"widths", "net_again"} & (set(sys.modules) - modules_before)
     assert not (tmp_path / "__pycache__").exists()   # nothing written into the user's folder
+
+
+class _GlobalAveragePool(nn.Module):
+    """Global average pooling written as a mean over both spatial dims."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.fc(h.mean([2, 3])) + h.sum((-1, -2), keepdim=True).flatten(1)[:, :2]
+
+
+def test_a_reduction_over_several_dims_is_one_block_per_dim():
+    model = _GlobalAveragePool().eval()
+    x = torch.randn(2, 3, 8, 8)
+    result = import_module(model, x)
+    means = [n.params for n in result.graph.nodes if n.type == "mean"]
+    sums = [n.params for n in result.graph.nodes if n.type == "sum"]
+    assert means == [{"dim": 3}, {"dim": 2}]
+    assert sums == [{"dim": 3, "keepdim": True}, {"dim": 2, "keepdim": True}]
+    compiled = engine.compile_graph(result.graph).eval()
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-5)
+    with pytest.raises(ImportRefused, match="batch"):
+        import_module(_Over(), torch.randn(2, 3))
+
+
+class _Over(nn.Module):
+    def forward(self, x):
+        return x.sum([0, 1])

@@ -399,7 +399,7 @@ class _Importer:
         if node.target is torch.split:
             return self.split(node)
         row = _rows().get(node.target) if callable(node.target) else None
-        if not self.expression(node, row):
+        if not self.expression(node, row) and not self.reduce_dims(node, row):
             self.call(node, row, self.known(list(node.args)))
 
     def on_call_method(self, node: fx.Node) -> None:
@@ -409,7 +409,7 @@ class _Importer:
         if reshaper is not None:
             return reshaper(node)
         row = _rows().get(("method", node.target))
-        if not self.expression(node, row):
+        if not self.expression(node, row) and not self.reduce_dims(node, row):
             self.call(node, row, self.known(list(node.args)))
 
     # -- shapes: what `x.size()` gives, and the methods that reshape -----------------------------
@@ -596,6 +596,38 @@ class _Importer:
         self.add(node, "positions", {"dim": dims[0],
                                      "dtype": "float" if dtype == torch.float else "long"},
                  {"x": device.tensor})
+
+    def reduce_dims(self, node: fx.Node, row: Recognise | None) -> bool:
+        """`x.mean([2, 3])` (global average pooling as a mean), for a block that reduces one
+        dim (a row reading its `dim` one int at a time): one block per dim, the last dim
+        first, so that the others keep their index. False when it is not that."""
+        dim_param = next((p for p in row.params if p[0] == "dim" and p[2] == "int"), None) \
+            if row is not None else None
+        args, kwargs = self.known(list(node.args)), self.known(dict(node.kwargs))
+        dims = args[1] if len(args) > 1 else kwargs.get("dim")
+        if dim_param is None or not isinstance(dims, tuple | list) or len(dims) < 2 \
+                or not all(isinstance(d, int) for d in dims):
+            return False
+        keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+        rank = len(self.meta_shape(args[0]))
+        dims = sorted({d % rank for d in dims}, reverse=True)
+        if 0 in dims or set(kwargs) - {"dim", "keepdim"} or len(args) > 3:
+            raise self.refuse(node, "reduces over the batch dim, or with options its block "
+                              "does not take", "reduce over dims after the batch")
+        spec = lookup(row.block)
+        source: tuple[str, str] | None = None
+        for d in dims:   # the last dim first: the earlier ones keep their index
+            nid = self.fresh(node.name)
+            params = {"dim": d, "keepdim": bool(keepdim)}
+            self.nodes.append(Node(nid, row.block, {k: v for k, v in params.items()
+                                                    if v != spec.param(k).default}))
+            if source is None:
+                self.wire(node, args[0], nid, spec.inputs[0].name)
+            else:
+                self.edges.append(Edge(source, (nid, spec.inputs[0].name)))
+            source = (nid, spec.outputs[0].name)
+        self.src[node] = source
+        return True
 
     def expression(self, node: fx.Node, row: Recognise | None) -> bool:
         """An elementwise op no row takes as it is written - a constant operand (`x + 1`,
