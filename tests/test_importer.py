@@ -152,16 +152,28 @@ class NanoMLP(nn.Module):
         return x
 
 
-class NanoBlock(nn.Module):
-    """nanoGPT's Block, with nn.LayerNorm (nanoGPT's own LayerNorm calls F.layer_norm with
-    its parameters, which no block takes yet)."""
+class LayerNorm(nn.Module):
+    """ LayerNorm but with an optional bias. PyTorch doesn't support simply bias=False """
+    # nanoGPT's own, verbatim
 
-    def __init__(self, n_embd=16, n_head=2):
+    def __init__(self, ndim, bias):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(n_embd, n_head)
-        self.ln_2 = nn.LayerNorm(n_embd)
-        self.mlp = NanoMLP(n_embd)
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, input):
+        return F.layer_norm(input, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class NanoBlock(nn.Module):
+    """nanoGPT's Block, with its own LayerNorm class."""
+
+    def __init__(self, n_embd=16, n_head=2, bias=True):
+        super().__init__()
+        self.ln_1 = LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, bias=bias)
+        self.ln_2 = LayerNorm(n_embd, bias=bias)
+        self.mlp = NanoMLP(n_embd, bias=bias)
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -174,7 +186,7 @@ class NanoGPT(nn.Module):
         super().__init__()
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(vocab, n_embd), wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList([NanoBlock(n_embd) for _ in range(2)]), ln_f=nn.LayerNorm(n_embd)))
+            h=nn.ModuleList([NanoBlock(n_embd) for _ in range(2)]), ln_f=LayerNorm(n_embd, True)))
         self.lm_head = nn.Linear(n_embd, vocab, bias=False)
         self.transformer.wte.weight = self.lm_head.weight   # nanoGPT ties them this way round
 
@@ -354,6 +366,26 @@ def test_nanogpt_keeps_its_keys_its_tie_and_its_attention_ops(imported):
     assert "positions" in [n.type for n in g.nodes]
     ties = {n.id: dict(n.ties) for n in g.nodes if n.ties}
     assert ties == {"lm_head": {"weight": ("transformer_wte", "weight")}}
+
+
+def test_nanogpts_own_layer_norm_keeps_its_keys_with_or_without_bias():
+    """F.layer_norm with the module's own parameters: a LayerNorm block without affine,
+    times the Parameter block `weight` (plus `bias`), keys unchanged."""
+    for bias in (True, False):
+        torch.manual_seed(0)
+        model = _trained_like(NanoBlock(bias=bias))
+        x = torch.randn(2, 5, 16)
+        result = import_module(model, x)
+        assert result.same_keys, [k for k, v in result.keys.items() if k != v]
+        g = result.graph
+        ln = g.functions[g.node("ln_1").params["function"]].body
+        assert sorted(n.type for n in ln.nodes) == sorted(
+            ["body_input", "parameter", "layer_norm", "mul", "body_output"]
+            + ["parameter", "add"] * bias)
+        compiled = engine.compile_graph(g).eval()
+        compiled.load_state_dict(model.state_dict(), strict=True)
+        with torch.no_grad():
+            assert torch.allclose(compiled(x), model(x), atol=1e-5)
 
 
 def test_elementwise_ops_and_constants_become_expressions():

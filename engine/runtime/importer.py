@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
@@ -300,8 +301,10 @@ class _Importer:
                                   "write it another way, or please report this model") from None
             for n in self.nodes[before:]:
                 self.owner[n.id] = _owners(node)
-                self.hint[n.id] = (node.op == "call_module", node.target if node.op == "call_module"
-                                   else node.name)
+                # a module or a parameter keeps its path's name in its scope (`conv1`, a
+                # LayerNorm class's `weight`); an op, its fx name (`add`)
+                held = node.op in ("call_module", "get_attr")
+                self.hint[n.id] = (held, node.target if held else node.name)
 
     def on_placeholder(self, node: fx.Node) -> None:
         meta = node.meta.get("tensor_meta")
@@ -398,6 +401,8 @@ class _Importer:
             return self.arange(node)
         if node.target is torch.split:
             return self.split(node)
+        if node.target is F.layer_norm:
+            return self.layer_norm(node)
         row = _rows().get(node.target) if callable(node.target) else None
         if not self.expression(node, row) and not self.reduce_dims(node, row):
             self.call(node, row, self.known(list(node.args)))
@@ -438,13 +443,18 @@ class _Importer:
             return False
         if node.op == "call_method" and node.target == "size" and isinstance(args[0], fx.Node) \
                 and args[0] in self.src:
-            size = (BATCH_SIZE, *self.meta_shape(args[0])[1:])
+            size = self.meta_shape(args[0]) if args[0].op == "get_attr" else (
+                BATCH_SIZE, *self.meta_shape(args[0])[1:])
             self.values[node] = size[args[1]] if len(args) > 1 else size
             return True
         if node.target is getattr and isinstance(args[0], fx.Node) and args[0] in self.src \
                 and args[1] in ("shape", "device"):
-            self.values[node] = ((BATCH_SIZE, *self.meta_shape(args[0])[1:])
-                                 if args[1] == "shape" else _Device(args[0]))
+            if args[1] == "device":
+                self.values[node] = _Device(args[0])
+            elif args[0].op == "get_attr":   # a parameter's shape has no batch dim
+                self.values[node] = self.meta_shape(args[0])
+            else:
+                self.values[node] = (BATCH_SIZE, *self.meta_shape(args[0])[1:])
             return True
         if node.target is operator.getitem and isinstance(args[0], tuple):
             self.values[node] = args[0][args[1]]
@@ -576,6 +586,30 @@ class _Importer:
             if isinstance(size, int) else list(size)
         nid = self.add(node, "split", {"sections": tuple(sections), "dim": dim}, {"x": x})
         self.tuples[node] = (nid, tuple(f"y{i}" for i in range(len(sections))))
+
+    def layer_norm(self, node: fx.Node) -> None:
+        """F.layer_norm(x, shape, weight, bias, eps), as nanoGPT's own LayerNorm class calls
+        it with its parameters: a LayerNorm block without its own affine, then Mul and Add
+        blocks applying the weight and bias, whose Parameter blocks keep their keys."""
+        names = ("input", "normalized_shape", "weight", "bias", "eps")
+        bound = dict(zip(names, self.known(list(node.args)), strict=False))
+        bound.update(self.known(dict(node.kwargs)))
+        shape, eps = bound.get("normalized_shape"), bound.get("eps", 1e-5)
+        if not isinstance(shape, tuple | list) or not shape or eps != 1e-5:
+            raise self.refuse(node, f"normalizes over {shape!r} with eps={eps!r}; the LayerNorm "
+                              "block normalizes over the last dims with eps=1e-05",
+                              "use eps=1e-5, or leave this part in PyTorch")
+        self.add(node, "layer_norm", {"dims": len(shape), "affine": False},
+                 {"x": bound["input"]})
+        # × weight, + bias: the blocks its export's `y * weight + bias` imports back as
+        for key, block in (("weight", "mul"), ("bias", "add")):
+            if bound.get(key) is not None:
+                before = self.src[node]
+                nid = self.fresh(f"{node.name}_{key}")
+                self.nodes.append(Node(nid, block))
+                self.edges.append(Edge(before, (nid, "a")))
+                self.wire(node, bound[key], nid, "b")
+                self.src[node] = (nid, "y")
 
     def arange(self, node: fx.Node) -> None:
         """torch.arange(n, device=x.device) with n one of x's sizes: a Positions block."""
