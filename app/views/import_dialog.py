@@ -15,7 +15,6 @@ The work itself is engine.runtime.import_file's, shared with `dprog import`.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +22,13 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from .dialogs import Dialogs, center
-from .theme import Theme
+from engine.core.naming import snake_case
 
-WARNING = ("Importing RUNS this Python file: it is your own code, imported and its class "
-           "built, as `python` would. Import only files you trust. The graph it gives is data.")
+from .dialogs import Dialogs, center
+from .theme import ERROR, TEXT_DIM, WARNING, Theme
+
+RUNS_CODE = ("Importing RUNS this Python file: it is your own code, imported and its class "
+             "built, as `python` would. Import only files you trust. The graph it gives is data.")
 SHAPE_HINT = "2,3,32,32  (batch first; several inputs: 2,16; 2,16; token ids: long 2,16)"
 
 
@@ -104,7 +105,7 @@ class ImportModuleDialog:
     def build(self) -> None:
         with dpg.window(label="Import PyTorch module", modal=True, show=False, no_resize=True,
                         no_saved_settings=True, width=640, autosize=True) as self.window:
-            dpg.add_text(WARNING, wrap=610, color=(230, 190, 90))
+            dpg.add_text(RUNS_CODE, wrap=610, color=WARNING)
             dpg.add_spacer(height=4)
             f = self.fields
             with dpg.group(horizontal=True):
@@ -115,12 +116,12 @@ class ImportModuleDialog:
             f["class"] = dpg.add_input_text(label="Class", width=430, hint="the nn.Module class",
                                             callback=self._class_picked)
             with dpg.group(horizontal=True):
-                dpg.add_text("In the file:", color=(150, 150, 160))
+                dpg.add_text("In the file:", color=TEXT_DIM)
                 self.class_row = dpg.add_group(horizontal=True)
             f["args"] = dpg.add_input_text(label="Arguments (JSON)", width=430, default_value="{}")
             f["shapes"] = dpg.add_input_text(label="Input shape", width=430, hint=SHAPE_HINT,
                                              default_value="2,3,32,32")
-            dpg.add_text(SHAPE_HINT, color=(150, 150, 160))
+            dpg.add_text(SHAPE_HINT, color=TEXT_DIM)
             f["graph"] = dpg.add_input_text(label="Graph file", width=430,
                                             hint="/path/to/graph.json")
             f["weights"] = dpg.add_checkbox(
@@ -134,7 +135,7 @@ class ImportModuleDialog:
                 cancel = dpg.add_button(label="Cancel", width=100, callback=self._cancel)
                 self.busy = dpg.add_text("importing: running the file, tracing and checking…",
                                          show=False)
-            self.error = dpg.add_text("", color=(224, 80, 80), wrap=610, show=False)
+            self.error = dpg.add_text("", color=ERROR, wrap=610, show=False)
         with dpg.file_dialog(show=False, modal=True, width=720, height=440,
                              directory_selector=False, callback=self._file_chosen
                              ) as self.file_dialog:
@@ -187,8 +188,7 @@ class ImportModuleDialog:
         source = Path(dpg.get_value(self.fields["source"]).strip()).expanduser()
         name = dpg.get_value(self.fields["class"])
         if name:
-            snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-            dpg.set_value(self.fields["graph"], str(source.with_name(f"{snake}.json")))
+            dpg.set_value(self.fields["graph"], str(source.with_name(f"{snake_case(name)}.json")))
 
     def _browse(self) -> None:
         current = dpg.get_value(self.fields["source"]).strip()

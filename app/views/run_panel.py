@@ -82,9 +82,9 @@ def boundary_rgba(probs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgba, dtype=np.float32).ravel()
 
 
-# A dataset's image options the Training tab shows when the dataset has them (digits):
-# key → (label, lowest, highest), the ranges of the dataset's own options
-IMAGE_OPTIONS = {"size": ("image size", 8, 64), "channels": ("channels", 1, 3)}
+# A dataset's image options the Training tab shows, with their labels, when the dataset has
+# them (digits); their ranges are the dataset's own
+IMAGE_OPTIONS = {"size": "image size", "channels": "channels"}
 
 
 class TrainingSettings:
@@ -115,10 +115,12 @@ class TrainingSettings:
                 with dpg.table_row() as self.noise_row:
                     dpg.add_text("noise")
                     self.widgets["noise"] = self._float("noise", "%.3g")
-                for key, (label, lo, hi) in IMAGE_OPTIONS.items():   # digits' only, for now
+                for key, label in IMAGE_OPTIONS.items():
+                    option = next(o for info in BUILTIN.values() if (o := info.option(key)))
                     with dpg.table_row() as self.option_rows[key]:
                         dpg.add_text(label)
-                        self.widgets[key] = self._int(key, lo, hi)
+                        self.widgets[key] = self._int(key, int(option.minimum),
+                                                      int(option.maximum))
                 with dpg.table_row():
                     dpg.add_text("loss")
                     self.widgets["loss"] = dpg.add_combo(list(LOSSES), width=-1,

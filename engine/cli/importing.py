@@ -62,10 +62,8 @@ def cmd_import(argv: Sequence[str]) -> int:
     except ImportRefused as e:
         return fail(f"{args.source}: not imported: {e}", EXIT_INVALID)
     try:
-        graph = save_import(imported, model, args.output, args.weights)
+        written = Written(save_import(imported, model, args.output, args.weights), imported)
     except OSError as e:
         return fail(f"cannot write {shown(e.filename)} ({e.strerror})")
-    blocks = sum(1 for node in graph.nodes if node.type not in ("input", "output"))
-    print(Written(graph, imported, blocks).describe(cls_name, args.output, args.weights),
-          file=sys.stderr)
+    print(written.describe(cls_name, args.output, args.weights), file=sys.stderr)
     return EXIT_OK

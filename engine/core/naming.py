@@ -67,6 +67,11 @@ def _base_name(text: str, fallback: str) -> str:
     return base
 
 
+def snake_case(name: str) -> str:
+    """`ResNet18` → `res_net18`: a class's name as a graph or function name."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().strip("_")
+
+
 def class_name(text: str, taken: set[str]) -> str:
     """A CamelCase class name from `text`, not in `taken` (which it joins)."""
     words = re.findall(r"[A-Za-z0-9]+", str(text))

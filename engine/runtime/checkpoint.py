@@ -137,27 +137,37 @@ def save_run(folder: str | Path, graph: Graph, config: TrainingConfig,
 
 def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """state.pt of `folder`, read safely and checked field by field; CheckpointError otherwise."""
-    import torch
 
     path = Path(folder) / STATE
     try:
-        with open_regular(path) as f, warnings.catch_warnings():
-            check_archive(f, path)
-            f.seek(0)
-            # A damaged file can make torch warn (deprecated storages): noise on the one line
-            # the command line promises; the fields are checked below anyway.
-            warnings.simplefilter("ignore")
-            state = torch.load(f, map_location=device, weights_only=True)
-    except CheckpointError:
-        raise
+        state = read_torch_file(path, device)
     except FileNotFoundError:
         raise CheckpointError(_missing(Path(folder), STATE)) from None
+    check_state(state, path)
+    return state
+
+
+def read_torch_file(path: Path, device: Any = "cpu") -> Any:
+    """What torch.save wrote at `path`, read safely: a regular file, a zip whose records
+    inflate to no more than their size, tensors and plain values only (weights_only, so no
+    code from the file runs). FileNotFoundError when it is missing; CheckpointError, in one
+    line, for anything else wrong with it."""
+    import torch
+
+    try:
+        with open_regular(path) as f, warnings.catch_warnings():
+            _check_archive(f, path)
+            f.seek(0)
+            # A damaged file can make torch warn (deprecated storages): noise on the one line
+            # the command line promises; the caller checks what it holds anyway.
+            warnings.simplefilter("ignore")
+            return torch.load(f, map_location=device, weights_only=True)
+    except (CheckpointError, FileNotFoundError):
+        raise
     except FileRefused as e:
         raise CheckpointError(f"{path}: {e}") from None
     except Exception as e:  # a truncated, foreign or hostile file: say so in one line
-        raise CheckpointError(f"{path}: cannot read it ({torch_reason(e)})") from None
-    check_state(state, path)
-    return state
+        raise CheckpointError(f"{path}: cannot read it ({_torch_reason(e)})") from None
 
 
 def check_run_folder(folder: str | Path) -> None:
@@ -179,7 +189,7 @@ def _missing(folder: Path, name: str) -> str:
     return f"{folder / name}: no such file; is {folder} a training run folder?"
 
 
-def check_archive(f, path: Path) -> None:
+def _check_archive(f, path: Path) -> None:
     """torch's zip format, every record stored as is (as torch.save writes it): its size on
     disk is its size in memory, so a small file cannot inflate to gigabytes."""
     try:
@@ -196,7 +206,7 @@ def check_archive(f, path: Path) -> None:
                               f"archive: {shown(e)[:120]})") from None
 
 
-def torch_reason(error: BaseException) -> str:
+def _torch_reason(error: BaseException) -> str:
     """One line from torch's error, without its advice to load with weights_only=False (that
     would run whatever code the file holds) or to allow more globals."""
     text = str(error)
@@ -298,7 +308,7 @@ def restore(state: Mapping[str, Any], module: torch.nn.Module, optimizer: torch.
         raise
     except Exception as e:
         raise CheckpointError(f"the checkpoint does not fit this graph "
-                              f"({torch_reason(e)})") from None
+                              f"({_torch_reason(e)})") from None
     return state["step"], state["running"].detach().cpu().to(torch.float64)
 
 

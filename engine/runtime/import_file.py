@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import io
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -112,9 +111,13 @@ def example_inputs(shapes: list[tuple[int, ...]], dtypes: list[str]) -> tuple[to
 
 @dataclass(frozen=True)
 class Written:
-    graph: Graph
+    graph: Graph      # as written: with training.weights when the weights were
     imported: Imported
-    blocks: int   # blocks of the main graph, inputs and outputs left out
+
+    @property
+    def blocks(self) -> int:
+        """Blocks of the main graph, its inputs and outputs left out."""
+        return sum(1 for node in self.graph.nodes if node.type not in ("input", "output"))
 
     def describe(self, class_name: str, graph_path: str | Path,
                  weights_path: str | Path | None) -> str:
@@ -134,9 +137,7 @@ def import_file(path: str | Path, class_name: str, args: dict | list,
 
     model = load_model(path, class_name, args)
     imported = import_module(model, example_inputs(shapes, dtypes), name=class_name)
-    graph = save_import(imported, model, graph_path, weights_path)
-    blocks = sum(1 for node in graph.nodes if node.type not in ("input", "output"))
-    return Written(graph, imported, blocks)
+    return Written(save_import(imported, model, graph_path, weights_path), imported)
 
 
 def save_import(imported: Imported, model: nn.Module, graph_path: str | Path,
@@ -144,7 +145,7 @@ def save_import(imported: Imported, model: nn.Module, graph_path: str | Path,
     """Write the graph; with `weights_path`, first the model's weights under the graph's
     keys, named (relative to the graph) in its training.weights, so a run starts from them.
     The graph never names weights that were not written. Returns the graph as written."""
-    import torch
+    from .checkpoint import tensor_bytes
 
     graph = imported.graph
     target = weights_path
@@ -152,9 +153,7 @@ def save_import(imported: Imported, model: nn.Module, graph_path: str | Path,
         if weights_path is not None:
             state = {k: v.detach().cpu()
                      for k, v in imported.state_dict(model.state_dict()).items()}
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            atomic_write(weights_path, buffer.getvalue())
+            atomic_write(weights_path, tensor_bytes(state))
             relative = os.path.relpath(os.path.abspath(weights_path),
                                        os.path.dirname(os.path.abspath(graph_path)))
             graph = replace(graph, training={**graph.training,

@@ -54,7 +54,7 @@ import math
 import operator
 import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ from nodes.recognise import EXPRESSIONS, RECOGNISE, Recognise
 
 from ..core.analysis import analyze
 from ..core.graph import ID_PATTERN, Edge, Function, Graph, Node
+from ..core.naming import snake_case
 
 
 class ImportRefused(Exception):
@@ -119,6 +120,18 @@ def _rows() -> dict[Any, Recognise]:
                 rows[key] = row
         _ROWS = rows
     return _ROWS
+
+
+def _fresh_id(text: str, taken: set[str]) -> str:
+    """A node id from `text` (a module path, an fx name), legal and not in `taken` (which it
+    joins): `features.0` → `features_0`, `0` → `m_0`."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+    base = ("m_" + base if not (base[0].isalpha() or base[0] == "_") else base)[:56]
+    name, i = base, 2
+    while name in taken or not ID_PATTERN.fullmatch(name):
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
 
 
 class _Batch:
@@ -275,16 +288,7 @@ class _Importer:
         self.buffers: dict[fx.Node, torch.Tensor] = {}   # tensors read with get_attr
 
     def fresh(self, text: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
-        if not base[0].isalpha() and base[0] != "_":
-            base = f"m_{base}"
-        base = base[:56]
-        name, i = base, 2
-        while name in self.ids or not ID_PATTERN.fullmatch(name):
-            name = f"{base}_{i}"
-            i += 1
-        self.ids.add(name)
-        return name
+        return _fresh_id(text, self.ids)
 
     def refuse(self, node: fx.Node, why: str, todo: str) -> ImportRefused:
         return ImportRefused(f"{_op_name(node, self.root)}{_where(node)}: {why}; {todo}")
@@ -325,10 +329,9 @@ class _Importer:
                 and name in module._non_persistent_buffers_set and tensor.is_floating_point()
                 and tensor.numel() and bool((tensor == tensor.flatten()[0]).all())):
             # A buffer filled with one value, kept out of the state_dict: a Constant block.
-            nid = self.fresh(node.target)
-            self.nodes.append(Node(nid, "constant", {"shape": tuple(tensor.shape),
-                                                     "value": float(tensor.flatten()[0])}))
-            self.src[node] = (nid, "y")
+            self.add(node, "constant", {"shape": tuple(tensor.shape),
+                                        "value": float(tensor.flatten()[0])}, {},
+                     name=node.target)
             return
         if not isinstance(tensor, nn.Parameter):
             # Refused where it is used, unless a block holds it (an attention's causal mask).
@@ -470,13 +473,20 @@ class _Importer:
             raise self.refuse(node, "works on a value dprog cannot wire", "apply it to a tensor")
         self.src[node] = self.src[value]
 
-    def add(self, node: fx.Node, block: str, params: dict, inputs: dict[str, Any]) -> str:
+    def add(self, node: fx.Node, block: str, params: dict, inputs: dict[str, Any],
+            name: str | None = None) -> str:
+        """A block for `node` (one of several, in a chain: the last one added gives its
+        value), its params as given but the defaults, each input port wired from an fx
+        value or from a (node id, port) output already made. Returns its id."""
         spec = lookup(block)
-        nid = self.fresh(node.name)
+        nid = self.fresh(name or node.name)
         self.nodes.append(Node(nid, block, {k: v for k, v in params.items()
                                             if spec.param(k) is None or v != spec.param(k).default}))
         for port, value in inputs.items():
-            self.wire(node, value, nid, port)
+            if isinstance(value, tuple):
+                self.edges.append(Edge(value, (nid, port)))
+            else:
+                self.wire(node, value, nid, port)
         self.src[node] = (nid, spec.outputs[0].name if spec.outputs else "y")
         return nid
 
@@ -532,33 +542,34 @@ class _Importer:
         if len(dims) != 2 or not all(isinstance(d, int) for d in dims):
             raise self.refuse(node, "swaps dims it does not name as ints",
                               "write x.transpose(1, 2)")
+        order = list(range(rank))
         a, b = (d % rank for d in dims)
-        if 0 in (a, b):
-            raise self.refuse(node, "swaps the batch dim", "keep the batch dim first")
-        dims = list(range(1, rank))
-        dims[a - 1], dims[b - 1] = dims[b - 1], dims[a - 1]
-        self.add(node, "permute", {"dims": tuple(dims)}, {"x": node.args[0]})
+        order[a], order[b] = order[b], order[a]
+        self.permute_to(node, order, "swaps the batch dim")
 
     def method_permute(self, node: fx.Node) -> None:
         rank = len(self.meta_shape(node.args[0]))
         dims = self.known(list(node.args[1:]))
         if len(dims) == 1 and isinstance(dims[0], tuple | list):
             dims = list(dims[0])
-        dims = [d % rank for d in dims]
-        if dims[:1] != [0]:
-            raise self.refuse(node, "moves the batch dim", "keep the batch dim first")
-        self.add(node, "permute", {"dims": tuple(dims[1:])}, {"x": node.args[0]})
+        self.permute_to(node, [d % rank for d in dims])
 
     def method_movedim(self, node: fx.Node) -> None:
         rank = len(self.meta_shape(node.args[0]))
         source, destination = self.known(list(node.args[1:3]))
         if not isinstance(source, int) or not isinstance(destination, int):
             raise self.refuse(node, "moves several dims", "move one dim at a time")
-        dims = list(range(rank))
-        dims.insert(destination % rank, dims.pop(source % rank))
-        if dims[0] != 0:
-            raise self.refuse(node, "moves the batch dim", "keep the batch dim first")
-        self.add(node, "permute", {"dims": tuple(dims[1:])}, {"x": node.args[0]})
+        order = list(range(rank))
+        order.insert(destination % rank, order.pop(source % rank))
+        self.permute_to(node, order)
+
+    def permute_to(self, node: fx.Node, order: list[int],
+                   why: str = "moves the batch dim") -> None:
+        """A reordering of all the dims (the batch's included) that keeps the batch first:
+        a Permute block over the others."""
+        if order[:1] != [0]:
+            raise self.refuse(node, why, "keep the batch dim first")
+        self.add(node, "permute", {"dims": tuple(order[1:])}, {"x": node.args[0]})
 
     def method_split(self, node: fx.Node) -> None:
         self.split(node)
@@ -604,12 +615,8 @@ class _Importer:
         # × weight, + bias: the blocks its export's `y * weight + bias` imports back as
         for key, block in (("weight", "mul"), ("bias", "add")):
             if bound.get(key) is not None:
-                before = self.src[node]
-                nid = self.fresh(f"{node.name}_{key}")
-                self.nodes.append(Node(nid, block))
-                self.edges.append(Edge(before, (nid, "a")))
-                self.wire(node, bound[key], nid, "b")
-                self.src[node] = (nid, "y")
+                self.add(node, block, {}, {"a": self.src[node], "b": bound[key]},
+                         name=f"{node.name}_{key}")
 
     def arange(self, node: fx.Node) -> None:
         """torch.arange(n, device=x.device) with n one of x's sizes: a Positions block."""
@@ -648,19 +655,10 @@ class _Importer:
         if 0 in dims or set(kwargs) - {"dim", "keepdim"} or len(args) > 3:
             raise self.refuse(node, "reduces over the batch dim, or with options its block "
                               "does not take", "reduce over dims after the batch")
-        spec = lookup(row.block)
-        source: tuple[str, str] | None = None
+        port, value = lookup(row.block).inputs[0].name, args[0]
         for d in dims:   # the last dim first: the earlier ones keep their index
-            nid = self.fresh(node.name)
-            params = {"dim": d, "keepdim": bool(keepdim)}
-            self.nodes.append(Node(nid, row.block, {k: v for k, v in params.items()
-                                                    if v != spec.param(k).default}))
-            if source is None:
-                self.wire(node, args[0], nid, spec.inputs[0].name)
-            else:
-                self.edges.append(Edge(source, (nid, spec.inputs[0].name)))
-            source = (nid, spec.outputs[0].name)
-        self.src[node] = source
+            self.add(node, row.block, {"dim": d, "keepdim": bool(keepdim)}, {port: value})
+            value = self.src[node]
         return True
 
     def expression(self, node: fx.Node, row: Recognise | None) -> bool:
@@ -684,11 +682,8 @@ class _Importer:
             text = formula(operand)
         except (TypeError, ValueError):   # an operand that is neither a tensor nor a number
             return False
-        nid = self.fresh(node.name)
-        self.nodes.append(Node(nid, "expression", {"expr": text, "inputs": len(names)}))
-        for value, name in names.items():
-            self.wire(node, value, nid, name)
-        self.src[node] = (nid, "y")
+        self.add(node, "expression", {"expr": text, "inputs": len(names)},
+                 {name: value for value, name in names.items()})
         return True
 
     def call(self, node: fx.Node, row: Recognise | None, args: list, sub: nn.Module | None = None,
@@ -807,12 +802,7 @@ class _Importer:
             raise self.refuse(node, f"indexing with {index!r} has no block (Select and Slice "
                               "take one int or one range along one dim after the batch)",
                               "index one dim at a time")
-        nid = self.fresh(node.name)
-        spec = lookup(block)
-        self.nodes.append(Node(nid, block, {k: v for k, v in values.items()
-                                            if v != spec.param(k).default}))
-        self.wire(node, value, nid, "x")
-        self.src[node] = (nid, "y")
+        self.add(node, block, values, {"x": value})
 
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -847,13 +837,7 @@ class _Scope:
     sites: dict[str, str] = field(default_factory=dict)       # flat id → its path in here
 
     def fresh(self, text: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
-        base = ("m_" + base if not (base[0].isalpha() or base[0] == "_") else base)[:56]
-        name, i = base, 2
-        while name in self.ids:
-            name, i = f"{base}_{i}", i + 1
-        self.ids.add(name)
-        return name
+        return _fresh_id(text, self.ids)
 
     def rel(self, module_path: str) -> str:
         return module_path[len(self.path) + 1:] if self.path else module_path
@@ -1038,7 +1022,19 @@ def _layout(nodes: list[Node], edges: list[Edge]) -> list[Node]:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().strip("_") or "model"
+    return snake_case(name) or "model"
+
+
+@contextlib.contextmanager
+def _modes_kept(module: nn.Module) -> Iterator[None]:
+    """Put `module` in training or eval mode inside; every submodule's own mode is back
+    afterwards (a user's model may hold some in eval on purpose)."""
+    modes = {m: m.training for m in module.modules()}
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
 
 
 def _trace(module: nn.Module) -> fx.GraphModule:
@@ -1062,15 +1058,9 @@ def _trace_in_both_modes(module: nn.Module) -> fx.GraphModule:
     forward that branches on `self.training` would otherwise be imported in one mode only
     (a VAE's sampling dropped, say), which is worse than a refusal. Blocks that switch by
     themselves (Dropout, BatchNorm) trace alike in both modes."""
-    modes = {m: m.training for m in module.modules()}
-    try:
-        module.train()
-        trained = _trace(module)
-        module.eval()
-        evaluated = _trace(module)
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
+    with _modes_kept(module):
+        trained = _trace(module.train())
+        evaluated = _trace(module.eval())
     for a, b in itertools.zip_longest(trained.graph.nodes, evaluated.graph.nodes):
         if a is None or b is None or (a.op, a.target) != (b.op, b.target):
             raise ImportRefused(
@@ -1116,13 +1106,11 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
     be imported faithfully."""
     inputs = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
     gm = _trace_in_both_modes(module)
-    modes = {m: m.training for m in module.modules()}
     try:
-        module.eval()
         # The model first: an example that does not fit fails there, not inside ShapeProp
         # (which prints a traceback before it raises); its stderr is kept off the terminal.
-        with torch.no_grad():
-            expected = module(*inputs)
+        with _modes_kept(module), torch.no_grad():
+            expected = module.eval()(*inputs)
             with contextlib.redirect_stderr(io.StringIO()):
                 ShapeProp(gm).propagate(*inputs)
     except Exception as e:   # the example does not fit the model: say so in one line
@@ -1132,9 +1120,6 @@ def import_module(module: nn.Module, example_inputs: Any, name: str | None = Non
         raise ImportRefused(f"forward() failed on example inputs of shape {shapes} "
                             f"({type(cause).__name__}: {first[:200]}); give the shapes the "
                             "model expects, batch first") from None
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
     imp = _Importer(module, gm)
     imp.run()
     ties = _ties(imp.nodes, module, imp.paths)

@@ -60,7 +60,6 @@ import random
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -95,7 +94,7 @@ from ..core.events import (
     StepMetrics,
     Stopped,
 )
-from ..core.files import FileRefused, open_regular, shown
+from ..core.files import shown
 from ..core.graph import PATH_SEP, Graph, source_node
 from ..core.limits import with_limits
 from ..data.datasets import (
@@ -106,15 +105,7 @@ from ..data.datasets import (
     token_id_max,
 )
 from ..data.fit import graph_inputs, input_feeds
-from .checkpoint import (
-    CheckpointError,
-    RunFiles,
-    check_archive,
-    load_state,
-    restore,
-    save_run,
-    torch_reason,
-)
+from .checkpoint import CheckpointError, RunFiles, load_state, read_torch_file, restore, save_run
 from .compiler import compile_class, node_for_exception, tapped_forward
 from .gradflow import GradFlowProbe, node_parameters
 from .profile import BlockProfiler
@@ -274,18 +265,12 @@ def start_from_weights(module: nn.Module, path: str, device: torch.device) -> st
     Raises TrainingError when the file cannot be read or none of it fits."""
     where = f"training.weights {shown(path)}"
     try:
-        with open_regular(path) as f, warnings.catch_warnings():
-            check_archive(f, Path(path))
-            f.seek(0)
-            warnings.simplefilter("ignore")   # a damaged file's deprecation noise
-            state = torch.load(f, map_location=device, weights_only=True)   # no code from files
+        state = read_torch_file(Path(path), device)
     except FileNotFoundError:
         raise TrainingError("config", f"{where}: no such file; write one with `dprog import "
                             "--weights`, or delete the setting") from None
-    except (CheckpointError, FileRefused) as e:   # not a regular file, or not torch's format
+    except CheckpointError as e:   # not a regular file, not torch's format, or pickled code
         raise TrainingError("config", f"training.weights: {e}") from None
-    except Exception as e:   # a truncated, foreign or hostile file: one line
-        raise TrainingError("config", f"{where}: cannot read it ({torch_reason(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise TrainingError("config", f"{where}: not a state_dict (a dict of tensors)")
